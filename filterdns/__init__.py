@@ -1,0 +1,5 @@
+"""filterdns: a DNS-level parental filtering proxy."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The links of the resolver chain; `app.build_chain` orders them."""
