@@ -63,4 +63,8 @@ class UpstreamError(FilterDnsError):
 
 
 class ServerError(FilterDnsError):
-    """A listener could not be started."""
+    """A listener could not be started; `unavailable` when the address is not on this machine."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        self.unavailable = unavailable
+        super().__init__(message)

@@ -107,15 +107,13 @@ def name_to_text(wire: bytes) -> str:
         if all(ch in _PRINTABLE for ch in raw):
             labels.append(raw.decode("ascii"))
         else:
-            labels.append(
-                "".join(chr(ch) if ch in _PRINTABLE else f"\\{ch:03d}" for ch in raw)
-            )
+            labels.append("".join(chr(ch) if ch in _PRINTABLE else f"\\{ch:03d}" for ch in raw))
         pos += 1 + length
     return ".".join(labels) if labels else "."
 
 
 def text_to_wire(name: str) -> bytes:
-    """Wire form of a text name ("example.com" or "example.com." -> b"\\x07example\\x03com\\x00")."""
+    """Wire form of a text name: "example.com" -> b"\\x07example\\x03com\\x00"."""
     name = name.rstrip(".")
     out = bytearray()
     if name:
@@ -190,7 +188,9 @@ def parse_query(data: bytes) -> Query:
     qtype, qclass = TYPE_CLASS.unpack_from(data, qend)
     qname_wire = data[12:qend]
     key = qname_wire.lower() + data[qend : qend + 4]
-    edns, udp_size, dnssec_ok, version = _read_opt(data, qend + 4, ancount + nscount, arcount, msg_id)
+    edns, udp_size, dnssec_ok, version = _read_opt(
+        data, qend + 4, ancount + nscount, arcount, msg_id
+    )
     return Query(
         msg_id,
         flags,
@@ -236,7 +236,9 @@ def _read_opt(
     return found, size, dnssec_ok, version
 
 
-def make_query(qname_wire: bytes, qtype: int, qclass: int, msg_id: int, *, rd: bool = True) -> bytes:
+def make_query(
+    qname_wire: bytes, qtype: int, qclass: int, msg_id: int, *, rd: bool = True
+) -> bytes:
     """A query for upstreams: one question and an OPT record advertising 1232 bytes."""
     flags = RD if rd else 0
     return (
@@ -249,7 +251,11 @@ def make_query(qname_wire: bytes, qtype: int, qclass: int, msg_id: int, *, rd: b
 
 def opt_record(udp_size: int, ext_rcode: int = 0, options: bytes = b"") -> bytes:
     """An OPT pseudo-record (RFC 6891) with the given payload size, extended rcode and options."""
-    return b"\x00" + RR_FIXED.pack(TYPE_OPT, udp_size, (ext_rcode & 0xFF) << 24, len(options)) + options
+    return (
+        b"\x00"
+        + RR_FIXED.pack(TYPE_OPT, udp_size, (ext_rcode & 0xFF) << 24, len(options))
+        + options
+    )
 
 
 def edns_option(code: int, payload: bytes) -> bytes:

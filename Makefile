@@ -1,0 +1,34 @@
+# Every target bootstraps its own virtualenv from pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck unit clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: serve on the embedded defaults (127.0.0.1:5353 and [::1]:5353 when not root), or CONFIG=file
+run: $(STAMP)
+	$(BIN)/filterdns serve $(if $(CONFIG),-c $(CONFIG))
+
+## test: lint, strict types and the whole test suite
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check filterdns tests
+	$(BIN)/ruff format --check filterdns tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

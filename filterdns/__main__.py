@@ -1,0 +1,9 @@
+"""`python -m filterdns` runs the command line."""
+
+from __future__ import annotations
+
+import sys
+
+from filterdns.cli import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""The first links: who may use the resolver (ACL) and what the proxy answers itself.
+
+The ACL sits at the top of the chain so that nobody outside `server.allow_clients` ever reaches
+the policy, the cache or an upstream: filterdns is never an open resolver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from filterdns import wire
+from filterdns.model import Kind, Request, Response, error_answer, minimal_any
+from filterdns.resolvers.base import Link, Resolver
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_MAX_REMEMBERED = 65536
+
+
+class AccessResolver(Link):
+    """REFUSED for clients outside `allow_clients`; remembers each address's verdict."""
+
+    def __init__(self, next_resolver: Resolver, allow_clients: Sequence[IPNetwork]) -> None:
+        super().__init__(next_resolver)
+        self.networks = tuple(allow_clients)
+        self._verdicts: dict[str, bool] = {}
+        self.refused = 0
+
+    def allows(self, ip: str) -> bool:
+        """Whether `ip` lies in one of the allowed networks (IPv4-mapped IPv6 counts as IPv4)."""
+        verdict = self._verdicts.get(ip)
+        if verdict is None:
+            verdict = self._check(ip)
+            if len(self._verdicts) >= _MAX_REMEMBERED:
+                self._verdicts.clear()
+            self._verdicts[ip] = verdict
+        return verdict
+
+    def _check(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    async def resolve(self, request: Request) -> Response:
+        """Refuse strangers; pass everyone else on."""
+        if not self.allows(request.client_ip):
+            self.refused += 1
+            return Response(
+                Kind.REFUSED,
+                error_answer(request.query, wire.REFUSED),
+                reason=f"client {request.client_ip} is not in server.allow_clients",
+            )
+        return await self.next.resolve(request)
+
+
+class LocalAnswerResolver(Link):
+    """Questions the proxy answers itself: other opcodes, EDNS versions above 0, ANY (RFC 8482)."""
+
+    async def resolve(self, request: Request) -> Response:
+        """Answer NOTIMP, BADVERS or a minimal ANY where due; pass the rest on."""
+        query = request.query
+        opcode = (query.flags >> 11) & 0xF
+        if opcode != 0:
+            return Response(
+                Kind.LOCAL,
+                error_answer(query, wire.NOTIMP),
+                reason=f"opcode {opcode} is not implemented",
+            )
+        if query.edns and query.edns_version != 0:
+            return Response(
+                Kind.LOCAL,
+                error_answer(query, wire.NOERROR),
+                reason=f"EDNS version {query.edns_version} is not supported (BADVERS)",
+                ext_rcode=wire.BADVERS >> 4,
+            )
+        if query.qtype == wire.TYPE_ANY:
+            return minimal_any(query)
+        return await self.next.resolve(request)

@@ -1,0 +1,268 @@
+"""UDP and TCP listeners: the only code that touches client sockets.
+
+UDP sockets are read with `loop.add_reader` + `recvfrom` rather than a datagram protocol: on stock
+asyncio that is about four times cheaper per packet (see ARCHITECTURE.md). TCP uses asyncio
+streams with RFC 1035 2-byte framing, several queries in flight per connection (RFC 7766
+pipelining, answers in completion order), an idle timeout and a cap on open connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+import struct
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from filterdns import wire
+from filterdns.config import ListenAddress, ServerConfig
+from filterdns.errors import ServerError, WireError
+from filterdns.model import Request, Response, servfail
+from filterdns.resolvers.base import Resolver
+
+log = logging.getLogger(__name__)
+
+_READ_BATCH = 64  # datagrams read per wake-up before yielding to the loop
+_MAX_PIPELINE = 32  # queries in flight on one TCP connection before we stop reading it
+_BIND_ATTEMPTS = 20
+_FRAME = struct.Struct("!H")
+
+_Send = Callable[[bytes], None]
+_Answering = Coroutine[Any, Any, None]
+
+
+class DnsServer:
+    """Serves the resolver chain over UDP and TCP on every configured address."""
+
+    def __init__(self, chain: Resolver, config: ServerConfig) -> None:
+        self.chain = chain
+        self.config = config
+        self.bound: list[ListenAddress] = []
+        self._udp: list[socket.socket] = []
+        self._tcp: list[asyncio.Server] = []
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.stats = {"queries": 0, "formerr": 0, "dropped": 0, "errors": 0, "tcp_refused": 0}
+
+    async def start(self, *, skip_unavailable: bool = False) -> list[ListenAddress]:
+        """Bind every listen address (UDP and TCP on the same port); return what was bound.
+
+        With `skip_unavailable` (the embedded defaults), an address this machine does not have,
+        such as ::1 with IPv6 disabled, is skipped with a warning as long as one other binds.
+        """
+        try:
+            for address in self.config.listen:
+                try:
+                    udp, tcp = _bind_pair(address)
+                except ServerError as exc:
+                    if not (skip_unavailable and exc.unavailable):
+                        raise
+                    log.warning("%s; skipped", exc)
+                    continue
+                await self._serve(udp, tcp)
+                host, port = udp.getsockname()[:2]
+                self.bound.append(ListenAddress(host, port))
+            if not self.bound:
+                raise ServerError("no listen address could be bound")
+        except BaseException:
+            await self.stop(0)
+            raise
+        return self.bound
+
+    async def _serve(self, udp: socket.socket, tcp: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        self._udp.append(udp)
+        loop.add_reader(udp.fileno(), self._on_readable, udp)
+        server = await asyncio.start_server(self._serve_tcp, sock=tcp)
+        self._tcp.append(server)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight queries finish (at most `grace` seconds), close all."""
+        self._stopping = True
+        grace = self.config.shutdown_grace if grace is None else grace
+        loop = asyncio.get_running_loop()
+        for sock in self._udp:
+            loop.remove_reader(sock.fileno())
+        for server in self._tcp:
+            server.close()
+        if self._inflight and grace > 0:
+            _done, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+            if pending:
+                log.warning(
+                    "%d queries still unanswered after %.1f s; dropping", len(pending), grace
+                )
+        for task in list(self._inflight):
+            task.cancel()
+        for writer in list(self._writers):
+            writer.close()
+        for sock in self._udp:
+            sock.close()
+        self._udp.clear()
+        for server in self._tcp:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+        self._tcp.clear()
+
+    # -- UDP -------------------------------------------------------------------------------
+
+    def _on_readable(self, sock: socket.socket) -> None:
+        for _ in range(_READ_BATCH):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP port unreachable surfacing as ECONNREFUSED
+                log.debug("UDP receive error: %s", exc)
+                return
+            self._on_datagram(sock, data, addr)
+
+    def _on_datagram(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
+        request = self._request(data, addr, "udp", lambda out: _send_udp(sock, out, addr))
+        if request is not None:
+            self._spawn(self._answer(request, lambda out: _send_udp(sock, out, addr)))
+
+    # -- TCP -------------------------------------------------------------------------------
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._writers) >= self.config.max_tcp_connections or self._stopping:
+            self.stats["tcp_refused"] += 1
+            writer.close()
+            return
+        self._writers.add(writer)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            await self._read_frames(reader, writer, peer, pending)
+        finally:
+            if pending:
+                await asyncio.wait(pending, timeout=self.config.shutdown_grace)
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _read_frames(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: tuple[str, int],
+        pending: set[asyncio.Task[None]],
+    ) -> None:
+        idle = self.config.tcp_idle_timeout
+
+        def send(out: bytes) -> None:
+            if not writer.is_closing():
+                writer.write(_FRAME.pack(len(out)) + out)
+
+        while not self._stopping:
+            try:
+                (length,) = _FRAME.unpack(await asyncio.wait_for(reader.readexactly(2), idle))
+                data = await asyncio.wait_for(reader.readexactly(length), idle)
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+                return
+            request = self._request(data, peer, "tcp", send)
+            if request is None:
+                continue
+            task = self._spawn(self._answer(request, send))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            if len(pending) >= _MAX_PIPELINE:
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+
+    # -- both ------------------------------------------------------------------------------
+
+    def _request(
+        self, data: bytes, addr: tuple[str, int], protocol: str, send: _Send
+    ) -> Request | None:
+        """Parse a query; answer FORMERR or drop it when malformed (None is returned then)."""
+        self.stats["queries"] += 1
+        try:
+            query = wire.parse_query(data)
+        except WireError as exc:
+            if exc.msg_id is None:
+                self.stats["dropped"] += 1
+                log.debug("dropped packet from %s: %s", addr[0], exc)
+            else:
+                self.stats["formerr"] += 1
+                flags = _FRAME.unpack_from(data, 2)[0]
+                send(wire.header_only(exc.msg_id, flags, wire.FORMERR))
+            return None
+        return Request(query, addr[0], addr[1], protocol, asyncio.get_running_loop().time())
+
+    def _spawn(self, coro: _Answering) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return task
+
+    async def _answer(self, request: Request, send: _Send) -> None:
+        try:
+            response = await self.chain.resolve(request)
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("resolving %s failed", request.query.qname)
+            response = servfail(request.query, "internal error")
+        send(_pack(response, request))
+
+
+def _pack(response: Response, request: Request) -> bytes:
+    return wire.finish(
+        response.answer,
+        request.query,
+        limit=request.limit,
+        ttl_cap=response.ttl_cap,
+        ext_rcode=response.ext_rcode,
+        options=response.edns_options,
+    )
+
+
+def _send_udp(sock: socket.socket, out: bytes, addr: tuple[str, int]) -> None:
+    try:
+        sock.sendto(out, addr)
+    except OSError as exc:  # full send buffer, unreachable client, socket closed at shutdown
+        log.debug("UDP send to %s failed: %s", addr[0], exc)
+
+
+def _bind_pair(address: ListenAddress) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket bound to the same address and port (port 0: one free for both)."""
+    for _ in range(_BIND_ATTEMPTS):
+        udp = _socket(address.host, socket.SOCK_DGRAM)
+        try:
+            udp.bind((address.host, address.port))
+            port = udp.getsockname()[1]
+            tcp = _socket(address.host, socket.SOCK_STREAM)
+            try:
+                tcp.bind((address.host, port))
+                tcp.listen(128)
+            except OSError:
+                tcp.close()
+                raise
+        except OSError as exc:
+            udp.close()
+            if exc.errno == errno.EADDRINUSE and address.port == 0:
+                continue  # the free UDP port was taken for TCP: try another one
+            unavailable = exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+            message = f"cannot listen on {address}: {exc.strerror or exc}"
+            raise ServerError(message, unavailable=unavailable) from exc
+        return udp, tcp
+    raise ServerError(f"cannot find a port free for both UDP and TCP on {address.host}")
+
+
+def _socket(host: str, kind: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    sock.setblocking(False)
+    if family == socket.AF_INET6:  # let "0.0.0.0:53" and "[::]:53" both be bound
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    if kind == socket.SOCK_STREAM:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
+
+
+def addresses_text(bound: Iterable[ListenAddress]) -> str:
+    """'127.0.0.1:5353, [::1]:5353' for the start-up line."""
+    return ", ".join(str(address) for address in bound)

@@ -1,0 +1,67 @@
+"""The real command: `filterdns serve` in its own process, stopped by a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import pytest
+
+from tests.fakes.upstream import FakeUpstream
+from tests.integration.harness import addresses, config_for
+
+LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+
+async def _start_serve(config: Path) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "filterdns", "serve", "-c", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    seen: list[str] = []
+    while True:
+        line = (await asyncio.wait_for(process.stderr.readline(), timeout=20)).decode()
+        assert line, f"filterdns exited before listening: {seen}"
+        seen.append(line)
+        match = LISTENING.search(line)
+        if match:
+            return process, int(match.group(1)), seen
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+async def test_serve_answers_then_exits_cleanly_on_signal(tmp_path: Path, sig: int) -> None:
+    async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as upstream:
+        upstream.delay = 0.5
+        config = tmp_path / "config.yaml"
+        config.write_text(config_for(upstream.address))
+        process, port, _ = await _start_serve(config)
+        query = dns.message.make_query("example.com", "A")
+        in_flight = asyncio.create_task(dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=5))
+        await upstream.wait_for_calls(1)  # the query is in flight inside the proxy
+        process.send_signal(sig)
+        reply = await in_flight  # finished, not dropped
+        code = await asyncio.wait_for(process.wait(), timeout=15)
+        assert process.stderr is not None
+        rest = (await process.stderr.read()).decode()
+    assert addresses(reply) == ["93.184.216.34"]
+    assert code == 0, rest
+    assert "Traceback" not in rest
+
+
+async def test_serve_with_a_broken_config_exits_1_naming_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("server:\n  listen: [127.0.0.1:0]\nupstreams:\n  strategy: fastes\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "filterdns", "serve", "-c", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 1
+    assert "upstreams.strategy" in err.decode()
+    assert "line 4" in err.decode()

@@ -1,0 +1,184 @@
+"""The hand-written wire format: what a client sees of parsing, TTL patching and truncation."""
+
+from __future__ import annotations
+
+import struct
+
+import dnslib
+import pytest
+from dnslib import EDNS0, QTYPE, RR, DNSRecord
+
+from filterdns import wire
+from filterdns.errors import WireError
+
+
+def _query(name: str = "example.com", qtype: str = "A", *, edns: int | None = None) -> bytes:
+    record = DNSRecord.question(name, qtype)
+    if edns is not None:
+        record.add_ar(EDNS0(udp_len=edns))
+    return bytes(record.pack())
+
+
+def _reply(query: bytes, zone: str, *, auth: str = "", rcode: int = 0, edns: bool = True) -> bytes:
+    record = DNSRecord.parse(query).reply()
+    record.header.rcode = rcode
+    for rr in RR.fromZone(zone) if zone else []:
+        record.add_answer(rr)
+    for rr in RR.fromZone(auth) if auth else []:
+        record.add_auth(rr)
+    if edns:
+        record.add_ar(EDNS0(udp_len=1232))
+    return bytes(record.pack())
+
+
+def _client_view(data: bytes) -> DNSRecord:
+    return DNSRecord.parse(data)
+
+
+@pytest.mark.parametrize(
+    ("packet", "expected"),
+    [
+        pytest.param(_query("Example.COM"), ("example.com", 1, False, 512), id="plain"),
+        pytest.param(_query("example.com", "AAAA", edns=4096), ("example.com", 28, True, 4096),
+                     id="edns-4096"),
+        pytest.param(_query("example.com", edns=100), ("example.com", 1, True, 512),
+                     id="edns-below-512-raised"),
+        pytest.param(_query("."), (".", 1, False, 512), id="root"),
+    ],
+)  # fmt: skip
+def test_parse_query_reads_name_type_and_edns(packet: bytes, expected: tuple[object, ...]) -> None:
+    sut = wire.parse_query(packet)
+    assert (sut.qname, sut.qtype, sut.edns, sut.udp_size) == expected
+
+
+def test_key_ignores_case_but_the_client_spelling_is_kept() -> None:
+    mixed = wire.parse_query(_query("ExAmPle.com"))
+    lower = wire.parse_query(_query("example.com"))
+    assert mixed.key == lower.key
+    assert mixed.qname_wire == b"\x07ExAmPle\x03com\x00"
+
+
+def test_hostile_label_with_a_dot_cannot_pass_for_two_labels() -> None:
+    packet = bytearray(_query("ab.example.com"))
+    packet[13 + 1] = ord(".")  # "a.": one label holding a dot
+    assert wire.parse_query(bytes(packet)).qname == "a\\046.example.com"
+
+
+def _header(qdcount: int = 1, flags: int = 0, arcount: int = 0) -> bytes:
+    return struct.pack("!6H", 0x1234, flags, qdcount, 0, 0, arcount)
+
+
+@pytest.mark.parametrize(
+    ("packet", "msg_id"),
+    [
+        pytest.param(b"\x12\x34\x01", None, id="shorter-than-header-dropped"),
+        pytest.param(_header(flags=wire.QR) + b"\x00\x00\x01\x00\x01", None, id="response-dropped"),
+        pytest.param(_header(qdcount=0), 0x1234, id="no-question"),
+        pytest.param(_header(qdcount=2) + b"\x00\x00\x01\x00\x01" * 2, 0x1234, id="two-questions"),
+        pytest.param(_header() + b"\x07example", 0x1234, id="name-runs-off-end"),
+        pytest.param(_header() + b"\xc0\x0c\x00\x01\x00\x01", 0x1234, id="pointer-in-question"),
+        pytest.param(_header() + b"\x3f" + b"a" * 63 + b"\x00\x00\x01", 0x1234, id="no-class"),
+        pytest.param(_header() + (b"\x3f" + b"a" * 63) * 5 + b"\x00\x00\x01\x00\x01", 0x1234,
+                     id="name-over-255"),
+        pytest.param(_header(arcount=1) + b"\x00\x00\x01\x00\x01\x00\x00\x29", 0x1234,
+                     id="truncated-opt"),
+        pytest.param(_header(arcount=2) + b"\x00\x00\x01\x00\x01"
+                     + (b"\x00\x00\x29\x04\x00\x00\x00\x00\x00\x00\x00") * 2, 0x1234,
+                     id="two-opt-records"),
+    ],
+)  # fmt: skip
+def test_malformed_queries_are_dropped_or_get_formerr(packet: bytes, msg_id: int | None) -> None:
+    with pytest.raises(WireError) as caught:
+        wire.parse_query(packet)
+    assert caught.value.msg_id == msg_id
+
+
+def test_analyse_strips_opt_and_finds_every_ttl() -> None:
+    query = _query("example.com")
+    sut = wire.analyse(
+        _reply(query, "example.com. 300 A 1.2.3.4\nexample.com. 100 A 5.6.7.8")
+    )
+    assert sut.ttls == (300, 100)
+    assert sut.cache_ttl == 100
+    assert _client_view(sut.wire).ar == []
+
+
+@pytest.mark.parametrize(
+    ("zone", "auth", "rcode", "cache_ttl"),
+    [
+        pytest.param("", "example.com. 900 SOA ns. host. 1 2 3 4 60", 3, 60, id="nxdomain-soa-min"),
+        pytest.param("", "example.com. 30 SOA ns. host. 1 2 3 4 60", 0, 30, id="nodata-soa-ttl"),
+        pytest.param("", "", 3, None, id="nxdomain-without-soa"),
+        pytest.param("", "", 2, None, id="servfail"),
+    ],
+)  # fmt: skip
+def test_negative_answers_cache_for_the_rfc2308_ttl(
+    zone: str, auth: str, rcode: int, cache_ttl: int | None
+) -> None:
+    sut = wire.analyse(_reply(_query(), zone, auth=auth, rcode=rcode))
+    assert (sut.rcode, sut.cache_ttl) == (rcode, cache_ttl)
+
+
+def test_finish_echoes_id_and_spelling_and_caps_ttls() -> None:
+    stored = wire.analyse(_reply(_query("example.com"), "example.com. 300 A 1.2.3.4"))
+    query = wire.parse_query(_query("EXAMPLE.com"))
+    sut = _client_view(wire.finish(stored, query, limit=512, ttl_cap=10))
+    assert sut.header.id == query.msg_id
+    assert str(sut.q.qname) == "EXAMPLE.com."
+    assert sut.rr[0].ttl == 10
+    assert (sut.header.qr, sut.header.ra, sut.header.aa) == (1, 1, 0)
+    assert sut.ar == []  # no EDNS from the client: no OPT back
+
+
+def test_finish_adds_opt_when_the_client_sent_edns() -> None:
+    stored = wire.analyse(_reply(_query(), "example.com. 300 A 1.2.3.4"))
+    query = wire.parse_query(_query(edns=1232))
+    sut = _client_view(wire.finish(stored, query, limit=1232))
+    assert [rr.rtype for rr in sut.ar] == [QTYPE.OPT]
+
+
+def test_finish_truncates_to_the_client_limit_with_tc() -> None:
+    zone = "\n".join(f"example.com. 300 A 10.0.{i // 250}.{i % 250}" for i in range(60))
+    stored = wire.analyse(_reply(_query(), zone))
+    query = wire.parse_query(_query())
+    out = wire.finish(stored, query, limit=512)
+    sut = _client_view(out)
+    assert len(out) <= 512
+    assert sut.header.tc == 1
+    assert sut.rr == []
+    assert str(sut.q.qname) == "example.com."
+    full = _client_view(wire.finish(stored, query, limit=65535))
+    assert (full.header.tc, len(full.rr)) == (0, 60)
+
+
+def test_with_ttls_patches_every_record() -> None:
+    stored = wire.analyse(_reply(_query(), "example.com. 300 A 1.2.3.4\nexample.com. 200 A 1.2.3.5"))
+    sut = _client_view(stored.with_ttls((30, 30)).wire)
+    assert [rr.ttl for rr in sut.rr] == [30, 30]
+
+
+def test_make_query_is_a_valid_edns_query() -> None:
+    sut = DNSRecord.parse(wire.make_query(wire.text_to_wire("Example.com"), 28, 1, 4242))
+    assert (sut.header.id, str(sut.q.qname), sut.q.qtype, sut.header.rd) == (
+        4242, "example.com.", QTYPE.AAAA, 1,
+    )  # fmt: skip
+    assert sut.ar[0].rclass == wire.EDNS_SIZE
+
+
+@pytest.mark.parametrize(
+    "name", ["a" * 64 + ".com", ("a" * 60 + ".") * 5 + "com", "a..com"], ids=["label", "name", "empty"]
+)
+def test_text_to_wire_rejects_invalid_names(name: str) -> None:
+    with pytest.raises(WireError):
+        wire.text_to_wire(name)
+
+
+def test_question_of_rejects_compressed_question() -> None:
+    reply = bytearray(_reply(_query(), "example.com. 300 A 1.2.3.4"))
+    assert wire.question_of(bytes(reply)) == wire.parse_query(_query()).key
+    with pytest.raises(WireError):
+        wire.question_of(bytes(reply[:4]) + b"\x00\x02" + bytes(reply[6:]))
+
+
+def test_dnslib_is_only_a_test_oracle_here() -> None:
+    assert dnslib.__name__ == "dnslib"
