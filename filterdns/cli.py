@@ -39,22 +39,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-c",
-        "--config",
-        help="configuration file (default: /etc/filterdns/config.yaml if it exists, "
-        "else ./config.yaml, else the embedded defaults)",
-    )
-    parser = argparse.ArgumentParser(
-        prog="filterdns", description="DNS-level parental filtering proxy", parents=[common]
-    )
+    def add_config(parser: argparse.ArgumentParser, default: object) -> None:
+        parser.add_argument(
+            "-c",
+            "--config",
+            default=default,
+            help="configuration file (default: /etc/filterdns/config.yaml if it exists, "
+            "else ./config.yaml, else the embedded defaults)",
+        )
+
+    parser = argparse.ArgumentParser(prog="filterdns", description="DNS parental filtering proxy")
+    add_config(parser, None)
     parser.add_argument("--version", action="version", version=f"filterdns {__version__}")
     sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", parents=[common], help="run the proxy")
+    serve = sub.add_parser("serve", help="run the proxy")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
-    check = sub.add_parser("check", parents=[common], help="validate the configuration")
+    check = sub.add_parser("check", help="validate the configuration")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    for command in (serve, check):
+        # SUPPRESS: a -c given before the command is not overwritten by the command's default
+        add_config(command, argparse.SUPPRESS)
     return parser
 
 

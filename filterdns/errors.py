@@ -3,7 +3,7 @@
     FilterDnsError                 base of everything we raise on purpose
     ├── ConfigError                a configuration file is invalid; carries every Problem found
     ├── WireError                  a DNS message could not be parsed (carries the id when readable)
-    ├── UpstreamError              an exchange with an upstream server failed (timeout, refused, garbage)
+    ├── UpstreamError              an exchange with an upstream failed (timeout, refused, garbage)
     └── ServerError                a listener could not be started (address in use, permission)
 
 Low-level errors (OSError, asyncio.TimeoutError, ssl.SSLError, yaml errors, dnslib errors) are

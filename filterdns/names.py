@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def normalize_name(name: str) -> str:
-    """Lower-case a text domain name and strip one trailing dot ("Example.COM." -> "example.com")."""
+    """Lower-case a text name and strip one trailing dot: "Example.COM." -> "example.com"."""
     name = name.strip().lower()
     if name.endswith(".") and name != ".":
         name = name[:-1]

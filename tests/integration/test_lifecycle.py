@@ -42,7 +42,9 @@ async def test_serve_answers_then_exits_cleanly_on_signal(tmp_path: Path, sig: i
         config.write_text(config_for(upstream.address))
         process, port, _ = await _start_serve(config)
         query = dns.message.make_query("example.com", "A")
-        in_flight = asyncio.create_task(dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=5))
+        in_flight = asyncio.create_task(
+            dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=5)
+        )
         await upstream.wait_for_calls(1)  # the query is in flight inside the proxy
         process.send_signal(sig)
         reply = await in_flight  # finished, not dropped

@@ -141,7 +141,9 @@ async def test_garbage_gets_formerr_or_is_dropped_and_the_server_keeps_answering
     upstream: FakeUpstream,
 ) -> None:
     async with running_proxy(config_for(upstream.address)) as proxy:
-        formerr = await _raw_udp(proxy.port, b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07exa")
+        formerr = await _raw_udp(
+            proxy.port, b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07exa"
+        )
         dropped = await _raw_udp(proxy.port, b"\x01\x02\x03", timeout=0.3)
         reply = await proxy.query("example.com")
     assert formerr is not None

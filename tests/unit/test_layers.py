@@ -32,7 +32,9 @@ THIRD_PARTY = {
 
 
 def _modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)
+    return sorted(
+        p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE
+    )
 
 
 def _top(path: Path) -> str:
@@ -62,4 +64,6 @@ def test_module_imports_only_from_its_layer_or_above(path: Path) -> None:
         if parts[0] == "filterdns" and len(parts) > 1 and parts[1] in LAYERS:
             assert LAYERS[parts[1]] <= LAYERS[me], f"{me} (layer {LAYERS[me]}) imports {name}"
         if parts[0] in THIRD_PARTY:
-            assert me in THIRD_PARTY[parts[0]], f"{parts[0]} may be imported only in {THIRD_PARTY[parts[0]]}"
+            assert me in THIRD_PARTY[parts[0]], (
+                f"{parts[0]} may be imported only in {THIRD_PARTY[parts[0]]}"
+            )

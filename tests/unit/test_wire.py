@@ -95,9 +95,7 @@ def test_malformed_queries_are_dropped_or_get_formerr(packet: bytes, msg_id: int
 
 def test_analyse_strips_opt_and_finds_every_ttl() -> None:
     query = _query("example.com")
-    sut = wire.analyse(
-        _reply(query, "example.com. 300 A 1.2.3.4\nexample.com. 100 A 5.6.7.8")
-    )
+    sut = wire.analyse(_reply(query, "example.com. 300 A 1.2.3.4\nexample.com. 100 A 5.6.7.8"))
     assert sut.ttls == (300, 100)
     assert sut.cache_ttl == 100
     assert _client_view(sut.wire).ar == []
@@ -152,7 +150,9 @@ def test_finish_truncates_to_the_client_limit_with_tc() -> None:
 
 
 def test_with_ttls_patches_every_record() -> None:
-    stored = wire.analyse(_reply(_query(), "example.com. 300 A 1.2.3.4\nexample.com. 200 A 1.2.3.5"))
+    stored = wire.analyse(
+        _reply(_query(), "example.com. 300 A 1.2.3.4\nexample.com. 200 A 1.2.3.5")
+    )
     sut = _client_view(stored.with_ttls((30, 30)).wire)
     assert [rr.ttl for rr in sut.rr] == [30, 30]
 
@@ -166,7 +166,9 @@ def test_make_query_is_a_valid_edns_query() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["a" * 64 + ".com", ("a" * 60 + ".") * 5 + "com", "a..com"], ids=["label", "name", "empty"]
+    "name",
+    ["a" * 64 + ".com", ("a" * 60 + ".") * 5 + "com", "a..com"],
+    ids=["label", "name", "empty"],
 )
 def test_text_to_wire_rejects_invalid_names(name: str) -> None:
     with pytest.raises(WireError):
