@@ -11,10 +11,10 @@ import dns.asyncquery
 import dns.edns
 import dns.message
 import dns.rdatatype
-from filterdns.transport import Transport
 
 from filterdns.app import App
 from filterdns.config import load_config_text
+from filterdns.transport import Transport
 
 
 class FakeClock:

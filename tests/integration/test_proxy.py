@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 
 import dns.flags
@@ -11,7 +12,9 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import pytest
+import trustme
 
+from filterdns.transport import Transport
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import FakeClock, addresses, config_for, running_proxy
 
@@ -251,3 +254,27 @@ async def test_connections_over_the_cap_are_closed_at_once(upstream: FakeUpstrea
             w.close()
             await w.wait_closed()
     assert addresses(first[0]) == addresses(again[0]) == ["93.184.216.34"]
+
+
+async def test_dns_over_tls_upstream_with_a_verified_certificate() -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("dns.test").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    async with FakeUpstream(RECORDS, tls=server_ctx) as fake:
+        good = f"tls://127.0.0.1:{fake.tls_port}#dns.test"
+        async with running_proxy(
+            config_for(good), transport=Transport(ssl_context=client_ctx)
+        ) as proxy:
+            first = await proxy.query("example.com")
+            second = await proxy.query("example.com", "AAAA", tcp=True)
+        wrong_name = f"tls://127.0.0.1:{fake.tls_port}#other.test"
+        async with running_proxy(
+            config_for(wrong_name), transport=Transport(ssl_context=client_ctx)
+        ) as proxy:
+            refused = await proxy.query("example.com")
+    assert addresses(first) == ["93.184.216.34"]
+    assert addresses(second) == ["2606:2800:220:1::1"]
+    assert fake.tcp_connections == 1  # both queries over one reused TLS connection
+    assert refused.rcode() == dns.rcode.SERVFAIL

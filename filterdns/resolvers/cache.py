@@ -1,0 +1,215 @@
+"""The answer cache: LRU by question, decaying TTLs, serve-stale (RFC 8767) and prefetch.
+
+Only upstream answers (Kind.RESOLVED) with a cache lifetime are stored; `wire.analyse` already
+refuses one to truncated, SERVFAIL and REFUSED replies. A stored answer keeps its clamped TTLs
+and the moment it was stored; a hit patches `ttl - elapsed` into a copy, so a TTL a client sees
+never goes up and never below zero.
+
+When every upstream fails, an answer that expired no longer than `serve_stale` seconds ago is
+served with TTL 30 (RFC 8767 section 4) and an Extended DNS Error "Stale Answer" (RFC 8914).
+A popular entry near its end is refreshed in the background so clients keep hitting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from filterdns import wire
+from filterdns.config import CacheConfig
+from filterdns.model import Kind, Request, Response
+from filterdns.resolvers.base import Link, Resolver
+from filterdns.wire import Answer
+
+log = logging.getLogger(__name__)
+
+STALE_TTL = 30  # RFC 8767 section 4: the TTL of stale data served to clients
+_EDE_STALE = wire.edns_option(15, wire.U16.pack(3))  # RFC 8914 Extended DNS Error 3
+PREFETCH_FRACTION = 0.1  # refresh when less than this part of the lifetime is left
+PREFETCH_MIN_LIFETIME = 10.0  # entries living shorter than this are not worth refreshing
+PREFETCH_MIN_HITS = 2
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """Counters for `status` and tests; `entries` is kept equal to the number stored."""
+
+    hits: int = 0
+    misses: int = 0
+    stale_served: int = 0
+    prefetches: int = 0
+    evictions: int = 0
+    entries: int = 0
+
+
+class _Entry:
+    """One stored answer: TTLs already clamped, when it was stored, how long it lives."""
+
+    __slots__ = ("answer", "expires_at", "hits", "lifetime", "stale_until", "stored_at")
+
+    def __init__(self, answer: Answer, stored_at: float, lifetime: int, serve_stale: float):
+        self.answer = answer
+        self.stored_at = stored_at
+        self.lifetime = lifetime
+        self.expires_at = stored_at + lifetime
+        self.stale_until = self.expires_at + serve_stale
+        self.hits = 0
+
+    def decayed(self, now: float) -> Answer:
+        """The answer with every TTL lowered by the whole seconds elapsed since storing."""
+        elapsed = int(now - self.stored_at)
+        answer = self.answer
+        if elapsed <= 0:
+            return answer
+        return answer.with_ttls(tuple(t - elapsed if t > elapsed else 0 for t in answer.ttls))
+
+
+class CacheResolver(Link):
+    """Answers repeated questions from memory; asks `next` on a miss or an expired entry."""
+
+    def __init__(
+        self,
+        next_resolver: Resolver,
+        config: CacheConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(next_resolver)
+        self.config = config
+        self.stats = CacheStats()
+        self._clock = clock
+        self._max_entries = config.max_entries
+        self._serve_stale = max(0.0, config.serve_stale)
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._prefetching: dict[bytes, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def resolve(self, request: Request) -> Response:
+        """A cached answer when fresh; otherwise ask `next`, store, or fall back to stale data."""
+        if self._max_entries <= 0:
+            return await self.next.resolve(request)
+        key = request.query.key
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is not None:
+            now = self._clock()
+            if now < entry.expires_at:
+                entries.move_to_end(key)
+                entry.hits += 1
+                self.stats.hits += 1
+                if (
+                    self.config.prefetch
+                    and entry.hits >= PREFETCH_MIN_HITS
+                    and entry.lifetime >= PREFETCH_MIN_LIFETIME
+                    and entry.expires_at - now < entry.lifetime * PREFETCH_FRACTION
+                ):
+                    self._prefetch(key, request)
+                return Response(Kind.CACHED, entry.decayed(now), reason="cached")
+            if now >= entry.stale_until:
+                del entries[key]
+                self.stats.entries = len(entries)
+        self.stats.misses += 1
+        response = await self.next.resolve(request)
+        kind = response.kind
+        if kind is Kind.RESOLVED:
+            stored = self._store(key, response.answer)
+            if stored is not None and stored is not response.answer:
+                # The client sees the clamped TTLs at once, so they never rise on a later hit.
+                return replace(response, answer=stored)
+        elif kind is Kind.FAILED and self._serve_stale > 0:
+            return self._stale(key, response) or response
+        return response
+
+    def _stale(self, key: bytes, failure: Response) -> Response | None:
+        """The stored answer for `key` when still within the serve-stale window, else None.
+
+        Looked up again after the await: another query may have refreshed or evicted the entry.
+        """
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        now = self._clock()
+        if now < entry.expires_at:
+            self.stats.hits += 1
+            return Response(Kind.CACHED, entry.decayed(now), reason="cached")
+        if now >= entry.stale_until:
+            return None
+        self.stats.stale_served += 1
+        answer = entry.answer
+        return Response(
+            Kind.STALE,
+            answer.with_ttls((STALE_TTL,) * len(answer.ttls)),
+            reason=f"stale: {failure.reason}",
+            edns_options=_EDE_STALE,
+        )
+
+    def _store(self, key: bytes, answer: Answer) -> Answer | None:
+        """Keep `answer` under `key` with clamped lifetime and TTLs; returns what was stored.
+
+        None when the answer may not be cached (truncated, SERVFAIL, TTL 0).
+        """
+        cache_ttl = answer.cache_ttl
+        if cache_ttl is None:
+            return None
+        config = self.config
+        ttls = answer.ttls
+        negative = answer.rcode == wire.NXDOMAIN or answer.wire[6:8] == b"\x00\x00"
+        if negative:
+            lifetime = min(cache_ttl, config.negative_max_ttl)
+            clamped = tuple(t if t <= lifetime else lifetime for t in ttls)
+        else:
+            low, high = config.min_ttl, config.max_ttl
+            lifetime = max(low, min(cache_ttl, high))
+            clamped = tuple(max(low, min(t, high)) for t in ttls)
+        if lifetime <= 0:
+            return None  # TTL 0: the owner asked not to be cached
+        if clamped != ttls:
+            answer = answer.with_ttls(clamped)
+        entries = self._entries
+        if key in entries:
+            entries.move_to_end(key)
+        else:
+            while len(entries) >= self._max_entries:
+                entries.popitem(last=False)
+                self.stats.evictions += 1
+        entries[key] = _Entry(answer, self._clock(), lifetime, self._serve_stale)
+        self.stats.entries = len(entries)
+        return answer
+
+    def _prefetch(self, key: bytes, request: Request) -> None:
+        """Refresh `key` in the background, at most one task per key at a time."""
+        if self._closed or key in self._prefetching:
+            return
+        task = asyncio.get_running_loop().create_task(self._refresh(key, request))
+        self._prefetching[key] = task
+        self.stats.prefetches += 1
+        task.add_done_callback(lambda done: self._prefetch_done(key, done))
+
+    def _prefetch_done(self, key: bytes, task: asyncio.Task[None]) -> None:
+        if self._prefetching.get(key) is task:
+            del self._prefetching[key]
+
+    async def _refresh(self, key: bytes, request: Request) -> None:
+        try:
+            response = await self.next.resolve(request)
+        except Exception as exc:
+            log.debug("prefetch of %s failed: %r", request.query.qname, exc)
+            return
+        if response.kind is Kind.RESOLVED and self._max_entries > 0:
+            self._store(key, response.answer)
+
+    async def close(self) -> None:
+        """Cancel background refreshes and wait for them to finish."""
+        self._closed = True
+        tasks = list(self._prefetching.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._prefetching.clear()

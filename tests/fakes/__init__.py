@@ -1,0 +1,1 @@
+"""Stand-ins for the outside world (upstream resolvers) used by the integration tests."""

@@ -1,0 +1,289 @@
+"""The upstream link: strategies, staggered failover, back-off, coalescing; conditional routes.
+
+The transport is scripted per server, so each test says exactly how each upstream behaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from filterdns import wire
+from filterdns.config import UpstreamServer
+from filterdns.errors import UpstreamError
+from filterdns.model import Kind, Request, Response
+from filterdns.resolvers.conditional import ConditionalResolver, build_routes
+from filterdns.resolvers.upstream import UpstreamResolver
+
+A = UpstreamServer("udp", "192.0.2.1", 53)
+B = UpstreamServer("udp", "192.0.2.2", 53)
+C = UpstreamServer("tls", "192.0.2.3", 853, "dns.test")
+
+Behaviour = Callable[[bytes, int], Awaitable[bytes]]
+
+
+def reply_for(qname_wire: bytes, qtype: int, address: str, rcode: int = 0) -> bytes:
+    query = dns.message.make_query(wire.name_to_text(qname_wire), qtype)
+    reply = dns.message.make_response(query)
+    reply.set_rcode(rcode)
+    if rcode == 0:
+        reply.answer.append(dns.rrset.from_text(query.question[0].name, 300, "IN", "A", address))
+    return reply.to_wire()
+
+
+def answers(address: str) -> Behaviour:
+    async def behave(qname_wire: bytes, qtype: int) -> bytes:
+        return reply_for(qname_wire, qtype, address)
+
+    return behave
+
+
+def slow(delay: float, address: str) -> Behaviour:
+    async def behave(qname_wire: bytes, qtype: int) -> bytes:
+        await asyncio.sleep(delay)  # the upstream's own latency, not a wait in the test
+        return reply_for(qname_wire, qtype, address)
+
+    return behave
+
+
+def rcode(code: int) -> Behaviour:
+    async def behave(qname_wire: bytes, qtype: int) -> bytes:
+        return reply_for(qname_wire, qtype, "", code)
+
+    return behave
+
+
+def silent() -> Behaviour:
+    async def behave(qname_wire: bytes, qtype: int) -> bytes:
+        await asyncio.Event().wait()  # never answers; the resolver's deadline ends it
+        raise AssertionError("unreachable")
+
+    return behave
+
+
+def unreachable() -> Behaviour:
+    async def behave(qname_wire: bytes, qtype: int) -> bytes:
+        raise UpstreamError("upstream 192.0.2.1:53 refused the connection")
+
+    return behave
+
+
+def garbage() -> Behaviour:
+    async def behave(qname_wire: bytes, qtype: int) -> bytes:
+        return b"\x00\x01\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x07exa"
+
+    return behave
+
+
+class ScriptedTransport:
+    """Stands in for Transport: each server behaves as its script says; every call is noted."""
+
+    def __init__(self, scripts: dict[UpstreamServer, Behaviour]) -> None:
+        self.scripts = scripts
+        self.calls: list[tuple[UpstreamServer, str, float]] = []
+        self.gate: asyncio.Event | None = None
+
+    async def exchange(
+        self, server: UpstreamServer, qname_wire: bytes, qtype: int, qclass: int, deadline: float
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
+        self.calls.append((server, wire.name_to_text(qname_wire), loop.time()))
+        if self.gate is not None:
+            await self.gate.wait()
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.scripts[server](qname_wire, qtype)
+        except TimeoutError:
+            raise UpstreamError(f"upstream {server} timed out") from None
+
+    def asked(self) -> list[UpstreamServer]:
+        return [server for server, _name, _at in self.calls]
+
+
+def request(name: str = "example.com", qtype: str = "A") -> Request:
+    query = wire.parse_query(dns.message.make_query(name, qtype).to_wire())
+    return Request(query, "127.0.0.1", 40000, "udp", 0.0)
+
+
+def address_of(response: Response) -> list[str]:
+    message = dns.message.from_wire(response.answer.wire)
+    return [rdata.address for rrset in message.answer for rdata in rrset]
+
+
+def resolver(
+    transport: ScriptedTransport,
+    *servers: UpstreamServer,
+    strategy: str = "failover",
+    timeout: float = 1.0,
+    backoff: float = 30.0,
+) -> UpstreamResolver:
+    return UpstreamResolver(
+        servers or (A, B),
+        strategy=strategy,
+        timeout=timeout,
+        backoff=backoff,
+        transport=transport,
+    )
+
+
+async def test_failover_asks_only_the_first_server_when_it_answers() -> None:
+    transport = ScriptedTransport({A: answers("10.0.0.1"), B: answers("10.0.0.2")})
+    sut = resolver(transport)
+    response = await sut.resolve(request())
+    assert response.kind is Kind.RESOLVED
+    assert address_of(response) == ["10.0.0.1"]
+    assert response.upstream == "192.0.2.1:53"
+    assert transport.asked() == [A]
+
+
+async def test_a_silent_first_server_hands_over_after_the_stagger_then_rests() -> None:
+    transport = ScriptedTransport({A: silent(), B: answers("10.0.0.2")})
+    sut = resolver(transport, timeout=0.6)
+    first = await sut.resolve(request("one.example"))
+    second = await sut.resolve(request("two.example"))
+    assert address_of(first) == address_of(second) == ["10.0.0.2"]
+    # The second query skips A (backing off) and goes straight to B.
+    assert transport.asked() == [A, B, B]
+    (_, _, asked_a), (_, _, asked_b) = transport.calls[:2]
+    assert 0.25 <= asked_b - asked_a < 0.6  # B is asked at timeout / 2, before the deadline
+
+
+async def test_a_fast_failure_hands_over_at_once() -> None:
+    transport = ScriptedTransport({A: unreachable(), B: answers("10.0.0.2")})
+    sut = resolver(transport, timeout=10.0)  # a stagger of 5 s would be obvious
+    response = await sut.resolve(request())
+    assert address_of(response) == ["10.0.0.2"]
+    (_, _, asked_a), (_, _, asked_b) = transport.calls
+    assert asked_b - asked_a < 1.0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(rcode(dns.rcode.SERVFAIL), id="servfail"),
+        pytest.param(rcode(dns.rcode.REFUSED), id="refused"),
+        pytest.param(garbage(), id="malformed"),
+    ],
+)
+async def test_an_unhelpful_answer_counts_as_a_failure(failure: Behaviour) -> None:
+    transport = ScriptedTransport({A: failure, B: answers("10.0.0.2")})
+    sut = resolver(transport)
+    response = await sut.resolve(request())
+    assert address_of(response) == ["10.0.0.2"]
+    assert sut.health[A].failures == 1
+
+
+async def test_nxdomain_is_an_answer_not_a_failure() -> None:
+    transport = ScriptedTransport({A: rcode(dns.rcode.NXDOMAIN), B: answers("10.0.0.2")})
+    sut = resolver(transport)
+    response = await sut.resolve(request())
+    assert response.kind is Kind.RESOLVED
+    assert response.answer.rcode == dns.rcode.NXDOMAIN
+    assert transport.asked() == [A]
+
+
+async def test_every_server_failing_gives_servfail_naming_each() -> None:
+    transport = ScriptedTransport({A: rcode(dns.rcode.SERVFAIL), B: silent()})
+    sut = resolver(transport, timeout=0.3)
+    response = await sut.resolve(request())
+    assert response.kind is Kind.FAILED
+    assert response.answer.rcode == dns.rcode.SERVFAIL
+    assert "192.0.2.1:53 answered SERVFAIL" in response.reason
+    assert "192.0.2.2:53 timed out" in response.reason
+
+
+async def test_servers_all_backing_off_are_still_tried() -> None:
+    transport = ScriptedTransport({A: unreachable(), B: unreachable()})
+    sut = resolver(transport)
+    await sut.resolve(request("one.example"))
+    transport.scripts = {A: answers("10.0.0.1"), B: answers("10.0.0.2")}
+    response = await sut.resolve(request("two.example"))
+    assert address_of(response) == ["10.0.0.1"]
+    assert sut.health[A].failures == 0  # recovered
+
+
+async def test_back_off_doubles_and_is_capped() -> None:
+    transport = ScriptedTransport({A: unreachable()})
+    sut = resolver(transport, A, backoff=3.0)
+    pauses = []
+    loop = asyncio.get_running_loop()
+    for index in range(4):
+        await sut.resolve(request(f"n{index}.example"))
+        pauses.append(round(sut.health[A].skip_until - loop.time()))
+    assert pauses == [1, 2, 3, 3]
+
+
+async def test_round_robin_takes_turns() -> None:
+    transport = ScriptedTransport({A: answers("10.0.0.1"), B: answers("10.0.0.2")})
+    sut = resolver(transport, strategy="round_robin")
+    for index in range(4):
+        await sut.resolve(request(f"n{index}.example"))
+    assert transport.asked() == [A, B, A, B]
+
+
+async def test_fastest_measures_each_server_then_prefers_the_quicker() -> None:
+    transport = ScriptedTransport({A: slow(0.05, "10.0.0.1"), B: answers("10.0.0.2")})
+    sut = resolver(transport, strategy="fastest")
+    for index in range(4):
+        await sut.resolve(request(f"n{index}.example"))
+    assert transport.asked() == [A, B, B, B]
+
+
+async def test_identical_queries_in_flight_share_one_exchange() -> None:
+    transport = ScriptedTransport({A: answers("10.0.0.1"), B: answers("10.0.0.2")})
+    transport.gate = asyncio.Event()
+    sut = resolver(transport)
+    same = [asyncio.ensure_future(sut.resolve(request("Example.com"))) for _ in range(10)]
+    other = asyncio.ensure_future(sut.resolve(request("example.com", "AAAA")))
+    await asyncio.sleep(0)  # let every resolve call register before the upstream answers
+    transport.gate.set()
+    responses = await asyncio.gather(*same, other)
+    assert all(address_of(r) == ["10.0.0.1"] for r in responses[:10])
+    assert len(transport.calls) == 2  # one for A, one for AAAA
+    assert sut.coalesced == 9
+
+
+async def test_one_waiter_giving_up_does_not_cancel_the_shared_exchange() -> None:
+    transport = ScriptedTransport({A: answers("10.0.0.1")})
+    transport.gate = asyncio.Event()
+    sut = resolver(transport, A)
+    quitter = asyncio.ensure_future(sut.resolve(request()))
+    stayer = asyncio.ensure_future(sut.resolve(request()))
+    await asyncio.sleep(0)
+    quitter.cancel()
+    transport.gate.set()
+    assert address_of(await stayer) == ["10.0.0.1"]
+    assert quitter.cancelled()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        pytest.param("router.home.arpa", "10.9.9.9", id="under-suffix"),
+        pytest.param("HOME.ARPA", "10.9.9.9", id="suffix-itself"),
+        pytest.param("nas.lan.home.arpa", "10.8.8.8", id="longest-suffix-wins"),
+        pytest.param("xhome.arpa", "10.0.0.1", id="not-a-label-boundary"),
+        pytest.param("example.com", "10.0.0.1", id="public-name"),
+    ],
+)
+async def test_conditional_routes_by_longest_suffix(name: str, expected: str) -> None:
+    router = UpstreamServer("udp", "10.9.9.9", 53)
+    nas = UpstreamServer("udp", "10.8.8.8", 53)
+    transport = ScriptedTransport(
+        {A: answers("10.0.0.1"), router: answers("10.9.9.9"), nas: answers("10.8.8.8")}
+    )
+    routes = build_routes(
+        [("home.arpa", (router,)), ("lan.home.arpa.", (nas,))],
+        strategy="failover",
+        timeout=1.0,
+        backoff=30.0,
+        transport=transport,
+    )
+    sut = ConditionalResolver(resolver(transport, A), routes)
+    assert address_of(await sut.resolve(request(name))) == [expected]
