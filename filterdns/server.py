@@ -247,6 +247,13 @@ def _bind_pair(address: ListenAddress) -> tuple[socket.socket, socket.socket]:
                 continue  # the free UDP port was taken for TCP: try another one
             unavailable = exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
             message = f"cannot listen on {address}: {exc.strerror or exc}"
+            if exc.errno == errno.EADDRINUSE and address.port == 53:
+                message += (
+                    " (another DNS server, such as systemd-resolved's stub or dnsmasq, holds"
+                    " port 53; stop it or set server.listen to another port, e.g. 127.0.0.1:5353)"
+                )
+            elif exc.errno == errno.EACCES:
+                message += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
             raise ServerError(message, unavailable=unavailable) from exc
         return udp, tcp
     raise ServerError(f"cannot find a port free for both UDP and TCP on {address.host}")

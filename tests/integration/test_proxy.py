@@ -14,6 +14,7 @@ import dns.rdatatype
 import pytest
 import trustme
 
+from filterdns.errors import ServerError
 from filterdns.transport import Transport
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import FakeClock, addresses, config_for, running_proxy
@@ -278,3 +279,12 @@ async def test_dns_over_tls_upstream_with_a_verified_certificate() -> None:
     assert addresses(second) == ["2606:2800:220:1::1"]
     assert fake.tcp_connections == 1  # both queries over one reused TLS connection
     assert refused.rcode() == dns.rcode.SERVFAIL
+
+
+async def test_a_port_already_in_use_is_reported_by_address(upstream: FakeUpstream) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with pytest.raises(ServerError, match=rf"cannot listen on 127\.0\.0\.1:{port}: .*in use"):
+            async with running_proxy(config_for(upstream.address, listen=f"127.0.0.1:{port}")):
+                pass
