@@ -10,14 +10,14 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from filterdns.config import Config, ListenAddress
+from filterdns.config import Config, ListenAddress, UpstreamServer
 from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
 from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
-from filterdns.resolvers.conditional import ConditionalResolver, build_routes
+from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.upstream import UpstreamResolver
 from filterdns.server import DnsServer
 from filterdns.transport import Transport
@@ -40,25 +40,23 @@ def build_chain(
 ) -> Chain:
     """Order the links of the request path, from the terminal upstream up to the ACL."""
     up = config.upstreams
-    # upstream: terminal; the configured resolvers, one deadline per query, coalesced.
-    upstream = UpstreamResolver(
-        up.servers,
-        strategy=up.strategy,
-        timeout=up.timeout,
-        backoff=up.backoff,
-        transport=transport,
-    )
-    head: Resolver = upstream
-    # conditional: local suffixes (home.arpa, the LAN's reverse zone) go to the router; below
-    # the cache so those answers are cached too.
-    if up.conditional:
-        routes = build_routes(
-            up.conditional,
+
+    def upstream_for(servers: Sequence[UpstreamServer]) -> UpstreamResolver:
+        return UpstreamResolver(
+            servers,
             strategy=up.strategy,
             timeout=up.timeout,
             backoff=up.backoff,
             transport=transport,
         )
+
+    # upstream: terminal; the configured resolvers, one deadline per query, coalesced.
+    upstream = upstream_for(up.servers)
+    head: Resolver = upstream
+    # conditional: local suffixes (home.arpa, the LAN's reverse zone) go to the router; below
+    # the cache so those answers are cached too. All share one transport (and its TCP pool).
+    if up.conditional:
+        routes = [(suffix, upstream_for(servers)) for suffix, servers in up.conditional]
         head = ConditionalResolver(head, routes)
     # cache: below the policy so one cache serves every profile and a schedule flip applies
     # on the very next query; serves stale data when everything below fails.

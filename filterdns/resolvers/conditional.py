@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from filterdns.config import UpstreamServer
 from filterdns.model import Request, Response
 from filterdns.names import is_subdomain, normalize_name
 from filterdns.resolvers.base import Link, Resolver
-from filterdns.resolvers.upstream import Exchanger, UpstreamResolver
 
 Route = tuple[str, Resolver]
 
@@ -40,23 +38,3 @@ class ConditionalResolver(Link):
     async def resolve(self, request: Request) -> Response:
         """Ask the resolver of the longest matching suffix, else pass the request on."""
         return await self.route(request.query.qname).resolve(request)
-
-
-def build_routes(
-    conditional: Sequence[tuple[str, Sequence[UpstreamServer]]],
-    *,
-    strategy: str,
-    timeout: float,
-    backoff: float,
-    transport: Exchanger,
-) -> list[Route]:
-    """One upstream resolver per configured suffix, sharing the transport (and its pool)."""
-    return [
-        (
-            suffix,
-            UpstreamResolver(
-                servers, strategy=strategy, timeout=timeout, backoff=backoff, transport=transport
-            ),
-        )
-        for suffix, servers in conditional
-    ]

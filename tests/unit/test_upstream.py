@@ -18,7 +18,7 @@ from filterdns import wire
 from filterdns.config import UpstreamServer
 from filterdns.errors import UpstreamError
 from filterdns.model import Kind, Request, Response
-from filterdns.resolvers.conditional import ConditionalResolver, build_routes
+from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.upstream import UpstreamResolver
 
 A = UpstreamServer("udp", "192.0.2.1", 53)
@@ -278,12 +278,9 @@ async def test_conditional_routes_by_longest_suffix(name: str, expected: str) ->
     transport = ScriptedTransport(
         {A: answers("10.0.0.1"), router: answers("10.9.9.9"), nas: answers("10.8.8.8")}
     )
-    routes = build_routes(
-        [("home.arpa", (router,)), ("lan.home.arpa.", (nas,))],
-        strategy="failover",
-        timeout=1.0,
-        backoff=30.0,
-        transport=transport,
-    )
+    routes = [
+        ("home.arpa", resolver(transport, router)),
+        ("lan.home.arpa.", resolver(transport, nas)),
+    ]
     sut = ConditionalResolver(resolver(transport, A), routes)
     assert address_of(await sut.resolve(request(name))) == [expected]
