@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from filterdns.config import Config, ListenAddress, UpstreamServer
+from filterdns.lists.catalog import ListSet
 from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
 from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
@@ -82,18 +83,33 @@ class App:
         self.config = config
         self.transport = transport or Transport()
         self.chain = build_chain(config, self.transport, clock)
+        self.lists = ListSet(config.lists, config.categories)
         self.server = DnsServer(self.chain.head, config.server)
         self._stop = asyncio.Event()
+        self._refresh: asyncio.Task[None] | None = None
 
     async def start(self) -> list[ListenAddress]:
-        """Bind the listeners; returns the addresses actually bound (port 0 resolved)."""
-        return await self.server.start(skip_unavailable=self.config.source is None)
+        """Load the category index, then bind the listeners; returns the addresses bound.
+
+        The index is loaded before the first query is answered so that nothing is ever served
+        unfiltered; when no source changed since the last run it is mapped from disk at once.
+        Remote sources are then kept fresh in the background.
+        """
+        await self.lists.load()
+        bound = await self.server.start(skip_unavailable=self.config.source is None)
+        self._refresh = asyncio.create_task(self.lists.run(), name="lists-refresh")
+        return bound
 
     async def stop(self) -> None:
         """Finish in-flight queries (bounded wait), then close every socket and task."""
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
         await self.server.stop()
         await self.chain.cache.close()
         await self.transport.close()
+        self.lists.close()
 
     def request_stop(self) -> None:
         """Ask `run` to stop (signal handlers call this)."""

@@ -11,12 +11,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from filterdns import __version__
 from filterdns.app import App
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.errors import ConfigError, FilterDnsError
+from filterdns.lists.catalog import ENTRY_BYTES, BuildResult, ListSet
 from filterdns.server import addresses_text
 
 log = logging.getLogger("filterdns")
@@ -28,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return 2
-    handler = {"serve": _serve, "check": _check}[args.command]
+    handler = {"serve": _serve, "check": _check, "lists": _lists}[args.command]
     code: int = handler(args)
     return code
 
@@ -51,9 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     check = sub.add_parser("check", help="validate the configuration")
     check.add_argument("--json", action="store_true", help="machine-readable output")
-    for command in (serve, check):
+    lists = sub.add_parser("lists", help="category lists: statistics and refresh")
+    lists_sub = lists.add_subparsers(dest="lists_command", required=True)
+    stats = lists_sub.add_parser(
+        "stats", help="per source and category: entries, skipped lines by reason, memory"
+    )
+    update = lists_sub.add_parser(
+        "update", help="download remote sources now, rebuild the index, show what changed"
+    )
+    for command in (serve, check, lists, stats, update):
         # SUPPRESS: a -c given before the command is not overwritten by the command's default
         add_config(command, argparse.SUPPRESS)
+    for command in (stats, update):
+        command.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -165,3 +177,118 @@ def _summary_table(config: Config) -> Table:
             text = str(value)
         table.add_row(key.replace("_", " "), text)
     return table
+
+
+def _lists(args: argparse.Namespace) -> int:
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        _print_problems(Console(stderr=True, soft_wrap=True), exc)
+        return 1
+    listset = ListSet(config.lists, config.categories)
+    before = _entries_by_source(listset) if args.lists_command == "update" else {}
+    result = listset.build(download=args.lists_command == "update")
+    try:
+        if args.json:
+            print(json.dumps(_lists_json(result, before), default=str))
+        else:
+            console = Console(soft_wrap=True)
+            if not console.is_terminal:
+                console.width = 160  # a pipe or a file: no terminal width to fit
+            _print_lists(console, result, before, args.lists_command)
+    finally:
+        result.index.close()
+    return 0
+
+
+def _entries_by_source(listset: ListSet) -> dict[str, int]:
+    """Entries per source of the index on disk, before an update."""
+    previous = listset.build(download=False)
+    previous.index.close()
+    return {s.source: s.report.entries for s in previous.sources}
+
+
+def _lists_json(result: BuildResult, before: dict[str, int]) -> dict[str, object]:
+    total = len(result.index)
+    sources = []
+    for status in result.sources:
+        entry = status.to_json()
+        entry["bytes"] = (status.report.entries + status.report.allow_entries) * ENTRY_BYTES
+        if before:
+            entry["entries_before"] = before.get(status.source)
+        sources.append(entry)
+    return {
+        "names": total,
+        "index_bytes": result.index.nbytes,
+        "bytes_per_name": round(result.index.nbytes / total, 2) if total else 0,
+        "reused": result.reused,
+        "seconds": round(result.seconds, 3),
+        "changed": result.changed,
+        "categories": _per_category(result),
+        "sources": sources,
+    }
+
+
+def _per_category(result: BuildResult) -> dict[str, dict[str, int]]:
+    categories: dict[str, dict[str, int]] = {}
+    for status in result.sources:
+        counts = categories.setdefault(status.category, {"sources": 0, "entries": 0, "skipped": 0})
+        counts["sources"] += 1
+        counts["entries"] += status.report.entries
+        counts["skipped"] += sum(status.report.skipped.values())
+    return categories
+
+
+def _short(source: str) -> str:
+    """A source as a table cell: a URL keeps its host and the end of its path."""
+    if "://" not in source:
+        return source
+    host, _, path = source.split("://", 1)[1].partition("/")
+    parts = path.split("/")
+    tail = "/".join(parts[-2:])
+    return f"{host}/{tail}" if len(parts) <= 2 else f"{host}/…/{tail}"
+
+
+def _print_lists(
+    console: Console, result: BuildResult, before: dict[str, int], command: str
+) -> None:
+    table = Table(title="filterdns lists", show_lines=False)
+    for column in ("category", "source", "entries", "dupes", "skipped", "status"):
+        justify = "right" if column in ("entries", "dupes", "skipped") else "left"
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for status in result.sources:
+        report = status.report
+        entries = f"{report.entries:,}"
+        if report.allow_entries:
+            entries += f" (+{report.allow_entries:,} allow)"
+        if command == "update" and status.source in before:
+            delta = report.entries - before[status.source]
+            entries += f" ({delta:+,})" if delta else ""
+        reasons = ", ".join(f"{r} {n:,}" for r, n in report.skipped.most_common(2))
+        skipped = f"{sum(report.skipped.values()):,}" + (f" ({reasons})" if reasons else "")
+        error = status.error
+        if error is not None and error.startswith(f"{status.source}: "):
+            error = error[len(status.source) + 2 :]
+        state = status.kind if error is None else f"[red]{escape(error)}[/red]"
+        if status.using_copy:
+            state += " (last good copy)"
+        table.add_row(
+            status.category,
+            _short(status.source),
+            entries,
+            f"{report.duplicates:,}",
+            skipped,
+            state,
+        )
+    console.print(table)
+    names = len(result.index)
+    per_name = result.index.nbytes / names if names else 0
+    how = "reused from disk" if result.reused else f"built in {result.seconds:.2f} s"
+    console.print(
+        f"{names:,} names in {len(result.sources)} sources; index {result.index.nbytes / 2**20:.1f}"
+        f" MiB ({per_name:.1f} bytes per name), {how}"
+    )
+    if command == "update":
+        changed = ", ".join(result.changed) or "none"
+        console.print(f"downloaded with changes: {changed}")

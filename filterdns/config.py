@@ -104,6 +104,16 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ListsConfig:
+    """`lists:` how remote list sources are fetched and where their copies are kept."""
+
+    refresh: float = 86400.0  # seconds between downloads of each remote source; 0: never
+    cache_dir: Path = Path("lists")  # relative to the state directory by default
+    timeout: float = 30.0  # a whole download, not one read
+    max_megabytes: int = 64  # a bigger download is refused and the last good copy kept
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration; `source` is the file it came from (None for embedded defaults)."""
 
@@ -111,6 +121,10 @@ class Config:
     upstreams: UpstreamsConfig
     cache: CacheConfig = field(default_factory=CacheConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    lists: ListsConfig = field(default_factory=ListsConfig)
+    # Category name -> its list sources ("shipped", a file path, an http(s):// URL), in file
+    # order; categories not named here keep their shipped sources.
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()
     source: str | None = None
 
 
@@ -127,12 +141,33 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "upstreams": tuple(f.name for f in fields(UpstreamsConfig)),
     "cache": tuple(f.name for f in fields(CacheConfig)),
     "log": tuple(f.name for f in fields(LogConfig)),
+    "lists": tuple(f.name for f in fields(ListsConfig)),
 }
+# `categories:` maps names of the user's choosing, so its keys are not fixed like a section's.
+TOP_LEVEL = (*SECTIONS, "categories")
+# The categories shipped in filterdns/blocklists (lists.shipped keeps the same tuple).
+DEFAULT_CATEGORIES = (
+    "adult",
+    "gambling",
+    "dating",
+    "drugs",
+    "violence",
+    "social",
+    "chat",
+    "games",
+    "video",
+    "bypass",
+    "malware",
+    "phishing",
+    "piracy",
+    "cryptojacking",
+    "stalkerware",
+)
+SHIPPED_SOURCE = "shipped"
+_CATEGORY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 # Keys of the product's configuration that later versions will read; named in the message.
 PLANNED: dict[str, tuple[str, ...]] = {
     "": (
-        "categories",
-        "lists",
         "age_bands",
         "profiles",
         "calendars",
@@ -264,10 +299,12 @@ def parse_network(text: str) -> IPNetwork:
 
 def _notes(here: str) -> dict[str, str]:
     """Notes for an unknown key in section `here`: where the key belongs, or that it is planned."""
-    notes: dict[str, str] = {}
+    homes: dict[str, list[str]] = {}
     for name, keys in SECTIONS.items():
         if name != here:
-            notes.update({key: f"{key!r} belongs under {name}:" for key in keys})
+            for key in keys:
+                homes.setdefault(key, []).append(f"{name}:")
+    notes = {key: f"{key!r} belongs under {' or '.join(where)}" for key, where in homes.items()}
     if here:
         notes.update(
             {name: f"{name!r} is a top-level section; check the indentation" for name in SECTIONS}
@@ -360,6 +397,55 @@ class _ConfigWalker(Walker):
                 routes.append((suffix, servers))
         return tuple(routes) if good else None
 
+    def categories(self, node: Node, path: str) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+        """`{gambling: [shipped, lists/extra.txt, "https://..."]}` in file order."""
+        found: list[tuple[str, tuple[str, ...]]] = []
+        good = True
+        expected = "a mapping of category names to list sources, e.g. {gambling: [shipped]}"
+        for name, key_node, value in self.pairs(node, path, expected):
+            key_path = join(path, name)
+            if not _CATEGORY.fullmatch(name):
+                message = (
+                    f"{show(name)} is not a category name (lower-case letters, digits, '-' and"
+                    " '_', at most 40)"
+                )
+                self.problem(key_node, key_path, message)
+                good = False
+            sources = self.parsed(
+                value,
+                key_path,
+                "list sources",
+                functools.partial(self.list_source, name),
+                "needs at least one source; write [shipped] for the shipped list",
+            )
+            if sources is None:
+                good = False
+            elif good:
+                found.append((name, sources))
+        return tuple(found) if good else None
+
+    def list_source(self, category: str, text: str) -> str:
+        """ "shipped", an http(s):// URL, or a file path (relative to the configuration file)."""
+        text = text.strip()
+        if text == SHIPPED_SOURCE:
+            if category not in DEFAULT_CATEGORIES:
+                raise ValueError(
+                    f"{category!r} has no shipped list; shipped categories: "
+                    + ", ".join(DEFAULT_CATEGORIES)
+                )
+            return text
+        scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+        if scheme in ("http", "https"):
+            if not text.split("://", 1)[1].split("/", 1)[0]:
+                raise ValueError(f"{show(text)} has no host")
+            return text
+        if scheme:
+            raise ValueError(f"{show(text)}: list sources are files or http(s):// URLs")
+        path = Path(text).expanduser()
+        if not path.is_absolute() and self.base_dir is not None:
+            path = self.base_dir / path
+        return str(path)
+
     def database(self, node: Node, path: str) -> Path | None:
         """A file path; a relative one is taken from the configuration file's directory."""
         text = self.text(node, path, "a file path")
@@ -381,7 +467,7 @@ class _ConfigWalker(Walker):
 
 
 def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None) -> Config:
-    top = w.section(root, "", tuple(SECTIONS), _notes(""))
+    top = w.section(root, "", TOP_LEVEL, _notes(""))
 
     path = "server"
     section = w.section(top.get(path), path, SECTIONS[path], _notes(path))
@@ -437,7 +523,20 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
             section, path, "anonymize_clients", w.boolean, lg.anonymize_clients
         ),
     )
-    return Config(server, upstreams, cache, log, source)
+
+    path = "lists"
+    section = w.section(top.get(path), path, SECTIONS[path], _notes(path))
+    ls = base.lists
+    lists = ListsConfig(
+        refresh=w.field(section, path, "refresh", w.duration, ls.refresh),
+        cache_dir=w.field(section, path, "cache_dir", w.database, ls.cache_dir),
+        timeout=w.field(section, path, "timeout", w.positive, ls.timeout),
+        max_megabytes=w.field(section, path, "max_megabytes", w.whole(1, 4096), ls.max_megabytes),
+    )
+    categories = w.categories(top["categories"], "categories") if "categories" in top else None
+    return Config(
+        server, upstreams, cache, log, lists, categories or base.categories, source=source
+    )
 
 
 # Entry points
@@ -514,4 +613,5 @@ def default_config(is_root: bool | None = None, state_dir: Path | None = None) -
     embedded = _embedded()
     server = replace(embedded.server, listen=ROOT_LISTEN) if is_root else embedded.server
     log = replace(embedded.log, database=Path(state_dir) / embedded.log.database)
-    return replace(embedded, server=server, log=log, source=None)
+    lists = replace(embedded.lists, cache_dir=Path(state_dir) / embedded.lists.cache_dir)
+    return replace(embedded, server=server, log=log, lists=lists, source=None)

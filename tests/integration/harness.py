@@ -76,7 +76,9 @@ def config_for(*upstreams: str, extra: str = "", listen: str = "127.0.0.1:0") ->
     servers = ", ".join(f'"{u}"' for u in upstreams)
     return (
         f'server:\n  listen: ["{listen}"]\n'
-        f"upstreams:\n  servers: [{servers}]\n  timeout: 1s\n" + textwrap.dedent(extra)
+        f"upstreams:\n  servers: [{servers}]\n  timeout: 1s\n"
+        # refresh 0: never download remote lists (tests talk to loopback only)
+        "lists:\n  refresh: 0\n" + textwrap.dedent(extra)
     )
 
 

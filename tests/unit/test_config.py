@@ -157,7 +157,7 @@ def keys_of(text: str) -> dict[str, tuple[str, ...]]:
 
 
 def test_default_yaml_sets_every_key() -> None:
-    assert keys_of(DEFAULT_YAML) == SECTIONS
+    assert keys_of(DEFAULT_YAML) == {**SECTIONS, "categories": ()}
 
 
 def test_default_yaml_loaded_as_a_file_is_default_config(tmp_path: Path) -> None:
@@ -508,14 +508,16 @@ DURATION = '"{}" is not a duration like 10s, 5m, 24h or 90d'
         pytest.param(
             "- server\n",
             "",
-            "expected a mapping with keys server, upstreams, cache, log, not a list",
+            "expected a mapping with keys server, upstreams, cache, log, lists, categories, "
+            "not a list",
             1,
             id="top-level-list",
         ),
         pytest.param(
             "just words\n",
             "",
-            "expected a mapping with keys server, upstreams, cache, log, not a single value",
+            "expected a mapping with keys server, upstreams, cache, log, lists, categories, "
+            "not a single value",
             1,
             id="top-level-scalar",
         ),
@@ -571,14 +573,15 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
         pytest.param(
             "cache:\n  timeout: 3\n",
             "cache.timeout",
-            f"unknown key 'timeout'; valid keys: {CACHE_KEYS} ('timeout' belongs under upstreams:)",
+            f"unknown key 'timeout'; valid keys: {CACHE_KEYS} "
+            "('timeout' belongs under upstreams: or lists:)",
             2,
             id="key-of-another-section",
         ),
         pytest.param(
             "servers: [9.9.9.9]\n",
             "servers",
-            "unknown key 'servers'; valid keys: server, upstreams, cache, log "
+            "unknown key 'servers'; valid keys: server, upstreams, cache, log, lists, categories "
             "(did you mean 'server'?) ('servers' belongs under upstreams:)",
             1,
             id="top-level-key-of-a-section",
@@ -595,7 +598,7 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
         pytest.param(
             "profiles:\n  minh: {age_band: 9-12}\n",
             "profiles",
-            "unknown key 'profiles'; valid keys: server, upstreams, cache, log "
+            "unknown key 'profiles'; valid keys: server, upstreams, cache, log, lists, categories "
             "(planned, not supported by this version yet)",
             1,
             id="planned-section",
@@ -612,7 +615,7 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
         pytest.param(
             "<<: {cache: {}}\n",
             "<<",
-            "unknown key '<<'; valid keys: server, upstreams, cache, log",
+            "unknown key '<<'; valid keys: server, upstreams, cache, log, lists, categories",
             1,
             id="merge-key",
         ),
@@ -1250,7 +1253,9 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
     example = REPO / "config.example.yaml"
     config = load_config(example)
     assert config.source == str(example)
-    assert keys_of(example.read_text()) == SECTIONS
+    documented = keys_of(example.read_text())
+    assert documented.pop("categories")  # an example of each kind of source
+    assert documented == SECTIONS
 
 
 def test_the_readme_minimal_configuration_loads() -> None:
@@ -1305,3 +1310,89 @@ def test_any_text_gives_a_config_or_located_problems(text: str) -> None:
             assert problem.message
     else:
         assert isinstance(config, Config)
+
+
+# Categories and lists
+
+
+def test_lists_defaults_live_in_the_state_directory() -> None:
+    assert DEFAULTS.lists.cache_dir == STATE / "lists"
+    assert (DEFAULTS.lists.refresh, DEFAULTS.lists.timeout) == (86400.0, 30.0)
+    assert DEFAULTS.categories == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "categories: {gambling: [shipped]}", (("gambling", ("shipped",)),), id="shipped"
+        ),
+        pytest.param("categories: {games: shipped}", (("games", ("shipped",)),), id="single-value"),
+        pytest.param(
+            "categories:\n  gambling: [shipped, 'https://lists.test/g.txt']\n"
+            "  homework: [extra/distractions.txt, /etc/filterdns/more.txt]\n",
+            (
+                ("gambling", ("shipped", "https://lists.test/g.txt")),
+                ("homework", ("/cfg/extra/distractions.txt", "/etc/filterdns/more.txt")),
+            ),
+            id="url-relative-and-absolute-paths",
+        ),
+        pytest.param("categories: {}", (), id="empty"),
+    ],
+)
+def test_categories_name_their_sources(text: str, expected: object) -> None:
+    assert sut(text, base_dir=Path("/cfg")).categories == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message", "line"),
+    [
+        pytest.param(
+            "categories:\n  homework: [shipped]\n",
+            "categories.homework[0]",
+            "'homework' has no shipped list; shipped categories: adult, gambling, dating, drugs, "
+            "violence, social, chat, games, video, bypass, malware, phishing, piracy, "
+            "cryptojacking, stalkerware",
+            2,
+            id="shipped-for-a-new-category",
+        ),
+        pytest.param(
+            "categories:\n  gambling: ['ftp://x/y.txt']\n",
+            "categories.gambling[0]",
+            '"ftp://x/y.txt": list sources are files or http(s):// URLs',
+            2,
+            id="other-scheme",
+        ),
+        pytest.param(
+            "categories:\n  Gambling!: [extra.txt]\n",
+            "categories.Gambling!",
+            "\"Gambling!\" is not a category name (lower-case letters, digits, '-' and '_', at "
+            "most 40)",
+            2,
+            id="bad-name",
+        ),
+        pytest.param(
+            "categories:\n  gambling: []\n",
+            "categories.gambling",
+            "needs at least one source; write [shipped] for the shipped list",
+            2,
+            id="no-sources",
+        ),
+        pytest.param(
+            "lists:\n  refresh: soon\n",
+            "lists.refresh",
+            '"soon" is not a duration like 10s, 5m, 24h or 90d',
+            2,
+            id="refresh",
+        ),
+        pytest.param(
+            "lists:\n  max_megabytes: 0\n",
+            "lists.max_megabytes",
+            "0 must be at least 1",
+            2,
+            id="max-megabytes",
+        ),
+    ],
+)
+def test_bad_categories_and_lists(text: str, path: str, message: str, line: int) -> None:
+    assert the_problem(text) == Problem(path, message, line)

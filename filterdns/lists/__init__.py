@@ -1,0 +1,1 @@
+"""Category blocklists: parsing every common format, the compact index, remote sources."""

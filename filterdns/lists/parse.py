@@ -1,0 +1,483 @@
+"""Reading blocklists: a lenient, positioned, streaming parser for every common list format.
+
+One file may mix formats; each line is recognised on its own:
+
+    example.com                          plain domain (UT1 `domains`, DoH lists)
+    *.example.com   .example.com         wildcard: the name itself (it covers its subdomains anyway)
+    0.0.0.0 a.com b.com  # comment       hosts: any IPv4/IPv6 first field, then one or more names
+    ||example.com^$important             adblock block rule (options are dropped)
+    @@||example.com^                     adblock exception -> an allow entry
+    address=/a.com/b.com/0.0.0.0         dnsmasq `address=`, `server=`, `local=` (every name)
+    local-zone: "example.com." refuse    unbound `local-zone:` (any type) and `local-data:`
+    example.com/some/path                host/path (UT1 `urls`) or a pasted `https://host:port/path`
+                                         -> the host is kept and counted in `hosts_from_urls`
+
+Blank lines, `#` and `!` comments and `[Adblock Plus 2.0]` headers are only counted as lines;
+an inline ` # comment` (after whitespace) is dropped. Every other line that yields nothing is
+counted under one of `SKIP_REASONS`, with the first examples as "source:line: text". Nothing in
+a list is ever fatal: undecodable bytes, a BOM, CRLF / lone CR line endings and tabs are all taken.
+
+Parsing streams: names are yielded as they are read, so the index builder can hash them without
+the whole list in memory. The per-line hot path (a lower-case plain name or `0.0.0.0 name`) is one
+regular-expression match on the raw bytes and one ASCII decode of the name.
+"""
+
+from __future__ import annotations
+
+import collections
+import encodings.idna
+import ipaddress
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+SKIP_REASONS: dict[str, str] = {
+    "ip_address": "an IP address where a name was expected (also a name whose last label is "
+    "all digits, which resolvers read as an address)",
+    "local_name": "a hosts-file local name: localhost, broadcasthost, local, ip6-*, 0.0.0.0",
+    "single_label": "a name without a dot (would block a whole TLD or an intranet name)",
+    "empty_label": "an empty name or an empty label (`a..b`)",
+    "label_too_long": "a label longer than 63 characters",
+    "name_too_long": "a name longer than 253 characters",
+    "bad_character": "a character other than a-z 0-9 - _ (after IDNA), or undecodable bytes",
+    "bad_idna": "a non-ASCII name the IDNA codec rejects",
+    "cosmetic_rule": "an adblock element-hiding, scriptlet or HTML rule (##, #@#, #?#, #$#, $$)",
+    "url_rule": "an adblock rule with a path, a regex, a `|` URL anchor or a `*` inside the name",
+    "unsupported_option": "an adblock `$badfilter` rule (it disables another rule, blocks nothing)",
+    "unrecognised": "a line in no known format",
+}
+"""Every reason a line (or one name of a hosts / dnsmasq line) is skipped, with what it means."""
+
+INVALID_NAME_REASONS = frozenset(
+    {
+        "ip_address",
+        "single_label",
+        "empty_label",
+        "label_too_long",
+        "name_too_long",
+        "bad_character",
+        "bad_idna",
+    }
+)
+"""The reasons `normalize_domain` can give (a subset of SKIP_REASONS)."""
+
+EXAMPLES_PER_REASON = 3
+EXAMPLE_WIDTH = 80
+
+MAX_NAME = 253
+MAX_LABEL = 63
+
+# A valid normalised name: two or more labels of [a-z0-9_-]{1,63}, the last one not all digits.
+_VALID = re.compile(
+    r"(?:[a-z0-9_-]{1,63}\.)+(?![0-9]+\Z)[a-z0-9_-]{1,63}",
+).fullmatch
+# The hot path on raw bytes: `name` or `<sink> name`, lower-case ASCII, nothing else.
+_HOT = re.compile(
+    rb"[ \t]*(?:(?:0\.0\.0\.0|127\.0\.0\.1|::1?)[ \t]+)?"
+    rb"((?:[a-z0-9_-]{1,63}\.)+(?![0-9]+[ \t]*\Z)[a-z0-9_-]{1,63})[ \t]*",
+).fullmatch
+# A line that is one dotted-quad (UT1 `domains` hold thousands): skipped without further work.
+_HOT_IPV4 = re.compile(rb"[ \t]*[0-9]{1,3}(?:\.[0-9]{1,3}){3}[ \t]*").fullmatch
+_ASCII_LABEL = re.compile(r"[a-z0-9_-]+").fullmatch
+_DOTS = re.compile("[\u3002\uff0e\uff61]")  # the dots IDNA treats as label separators
+_INLINE_COMMENT = re.compile(r"\s#").search
+_COSMETIC = re.compile(r"#@?[?$%]{0,2}@?#|\$@?\$").search
+
+# Names a hosts file maps to itself; never entries. `ip6-*` single labels are local too.
+LOCAL_NAMES = frozenset(
+    {
+        "localhost",
+        "localhost.localdomain",
+        "local",
+        "broadcasthost",
+        "0.0.0.0",
+        "ip6-localhost",
+        "ip6-loopback",
+        "ip6-localnet",
+        "ip6-mcastprefix",
+        "ip6-allnodes",
+        "ip6-allrouters",
+        "ip6-allhosts",
+    }
+)
+_LOCAL_DOTTED = frozenset(n for n in LOCAL_NAMES if "." in n and not n[-1].isdigit())
+_LOCAL_DOTTED_BYTES = frozenset(n.encode("ascii") for n in _LOCAL_DOTTED)
+_SINKS = frozenset({"0.0.0.0", "127.0.0.1", "::", "::1", "0:0:0:0:0:0:0:0", "::0"})
+_DNSMASQ_KEYS = frozenset({"address", "server", "local"})
+_BOM = b"\xef\xbb\xbf"
+CHUNK_SIZE = 1 << 20
+
+# Result kinds of the per-line slow path.
+_BLOCK, _ALLOW, _FROM_URL, _SKIP, _IGNORE = range(5)
+_Item = tuple[str, int]
+
+
+class InvalidName(ValueError):
+    """A text is not a usable domain name; `reason` is one of INVALID_NAME_REASONS."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text = text
+        self.reason = reason
+        super().__init__(f"{text[:EXAMPLE_WIDTH]!r}: {SKIP_REASONS[reason]}")
+
+
+@dataclass
+class SourceReport:
+    """What parsing one list source found: counts, skip reasons and their first examples."""
+
+    source: str
+    lines: int = 0
+    entries: int = 0
+    allow_entries: int = 0
+    duplicates: int = 0
+    hosts_from_urls: int = 0
+    skipped: collections.Counter[str] = field(default_factory=collections.Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, line: int, text: str) -> None:
+        """Count one skip for `reason`; keep "source:line: text" among its first examples."""
+        self.skipped[reason] += 1
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < EXAMPLES_PER_REASON:
+            text = text.strip()
+            if len(text) > EXAMPLE_WIDTH:
+                text = text[: EXAMPLE_WIDTH - 3] + "..."
+            example = f"{self.source}:{line}: {text}"
+            if not shown or shown[-1] != example:  # one example per line
+                shown.append(example)
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (reasons sorted by name)."""
+        return {
+            "source": self.source,
+            "lines": self.lines,
+            "entries": self.entries,
+            "allow_entries": self.allow_entries,
+            "duplicates": self.duplicates,
+            "hosts_from_urls": self.hosts_from_urls,
+            "skipped": {k: self.skipped[k] for k in sorted(self.skipped)},
+            "examples": {k: list(self.examples[k]) for k in sorted(self.examples)},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> SourceReport:
+        """The inverse of to_json (other keys are ignored, ill-typed values read as empty)."""
+
+        def count(key: str) -> int:
+            value = data.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+        report = cls(
+            source=str(data.get("source", "")),
+            lines=count("lines"),
+            entries=count("entries"),
+            allow_entries=count("allow_entries"),
+            duplicates=count("duplicates"),
+            hosts_from_urls=count("hosts_from_urls"),
+        )
+        skipped = data.get("skipped")
+        if isinstance(skipped, dict):
+            for reason, n in skipped.items():
+                if isinstance(reason, str) and isinstance(n, int) and not isinstance(n, bool):
+                    report.skipped[reason] = n
+        examples = data.get("examples")
+        if isinstance(examples, dict):
+            for reason, shown in examples.items():
+                if isinstance(reason, str) and isinstance(shown, list):
+                    report.examples[reason] = [str(x) for x in shown][:EXAMPLES_PER_REASON]
+        return report
+
+
+def normalize_domain(text: str) -> str:
+    """Normalise one name: "Bücher.DE." -> "xn--bcher-kva.de"; raise InvalidName when unusable.
+
+    Lower-cases, strips surrounding whitespace and one trailing dot, encodes non-ASCII labels with
+    IDNA (punycode). Accepts `_` and leading/trailing `-` in labels (real lists have them).
+    Idempotent: a result normalises to itself.
+    """
+    name = text.strip().lower()
+    if name.endswith("."):
+        name = name[:-1]
+    if len(name) <= MAX_NAME and _VALID(name):
+        return name
+    return _normalize_slow(text.strip())
+
+
+def _normalize_slow(text: str) -> str:
+    """The careful path of normalize_domain: find the exact reason, or IDNA-encode."""
+    name = _DOTS.sub(".", text.lower())
+    if name.endswith("."):
+        name = name[:-1]
+    if not name:
+        raise InvalidName(text, "empty_label")
+    if _is_ip(name):
+        raise InvalidName(text, "ip_address")
+    out: list[str] = []
+    for label in name.split("."):
+        if not label.isascii():
+            out.append(_idna_label(text, label))
+        else:
+            out.append(label)
+    result = ".".join(out)
+    # Judge the ASCII result as a whole: IDNA mapping can produce dots or other characters.
+    for label in result.split("."):
+        if not label:
+            raise InvalidName(text, "empty_label")
+        if not _ASCII_LABEL(label):
+            raise InvalidName(text, "bad_character")
+        if len(label) > MAX_LABEL:
+            raise InvalidName(text, "label_too_long")
+    if "." not in result:
+        raise InvalidName(text, "single_label")
+    if len(result) > MAX_NAME:
+        raise InvalidName(text, "name_too_long")
+    if result.rsplit(".", 1)[1].isdigit():
+        raise InvalidName(text, "ip_address")
+    return result
+
+
+def _idna_label(text: str, label: str) -> str:
+    """IDNA ToASCII of one non-ASCII label (nameprep, then punycode with the `xn--` prefix)."""
+    if "\ufffd" in label:  # an undecodable byte in the source
+        raise InvalidName(text, "bad_character")
+    try:
+        mapped = encodings.idna.nameprep(label)
+        if mapped.isascii():
+            return mapped
+        if mapped.startswith("xn--"):
+            raise InvalidName(text, "bad_idna")
+        return "xn--" + mapped.encode("punycode").decode("ascii")
+    except UnicodeError:
+        raise InvalidName(text, "bad_idna") from None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _name(text: str, kind: int = _BLOCK) -> _Item:
+    """One name as an item: ("name", kind) or ("reason", _SKIP); `*.x` and `.x` mean x."""
+    if text.startswith("*."):
+        text = text[2:]
+    elif text.startswith("."):
+        text = text[1:]
+    try:
+        name = normalize_domain(text)
+    except InvalidName as exc:
+        return exc.reason, _SKIP
+    if name in _LOCAL_DOTTED:
+        return "local_name", _SKIP
+    return name, kind
+
+
+def _host_name(hostport: str) -> _Item:
+    """The host of `user@host:port` (from a URL or a host/path entry) as an item."""
+    host = hostport.rpartition("@")[2]
+    if host.startswith("["):  # [IPv6]:port
+        return "ip_address", _SKIP
+    head, colon, port = host.rpartition(":")
+    if colon and (port.isdigit() or not port) and ":" not in head:
+        host = head
+    return _name(host, _FROM_URL)
+
+
+def _adblock(body: str, kind: int) -> _Item:
+    """An adblock network rule (without its `@@`)."""
+    if _COSMETIC(body):
+        return "cosmetic_rule", _SKIP
+    if body.startswith("||"):
+        body = body[2:]
+    elif body.startswith(("|", "/")):
+        return "url_rule", _SKIP
+    body, dollar, options = body.partition("$")
+    if dollar and "badfilter" in (o.strip().lower() for o in options.split(",")):
+        return "unsupported_option", _SKIP
+    if body.endswith("|"):
+        body = body[:-1]
+    if body.endswith("^"):
+        body = body[:-1]
+    if body.startswith("*."):
+        body = body[2:]
+    if any(c in body for c in "^/*|:?="):
+        return "url_rule", _SKIP
+    return _name(body, kind)
+
+
+def _dnsmasq(value: str) -> list[_Item]:
+    """`/a.com/b.com/target` of address=, server=, local= -> every name between slashes."""
+    if not value.startswith("/") or value.count("/") < 2:
+        return [("unrecognised", _SKIP)]
+    return [_name(part) for part in value.split("/")[1:-1]]
+
+
+def _token(tok: str) -> list[_Item]:
+    """A line that is one token (after comment removal)."""
+    first = tok[0]
+    if first == "!" or (first == "[" and tok.endswith("]")):
+        return [("", _IGNORE)]
+    if tok.startswith("@@"):
+        return [_adblock(tok[2:], _ALLOW)]
+    if first in "|/":
+        return [_adblock(tok, _BLOCK)]
+    if "=" in tok:
+        key, _, value = tok.partition("=")
+        if key.lower() in _DNSMASQ_KEYS:
+            return _dnsmasq(value)
+    if "://" in tok:
+        rest = tok.split("://", 1)[1]
+        return [_host_name(re.split(r"[/?#]", rest, maxsplit=1)[0])]
+    if "^" in tok or "$" in tok:
+        return [_adblock(tok, _BLOCK)]
+    if "/" in tok:
+        return [_host_name(tok.split("/", 1)[0])]
+    if tok.lower() == "server:":
+        return [("", _IGNORE)]
+    return [_name(tok)]
+
+
+def _hosts_name(tok: str) -> _Item:
+    low = tok.lower()
+    if low in LOCAL_NAMES or ("." not in low and low.startswith("ip6-")):
+        return "local_name", _SKIP
+    return _name(tok)
+
+
+def _line(parts: list[str]) -> list[_Item]:
+    """The slow path for one split line: every format, every reason."""
+    if len(parts) == 1:
+        return _token(parts[0])
+    head = parts[0]
+    if head[0] == "!" or (head[0] == "[" and parts[-1].endswith("]")):
+        return [("", _IGNORE)]
+    if head in _SINKS or _is_ip(head):
+        return [_hosts_name(tok) for tok in parts[1:]]
+    key = head.lower()
+    if key in ("local-zone:", "local-data:"):
+        return [_name(parts[1].strip('"'))]
+    if _COSMETIC(head):  # an HTML rule whose selector has spaces: `x.com$$div[a="b c"]`
+        return [("cosmetic_rule", _SKIP)]
+    return [("unrecognised", _SKIP)]
+
+
+def _parse(lines: Iterable[bytes], report: SourceReport) -> Iterator[tuple[str, bool]]:
+    """The parser proper, over lines without terminators; counts land in `report` at the end."""
+    it = iter(lines)
+    first = next(it, None)
+    if first is None:
+        return
+    if first.startswith(_BOM):
+        first = first[len(_BOM) :]
+    hot = _HOT
+    hot_ipv4 = _HOT_IPV4
+    local_dotted = _LOCAL_DOTTED_BYTES
+    n_lines = entries = allows = from_urls = 0
+    try:
+        for raw in itertools.chain((first,), it):
+            n_lines += 1
+            m = hot(raw)
+            if m is not None:
+                name = m[1]
+                if len(name) <= MAX_NAME and name not in local_dotted:
+                    entries += 1
+                    yield name.decode("ascii"), False
+                    continue
+            elif hot_ipv4(raw):
+                report.skip("ip_address", n_lines, raw.decode("ascii"))
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw.decode("utf-8", "replace")
+            if "#" in line:
+                stripped = line.strip()
+                if not stripped or stripped[0] == "#":
+                    continue
+                m2 = _INLINE_COMMENT(stripped)
+                if m2:
+                    stripped = stripped[: m2.start()]
+                if _COSMETIC(stripped):
+                    report.skip("cosmetic_rule", n_lines, line)
+                    continue
+                parts = stripped.split()
+            else:
+                parts = line.split()
+            if not parts:
+                continue
+            for text, kind in _line(parts):
+                if kind == _BLOCK:
+                    entries += 1
+                    yield text, False
+                elif kind == _FROM_URL:
+                    entries += 1
+                    from_urls += 1
+                    yield text, False
+                elif kind == _ALLOW:
+                    allows += 1
+                    yield text, True
+                elif kind == _SKIP:
+                    report.skip(text, n_lines, line)
+    finally:
+        report.lines += n_lines
+        report.entries += entries
+        report.allow_entries += allows
+        report.hosts_from_urls += from_urls
+
+
+def _split_lines(raw: bytes) -> list[bytes]:
+    return raw.splitlines() or [b""]
+
+
+def iter_entries(lines: Iterable[bytes], report: SourceReport) -> Iterator[tuple[str, bool]]:
+    """Yield (normalised name, is_allow) for each usable entry of `lines`, in order.
+
+    Lines may keep their terminators (`\\n`, `\\r\\n`) and may hold lone `\\r` breaks; each
+    physical line is numbered. Counts and skips are added to `report` when the iterator is
+    exhausted or closed.
+    """
+    return _parse(itertools.chain.from_iterable(map(_split_lines, lines)), report)
+
+
+def parse_bytes(data: bytes, source: str) -> tuple[list[tuple[str, bool]], SourceReport]:
+    """Parse a whole list held in memory (tests, small files): (entries, report)."""
+    report = SourceReport(source)
+    return list(_parse(data.splitlines(), report)), report
+
+
+def _line_batches(stream: BinaryIO, chunk_size: int) -> Iterator[list[bytes]]:
+    """Lists of whole physical lines, one list per chunk read (see iter_lines)."""
+    buf = bytearray()
+    while chunk := stream.read(chunk_size):
+        buf += chunk
+        end = len(buf) - 1 if buf.endswith(b"\r") else len(buf)  # may be half of a CRLF
+        cut = max(buf.rfind(b"\n", 0, end), buf.rfind(b"\r", 0, end))
+        if cut >= 0:
+            yield bytes(buf[: cut + 1]).splitlines()
+            del buf[: cut + 1]
+    if buf:
+        yield bytes(buf).splitlines()
+
+
+def iter_lines(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The physical lines of a binary stream, split on LF, CRLF or lone CR, read in chunks.
+
+    Only one chunk (plus a partial line) is held at a time; a CRLF cut between two chunks still
+    counts as one line break.
+    """
+    return itertools.chain.from_iterable(_line_batches(stream, chunk_size))
+
+
+def _file_batches(path: Path) -> Iterator[list[bytes]]:
+    with path.open("rb") as stream:
+        yield from _line_batches(stream, CHUNK_SIZE)
+
+
+def iter_file(path: Path, report: SourceReport) -> Iterator[tuple[str, bool]]:
+    """Stream the entries of a list file (read in binary, never whole in memory)."""
+    return _parse(itertools.chain.from_iterable(_file_batches(path)), report)
