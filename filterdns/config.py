@@ -111,6 +111,9 @@ class ListsConfig:
     cache_dir: Path = Path("lists")  # relative to the state directory by default
     timeout: float = 30.0  # a whole download, not one read
     max_megabytes: int = 64  # a bigger download is refused and the last good copy kept
+    # The big default lists that are downloaded rather than shipped (UT1 adult, malware,
+    # phishing, redirector; see blocklists/SOURCES.md); false keeps to the shipped files.
+    download_defaults: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,6 +535,9 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         cache_dir=w.field(section, path, "cache_dir", w.database, ls.cache_dir),
         timeout=w.field(section, path, "timeout", w.positive, ls.timeout),
         max_megabytes=w.field(section, path, "max_megabytes", w.whole(1, 4096), ls.max_megabytes),
+        download_defaults=w.field(
+            section, path, "download_defaults", w.boolean, ls.download_defaults
+        ),
     )
     categories = w.categories(top["categories"], "categories") if "categories" in top else None
     return Config(

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.bin"
 ENTRY_BYTES = 8  # one 64-bit word per (name, list) in the index
+RETRY_AFTER_FAILURE = 900.0  # a failed download is tried again after 15 minutes
+MIN_WAIT = 60.0
 REPORTS_FILE = "index-reports.json"
 
 
@@ -46,22 +48,31 @@ def is_remote(source: str) -> bool:
 
 
 def resolve_sources(
-    categories: Sequence[tuple[str, Sequence[str]]],
+    categories: Sequence[tuple[str, Sequence[str]]], *, download_defaults: bool = True
 ) -> list[tuple[str, str]]:
     """(category, source) for every list: shipped categories first, then the configured ones.
 
     A category the configuration names uses exactly its listed sources, `shipped` standing for
-    the shipped ones; every other shipped category keeps its shipped sources.
+    the shipped ones; every other shipped category keeps its shipped sources. Without
+    `download_defaults`, the default sources that are downloaded rather than shipped are left out.
     """
+
+    def defaults(category: str) -> list[tuple[str, str]]:
+        return [
+            (category, source)
+            for source in SHIPPED.get(category, ())
+            if download_defaults or not is_remote(source)
+        ]
+
     configured = dict(categories)
     pairs: list[tuple[str, str]] = []
     for category in DEFAULT_CATEGORIES:
         if category not in configured:
-            pairs.extend((category, source) for source in SHIPPED[category])
+            pairs.extend(defaults(category))
     for category, sources in categories:
         for source in sources:
             if source == SHIPPED_SOURCE:
-                pairs.extend((category, s) for s in SHIPPED.get(category, ()))
+                pairs.extend(defaults(category))
             else:
                 pairs.append((category, source))
     return list(dict.fromkeys(pairs))  # a source named twice for one category counts once
@@ -112,7 +123,7 @@ class ListSet:
         self, config: ListsConfig, categories: Sequence[tuple[str, Sequence[str]]] = ()
     ) -> None:
         self.config = config
-        self.pairs = resolve_sources(categories)
+        self.pairs = resolve_sources(categories, download_defaults=config.download_defaults)
         self.cache_dir = Path(config.cache_dir)
         self.remote = RemoteCache(
             self.cache_dir / "downloads",
@@ -320,12 +331,16 @@ def _add_entries(
 
 
 def _next_due(sources: Sequence[SourceStatus], refresh: float) -> float:
-    """Seconds until the oldest remote copy is due again (at least a minute after a failure)."""
+    """Seconds until a remote source is due: its refresh period, or a retry after a failure."""
     now = time.time()
-    due = [(s.fetched_at or now) + refresh - now for s in sources if s.kind == "remote"] or [
-        refresh
+    due = [
+        RETRY_AFTER_FAILURE
+        if s.error is not None or s.fetched_at is None
+        else s.fetched_at + refresh - now
+        for s in sources
+        if s.kind == "remote"
     ]
-    return max(60.0, min(due))
+    return max(MIN_WAIT, min(due, default=refresh), 0.0)
 
 
 def _fingerprint(plan: Sequence[SourceStatus]) -> str:

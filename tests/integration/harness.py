@@ -77,8 +77,8 @@ def config_for(*upstreams: str, extra: str = "", listen: str = "127.0.0.1:0") ->
     return (
         f'server:\n  listen: ["{listen}"]\n'
         f"upstreams:\n  servers: [{servers}]\n  timeout: 1s\n"
-        # refresh 0: never download remote lists (tests talk to loopback only)
-        "lists:\n  refresh: 0\n" + textwrap.dedent(extra)
+        # tests talk to loopback only: never download the default lists
+        "lists:\n  download_defaults: false\n" + textwrap.dedent(extra)
     )
 
 
