@@ -233,10 +233,14 @@ def _lists_json(result: BuildResult, before: dict[str, int]) -> dict[str, object
 def _per_category(result: BuildResult) -> dict[str, dict[str, int]]:
     categories: dict[str, dict[str, int]] = {}
     for status in result.sources:
-        counts = categories.setdefault(status.category, {"sources": 0, "entries": 0, "skipped": 0})
+        counts = categories.setdefault(
+            status.category, {"sources": 0, "entries": 0, "skipped": 0, "bytes": 0}
+        )
+        report = status.report
         counts["sources"] += 1
-        counts["entries"] += status.report.entries
-        counts["skipped"] += sum(status.report.skipped.values())
+        counts["entries"] += report.entries
+        counts["skipped"] += sum(report.skipped.values())
+        counts["bytes"] += (report.entries + report.allow_entries - report.duplicates) * ENTRY_BYTES
     return categories
 
 
@@ -282,6 +286,18 @@ def _print_lists(
             state,
         )
     console.print(table)
+    summary = Table(title="per category")
+    for column in ("category", "sources", "entries", "skipped", "memory"):
+        summary.add_column(column, justify="left" if column == "category" else "right")
+    for category, counts in _per_category(result).items():
+        summary.add_row(
+            category,
+            str(counts["sources"]),
+            f"{counts['entries']:,}",
+            f"{counts['skipped']:,}",
+            f"{counts['bytes'] / 2**10:,.0f} KiB",
+        )
+    console.print(summary)
     names = len(result.index)
     per_name = result.index.nbytes / names if names else 0
     how = "reused from disk" if result.reused else f"built in {result.seconds:.2f} s"
