@@ -13,7 +13,7 @@ LAYERS = {
     "errors": 0, "model": 0, "names": 0, "wire": 0,
     "schedule": 1, "duration": 1,
     "config": 2, "configschema": 2,
-    "lists": 3, "clients": 3, "neighbors": 3, "policy": 3,
+    "lists": 3, "clients": 3, "neighbors": 3, "policy": 3, "grants": 3,
     "transport": 4, "store": 4,
     "resolvers": 5,
     "server": 6,

@@ -1,0 +1,180 @@
+"""Who is asking: the `clients:` rules that map a source address to a profile.
+
+A rule names one device or network by exactly one of `mac`, `ip` or `cidr`. The most specific
+rule wins, in this order:
+
+1. a `mac` rule for the MAC the neighbour table gives for the source address — a MAC rule beats
+   an `ip` rule for the same address, because the MAC follows the device when its lease changes
+   while the IP may have been handed to another device;
+2. an `ip` rule for the exact address;
+3. the `cidr` rule with the longest prefix containing the address;
+4. else `default_profile`.
+
+Addresses are compared in canonical form: scope ids are dropped ("fe80::1%eth0" is fe80::1) and
+IPv4-mapped IPv6 addresses count as IPv4 ("::ffff:10.0.0.5" is 10.0.0.5), in rules as in queries.
+
+Speed: the address-only part of a verdict (steps 2-4) never changes for one directory, so it is
+cached per source text (bounded; cleared whole past 65536 entries). The MAC step is never cached:
+it is one lookup in the in-memory neighbour table per query, so a MAC that moves to a new IP is
+followed as soon as the table is refreshed. CIDR rules are kept per prefix length as dicts of
+network integers, longest prefix first, so a lookup costs one dict probe per distinct length.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from filterdns.neighbors import Neighbours, canonical_ip, normalize_mac
+
+__all__ = ["ClientDirectory", "ClientMatch", "ClientRule"]
+
+_MAX_CACHE = 65536
+_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRule:
+    """One `clients:` entry: a name, a profile and exactly one of `ip`, `cidr`, `mac`."""
+
+    name: str
+    profile: str
+    ip: str | None = None
+    cidr: str | None = None
+    mac: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMatch:
+    """The verdict for one source: the rule's name (None for the default), profile, and why.
+
+    `how` is "mac aa:bb:cc:dd:ee:ff", "ip 192.168.1.23", "cidr 10.6.1.0/24" or "default".
+    """
+
+    name: str | None
+    profile: str
+    how: str
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A CIDR in canonical form (scope id dropped, IPv4-mapped ranges as IPv4); ValueError."""
+    net = ipaddress.ip_network(text.strip().split("%", 1)[0])
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_V4_MAPPED):
+        v4 = net.network_address.ipv4_mapped
+        assert v4 is not None
+        return ipaddress.IPv4Network((v4, net.prefixlen - 96))
+    return net
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefix:
+    """The CIDR rules of one IP version and prefix length: network int -> verdict."""
+
+    mask: int
+    networks: dict[int, ClientMatch]
+
+
+class ClientDirectory:
+    """Maps a source address to a profile by the `clients:` rules; see the module docstring."""
+
+    def __init__(
+        self,
+        rules: Sequence[ClientRule],
+        default_profile: str,
+        neighbours: Neighbours | None = None,
+    ) -> None:
+        self._default = ClientMatch(None, default_profile, "default")
+        self._neighbours = neighbours
+        self._by_mac: dict[str, ClientMatch] = {}
+        self._by_ip: dict[str, ClientMatch] = {}
+        by_prefix: dict[tuple[int, int], dict[int, ClientMatch]] = {}
+        owners: dict[str, str] = {}  # "mac aa:..", "ip 1.2.3.4", "cidr ..." -> rule name
+        for index, rule in enumerate(rules):
+            label = f"client {rule.name!r}" if rule.name else f"client #{index + 1}"
+            given = [k for k in ("ip", "cidr", "mac") if getattr(rule, k) is not None]
+            if len(given) != 1:
+                found = ", ".join(given) if given else "none"
+                raise ValueError(f"{label}: needs exactly one of ip, cidr, mac (found: {found})")
+            if not rule.profile:
+                raise ValueError(f"{label}: has no profile")
+            net: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+            try:
+                if rule.mac is not None:
+                    key = f"mac {normalize_mac(rule.mac)}"
+                elif rule.ip is not None:
+                    key = f"ip {canonical_ip(rule.ip)}"
+                else:
+                    assert rule.cidr is not None
+                    net = _network(rule.cidr)
+                    key = f"cidr {net}"
+            except ValueError as exc:
+                kind = given[0]
+                raise ValueError(f"{label}: bad {kind} {getattr(rule, kind)!r}: {exc}") from None
+            if key in owners:
+                raise ValueError(
+                    f"{label}: {key} is already used by client {owners[key]!r}"
+                    " (each ip, cidr and mac may appear once)"
+                )
+            owners[key] = rule.name
+            verdict = ClientMatch(rule.name or None, rule.profile, key)
+            kind, _, value = key.partition(" ")
+            if kind == "mac":
+                self._by_mac[value] = verdict
+            elif kind == "ip":
+                self._by_ip[value] = verdict
+            elif net is not None:
+                by_prefix.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = (
+                    verdict
+                )
+        self._prefixes: dict[int, list[_Prefix]] = {4: [], 6: []}
+        for (version, length), networks in sorted(by_prefix.items(), key=lambda kv: -kv[0][1]):
+            bits = 32 if version == 4 else 128
+            mask = ((1 << length) - 1) << (bits - length)
+            self._prefixes[version].append(_Prefix(mask, networks))
+        self._cache: dict[str, tuple[str | None, ClientMatch]] = {}
+
+    @property
+    def default_profile(self) -> str:
+        return self._default.profile
+
+    def match(self, ip: str) -> ClientMatch:
+        """The verdict for source address `ip` (any text; a non-address gets the default)."""
+        entry = self._cache.get(ip)
+        if entry is None:
+            entry = self._by_address(ip)
+            if len(self._cache) >= _MAX_CACHE:
+                self._cache.clear()
+            self._cache[ip] = entry
+        key, verdict = entry
+        if self._by_mac and self._neighbours is not None and key is not None:
+            mac = self._neighbours.mac_of(key)
+            if mac is not None:
+                by_mac = self._by_mac.get(mac)
+                if by_mac is not None:
+                    return by_mac
+        return verdict
+
+    def match_mac(self, mac: str) -> ClientMatch | None:
+        """The verdict of the `mac` rule for `mac` (any accepted spelling), or None."""
+        try:
+            return self._by_mac.get(normalize_mac(mac))
+        except ValueError:
+            return None
+
+    def _by_address(self, ip: str) -> tuple[str | None, ClientMatch]:
+        """(canonical address text or None, the verdict of the ip/cidr rules or the default)."""
+        try:
+            address = canonical_ip(ip)
+        except ValueError:
+            return None, self._default
+        key = str(address)
+        exact = self._by_ip.get(key)
+        if exact is not None:
+            return key, exact
+        value = int(address)
+        for prefix in self._prefixes[address.version]:
+            found = prefix.networks.get(value & prefix.mask)
+            if found is not None:
+                return key, found
+        return key, self._default

@@ -1,0 +1,516 @@
+"""Who is asking: MAC addresses from the neighbour table and the client rules."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from filterdns.clients import ClientDirectory, ClientMatch, ClientRule
+from filterdns.neighbors import (
+    Neighbours,
+    NeighbourTable,
+    canonical_ip,
+    normalize_mac,
+    parse_ip_neigh,
+    parse_proc_arp,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "neighbors"
+
+ARP_HEADER = "IP address       HW type     Flags       HW address            Mask     Device\n"
+
+
+def _arp(*rows: tuple[str, str]) -> str:
+    """A /proc/net/arp text with complete entries for (ip, mac) rows."""
+    body = "".join(
+        f"{ip:<16} 0x1         0x2         {mac}     *        eth0\n" for ip, mac in rows
+    )
+    return ARP_HEADER + body
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace the sample neighbour file (a tiny synchronous write, fine inside a test)."""
+    path.write_text(text)
+
+
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class IpNeigh:
+    """A fake `ip neigh`: returns `text` and counts calls (one call per read)."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        return self.text
+
+
+# --- normalize_mac -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("aa:bb:cc:dd:ee:ff", "aa:bb:cc:dd:ee:ff"),
+        ("AA:BB:CC:DD:EE:FF", "aa:bb:cc:dd:ee:ff"),
+        ("AA-BB-CC-DD-EE-FF", "aa:bb:cc:dd:ee:ff"),
+        ("aabb.ccdd.eeff", "aa:bb:cc:dd:ee:ff"),
+        ("AABBCCDDEEFF", "aa:bb:cc:dd:ee:ff"),
+        ("  aa:bb:cc:dd:ee:ff\n", "aa:bb:cc:dd:ee:ff"),
+        ("a:b:c:d:e:f", "0a:0b:0c:0d:0e:0f"),
+    ],
+    ids=["colons", "upper", "dashes", "cisco-dots", "bare-hex", "whitespace", "single-digits"],
+)
+def test_normalize_mac_accepts_common_spellings(text: str, expected: str) -> None:
+    assert normalize_mac(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "aa:bb:cc:dd:ee",
+        "aa:bb:cc:dd:ee:ff:00",
+        "aa:bb:cc:dd:ee:gg",
+        "aa-bb:cc-dd:ee-ff",
+        "aabb.ccdd",
+        "aaa:bb:cc:dd:ee:ff",
+        "aabbccddeef",
+        "192.168.1.1",
+    ],
+    ids=[
+        "empty",
+        "five-bytes",
+        "seven-bytes",
+        "not-hex",
+        "mixed-separators",
+        "short-dotted",
+        "three-digit-byte",
+        "eleven-digits",
+        "an-ip",
+    ],
+)
+def test_normalize_mac_rejects_other_text(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a MAC address"):
+        normalize_mac(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.168.1.5", "192.168.1.5"),
+        ("::ffff:10.0.0.5", "10.0.0.5"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("2001:DB8:0:0::1", "2001:db8::1"),
+    ],
+    ids=["ipv4", "ipv4-mapped", "scope-id", "ipv6-compressed"],
+)
+def test_canonical_ip(text: str, expected: str) -> None:
+    assert str(canonical_ip(text)) == expected
+
+
+# --- parsers -----------------------------------------------------------------------------------
+
+
+def test_parse_proc_arp_sample_keeps_complete_entries_and_counts_the_rest() -> None:
+    sut = parse_proc_arp((DATA / "proc_net_arp.txt").read_text())
+    assert sut.macs == {
+        "192.168.1.1": "aa:bb:cc:00:00:01",
+        "192.168.1.23": "aa:bb:cc:dd:ee:ff",
+        "192.168.1.40": "aa:bb:cc:00:00:40",
+        "10.6.1.7": "aa:bb:cc:06:01:07",
+    }
+    assert sut.incomplete == 2  # flags 0x0, all-zero MAC
+    assert sut.skipped == 5  # bad MAC, bad IP, bad flags, short row, garbage
+
+
+def test_parse_ip_neigh_sample_keeps_lladdr_entries_and_counts_the_rest() -> None:
+    sut = parse_ip_neigh((DATA / "ip_neigh.txt").read_text())
+    assert sut.macs == {
+        "fe80::1": "aa:bb:cc:00:00:01",
+        "2001:db8::23": "aa:bb:cc:dd:ee:ff",
+        "192.168.1.5": "aa:bb:cc:00:00:05",
+        "192.168.1.6": "aa:bb:cc:00:00:06",
+        "10.0.0.5": "aa:bb:cc:00:00:0a",
+    }
+    assert sut.incomplete == 3  # FAILED, INCOMPLETE, FAILED with a stale lladdr
+    assert sut.skipped == 4  # bad IP, lladdr without value, bad MAC, no lladdr in a live state
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_proc_arp, ""),
+        (parse_proc_arp, ARP_HEADER),
+        (parse_ip_neigh, ""),
+        (parse_ip_neigh, "\n\n   \n"),
+    ],
+    ids=["arp-empty", "arp-header-only", "neigh-empty", "neigh-blank-lines"],
+)
+def test_parsers_on_empty_input(parse: Callable[[str], NeighbourTable], text: str) -> None:
+    assert parse(text) == NeighbourTable({}, 0, 0)
+
+
+def test_parsers_never_raise_on_binary_junk() -> None:
+    junk = bytes(range(256)).decode("latin-1") * 4
+    assert parse_proc_arp(junk).macs == {}
+    assert parse_ip_neigh(junk).macs == {}
+
+
+# --- Neighbours --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def arp_file(tmp_path: Path) -> Path:
+    path = tmp_path / "arp"
+    path.write_text(_arp(("192.168.1.23", "aa:bb:cc:dd:ee:ff")))
+    return path
+
+
+async def test_refresh_merges_both_sources_and_swaps(arp_file: Path) -> None:
+    neigh = IpNeigh("fe80::1 dev eth0 lladdr aa:bb:cc:00:00:01 router REACHABLE\n")
+    sut = Neighbours(arp_file, ip_neigh=neigh, clock=FakeClock())
+    assert sut.mac_of("192.168.1.23") is None
+    await sut.refresh()
+    assert sut.mac_of("192.168.1.23") == "aa:bb:cc:dd:ee:ff"
+    assert sut.mac_of("fe80::1%eth0") == "aa:bb:cc:00:00:01"
+    assert sut.mac_of("::ffff:192.168.1.23") == "aa:bb:cc:dd:ee:ff"
+    assert sut.generation == 1
+    _write(arp_file, _arp(("192.168.1.24", "aa:bb:cc:dd:ee:ff")))
+    await sut.refresh()
+    assert sut.table == {"192.168.1.24": "aa:bb:cc:dd:ee:ff", "fe80::1": "aa:bb:cc:00:00:01"}
+    assert sut.generation == 2
+    await sut.refresh()
+    assert sut.generation == 2, "an unchanged table keeps its generation"
+    assert neigh.calls == 3
+
+
+async def test_missing_sources_give_an_empty_table(tmp_path: Path) -> None:
+    def broken() -> str:
+        raise OSError("no ip command")
+
+    sut = Neighbours(tmp_path / "absent", ip_neigh=broken, clock=FakeClock())
+    await sut.refresh()
+    assert sut.table == {}
+    assert sut.mac_of("192.168.1.23") is None
+
+
+async def test_refresh_records_parse_counts(arp_file: Path) -> None:
+    _write(arp_file, _read(DATA / "proc_net_arp.txt"))
+    neigh = IpNeigh(_read(DATA / "ip_neigh.txt"))
+    sut = Neighbours(arp_file, ip_neigh=neigh, clock=FakeClock())
+    await sut.refresh()
+    assert (sut.skipped, sut.incomplete) == (9, 5)
+    assert len(sut.table) == 9  # 4 from the arp file + 5 from ip neigh, no address shared
+
+
+async def test_a_miss_rereads_at_most_once_per_second_per_address(arp_file: Path) -> None:
+    clock = FakeClock()
+    neigh = IpNeigh()
+    sut = Neighbours(arp_file, ip_neigh=neigh, clock=clock, min_interval=1.0)
+    await sut.refresh()
+    assert neigh.calls == 1
+
+    # A new device appears; the first miss flags a read, the answer now is still None.
+    _write(
+        arp_file, _arp(("192.168.1.23", "aa:bb:cc:dd:ee:ff"), ("192.168.1.77", "77:77:77:77:77:77"))
+    )
+    clock.now += 1.0
+    assert sut.mac_of("192.168.1.77") is None
+    assert sut.refresh_wanted
+    assert await sut.refresh_if_wanted()
+    assert neigh.calls == 2
+    assert sut.mac_of("192.168.1.77") == "77:77:77:77:77:77"
+
+    # An address that stays unknown: repeated misses within a second flag nothing.
+    clock.now += 5.0
+    start = clock.now
+    assert sut.mac_of("192.168.1.99") is None
+    assert await sut.refresh_if_wanted()
+    assert neigh.calls == 3
+    for offset in (0.1, 0.5, 0.9):
+        clock.now = start + offset
+        assert sut.mac_of("192.168.1.99") is None
+        assert not sut.refresh_wanted
+        assert not await sut.refresh_if_wanted()
+    assert neigh.calls == 3
+
+
+async def test_misses_of_many_addresses_share_one_read_per_interval(arp_file: Path) -> None:
+    clock = FakeClock()
+    neigh = IpNeigh()
+    sut = Neighbours(arp_file, ip_neigh=neigh, clock=clock, min_interval=1.0)
+    await sut.refresh()
+    for last in range(100, 110):
+        assert sut.mac_of(f"192.168.1.{last}") is None
+    assert sut.refresh_delay() == 1.0  # the last read was just now
+    assert not await sut.refresh_if_wanted()
+    clock.now += 0.5
+    assert sut.refresh_delay() == 0.5
+    assert not await sut.refresh_if_wanted()
+    clock.now += 0.5
+    assert await sut.refresh_if_wanted()
+    assert not await sut.refresh_if_wanted()
+    assert neigh.calls == 2
+    # The same address again, a second later: flags again (the device may have appeared).
+    clock.now += 1.0
+    assert sut.mac_of("192.168.1.100") is None
+    assert await sut.refresh_if_wanted()
+    assert neigh.calls == 3
+
+
+async def test_a_hit_flags_nothing(arp_file: Path) -> None:
+    sut = Neighbours(arp_file, ip_neigh=IpNeigh(), clock=FakeClock())
+    await sut.refresh()
+    assert sut.mac_of("192.168.1.23") == "aa:bb:cc:dd:ee:ff"
+    assert sut.mac_of("not an address") is None
+    assert not sut.refresh_wanted
+    assert sut.refresh_delay() is None
+
+
+async def test_run_refreshes_on_a_miss_in_the_background(arp_file: Path) -> None:
+    neigh = IpNeigh()
+    sut = Neighbours(arp_file, ip_neigh=neigh, min_interval=0.05)
+    task = asyncio.create_task(sut.run(interval=60.0))
+    try:
+        await _until(lambda: neigh.calls == 1)
+        _write(arp_file, _arp(("192.168.1.80", "80:80:80:80:80:80")))
+        assert sut.mac_of("192.168.1.80") is None
+        await _until(lambda: sut.mac_of("192.168.1.80") is not None)
+        assert sut.mac_of("192.168.1.80") == "80:80:80:80:80:80"
+        assert neigh.calls == 2
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_run_refreshes_on_its_interval(arp_file: Path) -> None:
+    neigh = IpNeigh()
+    sut = Neighbours(arp_file, ip_neigh=neigh)
+    task = asyncio.create_task(sut.run(interval=0.02))
+    try:
+        await _until(lambda: neigh.calls >= 3)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+# --- ClientDirectory ---------------------------------------------------------------------------
+
+RULES = [
+    ClientRule("minh-tablet", "minh", mac="AA-BB-CC-DD-EE-FF"),
+    ClientRule("minh-laptop", "minh", ip="192.168.1.23"),
+    ClientRule("shared-pc", "family", ip="192.168.1.30"),
+    ClientRule("home", "family", cidr="192.168.0.0/16"),
+    ClientRule("kids-wifi", "kids", cidr="192.168.1.0/24"),
+    ClientRule("room-6a", "class-6a", cidr="10.6.1.0/24"),
+    ClientRule("v6-lan", "family", cidr="fd00::/8"),
+    ClientRule("v6-kids", "kids", cidr="fd00:1::/32"),
+    ClientRule("router6", "family", ip="fe80::1"),
+]
+
+
+async def _directory(arp_rows: list[tuple[str, str]], tmp_path: Path) -> ClientDirectory:
+    arp = tmp_path / "arp"
+    _write(arp, _arp(*arp_rows))
+    neighbours = Neighbours(arp, ip_neigh=IpNeigh(), clock=FakeClock())
+    await neighbours.refresh()
+    return ClientDirectory(RULES, "guests", neighbours)
+
+
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        ("192.168.1.30", ClientMatch("minh-tablet", "minh", "mac aa:bb:cc:dd:ee:ff")),
+        ("192.168.1.23", ClientMatch("minh-laptop", "minh", "ip 192.168.1.23")),
+        ("192.168.1.31", ClientMatch("kids-wifi", "kids", "cidr 192.168.1.0/24")),
+        ("192.168.7.1", ClientMatch("home", "family", "cidr 192.168.0.0/16")),
+        ("10.6.1.200", ClientMatch("room-6a", "class-6a", "cidr 10.6.1.0/24")),
+        ("::ffff:10.6.1.5", ClientMatch("room-6a", "class-6a", "cidr 10.6.1.0/24")),
+        ("::ffff:192.168.1.23", ClientMatch("minh-laptop", "minh", "ip 192.168.1.23")),
+        ("fe80::1%eth0", ClientMatch("router6", "family", "ip fe80::1")),
+        ("fd00:1::5", ClientMatch("v6-kids", "kids", "cidr fd00:1::/32")),
+        ("fd12::5", ClientMatch("v6-lan", "family", "cidr fd00::/8")),
+        ("10.6.2.1", ClientMatch(None, "guests", "default")),
+        ("8.8.8.8", ClientMatch(None, "guests", "default")),
+        ("2001:db8::1", ClientMatch(None, "guests", "default")),
+        ("not-an-ip", ClientMatch(None, "guests", "default")),
+        ("", ClientMatch(None, "guests", "default")),
+    ],
+    ids=[
+        "mac-beats-exact-ip",
+        "exact-ip",
+        "longest-cidr-24-over-16",
+        "only-the-16",
+        "cidr",
+        "ipv4-mapped-cidr",
+        "ipv4-mapped-exact-ip",
+        "scope-id-stripped",
+        "v6-longest-cidr",
+        "v6-shorter-cidr",
+        "v4-no-rule",
+        "v4-outside",
+        "v6-outside",
+        "garbage",
+        "empty",
+    ],
+)
+async def test_most_specific_rule_wins(ip: str, expected: ClientMatch, tmp_path: Path) -> None:
+    sut = await _directory([("192.168.1.30", "aa:bb:cc:dd:ee:ff")], tmp_path)
+    assert sut.match(ip) == expected
+    assert sut.match(ip) == expected, "the cached answer is the same"
+
+
+def test_without_neighbours_mac_rules_are_ignored() -> None:
+    sut = ClientDirectory(RULES, "guests")
+    assert sut.match("192.168.1.30") == ClientMatch("shared-pc", "family", "ip 192.168.1.30")
+    assert sut.default_profile == "guests"
+
+
+def test_match_mac_for_explain() -> None:
+    sut = ClientDirectory(RULES, "guests")
+    assert sut.match_mac("aabb.ccdd.eeff") == ClientMatch(
+        "minh-tablet", "minh", "mac aa:bb:cc:dd:ee:ff"
+    )
+    assert sut.match_mac("11:22:33:44:55:66") is None
+    assert sut.match_mac("nonsense") is None
+
+
+async def test_a_mac_moving_to_a_new_ip_is_followed_after_a_refresh(tmp_path: Path) -> None:
+    arp = tmp_path / "arp"
+    _write(arp, _arp(("192.168.1.30", "aa:bb:cc:dd:ee:ff")))
+    neighbours = Neighbours(arp, ip_neigh=IpNeigh(), clock=FakeClock())
+    await neighbours.refresh()
+    sut = ClientDirectory(RULES, "guests", neighbours)
+    assert sut.match("192.168.1.30").profile == "minh"
+    assert sut.match("192.168.1.44").how == "cidr 192.168.1.0/24"
+
+    _write(arp, _arp(("192.168.1.44", "aa:bb:cc:dd:ee:ff")))
+    await neighbours.refresh()
+    assert sut.match("192.168.1.44") == ClientMatch("minh-tablet", "minh", "mac aa:bb:cc:dd:ee:ff")
+    assert sut.match("192.168.1.30") == ClientMatch("shared-pc", "family", "ip 192.168.1.30")
+
+
+async def test_an_unknown_address_keeps_asking_the_neighbour_table(tmp_path: Path) -> None:
+    clock = FakeClock()
+    arp = tmp_path / "arp"
+    _write(arp, _arp())
+    neighbours = Neighbours(arp, ip_neigh=IpNeigh(), clock=clock)
+    await neighbours.refresh()
+    sut = ClientDirectory(RULES, "guests", neighbours)
+    assert sut.match("10.9.9.9").how == "default"
+    assert neighbours.refresh_wanted, "a miss on a client with MAC rules asks for a read"
+    _write(arp, _arp(("10.9.9.9", "aa:bb:cc:dd:ee:ff")))
+    clock.now += 1.0
+    assert await neighbours.refresh_if_wanted()
+    assert sut.match("10.9.9.9").profile == "minh", "the cached default did not stick"
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (ClientRule("a", "p"), r"client 'a': needs exactly one of ip, cidr, mac \(found: none\)"),
+        (
+            ClientRule("b", "p", ip="10.0.0.1", mac="aa:bb:cc:dd:ee:ff"),
+            r"client 'b': needs exactly one of ip, cidr, mac \(found: ip, mac\)",
+        ),
+        (ClientRule("c", "p", ip="10.0.0.256"), r"client 'c': bad ip '10.0.0.256'"),
+        (
+            ClientRule("d", "p", cidr="10.6.1.5/24"),
+            r"client 'd': bad cidr '10.6.1.5/24'.*host bits",
+        ),
+        (ClientRule("e", "p", cidr="10.0.0.0/33"), r"client 'e': bad cidr '10.0.0.0/33'"),
+        (ClientRule("f", "p", mac="aa:bb:cc"), r"client 'f': bad mac 'aa:bb:cc'"),
+        (ClientRule("g", "", ip="10.0.0.1"), r"client 'g': has no profile"),
+        (ClientRule("", "p", ip="nope"), r"client #2: bad ip 'nope'"),
+    ],
+    ids=["none", "two", "bad-ip", "host-bits", "bad-prefix", "bad-mac", "no-profile", "unnamed"],
+)
+def test_bad_rules_are_refused_with_the_rule_named(rule: ClientRule, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ClientDirectory([ClientRule("ok", "p", ip="192.0.2.1"), rule], "guests")
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        (
+            ClientRule("a", "p", ip="10.0.0.1"),
+            ClientRule("b", "q", ip="::ffff:10.0.0.1"),
+            r"client 'b': ip 10.0.0.1 is already used by client 'a'",
+        ),
+        (
+            ClientRule("a", "p", mac="aa:bb:cc:dd:ee:ff"),
+            ClientRule("b", "q", mac="AABB.CCDD.EEFF"),
+            r"client 'b': mac aa:bb:cc:dd:ee:ff is already used by client 'a'",
+        ),
+        (
+            ClientRule("a", "p", cidr="10.6.0.0/16"),
+            ClientRule("b", "q", cidr="10.6.0.0/16"),
+            r"client 'b': cidr 10.6.0.0/16 is already used by client 'a'",
+        ),
+    ],
+    ids=["ip-in-two-spellings", "mac-in-two-spellings", "cidr"],
+)
+def test_duplicates_are_refused(first: ClientRule, second: ClientRule, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ClientDirectory([first, second], "guests")
+
+
+def test_ipv4_mapped_cidr_rule_counts_as_ipv4() -> None:
+    sut = ClientDirectory([ClientRule("lab", "p", cidr="::ffff:10.1.0.0/112")], "guests")
+    assert sut.match("10.1.2.3") == ClientMatch("lab", "p", "cidr 10.1.0.0/16")
+
+
+def test_the_cache_is_bounded() -> None:
+    sut = ClientDirectory(RULES, "guests")
+    for i in range(70000):
+        sut.match(f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}")
+    assert len(sut._cache) <= 65536
+
+
+def test_unknown_address_with_100_cidr_rules_is_fast() -> None:
+    rules = [ClientRule(f"net{i}", "p", cidr=f"10.{i}.0.0/{16 + i % 9}") for i in range(100)]
+    sut = ClientDirectory(rules, "guests")
+    assert sut.match("10.5.0.1").how == "cidr 10.5.0.0/21"
+    addresses = [f"172.16.{i >> 8}.{i & 255}" for i in range(2000)]
+    for ip in addresses:  # first sight: parse and probe every prefix length
+        assert sut.match(ip).how == "default"
+    start = time.perf_counter()
+    rounds = 20
+    for _ in range(rounds):
+        for ip in addresses:
+            sut.match(ip)
+    per_match = (time.perf_counter() - start) / (rounds * len(addresses))
+    assert per_match < 20e-6, f"{per_match * 1e6:.1f} µs per match"
+    fresh = ClientDirectory(rules, "guests")
+    start = time.perf_counter()
+    for ip in addresses:
+        fresh.match(ip)
+    per_miss = (time.perf_counter() - start) / len(addresses)
+    assert per_miss < 50e-6, f"{per_miss * 1e6:.1f} µs per uncached match"
