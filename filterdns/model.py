@@ -1,13 +1,18 @@
 """The values that travel along the resolver chain: Request in, Response out.
 
-Answers are bytes handled by `wire`; the few synthetic records (RFC 8482 ANY) are small enough
-to write by hand. dnslib, where a later link needs rich records, is imported here only.
+Answers are bytes handled by `wire`; the synthetic records (RFC 8482 ANY, blocked answers) are
+small enough to write by hand. dnslib, where a link needs rich records (SafeSearch CNAME chains),
+is imported here only.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import dnslib
 
 from filterdns import wire
 from filterdns.wire import Answer, Query
@@ -89,3 +94,175 @@ def minimal_any(query: Query, ttl: int = 3600) -> Response:
     header = wire.HEADER.pack(query.msg_id, wire.QR | wire.RA | (query.flags & wire.RD), 1, 1, 0, 0)
     answer = wire.analyse(header + question + record)
     return Response(Kind.LOCAL, answer, reason="ANY answered minimally (RFC 8482)")
+
+
+# --- Answers the policy gives instead of the real one -------------------------------------------
+#
+# Blocked answers are a hot path: they are written byte by byte, owner names pointing at the
+# question (0xC00C), then walked once by `wire.analyse` so the TTL offsets are known.
+
+EDE_OPTION = 15  # EDNS option code of an Extended DNS Error (RFC 8914)
+EDE_BLOCKED = 15  # INFO-CODE "Blocked"
+EDE_FILTERED = 17  # INFO-CODE "Filtered"
+EDE_TEXT_MAX = 200  # bytes of EXTRA-TEXT kept
+
+_QUESTION_PTR = b"\xc0\x0c"
+_MAX_TTL = 0x7FFFFFFF  # RFC 2181 8
+# SOA RDATA up to the MINIMUM field: MNAME "filterdns.", RNAME "blocked.filterdns." (both written
+# whole, so the bytes do not depend on where the record sits), serial 1, refresh 3600, retry 600,
+# expire 86400.
+_SOA_HEAD = (
+    b"\x09filterdns\x00"
+    + b"\x07blocked\x09filterdns\x00"
+    + wire.U32.pack(1)
+    + wire.U32.pack(3600)
+    + wire.U32.pack(600)
+    + wire.U32.pack(86400)
+)
+_SOA_RDLEN = len(_SOA_HEAD) + 4
+_IPV4_ANY = bytes(4)
+_IPV6_ANY = bytes(16)
+
+
+def ede_option(code: int, text: str) -> bytes:
+    """An Extended DNS Error option (RFC 8914): INFO-CODE and UTF-8 EXTRA-TEXT of <= 200 bytes.
+
+    The text is cut on a character boundary so the option always holds valid UTF-8.
+    """
+    raw = text.encode("utf-8")
+    if len(raw) > EDE_TEXT_MAX:
+        raw = raw[:EDE_TEXT_MAX].decode("utf-8", "ignore").encode("utf-8")
+    return wire.edns_option(EDE_OPTION, wire.U16.pack(code) + raw)
+
+
+def _ttl(ttl: int) -> int:
+    return min(max(ttl, 0), _MAX_TTL)
+
+
+def _record_class(query: Query) -> int:
+    """The class of synthesised records: the query's, IN for the meta classes NONE and ANY."""
+    return query.qclass if query.qclass < 254 else wire.CLASS_IN
+
+
+def _message(query: Query, rcode: int, answers: list[bytes], authority: list[bytes]) -> Answer:
+    """Header (QR, RA, the client's RD), the question, then the given records, analysed."""
+    flags = wire.QR | wire.RA | (query.flags & wire.RD) | rcode
+    header = wire.HEADER.pack(query.msg_id, flags, 1, len(answers), len(authority), 0)
+    question = query.qname_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass)
+    return wire.analyse(header + question + b"".join(answers) + b"".join(authority))
+
+
+def _soa(query: Query, ttl: int) -> bytes:
+    """The SOA for negative answers: owner the queried name, TTL and MINIMUM both `ttl`."""
+    fixed = wire.RR_FIXED.pack(wire.TYPE_SOA, _record_class(query), ttl, _SOA_RDLEN)
+    return _QUESTION_PTR + fixed + _SOA_HEAD + wire.U32.pack(ttl)
+
+
+def _address(query: Query, rdata: bytes, ttl: int) -> bytes:
+    """An A or AAAA record (by the query's type) for the queried name."""
+    fixed = wire.RR_FIXED.pack(query.qtype, _record_class(query), ttl, len(rdata))
+    return _QUESTION_PTR + fixed + rdata
+
+
+def blocked_nxdomain(query: Query, ttl: int) -> Answer:
+    """NXDOMAIN with the filterdns SOA, so RFC 2308 negative caching lasts `ttl` seconds."""
+    ttl = _ttl(ttl)
+    return _message(query, wire.NXDOMAIN, [], [_soa(query, ttl)])
+
+
+def nodata(query: Query, ttl: int) -> Answer:
+    """NOERROR with no answer and the filterdns SOA in authority (NODATA, RFC 2308)."""
+    ttl = _ttl(ttl)
+    return _message(query, wire.NOERROR, [], [_soa(query, ttl)])
+
+
+def blocked_null(query: Query, ttl: int) -> Answer:
+    """The unspecified address: A -> 0.0.0.0, AAAA -> ::, any other type NODATA."""
+    ttl = _ttl(ttl)
+    if query.qtype == wire.TYPE_A:
+        return _message(query, wire.NOERROR, [_address(query, _IPV4_ANY, ttl)], [])
+    if query.qtype == wire.TYPE_AAAA:
+        return _message(query, wire.NOERROR, [_address(query, _IPV6_ANY, ttl)], [])
+    return _message(query, wire.NOERROR, [], [_soa(query, ttl)])
+
+
+def blocked_custom(query: Query, ips: Sequence[str], ttl: int) -> Answer:
+    """The configured addresses of the query's family (A: IPv4, AAAA: IPv6), in order.
+
+    A type with no address of its family, or any other type, gets NODATA. Raises ValueError on
+    an address that is not an IP address.
+    """
+    ttl = _ttl(ttl)
+    version = {wire.TYPE_A: 4, wire.TYPE_AAAA: 6}.get(query.qtype)
+    records = []
+    if version is not None:
+        for text in ips:
+            address = ipaddress.ip_address(text)
+            if address.version == version:
+                records.append(_address(query, address.packed, ttl))
+    if not records:
+        return _message(query, wire.NOERROR, [], [_soa(query, ttl)])
+    return _message(query, wire.NOERROR, records, [])
+
+
+def refused_answer(query: Query) -> Answer:
+    """REFUSED with no records, echoing the question."""
+    return error_answer(query, wire.REFUSED)
+
+
+def cname_answer(query: Query, target: str, resolved: Answer | None, ttl: int) -> Answer:
+    """A substitute name (SafeSearch): "<qname> CNAME <target>", then the target's records.
+
+    `resolved` is the upstream answer for `target` with the same type; the records of its answer
+    section owned by `target` or a name of its CNAME chain are copied, names decompressed and
+    written again, TTLs kept. When `resolved` is None, not NOERROR or unreadable, the answer is
+    the CNAME alone. The CNAME's own TTL is `ttl`. Not a hot path: dnslib does the work.
+    """
+    ttl = _ttl(ttl)
+    target_wire = wire.text_to_wire(target)
+    flags = wire.QR | wire.RA | (query.flags & wire.RD)
+    question = query.qname_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass)
+    prefix = wire.HEADER.pack(query.msg_id, flags, 1, 1, 0, 0) + question
+    cname = wire.RR_FIXED.pack(wire.TYPE_CNAME, _record_class(query), ttl, len(target_wire))
+    alone = prefix + _QUESTION_PTR + cname + target_wire
+    copied = _chain_records(target_wire, resolved)
+    if not copied:
+        return wire.analyse(alone)
+    record = dnslib.DNSRecord.parse(alone)
+    for rr in copied:
+        record.add_answer(rr)
+    return wire.analyse(bytes(record.pack()))
+
+
+def _chain_records(target_wire: bytes, resolved: Answer | None) -> list[object]:
+    """The answer records of `resolved` owned by the target or a name its CNAMEs lead to."""
+    if resolved is None or resolved.rcode != wire.NOERROR:
+        return []
+    try:
+        parsed = dnslib.DNSRecord.parse(resolved.wire)
+    except (dnslib.DNSError, ValueError, IndexError, UnicodeError):
+        return []
+    names = {dnslib.DNSLabel(_wire_labels(target_wire))}
+    records = list(parsed.rr)
+    chosen: set[int] = set()
+    grew = True
+    while grew:  # the chain may be listed out of order
+        grew = False
+        for index, rr in enumerate(records):
+            if index not in chosen and rr.rname in names:
+                chosen.add(index)
+                grew = True
+                if rr.rtype == wire.TYPE_CNAME:
+                    names.add(rr.rdata.label)
+    return [records[index] for index in sorted(chosen)]
+
+
+def _wire_labels(name_wire: bytes) -> list[bytes]:
+    """The labels of an uncompressed wire name."""
+    labels = []
+    pos = 0
+    while name_wire[pos]:
+        length = name_wire[pos]
+        labels.append(name_wire[pos + 1 : pos + 1 + length])
+        pos += 1 + length
+    return labels
