@@ -13,12 +13,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer
+from filterdns.grants import GrantStore, grants_path
 from filterdns.lists.catalog import ListSet
+from filterdns.neighbors import Neighbours
+from filterdns.policy import Policy
 from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
 from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.conditional import ConditionalResolver
+from filterdns.resolvers.policy import ClientResolver, PolicyResolver
 from filterdns.resolvers.upstream import UpstreamResolver
 from filterdns.server import DnsServer
 from filterdns.transport import Transport
@@ -37,7 +42,13 @@ class Chain:
 
 
 def build_chain(
-    config: Config, transport: Transport, clock: Callable[[], float] = time.monotonic
+    config: Config,
+    transport: Transport,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    policy: Policy | None = None,
+    directory: ClientDirectory | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Chain:
     """Order the links of the request path, from the terminal upstream up to the ACL."""
     up = config.upstreams
@@ -63,6 +74,12 @@ def build_chain(
     # on the very next query; serves stale data when everything below fails.
     cache = CacheResolver(head, config.cache, clock=clock)
     head = cache
+    if policy is not None and directory is not None:
+        # policy: above the cache, so a schedule change applies on the very next query and one
+        # cache serves every profile; SafeSearch targets are resolved through the cache.
+        head = PolicyResolver(head, policy, config.blocking, clock=wall_clock)
+        # client: who is asking decides the profile the policy applies.
+        head = ClientResolver(head, directory)
     # local answers: ANY (RFC 8482), NOTIMP, BADVERS; nothing below needs to see those.
     head = LocalAnswerResolver(head)
     # access: first, so nobody outside server.allow_clients reaches anything (no open resolver).
@@ -79,14 +96,29 @@ class App:
         *,
         transport: Transport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.transport = transport or Transport()
-        self.chain = build_chain(config, self.transport, clock)
         self.lists = ListSet(config.lists, config.categories)
+        self.grants = GrantStore(grants_path(config.log.database))
+        has_macs = any(client.mac for client in config.clients)
+        self.neighbours = Neighbours() if has_macs else None
+        rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
+        self.directory = ClientDirectory(rules, config.default_profile, self.neighbours)
+        lists = self.lists
+        self.policy = Policy(config, lambda: lists.index, self.grants.current)
+        self.chain = build_chain(
+            config,
+            self.transport,
+            clock,
+            policy=self.policy,
+            directory=self.directory,
+            wall_clock=wall_clock,
+        )
         self.server = DnsServer(self.chain.head, config.server)
         self._stop = asyncio.Event()
-        self._refresh: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> list[ListenAddress]:
         """Load the category index, then bind the listeners; returns the addresses bound.
@@ -96,16 +128,25 @@ class App:
         Remote sources are then kept fresh in the background.
         """
         await self.lists.load()
+        self.grants.reload_if_changed()
+        if self.neighbours is not None:
+            await self.neighbours.refresh()
         bound = await self.server.start(skip_unavailable=self.config.source is None)
-        self._refresh = asyncio.create_task(self.lists.run(), name="lists-refresh")
+        self._tasks = [
+            asyncio.create_task(self.lists.run(), name="lists-refresh"),
+            asyncio.create_task(self.grants.watch(), name="grants-watch"),
+        ]
+        if self.neighbours is not None:
+            self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
         return bound
 
     async def stop(self) -> None:
         """Finish in-flight queries (bounded wait), then close every socket and task."""
-        if self._refresh is not None:
-            self._refresh.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._refresh
+                await task
         await self.server.stop()
         await self.chain.cache.close()
         await self.transport.close()

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from filterdns import __version__
+from filterdns import __version__, admin
 from filterdns.app import App
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.errors import ConfigError, FilterDnsError
@@ -30,7 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return 2
-    handler = {"serve": _serve, "check": _check, "lists": _lists}[args.command]
+    handler = {
+        "serve": _serve,
+        "check": _check,
+        "lists": _lists,
+        "explain": _admin(admin.explain),
+        "grant": _admin(admin.grant),
+        "grants": _admin(admin.list_grants),
+        "revoke": _admin(admin.revoke),
+    }[args.command]
     code: int = handler(args)
     return code
 
@@ -61,12 +69,29 @@ def _parser() -> argparse.ArgumentParser:
     update = lists_sub.add_parser(
         "update", help="download remote sources now, rebuild the index, show what changed"
     )
-    for command in (serve, check, lists, stats, update):
+    policy_commands = admin.add_commands(sub)
+    for command in (serve, check, lists, stats, update, *policy_commands):
         # SUPPRESS: a -c given before the command is not overwritten by the command's default
         add_config(command, argparse.SUPPRESS)
-    for command in (stats, update):
+    for command in (stats, update, *policy_commands):
         command.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def _admin(
+    command: Callable[[Config, argparse.Namespace, Console], int],
+) -> Callable[[argparse.Namespace], int]:
+    """A policy command with the configuration loaded (problems listed, exit 1)."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            config = _load(args)
+        except ConfigError as exc:
+            _print_problems(Console(stderr=True, soft_wrap=True), exc)
+            return 1
+        return command(config, args, Console(soft_wrap=True))
+
+    return run
 
 
 def _load(args: argparse.Namespace) -> Config:

@@ -5,31 +5,53 @@ listing every problem with its YAML path and line number. Unknown keys are rejec
 choices name the valid ones. Components receive their own section (ServerConfig, ...), never
 the whole Config. Missing keys take the embedded defaults (`default.yaml`, see `default_config`).
 pyyaml is imported here and in `configschema` (the node walking) only.
+
+The parental policy (`age_bands`, `profiles`, `calendars`, `clients`, `default_profile`,
+`blocking`, `server.timezone`) is read here too, and checked across sections:
+- `Config.age_bands` is the effective table: BAND_TABLE with the file's overrides applied per
+  key (`schedules: []` removes a band's bedtime); ALWAYS_BLOCKED is in every band.
+- Profiles defined in a file replace the embedded `everyone` profile (band `adult`). Then
+  `default_profile` must name one of them, unless exactly one is defined: that one is the
+  default. An empty `profiles: {}` keeps the embedded profiles.
+- A schedule rule has exactly one kind of action: `block: all` (optionally with `allow:`
+  domains), or category changes: `block: [..]` and/or `allow_categories: [..]`, which may be
+  combined in one rule but may not name the same category. ALWAYS_BLOCKED is never allowed.
+- Categories named anywhere must be shipped ones or names under `categories:`; age bands,
+  profiles and calendars referenced must exist. Each such problem names the valid choices.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import functools
 import ipaddress
 import os
 import re
-from collections.abc import Callable
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from yaml.nodes import Node
+from yaml.nodes import MappingNode, Node, ScalarNode
 
-from filterdns.configschema import Walker, compose, join, line_of, show
+from filterdns.configschema import Walker, compose, is_null, join, kind, line_of, show
 from filterdns.errors import ConfigError, Problem
 from filterdns.names import normalize_name
+from filterdns.schedule import Calendar, Window, parse_calendar, parse_clock, parse_days
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 STRATEGIES = ("failover", "round_robin", "fastest")
 UPSTREAM_SCHEMES = ("udp", "tcp", "tls")
 DEFAULT_PORTS = {"udp": 53, "tcp": 53, "tls": 853}
+BANDS = ("under-9", "9-12", "13-15", "16-17", "adult")
+ALWAYS_BLOCKED = ("malware", "phishing", "cryptojacking", "stalkerware")
+YOUTUBE_LEVELS = ("strict", "moderate", "off")
+BLOCK_RESPONSES = ("nxdomain", "null", "refused", "custom")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +90,7 @@ class ServerConfig:
     tcp_idle_timeout: float = 10.0
     max_tcp_connections: int = 256
     shutdown_grace: float = 5.0
+    timezone: str | None = None  # IANA zone of schedules; None: the system's (system_timezone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +140,125 @@ class ListsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleRule:
+    """One schedule rule: a window and what it does while active.
+
+    Exactly one kind of action: `block_all` (with `allow` domains still answered), or `block`
+    categories and/or `allow_categories` (both may be given in one rule, never overlapping).
+    """
+
+    name: str
+    window: Window
+    block_all: bool = False
+    block: tuple[str, ...] = ()  # categories blocked during the window
+    allow: tuple[str, ...] = ()  # domains still allowed during `block: all` (normalized)
+    allow_categories: tuple[str, ...] = ()  # categories allowed during the window
+    path: str = ""  # YAML path, e.g. "profiles.minh.schedules[0]"
+    line: int | None = None  # line in the file (None for built-in band rules)
+
+
+@dataclass(frozen=True, slots=True)
+class BandConfig:
+    """One age band as in effect: the built-in row with `age_bands:` overrides applied."""
+
+    name: str
+    categories: tuple[str, ...]  # blocked categories, always including ALWAYS_BLOCKED
+    safesearch: bool
+    youtube: str  # one of YOUTUBE_LEVELS
+    schedules: tuple[ScheduleRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConfig:
+    """`profiles.<name>`: one child, class or group: an age band plus its own additions."""
+
+    name: str
+    age_band: str
+    block: tuple[
+        str, ...
+    ] = ()  # extra blocked domains (normalized; a domain blocks its subdomains)
+    allow: tuple[str, ...] = ()  # always-allowed domains
+    categories: tuple[str, ...] = ()  # extra blocked categories
+    safesearch: bool | None = None  # None: the band's
+    youtube: str | None = None  # None: the band's
+    schedules: tuple[ScheduleRule, ...] = ()  # in addition to the band's
+    timezone: str | None = None  # None: server.timezone
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """One `clients:` entry: a device (ip or mac) or a network (cidr) mapped to a profile."""
+
+    name: str
+    profile: str
+    ip: str | None = None  # canonical address text
+    cidr: str | None = None  # canonical network text, host bits cleared
+    mac: str | None = None  # normalized aa:bb:cc:dd:ee:ff
+
+
+@dataclass(frozen=True, slots=True)
+class BlockingConfig:
+    """`blocking:` how blocked names are answered."""
+
+    response: str = "nxdomain"  # one of BLOCK_RESPONSES
+    custom_ips: tuple[str, ...] = ()  # IPv4/IPv6 of a block page, required for `custom`
+    ttl: int = 10  # seconds (a duration in YAML)
+    bypass_protection: bool = True
+
+
+# The built-in age bands (PRODUCT.md; config.example.yaml documents the same table). Each row:
+# band, blocked categories (ALWAYS_BLOCKED is added to each), SafeSearch, YouTube level, and the
+# default "block all" schedules as (days, from, to).
+_CHILD_CATEGORIES = (
+    "adult", "gambling", "dating", "drugs", "violence", "social", "chat", "bypass", "piracy",
+)  # fmt: skip
+BAND_TABLE: tuple[tuple[str, tuple[str, ...], bool, str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("under-9", _CHILD_CATEGORIES, True, "strict", (("daily", "20:00", "07:00"),)),
+    (
+        "9-12",
+        _CHILD_CATEGORIES,
+        True,
+        "strict",
+        (("sun-thu", "21:00", "06:30"), ("fri-sat", "22:00", "07:00")),
+    ),
+    (
+        "13-15",
+        ("adult", "gambling", "dating", "drugs", "violence", "bypass", "piracy"),
+        True,
+        "moderate",
+        (("sun-thu", "22:30", "06:00"),),
+    ),
+    ("16-17", ("adult", "gambling", "drugs", "bypass"), True, "off", ()),
+    ("adult", (), False, "off", ()),
+)
+
+
+def with_always_blocked(categories: Sequence[str]) -> tuple[str, ...]:
+    """`categories` followed by the ALWAYS_BLOCKED ones not already in it."""
+    return tuple(dict.fromkeys((*categories, *ALWAYS_BLOCKED)))
+
+
+def _builtin_bands() -> tuple[BandConfig, ...]:
+    bands = []
+    for name, categories, safesearch, youtube, windows in BAND_TABLE:
+        rules = tuple(
+            ScheduleRule(
+                name="bedtime",
+                window=Window(parse_days([days]), parse_clock(start), parse_clock(end, end=True)),
+                block_all=True,
+                path=f"age_bands.{name}.schedules[{index}]",
+            )
+            for index, (days, start, end) in enumerate(windows)
+        )
+        bands.append(BandConfig(name, with_always_blocked(categories), safesearch, youtube, rules))
+    return tuple(bands)
+
+
+BUILTIN_BANDS = _builtin_bands()
+EVERYONE = ProfileConfig(name="everyone", age_band="adult")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration; `source` is the file it came from (None for embedded defaults)."""
 
@@ -129,6 +271,27 @@ class Config:
     # order; categories not named here keep their shipped sources.
     categories: tuple[tuple[str, tuple[str, ...]], ...] = ()
     source: str | None = None
+    # The effective age bands: all of BANDS, in that order, with `age_bands:` overrides applied.
+    age_bands: tuple[BandConfig, ...] = BUILTIN_BANDS
+    profiles: tuple[ProfileConfig, ...] = (EVERYONE,)
+    calendars: tuple[Calendar, ...] = ()
+    clients: tuple[ClientConfig, ...] = ()
+    default_profile: str = EVERYONE.name  # for clients that match no `clients:` entry
+    blocking: BlockingConfig = field(default_factory=BlockingConfig)
+
+    def band(self, name: str) -> BandConfig:
+        """The effective age band `name`; KeyError when there is none."""
+        for band in self.age_bands:
+            if band.name == name:
+                return band
+        raise KeyError(name)
+
+    def profile(self, name: str) -> ProfileConfig:
+        """The profile `name`; KeyError when there is none."""
+        for profile in self.profiles:
+            if profile.name == name:
+                return profile
+        raise KeyError(name)
 
 
 SYSTEM_CONFIG = Path("/etc/filterdns/config.yaml")
@@ -145,9 +308,16 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "cache": tuple(f.name for f in fields(CacheConfig)),
     "log": tuple(f.name for f in fields(LogConfig)),
     "lists": tuple(f.name for f in fields(ListsConfig)),
+    "blocking": tuple(f.name for f in fields(BlockingConfig)),
 }
-# `categories:` maps names of the user's choosing, so its keys are not fixed like a section's.
-TOP_LEVEL = (*SECTIONS, "categories")
+# These map names of the user's choosing (or are lists or one value), so their keys are not
+# fixed like a section's.
+POLICY_KEYS = ("categories", "age_bands", "profiles", "calendars", "clients", "default_profile")
+TOP_LEVEL = (*SECTIONS, *POLICY_KEYS)
+BAND_KEYS = ("categories", "safesearch", "youtube", "schedules")
+PROFILE_KEYS = tuple(f.name for f in fields(ProfileConfig) if f.name != "name")
+SCHEDULE_KEYS = ("name", "days", "from", "to", "block", "allow", "allow_categories", "except")
+CLIENT_KEYS = ("name", "ip", "cidr", "mac", "profile")
 # The categories shipped in filterdns/blocklists (lists.shipped keeps the same tuple).
 DEFAULT_CATEGORIES = (
     "adult",
@@ -168,18 +338,13 @@ DEFAULT_CATEGORIES = (
 )
 SHIPPED_SOURCE = "shipped"
 _CATEGORY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_RULE = "letters, digits, '-', '_' and '.', at most 64, starting with a letter or digit"
+_MAC = re.compile(r"[0-9a-f]{12}")
 # Keys of the product's configuration that later versions will read; named in the message.
 PLANNED: dict[str, tuple[str, ...]] = {
-    "": (
-        "age_bands",
-        "profiles",
-        "calendars",
-        "clients",
-        "default_profile",
-        "blocking",
-        "alerts",
-    ),
-    "server": ("rate_limit", "timezone"),
+    "": ("alerts",),
+    "server": ("rate_limit",),
 }
 
 MAX_CONNECTIONS = 1_000_000
@@ -187,6 +352,7 @@ MAX_CACHE_ENTRIES = 100_000_000
 
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 T = TypeVar("T")
+_NONE: tuple[str, ...] = ()
 
 
 # Strings that name addresses and servers
@@ -297,6 +463,99 @@ def parse_network(text: str) -> IPNetwork:
         ) from None
 
 
+def parse_domain(text: str) -> str:
+    """A domain of a block or allow list, normalised; a leading `*.` is dropped (a domain
+    covers its subdomains anyway). ValueError when it is not a domain name."""
+    name = normalize_name(text)
+    if name.startswith("*."):
+        name = name[2:]
+    if not is_domain_name(name):
+        raise ValueError(f"{show(text)} is not a domain name like example.com")
+    return name
+
+
+def parse_address(text: str) -> str:
+    """The canonical text of one IPv4 or IPv6 address; ValueError otherwise."""
+    ip = _ip(text.strip())
+    if ip is None:
+        raise ValueError(f"{show(text)} is not an IP address like 192.168.1.2 or fd00::2")
+    return ip
+
+
+def parse_mac(text: str) -> str:
+    """`AA-BB-CC-DD-EE-FF`, `aa:bb:cc:dd:ee:ff` or `aabb.ccdd.eeff` -> aa:bb:cc:dd:ee:ff."""
+    digits = text.strip().lower()
+    for separator in ":-.":
+        digits = digits.replace(separator, "")
+    groups = re.split(r"[:.-]", text.strip())
+    if not _MAC.fullmatch(digits) or len({len(group) for group in groups}) != 1:
+        raise ValueError(f"{show(text)} is not a MAC address like aa:bb:cc:dd:ee:ff")
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def is_timezone(key: str) -> bool:
+    """True when `key` names an IANA time zone this system knows (Europe/Berlin, UTC)."""
+    try:
+        zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+@functools.cache
+def _zone_names() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def parse_timezone(text: str) -> str:
+    """An IANA time zone name as written; ValueError naming the closest one otherwise."""
+    key = text.strip()
+    if is_timezone(key):
+        return key
+    message = f"{show(text)} is not an IANA time zone like Europe/Berlin or Asia/Ho_Chi_Minh"
+    close = difflib.get_close_matches(key, _zone_names(), n=1)
+    if close:
+        message += f" (did you mean {show(close[0])}?)"
+    raise ValueError(message)
+
+
+def _zone_key(text: str) -> str:
+    """`/usr/share/zoneinfo/Europe/Berlin` -> `Europe/Berlin`; other text unchanged."""
+    marker = "zoneinfo/"
+    return text.rsplit(marker, 1)[1] if marker in text else text
+
+
+def system_timezone(environ: Mapping[str, str] | None = None, etc: Path = Path("/etc")) -> str:
+    """The system's IANA time zone: $TZ, else /etc/timezone, else the zone /etc/localtime links
+    to; "UTC" when none of them names a zone this system knows."""
+    env = os.environ if environ is None else environ
+    candidates = [_zone_key(env.get("TZ", "").strip().lstrip(":"))]
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        candidates.append((etc / "timezone").read_text(encoding="utf-8").partition("\n")[0])
+    with contextlib.suppress(OSError):
+        candidates.append(_zone_key(os.readlink(etc / "localtime")))
+    for candidate in candidates:
+        key = candidate.strip()
+        if key and not key.startswith("/") and is_timezone(key):
+            return key
+    return "UTC"
+
+
+def _date_range(text: str) -> tuple[date, date]:
+    """One calendar entry, "2026-12-25" or "2026-12-24..2027-01-04", as (first, last)."""
+    return parse_calendar("", [text]).ranges[0]
+
+
+CLIENT_EXAMPLE = "{name: tablet, ip: 192.168.1.23, profile: minh}"
+CLIENT_HINTS = {
+    "name": "a name for the device or network",
+    "ip": "an IP address like 192.168.1.23",
+    "cidr": "a network like 10.6.1.0/24",
+    "mac": "a MAC address like aa:bb:cc:dd:ee:ff",
+    "profile": "the profile this client gets",
+}
+
+
 # Walking the document
 
 
@@ -324,11 +583,15 @@ class _ConfigWalker(Walker):
     def __init__(self, base_dir: Path | None) -> None:
         super().__init__()
         self.base_dir = base_dir
+        self.known_categories: tuple[str, ...] = DEFAULT_CATEGORIES
+        self.known_calendars: tuple[Calendar, ...] = ()
+        self.calendar_names: tuple[str, ...] = ()  # every name under calendars:, bad ones too
 
     def parsed(
-        self, node: Node, path: str, what: str, parse: Callable[[str], T], empty: str
+        self, node: Node, path: str, what: str, parse: Callable[[str], T], empty: str | None
     ) -> tuple[T, ...] | None:
-        """A list of strings each read by `parse`; repeats and an empty list are problems."""
+        """A list of strings each read by `parse`; repeats are problems, and so is an empty
+        list unless `empty` is None."""
         values: list[T] = []
         first_line: dict[T, int] = {}
         entries = self.items(node, path, what)
@@ -353,9 +616,10 @@ class _ConfigWalker(Walker):
                 continue
             first_line[value] = line_of(child)
             values.append(value)
-        if good and not values:
+        if good and not values and empty is not None:
             self.problem(node, path, empty)
-        return tuple(values) if good and values else None
+            return None
+        return tuple(values) if good else None
 
     def listen(self, node: Node, path: str) -> tuple[ListenAddress, ...] | None:
         return self.parsed(
@@ -468,6 +732,339 @@ class _ConfigWalker(Walker):
     def strategy(self, node: Node, path: str) -> str | None:
         return self.choice(node, path, STRATEGIES)
 
+    # The parental policy
+
+    def timezone(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path, "an IANA time zone like Europe/Berlin")
+        if text is None:
+            return None
+        try:
+            return parse_timezone(text)
+        except ValueError as exc:
+            self.problem(node, path, str(exc))
+            return None
+
+    def response(self, node: Node, path: str) -> str | None:
+        # `response: null` is the mode, not YAML's null.
+        if isinstance(node, ScalarNode) and node.value in ("null", "Null", "NULL"):
+            return "null"
+        return self.choice(node, path, BLOCK_RESPONSES)
+
+    def addresses(self, node: Node, path: str) -> tuple[str, ...] | None:
+        return self.parsed(node, path, "IP addresses", parse_address, None)
+
+    def domains(self, node: Node, path: str) -> tuple[str, ...] | None:
+        return self.parsed(node, path, "domains", parse_domain, None)
+
+    def category(self, text: str) -> str:
+        """A known category name (shipped or under `categories:`); ValueError naming them."""
+        name = text.strip()
+        if name in self.known_categories:
+            return name
+        if name == "all":
+            raise ValueError('"all" blocks everything only on its own: write block: all')
+        message = f"{show(text)} is not a category; valid categories: " + ", ".join(
+            self.known_categories
+        )
+        close = difflib.get_close_matches(name, self.known_categories, n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        raise ValueError(message)
+
+    def category_list(self, node: Node, path: str) -> tuple[str, ...] | None:
+        return self.parsed(node, path, "categories", self.category, None)
+
+    def band_name(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path, "an age band: " + ", ".join(BANDS))
+        if text is None:
+            return None
+        if text.strip() not in BANDS:
+            message = f"{show(text)} is not an age band; valid bands: " + ", ".join(BANDS)
+            self.problem(node, path, message)
+            return None
+        return text.strip()
+
+    def youtube(self, node: Node, path: str) -> str | None:
+        return self.choice(node, path, YOUTUBE_LEVELS)
+
+    def name_key(self, key: str, key_node: Node, path: str, what: str) -> bool:
+        """True when `key` is a valid name for a profile or calendar; a problem otherwise."""
+        if _NAME.fullmatch(key):
+            return True
+        self.problem(key_node, path, f"{show(key)} is not a {what} name ({NAME_RULE})")
+        return False
+
+    def calendars(self, node: Node | None, path: str) -> tuple[Calendar, ...] | None:
+        """`{school-holidays: ["2026-12-24..2027-01-04", "2027-02-16"]}` in file order."""
+        found: list[Calendar] = []
+        good = True
+        expected = 'a mapping of calendar names to dates, e.g. {holidays: ["2026-12-24"]}'
+        for name, key_node, value in self.pairs(node, path, expected):
+            key_path = join(path, name)
+            good = self.name_key(name, key_node, key_path, "calendar") and good
+            ranges = self.parsed(value, key_path, "dates", _date_range, None)
+            if ranges is None:
+                good = False
+            elif good:
+                found.append(Calendar(name, tuple(sorted(ranges))))
+        return tuple(found) if good else None
+
+    def days(self, node: Node, path: str) -> frozenset[int] | None:
+        entries = self.items(node, path, "days")
+        if entries is None:
+            return None
+        days: set[int] = set()
+        good = True
+        for child, child_path in entries:
+            text = self.text(child, child_path, "a day like mon or a range like mon-fri")
+            if text is None:
+                good = False
+                continue
+            try:
+                days |= parse_days([text])
+            except ValueError as exc:
+                self.problem(child, child_path, str(exc))
+                good = False
+        if good and not days:
+            self.problem(node, path, "needs at least one day, e.g. [mon-fri] or daily")
+            return None
+        return frozenset(days) if good else None
+
+    def clock(self, node: Node, path: str, *, end: bool) -> int | None:
+        text = self.text(node, path, 'a time "HH:MM"')
+        if text is None:
+            return None
+        try:
+            return parse_clock(text, end=end)
+        except ValueError as exc:
+            self.problem(node, path, str(exc))
+            return None
+
+    def schedules(self, node: Node, path: str) -> tuple[ScheduleRule, ...] | None:
+        """A list of schedule rules; `[]` (or no value) is no rules."""
+        entries = self.items(node, path, "schedule rules")
+        if entries is None:
+            return None
+        rules = [
+            self.schedule(child, child_path, i) for i, (child, child_path) in enumerate(entries)
+        ]
+        return tuple(r for r in rules if r is not None) if None not in rules else None
+
+    def schedule(self, node: Node, path: str, index: int) -> ScheduleRule | None:
+        """`{name, days, from, to, block: all | [categories], allow, allow_categories, except}`."""
+        before = len(self.problems)
+        if is_null(node):
+            self.problem(node, path, "is empty; expected a schedule rule with days, from and to")
+            return None
+        fields_ = self.section(node, path, SCHEDULE_KEYS)
+        if not isinstance(node, MappingNode):
+            return None
+        for key, example in (("days", "[mon-fri]"), ("from", '"21:00"'), ("to", '"06:30"')):
+            if key not in fields_:
+                self.problem(node, path, f"needs {key}, e.g. {key}: {example}")
+        name = self.field(fields_, path, "name", self.text, f"schedule {index + 1}").strip()
+        days = self.field(fields_, path, "days", self.days, frozenset[int]())
+        start = self.field(fields_, path, "from", functools.partial(self.clock, end=False), 0)
+        end = self.field(fields_, path, "to", functools.partial(self.clock, end=True), 0)
+
+        block_all = False
+        block: tuple[str, ...] = ()
+        before_actions = len(self.problems)
+        block_node = fields_.get("block")
+        if block_node is not None:
+            entries = self.items(block_node, join(path, "block"), "categories")
+            texts = [child.value for child, _ in entries or () if isinstance(child, ScalarNode)]
+            if texts == ["all"]:
+                block_all = True
+            elif entries is not None:
+                block = self.field(fields_, path, "block", self.category_list, _NONE)
+        allow = self.field(fields_, path, "allow", self.domains, _NONE)
+        allowed = self.field(fields_, path, "allow_categories", self.category_list, _NONE)
+        actions_read = len(self.problems) == before_actions
+        calendar = self.field(fields_, path, "except", self.calendar_ref, None)
+
+        if not (block_all or block or allowed) and actions_read:
+            message = (
+                "needs an action: block: all, block: [categories] or allow_categories: [categories]"
+            )
+            self.problem(node, path, message)
+        if "allow" in fields_ and not block_all:
+            message = (
+                "lists domains still answered during block: all, so it needs block: all; "
+                "a profile's own allow: list applies at all times"
+            )
+            self.problem(fields_["allow"], join(path, "allow"), message)
+        if "allow_categories" in fields_:
+            allowed_path = join(path, "allow_categories")
+            if block_all:
+                message = (
+                    "cannot be combined with block: all, which blocks every category; "
+                    "use allow: for domains to keep"
+                )
+                self.problem(fields_["allow_categories"], allowed_path, message)
+            for category in allowed:
+                if category in block:
+                    message = f"{category!r} is both blocked and allowed by this rule"
+                    self.problem(fields_["allow_categories"], allowed_path, message)
+                elif category in ALWAYS_BLOCKED:
+                    message = f"{category!r} is always blocked and cannot be allowed"
+                    self.problem(fields_["allow_categories"], allowed_path, message)
+        if len(self.problems) > before:
+            return None
+        window = Window(days, start, end, calendar)
+        return ScheduleRule(
+            name, window, block_all, block, allow, allowed, path=path, line=line_of(node)
+        )
+
+    def calendar_ref(self, node: Node, path: str) -> Calendar | None:
+        text = self.text(node, path, "a calendar name")
+        if text is None:
+            return None
+        for calendar in self.known_calendars:
+            if calendar.name == text.strip():
+                return calendar
+        if text.strip() in self.calendar_names:
+            return None  # defined, but with problems of its own
+        if self.known_calendars:
+            names = ", ".join(c.name for c in self.known_calendars)
+            message = f"{show(text)} is not a calendar; calendars: {names}"
+        else:
+            message = f"{show(text)} is not a calendar; none are defined under calendars:"
+        self.problem(node, path, message)
+        return None
+
+    def age_bands(
+        self, node: Node | None, path: str, base: Sequence[BandConfig]
+    ) -> list[BandConfig]:
+        """The effective bands: `base` with the overrides in `node` applied."""
+        bands = {band.name: band for band in base}
+        expected = "a mapping of age bands to overrides, e.g. {9-12: {youtube: moderate}}"
+        for name, key_node, value in self.pairs(node, path, expected):
+            band_path = join(path, name)
+            if name not in bands:
+                message = f"{show(name)} is not an age band; valid bands: " + ", ".join(BANDS)
+                self.problem(key_node, band_path, message)
+                continue
+            section = self.section(value, band_path, BAND_KEYS)
+            band = bands[name]
+            categories = self.field(
+                section, band_path, "categories", self.category_list, band.categories
+            )
+            bands[name] = BandConfig(
+                name,
+                with_always_blocked(categories),
+                self.field(section, band_path, "safesearch", self.boolean, band.safesearch),
+                self.field(section, band_path, "youtube", self.youtube, band.youtube),
+                self.field(section, band_path, "schedules", self.schedules, band.schedules),
+            )
+        return list(bands.values())
+
+    def profiles(self, node: Node | None, path: str) -> tuple[list[ProfileConfig], list[str]]:
+        """The profiles in `node`, and the names of all of them (bad ones too)."""
+        found: list[ProfileConfig] = []
+        names: list[str] = []
+        expected = "a mapping of profile names to profiles, e.g. {minh: {age_band: 9-12}}"
+        for name, key_node, value in self.pairs(node, path, expected):
+            profile_path = join(path, name)
+            if not self.name_key(name, key_node, profile_path, "profile"):
+                continue
+            names.append(name)
+            before = len(self.problems)
+            section = self.section(value, profile_path, PROFILE_KEYS)
+            band = self.field(section, profile_path, "age_band", self.band_name, "")
+            if "age_band" not in section:
+                message = "needs age_band: one of " + ", ".join(BANDS)
+                self.problem(key_node, profile_path, message)
+            block = self.field(section, profile_path, "block", self.domains, _NONE)
+            allow = self.field(section, profile_path, "allow", self.domains, _NONE)
+            for domain in sorted(set(block) & set(allow)):
+                message = f"{show(domain)} is both blocked (block:) and allowed here"
+                self.problem(section["allow"], join(profile_path, "allow"), message)
+            profile = ProfileConfig(
+                name,
+                band,
+                block,
+                allow,
+                self.field(section, profile_path, "categories", self.category_list, _NONE),
+                self.field(section, profile_path, "safesearch", self.optional_boolean, None),
+                self.field(section, profile_path, "youtube", self.youtube, None),
+                self.field(section, profile_path, "schedules", self.schedules, ()),
+                self.field(section, profile_path, "timezone", self.timezone, None),
+            )
+            if len(self.problems) == before:
+                found.append(profile)
+        return found, names
+
+    def optional_boolean(self, node: Node, path: str) -> bool | None:
+        return self.boolean(node, path)
+
+    def clients(self, node: Node, path: str, profiles: Sequence[str]) -> tuple[ClientConfig, ...]:
+        """The `clients:` list; every client names a profile and exactly one of ip, cidr, mac."""
+        found: list[ClientConfig] = []
+        seen: dict[tuple[str, str], str] = {}  # (key, value) -> where it was first given
+        for child, child_path in self.items(node, path, "clients") or []:
+            if is_null(child) or not isinstance(child, MappingNode):
+                message = f"expected a client like {CLIENT_EXAMPLE}, not {kind(child)}"
+                self.problem(child, child_path, message)
+                continue
+            before = len(self.problems)
+            section = self.section(child, child_path, CLIENT_KEYS)
+            values: dict[str, str] = {}
+            for key, read in (
+                ("name", lambda text: text.strip()),
+                ("ip", parse_address),
+                ("cidr", lambda text: str(parse_network(text))),
+                ("mac", parse_mac),
+                ("profile", lambda text: text.strip()),
+            ):
+                key_node = section.get(key)
+                if key_node is None:
+                    continue
+                key_path = join(child_path, key)
+                text = self.text(key_node, key_path, CLIENT_HINTS[key])
+                if text is None:
+                    continue
+                try:
+                    value = read(text)
+                except ValueError as exc:
+                    self.problem(key_node, key_path, str(exc))
+                    continue
+                values[key] = value
+                if key in ("name", "ip", "cidr", "mac"):
+                    first = seen.get((key, value))
+                    if first is not None:
+                        message = f"{show(value)} is already the {key} of {first}"
+                        self.problem(key_node, key_path, message)
+                    else:
+                        seen[(key, value)] = f"{child_path} on line {line_of(key_node)}"
+            for key in ("name", "profile"):
+                if key not in section:
+                    self.problem(child, child_path, f"needs {key}: {CLIENT_HINTS[key]}")
+            given = [key for key in ("ip", "cidr", "mac") if key in section]
+            if not given:
+                self.problem(child, child_path, "needs one of ip, cidr or mac")
+            elif len(given) > 1:
+                message = (
+                    f"has {' and '.join(given)}; give exactly one of ip, cidr or mac "
+                    "(a device with several addresses gets one entry each)"
+                )
+                self.problem(child, child_path, message)
+            profile = values.get("profile")
+            if profile is not None and profile not in profiles:
+                message = f"{show(profile)} is not a profile; profiles: " + ", ".join(profiles)
+                self.problem(section["profile"], join(child_path, "profile"), message)
+            if len(self.problems) == before:
+                found.append(
+                    ClientConfig(
+                        values["name"],
+                        values["profile"],
+                        ip=values.get("ip"),
+                        cidr=values.get("cidr"),
+                        mac=values.get("mac"),
+                    )
+                )
+        return tuple(found)
+
 
 def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None) -> Config:
     top = w.section(root, "", TOP_LEVEL, _notes(""))
@@ -483,6 +1080,9 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
             section, path, "max_tcp_connections", w.whole(1, MAX_CONNECTIONS), b.max_tcp_connections
         ),
         shutdown_grace=w.field(section, path, "shutdown_grace", w.duration, b.shutdown_grace),
+        timezone=_optional(
+            w, section, path=path, key="timezone", read=w.timezone, default=b.timezone
+        ),
     )
 
     path = "upstreams"
@@ -540,8 +1140,127 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         ),
     )
     categories = w.categories(top["categories"], "categories") if "categories" in top else None
-    return Config(
-        server, upstreams, cache, log, lists, categories or base.categories, source=source
+
+    path = "blocking"
+    section = w.section(top.get(path), path, SECTIONS[path], _notes(path))
+    bl = base.blocking
+    blocking = BlockingConfig(
+        response=w.field(section, path, "response", w.response, bl.response),
+        custom_ips=w.field(section, path, "custom_ips", w.addresses, bl.custom_ips),
+        ttl=w.field(section, path, "ttl", w.ttl, bl.ttl),
+        bypass_protection=w.field(
+            section, path, "bypass_protection", w.boolean, bl.bypass_protection
+        ),
+    )
+    where = section.get("response") or section.get("custom_ips")
+    if blocking.response == "custom" and not blocking.custom_ips and where is not None:
+        message = (
+            "custom needs blocking.custom_ips: the addresses of a block page, "
+            "e.g. custom_ips: [192.168.1.2]"
+        )
+        w.problem(where, join(path, "response" if "response" in section else "custom_ips"), message)
+
+    config = Config(
+        server,
+        upstreams,
+        cache,
+        log,
+        lists,
+        categories or base.categories,
+        source=source,
+        blocking=blocking,
+    )
+    return _policy(w, root, top, base, config)
+
+
+def _optional(
+    w: _ConfigWalker,
+    section: Mapping[str, Node],
+    *,
+    path: str,
+    key: str,
+    read: Callable[[Node, str], T | None],
+    default: T | None,
+) -> T | None:
+    """Like `Walker.field`, but an explicit null (`key: null`, `key:`) is None."""
+    node = section.get(key)
+    if node is not None and is_null(node):
+        return None
+    return w.field(section, path, key, read, default)
+
+
+def _names_in(node: Node | None) -> list[str]:
+    """The keys of a mapping node (none for anything else)."""
+    if not isinstance(node, MappingNode):
+        return []
+    return [k.value for k, _ in node.value if isinstance(k, ScalarNode) and not is_null(k)]
+
+
+def _key_nodes(root: Node | None) -> dict[str, Node]:
+    """The key nodes of the top-level mapping, for problems about a whole section."""
+    if not isinstance(root, MappingNode):
+        return {}
+    return {k.value: k for k, _ in root.value if isinstance(k, ScalarNode) and not is_null(k)}
+
+
+def _policy(
+    w: _ConfigWalker, root: Node | None, top: Mapping[str, Node], base: Config, config: Config
+) -> Config:
+    """`config` with age_bands, profiles, calendars, clients and default_profile, cross-checked."""
+    # Categories: the shipped ones, the base's and those named under `categories:` (even when
+    # their sources have problems, so a reference to them is not a second problem).
+    extra = [name for name, _ in base.categories]
+    extra += [name for name in _names_in(top.get("categories")) if _CATEGORY.fullmatch(name)]
+    w.known_categories = tuple(dict.fromkeys((*DEFAULT_CATEGORIES, *extra)))
+
+    calendars = base.calendars
+    if "calendars" in top:
+        calendars = w.calendars(top["calendars"], "calendars") or ()
+        w.calendar_names = tuple(_names_in(top["calendars"]))
+    w.known_calendars = calendars
+
+    age_bands = tuple(w.age_bands(top.get("age_bands"), "age_bands", base.age_bands))
+
+    profiles = base.profiles
+    names = [p.name for p in profiles]
+    node = top.get("profiles")
+    defined = (
+        node is not None
+        and not is_null(node)
+        and not (isinstance(node, MappingNode) and not node.value)
+    )
+    if defined:
+        found, names = w.profiles(node, "profiles")
+        profiles = tuple(found)
+    choices = ", ".join(names)
+
+    clients = base.clients
+    if "clients" in top:
+        clients = w.clients(top["clients"], "clients", names)
+
+    default_profile = base.default_profile
+    if "default_profile" in top:
+        node = top["default_profile"]
+        text = w.text(node, "default_profile", "a profile name")
+        if text is not None and text.strip() not in names:
+            w.problem(
+                node, "default_profile", f"{show(text)} is not a profile; profiles: {choices}"
+            )
+        elif text is not None:
+            default_profile = text.strip()
+    elif defined and len(names) == 1:
+        default_profile = names[0]
+    elif defined and names:
+        where = _key_nodes(root)["profiles"]
+        message = f"needed when profiles are defined; choose one of {choices}"
+        w.problem(where, "default_profile", message)
+    return replace(
+        config,
+        age_bands=age_bands,
+        profiles=profiles,
+        calendars=calendars,
+        clients=clients,
+        default_profile=default_profile,
     )
 
 

@@ -43,15 +43,19 @@ class Proxy:
         tcp: bool = False,
         edns: int | None = 1232,
         timeout: float = 3.0,
+        source: str | None = None,
     ) -> dns.message.Message:
-        """Send one query over UDP (no TC retry) or TCP and return the reply."""
+        """Send one query over UDP (no TC retry) or TCP, from `source` if given; the reply."""
         message = dns.message.make_query(name, qtype, use_edns=edns is not None,
                                          payload=edns or 512)  # fmt: skip
         if tcp:
-            return await dns.asyncquery.tcp(message, self.host, port=self.port, timeout=timeout)
+            return await dns.asyncquery.tcp(
+                message, self.host, port=self.port, timeout=timeout, source=source
+            )
         return await dns.asyncquery.udp(
-            message, self.host, port=self.port, timeout=timeout, ignore_trailing=False
-        )
+            message, self.host, port=self.port, timeout=timeout, ignore_trailing=False,
+            source=source,
+        )  # fmt: skip
 
 
 @asynccontextmanager
@@ -60,10 +64,12 @@ async def running_proxy(
     *,
     transport: Transport | None = None,
     clock: Callable[[], float] | None = None,
+    wall_clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[Proxy]:
     """The proxy built from `yaml_text` (dedented), listening on its first address."""
     config = load_config_text(textwrap.dedent(yaml_text), source="<test>")
-    app = App(config, transport=transport, **({"clock": clock} if clock else {}))
+    clocks = {"clock": clock, "wall_clock": wall_clock}
+    app = App(config, transport=transport, **{k: v for k, v in clocks.items() if v})
     bound = await app.start()
     try:
         yield Proxy(app, bound[0].host, bound[0].port)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import date
 from importlib import resources
 from operator import attrgetter
 from pathlib import Path
@@ -14,14 +16,29 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from yaml.nodes import MappingNode
 
 from filterdns import config as config_module
 from filterdns.config import (
+    ALWAYS_BLOCKED,
+    BAND_KEYS,
+    BANDS,
+    BLOCK_RESPONSES,
+    CLIENT_KEYS,
+    PROFILE_KEYS,
+    SCHEDULE_KEYS,
     SECTIONS,
+    TOP_LEVEL,
+    YOUTUBE_LEVELS,
+    BandConfig,
+    BlockingConfig,
     CacheConfig,
+    ClientConfig,
     Config,
     ListenAddress,
     LogConfig,
+    ProfileConfig,
+    ScheduleRule,
     ServerConfig,
     UpstreamsConfig,
     UpstreamServer,
@@ -30,9 +47,11 @@ from filterdns.config import (
     load_config,
     load_config_text,
     parse_upstream,
+    system_timezone,
 )
 from filterdns.configschema import compose
 from filterdns.errors import ConfigError, Problem
+from filterdns.schedule import Calendar
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path("/srv/filterdns-state")
@@ -148,16 +167,23 @@ def test_default_config_creates_no_directory(tmp_path: Path) -> None:
 
 
 def keys_of(text: str) -> dict[str, tuple[str, ...]]:
-    """The keys set in each section of a YAML document, in file order."""
+    """The keys set in each top-level mapping of a YAML document, in file order (() for a list
+    or a single value)."""
     root, syntax = compose(text)
     assert syntax is None and root is not None, syntax
     return {
-        section.value: tuple(key.value for key, _ in value.value) for section, value in root.value
+        section.value: tuple(key.value for key, _ in value.value)
+        if isinstance(value, MappingNode)
+        else ()
+        for section, value in root.value
     }
 
 
 def test_default_yaml_sets_every_key() -> None:
-    assert keys_of(DEFAULT_YAML) == {**SECTIONS, "categories": ()}
+    keys = keys_of(DEFAULT_YAML)
+    assert set(keys) == set(TOP_LEVEL)
+    assert {name: keys[name] for name in SECTIONS} == SECTIONS
+    assert keys["profiles"] == ("everyone",)
 
 
 def test_default_yaml_loaded_as_a_file_is_default_config(tmp_path: Path) -> None:
@@ -287,6 +313,13 @@ def test_values_are_read(text: str, attribute: str, expected: object) -> None:
 
 
 DURATION = '"{}" is not a duration like 10s, 5m, 24h or 90d'
+TOP_KEYS = (
+    "server, upstreams, cache, log, lists, blocking, categories, age_bands, profiles, "
+    "calendars, clients, default_profile"
+)
+SERVER_KEYS = (
+    "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, shutdown_grace, timezone"
+)
 
 
 @pytest.mark.parametrize(
@@ -493,7 +526,7 @@ DURATION = '"{}" is not a duration like 10s, 5m, 24h or 90d'
             "server: 5\n",
             "server",
             "expected a mapping with keys listen, allow_clients, tcp_idle_timeout, "
-            "max_tcp_connections, shutdown_grace, not a single value",
+            "max_tcp_connections, shutdown_grace, timezone, not a single value",
             1,
             id="section-scalar",
         ),
@@ -508,16 +541,14 @@ DURATION = '"{}" is not a duration like 10s, 5m, 24h or 90d'
         pytest.param(
             "- server\n",
             "",
-            "expected a mapping with keys server, upstreams, cache, log, lists, categories, "
-            "not a list",
+            f"expected a mapping with keys {TOP_KEYS}, not a list",
             1,
             id="top-level-list",
         ),
         pytest.param(
             "just words\n",
             "",
-            "expected a mapping with keys server, upstreams, cache, log, lists, categories, "
-            "not a single value",
+            f"expected a mapping with keys {TOP_KEYS}, not a single value",
             1,
             id="top-level-scalar",
         ),
@@ -581,7 +612,7 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
         pytest.param(
             "servers: [9.9.9.9]\n",
             "servers",
-            "unknown key 'servers'; valid keys: server, upstreams, cache, log, lists, categories "
+            f"unknown key 'servers'; valid keys: {TOP_KEYS} "
             "(did you mean 'server'?) ('servers' belongs under upstreams:)",
             1,
             id="top-level-key-of-a-section",
@@ -589,25 +620,23 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
         pytest.param(
             "server:\n  listen: ['127.0.0.1:53']\n  upstreams: {}\n",
             "server.upstreams",
-            "unknown key 'upstreams'; valid keys: listen, allow_clients, "
-            "tcp_idle_timeout, max_tcp_connections, shutdown_grace ('upstreams' is a "
+            f"unknown key 'upstreams'; valid keys: {SERVER_KEYS} ('upstreams' is a "
             "top-level section; check the indentation)",
             3,
             id="indented-section",
         ),
         pytest.param(
-            "profiles:\n  minh: {age_band: 9-12}\n",
-            "profiles",
-            "unknown key 'profiles'; valid keys: server, upstreams, cache, log, lists, categories "
-            "(planned, not supported by this version yet)",
+            "alerts:\n  - {categories: [adult], threshold: 3}\n",
+            "alerts",
+            f"unknown key 'alerts'; valid keys: {TOP_KEYS} "
+            "(did you mean 'calendars'?) (planned, not supported by this version yet)",
             1,
             id="planned-section",
         ),
         pytest.param(
             "server:\n  rate_limit: {per_client_qps: 50}\n",
             "server.rate_limit",
-            "unknown key 'rate_limit'; valid keys: listen, allow_clients, "
-            "tcp_idle_timeout, max_tcp_connections, shutdown_grace "
+            f"unknown key 'rate_limit'; valid keys: {SERVER_KEYS} "
             "(planned, not supported by this version yet)",
             2,
             id="planned-key",
@@ -615,7 +644,7 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
         pytest.param(
             "<<: {cache: {}}\n",
             "<<",
-            "unknown key '<<'; valid keys: server, upstreams, cache, log, lists, categories",
+            f"unknown key '<<'; valid keys: {TOP_KEYS}",
             1,
             id="merge-key",
         ),
@@ -740,7 +769,7 @@ cache:
   prefetch: yes
 log:
   retention: 90x
-profiles: {}
+alerts: []
 """
 
 
@@ -755,7 +784,7 @@ def test_every_problem_is_listed_in_file_order() -> None:
         ("cache.max_entriez", 11),
         ("cache.prefetch", 12),
         ("log.retention", 14),
-        ("profiles", 15),
+        ("alerts", 15),
     ]
 
 
@@ -1254,8 +1283,17 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
     config = load_config(example)
     assert config.source == str(example)
     documented = keys_of(example.read_text())
-    assert documented.pop("categories")  # an example of each kind of source
-    assert documented == SECTIONS
+    assert set(documented) == set(TOP_LEVEL)
+    assert {name: documented[name] for name in SECTIONS} == SECTIONS
+    assert documented["categories"]  # an example of each kind of source
+    assert set(documented["age_bands"]) < set(BANDS)
+    assert documented["profiles"] and documented["calendars"]
+    text = example.read_text()
+    for key in (*PROFILE_KEYS, *SCHEDULE_KEYS, *CLIENT_KEYS, *BAND_KEYS):
+        assert re.search(rf"\b{key}\b", text), key
+    for name in (*BANDS, *BLOCK_RESPONSES, *YOUTUBE_LEVELS, *ALWAYS_BLOCKED):
+        assert name in text, name
+    assert config.profiles and config.clients and config.calendars
 
 
 def test_the_readme_minimal_configuration_loads() -> None:
@@ -1273,7 +1311,17 @@ def test_the_readme_minimal_configuration_loads() -> None:
 
 # Arbitrary input
 
-KEYS = [key for keys in SECTIONS.values() for key in keys] + [*SECTIONS, "typo", "<<"]
+KEYS = [key for keys in SECTIONS.values() for key in keys] + [
+    *TOP_LEVEL,
+    *BAND_KEYS,
+    *PROFILE_KEYS,
+    *SCHEDULE_KEYS,
+    *CLIENT_KEYS,
+    "minh",
+    "9-12",
+    "typo",
+    "<<",
+]
 SCALARS = st.one_of(
     st.text(max_size=12),
     st.integers(-(2**40), 2**40),
@@ -1281,6 +1329,7 @@ SCALARS = st.one_of(
     st.booleans(),
     st.none(),
     st.sampled_from(["9.9.9.9", "tls://1.1.1.1#a.b", "[::1]:53", "10s", "1x", "fastest", "::1"]),
+    st.sampled_from(["9-12", "all", "mon-fri", "21:00", "minh", "aa:bb:cc:dd:ee:ff", "UTC"]),
 )
 DOCUMENTS = st.recursive(
     SCALARS,
@@ -1396,3 +1445,1074 @@ def test_categories_name_their_sources(text: str, expected: object) -> None:
 )
 def test_bad_categories_and_lists(text: str, path: str, message: str, line: int) -> None:
     assert the_problem(text) == Problem(path, message, line)
+
+
+# The parental policy: age bands
+
+CHILD = {"adult", "gambling", "dating", "drugs", "violence", "social", "chat", "bypass", "piracy"}
+ALWAYS = set(ALWAYS_BLOCKED)
+EVERY_DAY = frozenset(range(7))
+SUN_THU = frozenset({6, 0, 1, 2, 3})
+FRI_SAT = frozenset({4, 5})
+# PRODUCT.md's table: band -> (blocked categories, SafeSearch, YouTube, "block all" windows as
+# (days, from, to) in minutes).
+PRODUCT_BANDS = {
+    "under-9": (CHILD | ALWAYS, True, "strict", [(EVERY_DAY, 20 * 60, 7 * 60)]),
+    "9-12": (
+        CHILD | ALWAYS,
+        True,
+        "strict",
+        [(SUN_THU, 21 * 60, 6 * 60 + 30), (FRI_SAT, 22 * 60, 7 * 60)],
+    ),
+    "13-15": (
+        {"adult", "gambling", "dating", "drugs", "violence", "bypass", "piracy"} | ALWAYS,
+        True,
+        "moderate",
+        [(SUN_THU, 22 * 60 + 30, 6 * 60)],
+    ),
+    "16-17": ({"adult", "gambling", "drugs", "bypass"} | ALWAYS, True, "off", []),
+    "adult": (ALWAYS, False, "off", []),
+}
+
+
+def band_row(band: BandConfig) -> tuple[set[str], bool, str, list[tuple[frozenset[int], int, int]]]:
+    assert all(rule.block_all and not rule.block and not rule.allow for rule in band.schedules)
+    windows = [(r.window.days, r.window.start, r.window.end) for r in band.schedules]
+    return set(band.categories), band.safesearch, band.youtube, windows
+
+
+def test_the_effective_band_table_is_the_product_table() -> None:
+    assert [band.name for band in DEFAULTS.age_bands] == list(BANDS)
+    assert {band.name: band_row(band) for band in DEFAULTS.age_bands} == PRODUCT_BANDS
+    for band in DEFAULTS.age_bands:
+        assert len(set(band.categories)) == len(band.categories)
+        for index, rule in enumerate(band.schedules):
+            assert (rule.name, rule.path, rule.line) == (
+                "bedtime",
+                f"age_bands.{band.name}.schedules[{index}]",
+                None,
+            )
+            assert rule.window.except_calendar is None
+
+
+def test_band_and_profile_lookups() -> None:
+    assert DEFAULTS.band("13-15").youtube == "moderate"
+    assert DEFAULTS.profile("everyone").age_band == "adult"
+    with pytest.raises(KeyError):
+        DEFAULTS.band("10-12")
+    with pytest.raises(KeyError):
+        DEFAULTS.profile("minh")
+
+
+def test_a_fresh_install_blocks_only_the_always_blocked_categories_for_everyone() -> None:
+    assert DEFAULTS.profiles == (ProfileConfig(name="everyone", age_band="adult"),)
+    assert DEFAULTS.default_profile == "everyone"
+    assert DEFAULTS.band("adult").categories == ALWAYS_BLOCKED
+    assert DEFAULTS.band("adult").schedules == ()
+    assert (DEFAULTS.clients, DEFAULTS.calendars) == ((), ())
+    assert DEFAULTS.blocking == BlockingConfig("nxdomain", (), 10, True)
+    assert DEFAULTS.server.timezone is None
+
+
+def test_policy_dataclass_defaults_agree_with_default_yaml() -> None:
+    bare = Config(DEFAULTS.server, DEFAULTS.upstreams)
+    assert bare.age_bands == DEFAULTS.age_bands
+    assert bare.profiles == DEFAULTS.profiles
+    assert bare.default_profile == DEFAULTS.default_profile
+    assert (bare.clients, bare.calendars) == (DEFAULTS.clients, DEFAULTS.calendars)
+    assert BlockingConfig() == DEFAULTS.blocking
+
+
+@pytest.mark.parametrize(
+    ("text", "band", "expected"),
+    [
+        pytest.param(
+            "age_bands: {9-12: {categories: [adult, games]}}",
+            "9-12",
+            ({"adult", "games"} | ALWAYS, True, "strict", PRODUCT_BANDS["9-12"][3]),
+            id="categories-replaced-always-blocked-kept",
+        ),
+        pytest.param(
+            "age_bands: {16-17: {categories: []}}",
+            "16-17",
+            (ALWAYS, True, "off", []),
+            id="categories-emptied",
+        ),
+        pytest.param(
+            "age_bands: {9-12: {safesearch: false, youtube: moderate}}",
+            "9-12",
+            (CHILD | ALWAYS, False, "moderate", PRODUCT_BANDS["9-12"][3]),
+            id="safesearch-and-youtube",
+        ),
+        pytest.param(
+            "age_bands: {under-9: {schedules: []}}",
+            "under-9",
+            (CHILD | ALWAYS, True, "strict", []),
+            id="bedtime-removed",
+        ),
+        pytest.param(
+            "age_bands: {under-9: {schedules: }}",
+            "under-9",
+            (CHILD | ALWAYS, True, "strict", []),
+            id="bedtime-removed-by-null",
+        ),
+        pytest.param(
+            "age_bands:\n  adult:\n    schedules:\n"
+            '      - {days: daily, from: "01:00", to: "05:00", block: all}\n',
+            "adult",
+            (ALWAYS, False, "off", [(EVERY_DAY, 60, 300)]),
+            id="schedule-added-to-adult",
+        ),
+        pytest.param(
+            "age_bands: {13-15: {youtube: off}}",
+            "13-15",
+            (PRODUCT_BANDS["13-15"][0], True, "off", PRODUCT_BANDS["13-15"][3]),
+            id="youtube-off-is-a-word",
+        ),
+    ],
+)
+def test_age_band_overrides(
+    text: str,
+    band: str,
+    expected: tuple[set[str], bool, str, list[tuple[frozenset[int], int, int]]],
+) -> None:
+    config = sut(text)
+    assert band_row(config.band(band)) == expected
+    assert [b.name for b in config.age_bands] == list(BANDS)
+    for other in config.age_bands:
+        if other.name != band:
+            assert other == DEFAULTS.band(other.name)
+
+
+def test_a_band_schedule_override_knows_its_path_and_line() -> None:
+    config = sut(
+        "age_bands:\n  9-12:\n    schedules:\n"
+        '      - {name: late, days: [fri, sat], from: "23:00", to: "07:00", block: all}\n'
+    )
+    (rule,) = config.band("9-12").schedules
+    assert (rule.name, rule.path, rule.line) == ("late", "age_bands.9-12.schedules[0]", 4)
+
+
+# Profiles and schedules
+
+MINH = """\
+profiles:
+  minh:
+    age_band: 9-12
+    block: [Roblox.com., "*.fortnite.com"]
+    allow: [khanacademy.org]
+    categories: [video]
+    safesearch: false
+    youtube: moderate
+    timezone: Europe/Berlin
+    schedules:
+      - name: bedtime
+        days: [sun-thu]
+        from: "21:00"
+        to: "06:30"
+        block: all
+        allow: [school.edu.vn]
+"""
+
+
+def test_a_profile_with_every_key() -> None:
+    config = sut(MINH)
+    (minh,) = config.profiles
+    assert minh == ProfileConfig(
+        name="minh",
+        age_band="9-12",
+        block=("roblox.com", "fortnite.com"),
+        allow=("khanacademy.org",),
+        categories=("video",),
+        safesearch=False,
+        youtube="moderate",
+        schedules=minh.schedules,
+        timezone="Europe/Berlin",
+    )
+    (rule,) = minh.schedules
+    assert rule == ScheduleRule(
+        name="bedtime",
+        window=rule.window,
+        block_all=True,
+        allow=("school.edu.vn",),
+        path="profiles.minh.schedules[0]",
+        line=11,
+    )
+    assert (rule.window.days, rule.window.start, rule.window.end) == (SUN_THU, 1260, 390)
+    assert config.default_profile == "minh"  # the only profile
+
+
+def test_a_minimal_profile_takes_its_band_settings() -> None:
+    (guests,) = sut("profiles: {guests: {age_band: 13-15}}").profiles
+    assert guests == ProfileConfig("guests", "13-15")
+
+
+SCHEDULE = 'profiles:\n  p:\n    age_band: 9-12\n    schedules:\n      - {{days: {days}, from: "{start}", to: "{end}", {action}}}\n'  # noqa: E501
+
+
+def rule_of(
+    action: str, days: str = "[mon]", start: str = "08:00", end: str = "09:00"
+) -> ScheduleRule:
+    text = SCHEDULE.format(days=days, start=start, end=end, action=action)
+    (rule,) = sut(text).profile("p").schedules
+    return rule
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        pytest.param("block: all", {"block_all": True}, id="block-all"),
+        pytest.param("block: [all]", {"block_all": True}, id="block-all-in-a-list"),
+        pytest.param(
+            "block: all, allow: [School.edu.vn, olm.vn]",
+            {"block_all": True, "allow": ("school.edu.vn", "olm.vn")},
+            id="block-all-with-allowlist",
+        ),
+        pytest.param("block: [games, social]", {"block": ("games", "social")}, id="block-list"),
+        pytest.param("block: games", {"block": ("games",)}, id="block-one-category"),
+        pytest.param(
+            "allow_categories: [games]", {"allow_categories": ("games",)}, id="allow-categories"
+        ),
+        pytest.param(
+            "block: [video], allow_categories: [games]",
+            {"block": ("video",), "allow_categories": ("games",)},
+            id="block-and-allow-categories-together",
+        ),
+        pytest.param(
+            "name: homework, block: [games]",
+            {"name": "homework", "block": ("games",)},
+            id="named",
+        ),
+    ],
+)
+def test_schedule_actions(action: str, expected: dict[str, object]) -> None:
+    rule = rule_of(action)
+    defaults = {"name": "schedule 1", "block_all": False, "block": (), "allow": ()}
+    defaults["allow_categories"] = ()
+    for key, value in {**defaults, **expected}.items():
+        assert getattr(rule, key) == value, key
+    assert (rule.path, rule.line) == ("profiles.p.schedules[0]", 5)
+
+
+@pytest.mark.parametrize(
+    ("days", "start", "end", "window"),
+    [
+        pytest.param("[mon-fri]", "07:30", "16:30", (frozenset(range(5)), 450, 990), id="range"),
+        pytest.param(
+            "[fri-mon]", "21:00", "06:30", (frozenset({4, 5, 6, 0}), 1260, 390), id="wrap"
+        ),
+        pytest.param("daily", "20:00", "07:00", (EVERY_DAY, 1200, 420), id="daily"),
+        pytest.param(
+            "[sat, Sunday]", "0:00", "24:00", (frozenset({5, 6}), 0, 1440), id="whole-day"
+        ),
+        pytest.param("weekdays", "12:00", "12:00", (frozenset(range(5)), 720, 720), id="alias"),
+    ],
+)
+def test_schedule_windows(
+    days: str, start: str, end: str, window: tuple[frozenset[int], int, int]
+) -> None:
+    rule = rule_of("block: all", days, start, end)
+    assert (rule.window.days, rule.window.start, rule.window.end) == window
+
+
+def test_schedule_names_default_to_their_position_and_except_names_a_calendar() -> None:
+    config = sut(
+        """\
+        calendars:
+          holidays: ["2026-12-24..2027-01-04", 2027-02-16]
+        profiles:
+          p:
+            age_band: 9-12
+            schedules:
+              - {days: [mon], from: "08:00", to: "09:00", block: all}
+              - {days: [tue], from: "08:00", to: "09:00", block: all, except: holidays}
+        """
+    )
+    first, second = config.profile("p").schedules
+    assert (first.name, second.name) == ("schedule 1", "schedule 2")
+    assert first.window.except_calendar is None
+    assert second.window.except_calendar == config.calendars[0]
+    assert config.calendars == (
+        Calendar(
+            "holidays",
+            ((date(2026, 12, 24), date(2027, 1, 4)), (date(2027, 2, 16), date(2027, 2, 16))),
+        ),
+    )
+
+
+# Calendars, clients, default profile, blocking, time zones
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            'calendars: {a: ["2027-02-14..2027-02-22", "2026-12-25"]}',
+            (Calendar("a", ((date(2026, 12, 25),) * 2, (date(2027, 2, 14), date(2027, 2, 22)))),),
+            id="sorted",
+        ),
+        pytest.param(
+            "calendars: {term-1: 2026-09-05..2026-12-20}",
+            (Calendar("term-1", ((date(2026, 9, 5), date(2026, 12, 20)),)),),
+            id="single-range",
+        ),
+        pytest.param("calendars: {empty: []}", (Calendar("empty", ()),), id="empty-allowed"),
+        pytest.param("calendars: {}", (), id="none"),
+    ],
+)
+def test_calendars(text: str, expected: tuple[Calendar, ...]) -> None:
+    assert sut(text).calendars == expected
+
+
+CLIENTS = """\
+profiles: {{kid: {{age_band: under-9}}}}
+clients:
+  - {{name: c, {key}: {value}, profile: kid}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        pytest.param("ip", "192.168.1.23", {"ip": "192.168.1.23"}, id="ipv4"),
+        pytest.param("ip", "FD00:0::23", {"ip": "fd00::23"}, id="ipv6-canonical"),
+        pytest.param("cidr", "10.6.1.0/24", {"cidr": "10.6.1.0/24"}, id="cidr"),
+        pytest.param("cidr", "10.6.1.77/24", {"cidr": "10.6.1.0/24"}, id="cidr-host-bits"),
+        pytest.param("cidr", "fd00:6::/64", {"cidr": "fd00:6::/64"}, id="cidr-ipv6"),
+        pytest.param("mac", "aa:bb:cc:dd:ee:ff", {"mac": "aa:bb:cc:dd:ee:ff"}, id="mac"),
+        pytest.param("mac", "AA-BB-CC-DD-EE-0F", {"mac": "aa:bb:cc:dd:ee:0f"}, id="mac-dashes"),
+        pytest.param("mac", "aabb.ccdd.eeff", {"mac": "aa:bb:cc:dd:ee:ff"}, id="mac-dots"),
+        pytest.param("mac", "AABBCCDDEEFF", {"mac": "aa:bb:cc:dd:ee:ff"}, id="mac-bare"),
+    ],
+)
+def test_clients(key: str, value: str, expected: dict[str, str]) -> None:
+    config = sut(CLIENTS.format(key=key, value=f'"{value}"'))
+    assert config.clients == (ClientConfig(name="c", profile="kid", **expected),)
+
+
+@pytest.mark.parametrize(
+    ("text", "default"),
+    [
+        pytest.param("", "everyone", id="embedded"),
+        pytest.param("default_profile: everyone", "everyone", id="embedded-named"),
+        pytest.param("profiles: {}", "everyone", id="empty-profiles-keep-the-defaults"),
+        pytest.param("profiles: {a: {age_band: adult}}", "a", id="the-only-profile"),
+        pytest.param(
+            "profiles: {a: {age_band: adult}, b: {age_band: 9-12}}\ndefault_profile: b",
+            "b",
+            id="named",
+        ),
+    ],
+)
+def test_default_profile(text: str, default: str) -> None:
+    config = sut(text)
+    assert config.default_profile == default
+    assert config.profile(default)
+
+
+def test_profiles_in_a_file_replace_the_embedded_one() -> None:
+    config = sut("profiles: {a: {age_band: adult}}")
+    assert [p.name for p in config.profiles] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("response: null", BlockingConfig("null"), id="null-unquoted"),
+        pytest.param('response: "null"', BlockingConfig("null"), id="null-quoted"),
+        pytest.param("response: refused", BlockingConfig("refused"), id="refused"),
+        pytest.param(
+            'response: custom, custom_ips: [192.168.1.2, "FD00::2"]',
+            BlockingConfig("custom", ("192.168.1.2", "fd00::2")),
+            id="custom",
+        ),
+        pytest.param(
+            "custom_ips: 192.168.1.2", BlockingConfig(custom_ips=("192.168.1.2",)), id="ips-kept"
+        ),
+        pytest.param("ttl: 1m", BlockingConfig(ttl=60), id="ttl"),
+        pytest.param("ttl: 0", BlockingConfig(ttl=0), id="ttl-zero"),
+        pytest.param(
+            "bypass_protection: false", BlockingConfig(bypass_protection=False), id="bypass-off"
+        ),
+    ],
+)
+def test_blocking(text: str, expected: BlockingConfig) -> None:
+    assert sut(f"blocking: {{{text}}}").blocking == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("timezone: Asia/Ho_Chi_Minh", "Asia/Ho_Chi_Minh", id="iana"),
+        pytest.param("timezone: UTC", "UTC", id="utc"),
+        pytest.param("timezone: null", None, id="system"),
+        pytest.param("timezone:", None, id="empty"),
+    ],
+)
+def test_server_timezone(text: str, expected: str | None) -> None:
+    assert sut(f"server:\n  {text}\n").server.timezone == expected
+
+
+def test_system_timezone(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    assert system_timezone({}, etc) == "UTC"
+    (etc / "localtime").symlink_to("../usr/share/zoneinfo/America/New_York")
+    assert system_timezone({}, etc) == "America/New_York"
+    (etc / "timezone").write_text("Europe/Berlin\n")
+    assert system_timezone({}, etc) == "Europe/Berlin"
+    assert system_timezone({"TZ": ":Asia/Tokyo"}, etc) == "Asia/Tokyo"
+    assert system_timezone({"TZ": "/usr/share/zoneinfo/Asia/Seoul"}, etc) == "Asia/Seoul"
+    assert system_timezone({"TZ": "Not/AZone"}, etc) == "Europe/Berlin"
+    (etc / "timezone").write_text("garbage\n")
+    assert system_timezone({}, etc) == "America/New_York"
+    assert isinstance(system_timezone(), str)
+
+
+# Policy problems: every one with its path, message and line
+
+BANDS_TEXT = "under-9, 9-12, 13-15, 16-17, adult"
+CATEGORIES_TEXT = (
+    "adult, gambling, dating, drugs, violence, social, chat, games, video, bypass, malware, "
+    "phishing, piracy, cryptojacking, stalkerware"
+)
+KID = "profiles:\n  kid:\n    age_band: 9-12\n"
+RULE = KID + "    schedules:\n      - {{{}}}\n"
+OK_RULE = 'days: [mon], from: "08:00", to: "09:00"'
+ACTION = "needs an action: block: all, block: [categories] or allow_categories: [categories]"
+CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message", "line"),
+    [
+        pytest.param(
+            "age_bands:\n  10-12: {youtube: off}\n",
+            "age_bands.10-12",
+            f'"10-12" is not an age band; valid bands: {BANDS_TEXT}',
+            2,
+            id="unknown-band",
+        ),
+        pytest.param(
+            "age_bands:\n  9-12: {youtube: none}\n",
+            "age_bands.9-12.youtube",
+            '"none" is not one of strict, moderate, off',
+            2,
+            id="band-youtube",
+        ),
+        pytest.param(
+            "age_bands:\n  9-12: {bedtime: []}\n",
+            "age_bands.9-12.bedtime",
+            "unknown key 'bedtime'; valid keys: categories, safesearch, youtube, schedules",
+            2,
+            id="band-unknown-key",
+        ),
+        pytest.param(
+            "age_bands:\n  9-12:\n    categories: [gamez]\n",
+            "age_bands.9-12.categories[0]",
+            f'"gamez" is not a category; valid categories: {CATEGORIES_TEXT} '
+            "(did you mean 'games'?)",
+            3,
+            id="band-category",
+        ),
+        pytest.param(
+            "age_bands: [9-12]\n",
+            "age_bands",
+            "expected a mapping of age bands to overrides, e.g. {9-12: {youtube: moderate}}, "
+            "not a list",
+            1,
+            id="bands-not-a-mapping",
+        ),
+        pytest.param(
+            "profiles:\n  kid: {age_band: 9-13}\n",
+            "profiles.kid.age_band",
+            f'"9-13" is not an age band; valid bands: {BANDS_TEXT}',
+            2,
+            id="profile-band",
+        ),
+        pytest.param(
+            "profiles:\n  kid: {youtube: strict}\n",
+            "profiles.kid",
+            f"needs age_band: one of {BANDS_TEXT}",
+            2,
+            id="profile-without-band",
+        ),
+        pytest.param(
+            "profiles:\n  kid:\n",
+            "profiles.kid",
+            f"needs age_band: one of {BANDS_TEXT}",
+            2,
+            id="profile-empty",
+        ),
+        pytest.param(
+            "profiles:\n  kid one: {age_band: 9-12}\n",
+            "profiles.kid one",
+            "\"kid one\" is not a profile name (letters, digits, '-', '_' and '.', at most 64, "
+            "starting with a letter or digit)",
+            2,
+            id="profile-name",
+        ),
+        pytest.param(
+            KID + "    colour: blue\n",
+            "profiles.kid.colour",
+            "unknown key 'colour'; valid keys: age_band, block, allow, categories, safesearch, "
+            "youtube, schedules, timezone",
+            4,
+            id="profile-unknown-key",
+        ),
+        pytest.param(
+            KID + "    block: [roblox.com, 'not a domain']\n",
+            "profiles.kid.block[1]",
+            '"not a domain" is not a domain name like example.com',
+            4,
+            id="profile-block-domain",
+        ),
+        pytest.param(
+            KID + "    allow: [a.com, A.com.]\n",
+            "profiles.kid.allow[1]",
+            '"A.com." is listed twice (first on line 4)',
+            4,
+            id="profile-allow-repeated",
+        ),
+        pytest.param(
+            KID + "    block: [a.com]\n    allow: [b.com, a.com]\n",
+            "profiles.kid.allow",
+            '"a.com" is both blocked (block:) and allowed here',
+            5,
+            id="profile-block-and-allow",
+        ),
+        pytest.param(
+            "categories:\n  homework: [x.txt]\n" + KID + "    categories: [homewrk]\n",
+            "profiles.kid.categories[0]",
+            f'"homewrk" is not a category; valid categories: {CATEGORIES_TEXT}, homework '
+            "(did you mean 'homework'?)",
+            6,
+            id="profile-category-names-own-categories",
+        ),
+        pytest.param(
+            KID + "    safesearch: yes\n",
+            "profiles.kid.safesearch",
+            '"yes" is not true or false',
+            4,
+            id="profile-safesearch",
+        ),
+        pytest.param(
+            KID + "    timezone: Asia/Saigon_\n",
+            "profiles.kid.timezone",
+            '"Asia/Saigon_" is not an IANA time zone like Europe/Berlin or Asia/Ho_Chi_Minh '
+            '(did you mean "Asia/Saigon"?)',
+            4,
+            id="profile-timezone",
+        ),
+        pytest.param(
+            "server:\n  timezone: Mars/Olympus\n",
+            "server.timezone",
+            '"Mars/Olympus" is not an IANA time zone like Europe/Berlin or Asia/Ho_Chi_Minh',
+            2,
+            id="server-timezone",
+        ),
+        pytest.param(
+            "server:\n  timezone: ../../etc/passwd\n",
+            "server.timezone",
+            '"../../etc/passwd" is not an IANA time zone like Europe/Berlin or Asia/Ho_Chi_Minh',
+            2,
+            id="server-timezone-path",
+        ),
+        pytest.param(
+            RULE.format('days: [mon], from: "08:00", to: "25:00", block: all'),
+            "profiles.kid.schedules[0].to",
+            '"25:00" is not a time HH:MM (00:00 to 23:59, or 24:00 as an end)',
+            5,
+            id="schedule-to",
+        ),
+        pytest.param(
+            RULE.format('days: [mon], from: "24:00", to: "06:00", block: all'),
+            "profiles.kid.schedules[0].from",
+            '"24:00" is only allowed as an end time; a start is 00:00 to 23:59',
+            5,
+            id="schedule-from-24",
+        ),
+        pytest.param(
+            RULE.format('days: [mon, funday], from: "08:00", to: "09:00", block: all'),
+            "profiles.kid.schedules[0].days[1]",
+            '"funday" is not a day; valid days: mon, tue, wed, thu, fri, sat, sun; ranges like '
+            "mon-fri or fri-mon; daily, all, weekdays, weekends",
+            5,
+            id="schedule-day",
+        ),
+        pytest.param(
+            RULE.format('days: [], from: "08:00", to: "09:00", block: all'),
+            "profiles.kid.schedules[0].days",
+            "needs at least one day, e.g. [mon-fri] or daily",
+            5,
+            id="schedule-no-days",
+        ),
+        pytest.param(
+            RULE.format('from: "08:00", to: "09:00", block: all'),
+            "profiles.kid.schedules[0]",
+            "needs days, e.g. days: [mon-fri]",
+            5,
+            id="schedule-days-missing",
+        ),
+        pytest.param(
+            RULE.format('days: [mon], to: "09:00", block: all'),
+            "profiles.kid.schedules[0]",
+            'needs from, e.g. from: "21:00"',
+            5,
+            id="schedule-from-missing",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE),
+            "profiles.kid.schedules[0]",
+            ACTION,
+            5,
+            id="schedule-no-action",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: [], allow_categories: []"),
+            "profiles.kid.schedules[0]",
+            ACTION,
+            5,
+            id="schedule-empty-actions",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: {games: true}"),
+            "profiles.kid.schedules[0].block",
+            "expected a list of categories, not a mapping",
+            5,
+            id="schedule-block-mapping",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: all, allow_categories: [games]"),
+            "profiles.kid.schedules[0].allow_categories",
+            "cannot be combined with block: all, which blocks every category; use allow: for "
+            "domains to keep",
+            5,
+            id="schedule-block-all-and-allow-categories",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: [games], allow: [a.com]"),
+            "profiles.kid.schedules[0].allow",
+            "lists domains still answered during block: all, so it needs block: all; a "
+            "profile's own allow: list applies at all times",
+            5,
+            id="schedule-allow-without-block-all",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: [games, video], allow_categories: [games]"),
+            "profiles.kid.schedules[0].allow_categories",
+            "'games' is both blocked and allowed by this rule",
+            5,
+            id="schedule-block-and-allow-same",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", allow_categories: [phishing]"),
+            "profiles.kid.schedules[0].allow_categories",
+            "'phishing' is always blocked and cannot be allowed",
+            5,
+            id="schedule-allow-always-blocked",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: [all, games]"),
+            "profiles.kid.schedules[0].block[0]",
+            '"all" blocks everything only on its own: write block: all',
+            5,
+            id="schedule-all-among-categories",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: [gamez]"),
+            "profiles.kid.schedules[0].block[0]",
+            f'"gamez" is not a category; valid categories: {CATEGORIES_TEXT} '
+            "(did you mean 'games'?)",
+            5,
+            id="schedule-unknown-category",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: all, allow: [-bad-]"),
+            "profiles.kid.schedules[0].allow[0]",
+            '"-bad-" is not a domain name like example.com',
+            5,
+            id="schedule-allow-domain",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: all, except: holidays"),
+            "profiles.kid.schedules[0].except",
+            '"holidays" is not a calendar; none are defined under calendars:',
+            5,
+            id="schedule-except-no-calendars",
+        ),
+        pytest.param(
+            "calendars: {terms: [], breaks: []}\n"
+            + RULE.format(OK_RULE + ", block: all, except: holidays"),
+            "profiles.kid.schedules[0].except",
+            '"holidays" is not a calendar; calendars: terms, breaks',
+            6,
+            id="schedule-except-unknown-calendar",
+        ),
+        pytest.param(
+            RULE.format(OK_RULE + ", block: all, until: '10:00'"),
+            "profiles.kid.schedules[0].until",
+            "unknown key 'until'; valid keys: name, days, from, to, block, allow, "
+            "allow_categories, except",
+            5,
+            id="schedule-unknown-key",
+        ),
+        pytest.param(
+            KID + "    schedules:\n      -\n",
+            "profiles.kid.schedules[0]",
+            "is empty; expected a schedule rule with days, from and to",
+            5,
+            id="schedule-empty",
+        ),
+        pytest.param(
+            KID + "    schedules: [bedtime]\n",
+            "profiles.kid.schedules[0]",
+            "expected a mapping with keys name, days, from, to, block, allow, allow_categories, "
+            "except, not a single value",
+            4,
+            id="schedule-not-a-mapping",
+        ),
+        pytest.param(
+            "calendars:\n  holidays: ['2026-13-01']\n",
+            "calendars.holidays[0]",
+            '"2026-13-01" is not a date YYYY-MM-DD or a range YYYY-MM-DD..YYYY-MM-DD',
+            2,
+            id="calendar-date",
+        ),
+        pytest.param(
+            "calendars:\n  holidays: ['2027-01-04..2026-12-24']\n",
+            "calendars.holidays[0]",
+            '"2027-01-04..2026-12-24" ends before it starts',
+            2,
+            id="calendar-backwards",
+        ),
+        pytest.param(
+            "calendars:\n  holidays: ['2026-12-24', '2026-12-24']\n",
+            "calendars.holidays[1]",
+            '"2026-12-24" is listed twice (first on line 2)',
+            2,
+            id="calendar-repeated",
+        ),
+        pytest.param(
+            "calendars:\n  'school holidays': []\n",
+            "calendars.school holidays",
+            "\"school holidays\" is not a calendar name (letters, digits, '-', '_' and '.', at "
+            "most 64, starting with a letter or digit)",
+            2,
+            id="calendar-name",
+        ),
+        pytest.param(
+            CLIENT.format("name: t, ip: 192.168.1.300, profile: kid"),
+            "clients[0].ip",
+            '"192.168.1.300" is not an IP address like 192.168.1.2 or fd00::2',
+            3,
+            id="client-ip",
+        ),
+        pytest.param(
+            CLIENT.format("name: t, ip: 10.0.0.0/8, profile: kid"),
+            "clients[0].ip",
+            '"10.0.0.0/8" is not an IP address like 192.168.1.2 or fd00::2',
+            3,
+            id="client-ip-is-a-network",
+        ),
+        pytest.param(
+            CLIENT.format("name: t, cidr: 10.0.0.0/33, profile: kid"),
+            "clients[0].cidr",
+            '"10.0.0.0/33" is not an IP address or network like 192.168.0.0/16 or fe80::/10',
+            3,
+            id="client-cidr",
+        ),
+        pytest.param(
+            CLIENT.format('name: t, mac: "aa:bb:cc:dd:ee", profile: kid'),
+            "clients[0].mac",
+            '"aa:bb:cc:dd:ee" is not a MAC address like aa:bb:cc:dd:ee:ff',
+            3,
+            id="client-mac-short",
+        ),
+        pytest.param(
+            CLIENT.format('name: t, mac: "aabb:cc:dd:ee:ff", profile: kid'),
+            "clients[0].mac",
+            '"aabb:cc:dd:ee:ff" is not a MAC address like aa:bb:cc:dd:ee:ff',
+            3,
+            id="client-mac-groups",
+        ),
+        pytest.param(
+            CLIENT.format("name: t, ip: 10.0.0.1, profile: mum"),
+            "clients[0].profile",
+            '"mum" is not a profile; profiles: kid',
+            3,
+            id="client-unknown-profile",
+        ),
+        pytest.param(
+            "clients:\n  - {name: t, ip: 10.0.0.1, profile: kid}\n",
+            "clients[0].profile",
+            '"kid" is not a profile; profiles: everyone',
+            2,
+            id="client-profile-of-the-defaults",
+        ),
+        pytest.param(
+            CLIENT.format("name: t, profile: kid"),
+            "clients[0]",
+            "needs one of ip, cidr or mac",
+            3,
+            id="client-no-address",
+        ),
+        pytest.param(
+            CLIENT.format("name: t, ip: 10.0.0.1, mac: 'aa:bb:cc:dd:ee:ff', profile: kid"),
+            "clients[0]",
+            "has ip and mac; give exactly one of ip, cidr or mac (a device with several "
+            "addresses gets one entry each)",
+            3,
+            id="client-two-addresses",
+        ),
+        pytest.param(
+            CLIENT.format("ip: 10.0.0.1, profile: kid"),
+            "clients[0]",
+            "needs name: a name for the device or network",
+            3,
+            id="client-no-name",
+        ),
+        pytest.param(
+            CLIENT.format("name: t, ip: 10.0.0.1"),
+            "clients[0]",
+            "needs profile: the profile this client gets",
+            3,
+            id="client-no-profile",
+        ),
+        pytest.param(
+            CLIENT.format("name: t, ip: 10.0.0.1, profile: kid, os: ios"),
+            "clients[0].os",
+            "unknown key 'os'; valid keys: name, ip, cidr, mac, profile",
+            3,
+            id="client-unknown-key",
+        ),
+        pytest.param(
+            "clients:\n  - tablet\n",
+            "clients[0]",
+            "expected a client like {name: tablet, ip: 192.168.1.23, profile: minh}, "
+            "not a single value",
+            2,
+            id="client-not-a-mapping",
+        ),
+        pytest.param(
+            "clients: {tablet: 10.0.0.1}\n",
+            "clients",
+            "expected a list of clients, not a mapping",
+            1,
+            id="clients-not-a-list",
+        ),
+        pytest.param(
+            "profiles:\n  a: {age_band: adult}\n  b: {age_band: 9-12}\n",
+            "default_profile",
+            "needed when profiles are defined; choose one of a, b",
+            1,
+            id="default-profile-needed",
+        ),
+        pytest.param(
+            "profiles:\n  a: {age_band: adult}\n  b: {age_band: 9-12}\ndefault_profile: c\n",
+            "default_profile",
+            '"c" is not a profile; profiles: a, b',
+            4,
+            id="default-profile-unknown",
+        ),
+        pytest.param(
+            "default_profile: guests\n",
+            "default_profile",
+            '"guests" is not a profile; profiles: everyone',
+            1,
+            id="default-profile-not-among-the-defaults",
+        ),
+        pytest.param(
+            "blocking:\n  response: custom\n",
+            "blocking.response",
+            "custom needs blocking.custom_ips: the addresses of a block page, e.g. "
+            "custom_ips: [192.168.1.2]",
+            2,
+            id="custom-without-ips",
+        ),
+        pytest.param(
+            "blocking:\n  response: block-page\n",
+            "blocking.response",
+            '"block-page" is not one of nxdomain, null, refused, custom',
+            2,
+            id="response",
+        ),
+        pytest.param(
+            "blocking:\n  custom_ips: [192.168.1.2, blockpage.lan]\n",
+            "blocking.custom_ips[1]",
+            '"blockpage.lan" is not an IP address like 192.168.1.2 or fd00::2',
+            2,
+            id="custom-ip",
+        ),
+        pytest.param(
+            "blocking:\n  ttl: soon\n",
+            "blocking.ttl",
+            DURATION.format("soon"),
+            2,
+            id="ttl",
+        ),
+        pytest.param(
+            "blocking:\n  bypass_protection: off\n",
+            "blocking.bypass_protection",
+            '"off" is not true or false',
+            2,
+            id="bypass-protection",
+        ),
+        pytest.param(
+            "blocking:\n  ttl: 10s\n  timeout: 3\n",
+            "blocking.timeout",
+            "unknown key 'timeout'; valid keys: response, custom_ips, ttl, bypass_protection "
+            "('timeout' belongs under upstreams: or lists:)",
+            3,
+            id="blocking-unknown-key",
+        ),
+    ],
+)
+def test_policy_problems(text: str, path: str, message: str, line: int) -> None:
+    assert the_problem(text) == Problem(path, message, line)
+
+
+def test_repeated_client_names_and_addresses_are_problems() -> None:
+    problems = problems_of(
+        """\
+        profiles: {kid: {age_band: 9-12}}
+        clients:
+          - {name: tablet, mac: "aa:bb:cc:dd:ee:ff", profile: kid}
+          - {name: tablet, mac: "AA-BB-CC-DD-EE-FF", profile: kid}
+          - {name: laptop, ip: "fd00::1", profile: kid}
+          - {name: phone, ip: "FD00:0::1", profile: kid}
+          - {name: room, cidr: 10.6.0.0/16, profile: kid}
+          - {name: room-2, cidr: 10.6.9.9/16, profile: kid}
+        """
+    )
+    assert problems == [
+        Problem("clients[1].name", '"tablet" is already the name of clients[0] on line 3', 4),
+        Problem(
+            "clients[1].mac", '"aa:bb:cc:dd:ee:ff" is already the mac of clients[0] on line 3', 4
+        ),
+        Problem("clients[3].ip", '"fd00::1" is already the ip of clients[2] on line 5', 6),
+        Problem("clients[5].cidr", '"10.6.0.0/16" is already the cidr of clients[4] on line 7', 8),
+    ]
+
+
+def test_a_broken_profile_is_not_also_an_unknown_profile() -> None:
+    problems = problems_of(
+        "profiles:\n  kid: {age_band: 9-13}\nclients:\n  - {name: t, ip: 10.0.0.1, profile: kid}\n"
+    )
+    assert [p.path for p in problems] == ["profiles.kid.age_band"]
+
+
+def test_every_policy_problem_is_reported_at_once() -> None:
+    problems = problems_of(
+        """\
+        server: {timezone: Nowhere/Town}
+        age_bands: {10-12: {}}
+        profiles:
+          kid:
+            age_band: 9-13
+            schedules:
+              - {days: [mon], from: "08:00", to: "25:00", block: all}
+          dad: {age_band: adult}
+        clients:
+          - {name: t, ip: 10.0.0.1, profile: mum}
+        blocking: {response: custom}
+        """
+    )
+    assert [(p.path, p.line) for p in problems] == [
+        ("server.timezone", 1),
+        ("age_bands.10-12", 2),
+        ("default_profile", 3),
+        ("profiles.kid.age_band", 5),
+        ("profiles.kid.schedules[0].to", 7),
+        ("clients[0].profile", 10),
+        ("blocking.response", 11),
+    ]
+
+
+# The PRODUCT.md configuration, minus what this version does not read yet (DNS over HTTPS,
+# rate_limit, alerts) and with a real schedule list for class-6a.
+PRODUCT_EXAMPLE = """\
+server:
+  listen: ["0.0.0.0:53", "[::]:53"]        # UDP and TCP on each
+  allow_clients: [127.0.0.0/8, ::1, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7, fe80::/10]
+  timezone: Asia/Ho_Chi_Minh               # default for schedules
+upstreams:
+  servers: ["9.9.9.9", "1.1.1.1:53", "tcp://8.8.8.8", "tls://1.1.1.1#cloudflare-dns.com"]
+  strategy: failover                       # or: fastest, round_robin
+  timeout: 2s
+  conditional: {home.arpa: 192.168.1.1}    # local names to the router
+cache: {max_entries: 50000, serve_stale: 1d, prefetch: true}
+categories:                                # sources per category; blocklists/ defaults apply
+  gambling: [blocklists/gambling.txt, "https://example.org/gambling.txt"]
+lists: {refresh: 24h, cache_dir: /var/lib/filterdns/lists}
+age_bands: {}                              # optional overrides of the built-in table
+profiles:
+  minh:
+    age_band: 9-12
+    allow: [khanacademy.org, olm.vn]
+    block: [roblox.com]
+    schedules:
+      - {name: bedtime, days: [sun, mon, tue, wed, thu], from: "21:00", to: "06:30",
+         block: all, allow: [school.edu.vn]}
+      - {name: school, days: [mon-fri], from: "07:30", to: "16:30", block: [games, social, video],
+         except: school-holidays}
+      - {name: weekend-games, days: [sat], from: "14:00", to: "17:00", allow_categories: [games]}
+  class-6a: {age_band: 9-12, schedules: [{name: lessons, days: [mon-fri], from: "07:30",
+             to: "11:30", block: [games, video], except: school-holidays}]}
+  guests: {age_band: 13-15}
+calendars:                                 # named date sets for schedule exceptions
+  school-holidays: ["2026-12-24..2027-01-04", "2027-02-14..2027-02-22"]
+clients:
+  - {name: minh-tablet, mac: "aa:bb:cc:dd:ee:ff", profile: minh}
+  - {name: minh-laptop, ip: 192.168.1.23, profile: minh}
+  - {name: room-6a, cidr: 10.6.1.0/24, profile: class-6a}
+default_profile: guests
+blocking:
+  response: nxdomain                       # or: null (0.0.0.0 / ::), refused, custom
+  custom_ips: [192.168.1.2, "fd00::2"]     # with response: custom (a block page)
+  ttl: 10s
+  bypass_protection: true
+log:
+  database: /var/lib/filterdns/filterdns.db   # SQLite
+  retention: 90d
+  log_allowed: false                          # only blocked lookups by default
+  anonymize_clients: false
+"""
+
+
+def test_the_product_example_loads() -> None:
+    config = sut(PRODUCT_EXAMPLE)
+    assert config.server.timezone == "Asia/Ho_Chi_Minh"
+    assert config.age_bands == DEFAULTS.age_bands
+    assert [p.name for p in config.profiles] == ["minh", "class-6a", "guests"]
+    minh = config.profile("minh")
+    assert (minh.age_band, minh.allow, minh.block) == (
+        "9-12",
+        ("khanacademy.org", "olm.vn"),
+        ("roblox.com",),
+    )
+    bedtime, school, games = minh.schedules
+    assert (bedtime.block_all, bedtime.allow) == (True, ("school.edu.vn",))
+    assert school.block == ("games", "social", "video")
+    assert school.window.except_calendar == config.calendars[0]
+    assert games.allow_categories == ("games",)
+    assert [(s.name, s.line) for s in minh.schedules] == [
+        ("bedtime", 21),
+        ("school", 23),
+        ("weekend-games", 25),
+    ]
+    assert config.profile("class-6a").schedules[0].window.except_calendar is not None
+    assert config.calendars[0].name == "school-holidays"
+    assert config.clients == (
+        ClientConfig("minh-tablet", "minh", mac="aa:bb:cc:dd:ee:ff"),
+        ClientConfig("minh-laptop", "minh", ip="192.168.1.23"),
+        ClientConfig("room-6a", "class-6a", cidr="10.6.1.0/24"),
+    )
+    assert config.default_profile == "guests"
+    assert config.blocking == BlockingConfig("nxdomain", ("192.168.1.2", "fd00::2"), 10, True)
+
+
+def test_every_choice_tuple_is_documented_in_one_order() -> None:
+    assert BANDS == ("under-9", "9-12", "13-15", "16-17", "adult")
+    assert BLOCK_RESPONSES == ("nxdomain", "null", "refused", "custom")
+    assert YOUTUBE_LEVELS == ("strict", "moderate", "off")

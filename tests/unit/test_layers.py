@@ -18,7 +18,7 @@ LAYERS = {
     "resolvers": 5,
     "server": 6,
     "app": 7, "report": 7,
-    "cli": 8, "__main__": 8,
+    "cli": 8, "admin": 8, "__main__": 8,
 }  # fmt: skip
 
 # Each third-party library lives in one place.
@@ -26,7 +26,7 @@ THIRD_PARTY = {
     "dnslib": {"model"},
     "yaml": {"config", "configschema"},
     "aiosqlite": {"store"},
-    "rich": {"report", "cli"},
+    "rich": {"report", "cli", "admin"},
     "uvloop": {"cli"},
 }
 

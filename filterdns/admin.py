@@ -1,0 +1,315 @@
+"""The policy's commands: `explain`, `grant`, `grants` and `revoke`.
+
+`explain` builds the same `Policy` the server builds (same configuration, same list index on
+disk, same grants file) and calls the same `Policy.decide`, asking it for the trace, so what it
+prints is what `serve` answers at that instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import re
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.markup import escape
+
+from filterdns.clients import ClientDirectory, ClientMatch, ClientRule
+from filterdns.config import DEFAULT_CATEGORIES, Config, is_domain_name, system_timezone
+from filterdns.duration import parse_duration
+from filterdns.grants import GrantStore, grants_path
+from filterdns.lists.catalog import ListSet
+from filterdns.lists.shipped import shipped_path
+from filterdns.names import normalize_name
+from filterdns.neighbors import normalize_mac
+from filterdns.policy import Decision, Grant, Policy
+
+TIME_FORMAT = "%Y-%m-%d %H:%M"
+
+
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> list[argparse.ArgumentParser]:
+    """Add the policy commands to the command-line parser; returns them (for -c and --json)."""
+    explain = sub.add_parser("explain", help="why a name is blocked or allowed, step by step")
+    explain.add_argument("name", help="the domain name asked")
+    explain.add_argument(
+        "--client", required=True, help="an IP address, a MAC address or a profile"
+    )
+    explain.add_argument("--at", help='the instant, "YYYY-MM-DD HH:MM" in the profile\'s time zone')
+    explain.add_argument("--type", default="A", help="the query type (default A)")
+    grant = sub.add_parser(
+        "grant", help="allow a domain or a category for one profile, for a while"
+    )
+    grant.add_argument("profile")
+    what = grant.add_mutually_exclusive_group(required=True)
+    what.add_argument("--allow", metavar="DOMAIN", help="a domain (and its subdomains)")
+    what.add_argument("--category", help="a category normally blocked for the profile")
+    grant.add_argument("--for", dest="duration", required=True, help="how long: 45m, 2h, 1d")
+    grant.add_argument("--reason", default="", help="a note kept with the grant")
+    grants = sub.add_parser("grants", help="the grants in force")
+    revoke = sub.add_parser("revoke", help="end a grant now")
+    revoke.add_argument("id", type=int)
+    return [explain, grant, grants, revoke]
+
+
+# explain
+
+
+def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
+    """Print the decision trace for one name, client and instant."""
+    name = normalize_name(args.name)
+    listset = ListSet(config.lists, config.categories)
+    result = listset.build()
+    listset.index = result.index
+    store = GrantStore(grants_path(config.log.database))
+    store.reload_if_changed()
+    try:
+        policy = Policy(config, lambda: listset.index, store.current)
+        match = _client(config, args.client)
+        if match is None:
+            profiles = ", ".join(p.name for p in config.profiles)
+            console.print(
+                f"[red]{escape(args.client)} is not an address, a MAC address or a profile "
+                f"(profiles: {escape(profiles)})[/red]"
+            )
+            return 1
+        profile = config.profile(match.profile)
+        zone = ZoneInfo(profile.timezone or config.server.timezone or system_timezone())
+        if args.at:
+            try:
+                when = datetime.strptime(args.at, TIME_FORMAT).replace(tzinfo=zone)
+            except ValueError:
+                console.print(f'[red]--at "{escape(args.at)}" is not "YYYY-MM-DD HH:MM"[/red]')
+                return 1
+            now = when.timestamp()
+        else:
+            now = time.time()
+        decision = policy.decide(match.profile, name, now, explain=True)
+        line = _line_of(decision)
+        if args.json:
+            data = _explain_json(
+                decision=decision, match=match, band=profile.age_band, now=now, zone=zone, line=line
+            )
+            print(json.dumps(data))
+        else:
+            _print_explain(
+                console,
+                decision=decision,
+                match=match,
+                band=profile.age_band,
+                name=name,
+                now=now,
+                zone=zone,
+                line=line,
+            )
+    finally:
+        listset.close()
+    return 0
+
+
+def _client(config: Config, text: str) -> ClientMatch | None:
+    rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
+    directory = ClientDirectory(rules, config.default_profile)
+    if any(p.name == text for p in config.profiles):
+        return ClientMatch(None, text, f"profile {text}")
+    try:
+        mac = normalize_mac(text)
+    except ValueError:
+        pass
+    else:
+        return directory.match_mac(mac) or ClientMatch(None, config.default_profile, "default")
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    return directory.match(text)
+
+
+def _line_of(decision: Decision) -> int | None:
+    """The line of the list file where the matching name stands (None when unknown)."""
+    if decision.source is None or decision.listed is None:
+        return None
+    path = decision.source
+    if path.startswith("shipped:"):
+        path = str(shipped_path(path))
+    pattern = re.compile(rf"(?:^|[\s|/=\"*.]){re.escape(decision.listed)}(?:[\s^/$\".]|$)")
+    try:
+        with Path(path).open("rb") as lines:
+            for number, raw in enumerate(lines, 1):
+                if pattern.search(raw.decode("utf-8", "replace").lower()):
+                    return number
+    except OSError:
+        return None
+    return None
+
+
+def _when(timestamp: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(timestamp, zone).strftime(f"{TIME_FORMAT} %Z")
+
+
+def _verdict(decision: Decision) -> str:
+    return {
+        "allow": "ALLOWED",
+        "block": "BLOCKED",
+        "rewrite": f"REWRITTEN to {decision.target}",
+        "nxdomain": "BLOCKED (NXDOMAIN)",
+        "nodata": "BLOCKED (no data)",
+    }[decision.action]
+
+
+def _print_explain(
+    console: Console,
+    *,
+    decision: Decision,
+    match: ClientMatch,
+    band: str,
+    name: str,
+    now: float,
+    zone: ZoneInfo,
+    line: int | None,
+) -> None:
+    who = f"{match.name} ({match.how})" if match.name else match.how
+    console.print(f"[bold]{escape(name)}[/bold] at {_when(now, zone)}", highlight=False)
+    console.print(f"1. client: {escape(who)}", highlight=False)
+    console.print(
+        f"2. profile: {escape(decision.profile)} (age band {escape(band)})", highlight=False
+    )
+    for step in decision.trace:
+        console.print(escape(step), highlight=False)
+    color = "green" if decision.action == "allow" else "red"
+    console.print(f"[{color}]verdict: {escape(_verdict(decision))}[/{color}]", highlight=False)
+    console.print(f"reason: {escape(decision.reason)}", highlight=False)
+    if decision.rule:
+        console.print(f"rule: {escape(decision.rule)}", highlight=False)
+    if decision.source:
+        where = f"{decision.source}:{line}" if line else decision.source
+        console.print(f"list: {escape(where)} ({escape(decision.listed or '')})", highlight=False)
+    if decision.ttl_cap is not None:
+        console.print(
+            f"next change: {_when(now + decision.ttl_cap, zone)} (answers live at most "
+            f"{decision.ttl_cap} s)",
+            highlight=False,
+        )
+    else:
+        console.print("next change: none scheduled", highlight=False)
+
+
+def _explain_json(
+    *,
+    decision: Decision,
+    match: ClientMatch,
+    band: str,
+    now: float,
+    zone: ZoneInfo,
+    line: int | None,
+) -> dict[str, object]:
+    return {
+        "client": {"name": match.name, "how": match.how},
+        "profile": decision.profile,
+        "age_band": band,
+        "at": _when(now, zone),
+        "action": decision.action,
+        "step": decision.step,
+        "reason": decision.reason,
+        "category": decision.category,
+        "rule": decision.rule,
+        "source": decision.source,
+        "line": line,
+        "listed": decision.listed,
+        "target": decision.target,
+        "ttl_cap": decision.ttl_cap,
+        "next_change": None if decision.ttl_cap is None else _when(now + decision.ttl_cap, zone),
+        "trace": list(decision.trace),
+    }
+
+
+# grants
+
+
+def _error(console: Console, message: str) -> int:
+    console.print(f"[red]{escape(message)}[/red]", highlight=False)
+    return 1
+
+
+def grant(config: Config, args: argparse.Namespace, console: Console) -> int:
+    """Store a timed grant; the running server applies it within a second."""
+    profiles = [p.name for p in config.profiles]
+    if args.profile not in profiles:
+        return _error(console, f"no profile {args.profile!r}; profiles: {', '.join(profiles)}")
+    try:
+        seconds = parse_duration(args.duration)
+    except ValueError:
+        console.print(
+            f'[red]--for "{escape(args.duration)}" is not a duration like 45m, 2h or 1d[/red]'
+        )
+        return 1
+    if seconds <= 0:
+        console.print("[red]--for must be more than 0[/red]")
+        return 1
+    domain = None
+    if args.allow is not None:
+        domain = normalize_name(args.allow)
+        if not is_domain_name(domain):
+            console.print(f"[red]{escape(args.allow)!r} is not a domain name[/red]")
+            return 1
+    valid = _categories(config)
+    if args.category is not None and args.category not in valid:
+        console.print(
+            f"[red]no category {escape(args.category)!r}; categories: {', '.join(valid)}[/red]"
+        )
+        return 1
+    store = GrantStore(grants_path(config.log.database))
+    made = store.add(
+        args.profile, seconds, domain=domain, category=args.category, reason=args.reason
+    )
+    if args.json:
+        print(json.dumps(_grant_json(made)))
+    else:
+        console.print(f"[green]made {escape(made.describe())} for {escape(made.profile)}[/green]")
+    return 0
+
+
+def list_grants(config: Config, args: argparse.Namespace, console: Console) -> int:
+    """The grants in force, soonest to end first."""
+    active = GrantStore(grants_path(config.log.database)).active()
+    if args.json:
+        print(json.dumps([_grant_json(g) for g in active]))
+        return 0
+    if not active:
+        console.print("no grants in force")
+    now = time.time()
+    for g in active:
+        left = int(g.expires_at - now)
+        what = g.domain or f"category {g.category}"
+        note = f" - {g.reason}" if g.reason else ""
+        console.print(
+            f"#{g.id} {escape(g.profile)}: {escape(what)}, {left // 60} min {left % 60} s left"
+            f"{escape(note)}",
+            highlight=False,
+        )
+    return 0
+
+
+def revoke(config: Config, args: argparse.Namespace, console: Console) -> int:
+    """End a grant now."""
+    gone = GrantStore(grants_path(config.log.database)).revoke(args.id)
+    if gone is None:
+        console.print(f"[red]no grant #{args.id}[/red]")
+        return 1
+    console.print(f"revoked {escape(gone.describe())}")
+    return 0
+
+
+def _categories(config: Config) -> list[str]:
+    return sorted({*DEFAULT_CATEGORIES, *(name for name, _ in config.categories)})
+
+
+def _grant_json(g: Grant) -> dict[str, object]:
+    return asdict(g)

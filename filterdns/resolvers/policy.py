@@ -1,0 +1,126 @@
+"""The policy links: who is asking (client -> profile), then what the profile may see.
+
+`ClientResolver` attaches the client's profile and name to the request. `PolicyResolver` asks
+the `Policy` and answers blocked names itself (in the configured mode, with an Extended DNS Error
+naming the category when the client sent EDNS), rewrites SafeSearch names to a CNAME plus the
+safe host's addresses (resolved through the cache and upstreams below), and caps the TTL of every
+answer, blocked or allowed, at the time until the profile's decision next changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from filterdns import model, wire
+from filterdns.clients import ClientDirectory
+from filterdns.config import BlockingConfig
+from filterdns.model import Kind, Request, Response
+from filterdns.policy import Decision, Policy
+from filterdns.resolvers.base import Link, Resolver
+
+
+class ClientResolver(Link):
+    """Attach the profile (and client name) of the asking address to the request."""
+
+    def __init__(self, next_resolver: Resolver, directory: ClientDirectory) -> None:
+        super().__init__(next_resolver)
+        self.directory = directory
+
+    async def resolve(self, request: Request) -> Response:
+        """Look the client up, then pass the request on with its profile."""
+        match = self.directory.match(request.client_ip)
+        return await self.next.resolve(
+            dataclasses.replace(request, profile=match.profile, client_name=match.name)
+        )
+
+
+class PolicyResolver(Link):
+    """Block, rewrite or pass on, as the profile's policy decides right now."""
+
+    def __init__(
+        self,
+        next_resolver: Resolver,
+        policy: Policy,
+        blocking: BlockingConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(next_resolver)
+        self.policy = policy
+        self.blocking = blocking
+        self.clock = clock
+
+    async def resolve(self, request: Request) -> Response:
+        """The decision's answer; allowed names go on down the chain with a capped TTL."""
+        if request.profile is None:
+            return await self.next.resolve(request)
+        decision = self.policy.decide(request.profile, request.query.qname, self.clock())
+        if decision.action == "allow":
+            response = await self.next.resolve(request)
+            return _capped(response, decision.ttl_cap)
+        if decision.action == "rewrite":
+            return await self._rewrite(request, decision)
+        return self._block(request.query, decision)
+
+    def _block(self, query: wire.Query, decision: Decision) -> Response:
+        ttl = self.blocking.ttl
+        if decision.ttl_cap is not None:
+            ttl = min(ttl, decision.ttl_cap)
+        mode = self.blocking.response
+        if decision.action == "nxdomain":
+            answer = model.blocked_nxdomain(query, ttl)
+        elif decision.action == "nodata":
+            answer = model.nodata(query, ttl)
+        elif mode == "null":
+            answer = model.blocked_null(query, ttl)
+        elif mode == "refused":
+            answer = model.refused_answer(query)
+        elif mode == "custom":
+            answer = model.blocked_custom(query, self.blocking.custom_ips, ttl)
+        else:
+            answer = model.blocked_nxdomain(query, ttl)
+        label = decision.category or decision.rule or "blocked"
+        return Response(
+            Kind.BLOCKED,
+            answer,
+            reason=_reason(decision),
+            category=decision.category,
+            ttl_cap=ttl,
+            edns_options=model.ede_option(model.EDE_BLOCKED, label),
+        )
+
+    async def _rewrite(self, request: Request, decision: Decision) -> Response:
+        assert decision.target is not None
+        query = request.query
+        target_wire = wire.text_to_wire(decision.target)
+        target = dataclasses.replace(
+            query,
+            qname=decision.target,
+            qname_wire=target_wire,
+            key=target_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass),
+        )
+        resolved = await self.next.resolve(dataclasses.replace(request, query=target))
+        ok = resolved.kind is not Kind.FAILED and resolved.answer.rcode == wire.NOERROR
+        ttl = decision.ttl_cap if decision.ttl_cap is not None else 300
+        answer = model.cname_answer(query, decision.target, resolved.answer if ok else None, ttl)
+        return Response(
+            Kind.REWRITTEN,
+            answer,
+            reason=_reason(decision),
+            ttl_cap=decision.ttl_cap,
+            upstream=resolved.upstream,
+        )
+
+
+def _capped(response: Response, cap: int | None) -> Response:
+    if cap is None or (response.ttl_cap is not None and response.ttl_cap <= cap):
+        return response
+    return dataclasses.replace(response, ttl_cap=cap)
+
+
+def _reason(decision: Decision) -> str:
+    parts = [decision.reason, f"profile {decision.profile}"]
+    if decision.rule:
+        parts.append(f"rule {decision.rule}")
+    return "; ".join(parts)
