@@ -186,7 +186,22 @@ def _summary(config: Config) -> dict[str, object]:
         "serve_stale": config.cache.serve_stale,
         "prefetch": config.cache.prefetch,
         "database": str(Path(config.log.database)),
+        "profiles": {p.name: _profile_summary(config, p.name) for p in config.profiles},
+        "default_profile": config.default_profile,
+        "clients": len(config.clients),
     }
+
+
+def _profile_summary(config: Config, name: str) -> str:
+    profile = config.profile(name)
+    band = config.band(profile.age_band)
+    categories = sorted({*band.categories, *profile.categories})
+    rules = [r.name for r in (*band.schedules, *profile.schedules)]
+    parts = [f"band {band.name}", f"blocks {', '.join(categories)}"]
+    parts.append(f"schedules: {', '.join(rules)}" if rules else "no schedules")
+    if profile.allow or profile.block:
+        parts.append(f"{len(profile.allow)} allowed, {len(profile.block)} blocked domains")
+    return "; ".join(parts)
 
 
 def _summary_table(config: Config) -> Table:
@@ -197,7 +212,12 @@ def _summary_table(config: Config) -> Table:
         if isinstance(value, list):
             text = ", ".join(value)
         elif isinstance(value, dict):
-            text = "; ".join(f"{k} -> {', '.join(v)}" for k, v in value.items()) or "-"
+            text = (
+                "\n".join(
+                    f"{k} -> {v if isinstance(v, str) else ', '.join(v)}" for k, v in value.items()
+                )
+                or "-"
+            )
         else:
             text = str(value)
         table.add_row(key.replace("_", " "), text)

@@ -72,3 +72,18 @@ def test_config_option_works_before_the_command(tmp_path: Path) -> None:
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "serve" in capsys.readouterr().out
+
+
+def test_check_summarises_each_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (
+        VALID
+        + "profiles:\n  minh: {age_band: 9-12, allow: [olm.vn]}\n  guests: {age_band: adult}\n"
+    )
+    text += "default_profile: guests\n"
+    assert main(["check", "-c", _write(tmp_path, text), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["default_profile"] == "guests"
+    assert summary["profiles"]["minh"].startswith("band 9-12; blocks adult, bypass, chat")
+    assert "schedules: bedtime, bedtime" in summary["profiles"]["minh"]
+    assert "1 allowed, 0 blocked domains" in summary["profiles"]["minh"]
+    assert summary["profiles"]["guests"].endswith("no schedules")
