@@ -75,6 +75,7 @@ _YOUTUBE = frozenset(
     }
 )
 MAX_STATE_SECONDS = 3600.0  # recompute a profile's state at least hourly (e.g. after a DST rule)
+MAX_REMEMBERED = 65536  # decisions remembered per profile and state
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,9 @@ class _State:
     granted_domains: tuple[Grant, ...]
     granted_categories: dict[str, Grant]
     schedule_allow: tuple[tuple[str, ScheduleRule], ...]
+    # Decisions made in this state, by name: valid until the state or the list index changes.
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    index: DomainIndex | None = None
 
 
 @dataclass
@@ -185,14 +189,30 @@ class Policy:
         profile = self.profiles[profile_name]
         state = self._state(profile, now)
         cap = max(1, math.ceil(state.change_at - now)) if state.change_at != math.inf else None
-        trace: list[str] = [] if explain else _NO_TRACE
-        decision = self._decide(profile, state, name, trace)
+        if explain:
+            trace: list[str] = []
+            decision = self._decide(profile, state, name, trace)
+        else:
+            trace = _NO_TRACE
+            index = self._index()
+            if state.index is not index:  # the lists were reloaded
+                state.decisions.clear()
+                state.index = index
+            found = state.decisions.get(name)
+            if found is None:
+                found = self._decide(profile, state, name, trace)
+                if len(state.decisions) >= MAX_REMEMBERED:
+                    state.decisions.clear()
+                state.decisions[name] = found
+            decision = found
+            if cap is None:
+                return decision
         capped = decision.ttl_cap if decision.ttl_cap is not None else cap
         if cap is not None and capped is not None:
             capped = min(capped, cap)
         return Decision(
             decision.action,
-            profile_name,
+            decision.profile,
             decision.step,
             decision.reason,
             decision.category,

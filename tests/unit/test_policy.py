@@ -186,3 +186,12 @@ def test_dst_day_bedtime_starts_on_local_time() -> None:
     start = datetime(2026, 3, 29, 21, 0, tzinfo=berlin).timestamp()
     assert policy.decide("minh", "example.com", start - 60).action == "allow"
     assert policy.decide("minh", "example.com", start).action == "block"
+
+
+def test_a_list_reload_takes_effect_on_the_next_query() -> None:
+    holder = [DomainIndex.empty()]
+    policy = Policy(config(), lambda: holder[0])
+    now = at("2026-11-23 10:00")
+    assert policy.decide("minh", "casino.example", now).action == "allow"
+    holder[0] = index()  # the lists were rebuilt and swapped in
+    assert policy.decide("minh", "casino.example", now).action == "block"
