@@ -259,6 +259,33 @@ EVERYONE = ProfileConfig(name="everyone", age_band="adult")
 
 
 @dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """`report:` the language and footer of the reports parents and teachers read."""
+
+    lang: str = "en"  # one of REPORT_LANGUAGES
+    footer: str = ""  # e.g. where to report harmful content (a national child-protection line)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertConfig:
+    """One `alerts:` rule: enough blocked lookups of some categories within a window."""
+
+    name: str
+    categories: tuple[str, ...]
+    threshold: int = 3
+    within: float = 600.0
+    per_profile: bool = True
+    command: str | None = None  # run with the event as JSON on stdin
+    webhook: str | None = None  # POSTed the event as JSON
+    timeout: float = 10.0
+    retries: int = 3
+
+
+REPORT_LANGUAGES = ("en", "vi")
+ALERT_KEYS = tuple(f.name for f in fields(AlertConfig))
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration; `source` is the file it came from (None for embedded defaults)."""
 
@@ -278,6 +305,8 @@ class Config:
     clients: tuple[ClientConfig, ...] = ()
     default_profile: str = EVERYONE.name  # for clients that match no `clients:` entry
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    alerts: tuple[AlertConfig, ...] = ()
 
     def band(self, name: str) -> BandConfig:
         """The effective age band `name`; KeyError when there is none."""
@@ -309,10 +338,19 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "log": tuple(f.name for f in fields(LogConfig)),
     "lists": tuple(f.name for f in fields(ListsConfig)),
     "blocking": tuple(f.name for f in fields(BlockingConfig)),
+    "report": tuple(f.name for f in fields(ReportConfig)),
 }
 # These map names of the user's choosing (or are lists or one value), so their keys are not
 # fixed like a section's.
-POLICY_KEYS = ("categories", "age_bands", "profiles", "calendars", "clients", "default_profile")
+POLICY_KEYS = (
+    "categories",
+    "age_bands",
+    "profiles",
+    "calendars",
+    "clients",
+    "default_profile",
+    "alerts",
+)
 TOP_LEVEL = (*SECTIONS, *POLICY_KEYS)
 BAND_KEYS = ("categories", "safesearch", "youtube", "schedules")
 PROFILE_KEYS = tuple(f.name for f in fields(ProfileConfig) if f.name != "name")
@@ -343,7 +381,6 @@ NAME_RULE = "letters, digits, '-', '_' and '.', at most 64, starting with a lett
 _MAC = re.compile(r"[0-9a-f]{12}")
 # Keys of the product's configuration that later versions will read; named in the message.
 PLANNED: dict[str, tuple[str, ...]] = {
-    "": ("alerts",),
     "server": ("rate_limit",),
 }
 
@@ -771,6 +808,59 @@ class _ConfigWalker(Walker):
             message += f" (did you mean {close[0]!r}?)"
         raise ValueError(message)
 
+    def language(self, node: Node, path: str) -> str | None:
+        return self.choice(node, path, REPORT_LANGUAGES)
+
+    def footer(self, node: Node, path: str) -> str | None:
+        return "" if is_null(node) else self.scalar(node, path, "a line of text")
+
+    def alerts(self, node: Node, path: str) -> tuple[AlertConfig, ...]:
+        """The `alerts:` list: categories, a threshold within a window, and at least one action."""
+        found: list[AlertConfig] = []
+        for index, (child, child_path) in enumerate(self.items(node, path, "alert rules") or []):
+            if not isinstance(child, MappingNode):
+                message = (
+                    "expected an alert like {categories: [adult], threshold: 3, within: 10m, "
+                    f"webhook: https://...}}, not {kind(child)}"
+                )
+                self.problem(child, child_path, message)
+                continue
+            before = len(self.problems)
+            section = self.section(child, child_path, ALERT_KEYS)
+            if "categories" not in section:
+                self.problem(
+                    child, child_path, "needs categories, e.g. categories: [adult, bypass]"
+                )
+            if "command" not in section and "webhook" not in section:
+                self.problem(child, child_path, "needs an action: command, webhook or both")
+            name = self.field(section, child_path, "name", self.text, f"alert {index + 1}")
+            webhook = self.field(section, child_path, "webhook", self.url, None)
+            rule = AlertConfig(
+                name=name.strip(),
+                categories=self.field(section, child_path, "categories", self.category_list, ()),
+                threshold=self.field(section, child_path, "threshold", self.whole(1, 1_000_000), 3),
+                within=self.field(section, child_path, "within", self.positive, 600.0),
+                per_profile=self.field(section, child_path, "per_profile", self.boolean, True),
+                command=self.field(section, child_path, "command", self.text, None),
+                webhook=webhook,
+                timeout=self.field(section, child_path, "timeout", self.positive, 10.0),
+                retries=self.field(section, child_path, "retries", self.whole(0, 10), 3),
+            )
+            if len(self.problems) == before:
+                found.append(rule)
+        return tuple(found)
+
+    def url(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path, "an http:// or https:// URL")
+        if text is None:
+            return None
+        text = text.strip()
+        scheme, _, rest = text.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+            self.problem(node, path, f"{show(text)} is not an http:// or https:// URL")
+            return None
+        return text
+
     def category_list(self, node: Node, path: str) -> tuple[str, ...] | None:
         return self.parsed(node, path, "categories", self.category, None)
 
@@ -1170,7 +1260,17 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         source=source,
         blocking=blocking,
     )
-    return _policy(w, root, top, base, config)
+    path = "report"
+    section = w.section(top.get(path), path, SECTIONS[path], _notes(path))
+    rp = base.report
+    report = ReportConfig(
+        lang=w.field(section, path, "lang", w.language, rp.lang),
+        footer=w.field(section, path, "footer", w.footer, rp.footer),
+    )
+    config = _policy(w, root, top, base, replace(config, report=report))
+    if "alerts" in top:
+        config = replace(config, alerts=w.alerts(top["alerts"], "alerts"))
+    return config
 
 
 def _optional(

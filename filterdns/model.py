@@ -68,6 +68,9 @@ class Response:
     ext_rcode: int = 0
     edns_options: bytes = field(default=b"")
     upstream: str | None = None
+    rule: str | None = None  # the policy rule that decided ("age band 9-12", "schedule ...")
+    source: str | None = None  # the list holding the name ("shipped:gambling.txt")
+    mode: str | None = None  # how a blocked name was answered: nxdomain, null, refused, custom, ...
 
 
 def error_answer(query: Query, rcode: int) -> Answer:

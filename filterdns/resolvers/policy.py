@@ -81,6 +81,8 @@ class PolicyResolver(Link):
         else:
             answer = model.blocked_nxdomain(query, ttl)
         label = decision.category or decision.rule or "blocked"
+        if decision.action in ("nxdomain", "nodata"):
+            mode = decision.action
         return Response(
             Kind.BLOCKED,
             answer,
@@ -88,6 +90,9 @@ class PolicyResolver(Link):
             category=decision.category,
             ttl_cap=ttl,
             edns_options=model.ede_option(model.EDE_BLOCKED, label),
+            rule=decision.rule,
+            source=decision.source,
+            mode=mode,
         )
 
     async def _rewrite(self, request: Request, decision: Decision) -> Response:
@@ -110,6 +115,8 @@ class PolicyResolver(Link):
             reason=_reason(decision),
             ttl_cap=decision.ttl_cap,
             upstream=resolved.upstream,
+            rule="safesearch",
+            mode="cname",
         )
 
 

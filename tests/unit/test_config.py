@@ -314,8 +314,8 @@ def test_values_are_read(text: str, attribute: str, expected: object) -> None:
 
 DURATION = '"{}" is not a duration like 10s, 5m, 24h or 90d'
 TOP_KEYS = (
-    "server, upstreams, cache, log, lists, blocking, categories, age_bands, profiles, "
-    "calendars, clients, default_profile"
+    "server, upstreams, cache, log, lists, blocking, report, categories, age_bands, profiles, "
+    "calendars, clients, default_profile, alerts"
 )
 SERVER_KEYS = (
     "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, shutdown_grace, timezone"
@@ -626,14 +626,6 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
             id="indented-section",
         ),
         pytest.param(
-            "alerts:\n  - {categories: [adult], threshold: 3}\n",
-            "alerts",
-            f"unknown key 'alerts'; valid keys: {TOP_KEYS} "
-            "(did you mean 'calendars'?) (planned, not supported by this version yet)",
-            1,
-            id="planned-section",
-        ),
-        pytest.param(
             "server:\n  rate_limit: {per_client_qps: 50}\n",
             "server.rate_limit",
             f"unknown key 'rate_limit'; valid keys: {SERVER_KEYS} "
@@ -769,7 +761,7 @@ cache:
   prefetch: yes
 log:
   retention: 90x
-alerts: []
+alerts: [{categories: [adult]}]
 """
 
 
@@ -784,7 +776,7 @@ def test_every_problem_is_listed_in_file_order() -> None:
         ("cache.max_entriez", 11),
         ("cache.prefetch", 12),
         ("log.retention", 14),
-        ("alerts", 15),
+        ("alerts[0]", 15),
     ]
 
 
@@ -1284,6 +1276,7 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
     assert config.source == str(example)
     documented = keys_of(example.read_text())
     assert set(documented) == set(TOP_LEVEL)
+    assert config.alerts and config.report.footer
     assert {name: documented[name] for name in SECTIONS} == SECTIONS
     assert documented["categories"]  # an example of each kind of source
     assert set(documented["age_bands"]) < set(BANDS)
@@ -2516,3 +2509,65 @@ def test_every_choice_tuple_is_documented_in_one_order() -> None:
     assert BANDS == ("under-9", "9-12", "13-15", "16-17", "adult")
     assert BLOCK_RESPONSES == ("nxdomain", "null", "refused", "custom")
     assert YOUTUBE_LEVELS == ("strict", "moderate", "off")
+
+
+# Reports and alerts
+
+
+def test_report_and_alerts() -> None:
+    config = sut(
+        """\
+        report: {lang: vi, footer: "Gọi 111 để báo cáo nội dung độc hại"}
+        alerts:
+          - {categories: [adult, bypass], threshold: 5, within: 10m, webhook: "https://h.test/x"}
+          - {name: games-binge, categories: [games], per_profile: false, command: "notify me",
+             timeout: 2s, retries: 0}
+        """
+    )
+    assert (config.report.lang, config.report.footer) == (
+        "vi",
+        "Gọi 111 để báo cáo nội dung độc hại",
+    )
+    first, second = config.alerts
+    assert (first.name, first.categories, first.threshold, first.within) == (
+        "alert 1", ("adult", "bypass"), 5, 600.0,
+    )  # fmt: skip
+    assert (second.name, second.per_profile, second.command, second.timeout, second.retries) == (
+        "games-binge", False, "notify me", 2.0, 0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        pytest.param("report: {lang: fr}", "report.lang", '"fr" is not one of en, vi', id="lang"),
+        pytest.param(
+            "alerts: [{categories: [adult]}]",
+            "alerts[0]",
+            "needs an action: command, webhook or both",
+            id="no-action",
+        ),
+        pytest.param(
+            "alerts: [{command: x}]",
+            "alerts[0]",
+            "needs categories, e.g. categories: [adult, bypass]",
+            id="no-categories",
+        ),
+        pytest.param(
+            "alerts: [{categories: [adlt], command: x}]",
+            "alerts[0].categories[0]",
+            '"adlt" is not a category',
+            id="unknown-category",
+        ),
+        pytest.param(
+            "alerts: [{categories: [adult], webhook: 'ftp://x'}]",
+            "alerts[0].webhook",
+            '"ftp://x" is not an http:// or https:// URL',
+            id="webhook-url",
+        ),
+    ],
+)
+def test_bad_report_and_alerts(text: str, path: str, message: str) -> None:
+    problem = the_problem(text)
+    assert (problem.path, problem.line) == (path, 1)
+    assert problem.message.startswith(message)
