@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from filterdns.alerts import Alerter, AlertRule
 from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer
 from filterdns.grants import GrantStore, grants_path
@@ -24,8 +25,10 @@ from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.policy import ClientResolver, PolicyResolver
+from filterdns.resolvers.querylog import QueryLogResolver
 from filterdns.resolvers.upstream import UpstreamResolver
 from filterdns.server import DnsServer
+from filterdns.store import QueryLog
 from filterdns.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,8 @@ def build_chain(
     policy: Policy | None = None,
     directory: ClientDirectory | None = None,
     wall_clock: Callable[[], float] = time.time,
+    querylog: QueryLog | None = None,
+    alerter: Alerter | None = None,
 ) -> Chain:
     """Order the links of the request path, from the terminal upstream up to the ACL."""
     up = config.upstreams
@@ -78,6 +83,16 @@ def build_chain(
         # policy: above the cache, so a schedule change applies on the very next query and one
         # cache serves every profile; SafeSearch targets are resolved through the cache.
         head = PolicyResolver(head, policy, config.blocking, clock=wall_clock)
+        # querylog: between client and policy, so each blocked lookup is recorded with who asked
+        # and why; only a put_nowait on the hot path. Blocked lookups also feed the alerts.
+        if querylog is not None:
+            head = QueryLogResolver(
+                head,
+                querylog.put,
+                log_allowed=config.log.log_allowed,
+                observe=alerter.observe if alerter is not None else None,
+                clock=wall_clock,
+            )
         # client: who is asking decides the profile the policy applies.
         head = ClientResolver(head, directory)
     # local answers: ANY (RFC 8482), NOTIMP, BADVERS; nothing below needs to see those.
@@ -108,6 +123,12 @@ class App:
         self.directory = ClientDirectory(rules, config.default_profile, self.neighbours)
         lists = self.lists
         self.policy = Policy(config, lambda: lists.index, self.grants.current)
+        self.querylog = QueryLog(config.log, clock=wall_clock)
+        self.alerter = Alerter(
+            [AlertRule.of(rule) for rule in config.alerts],
+            record=self.querylog.put_alert,
+            clock=wall_clock,
+        )
         self.chain = build_chain(
             config,
             self.transport,
@@ -115,6 +136,8 @@ class App:
             policy=self.policy,
             directory=self.directory,
             wall_clock=wall_clock,
+            querylog=self.querylog,
+            alerter=self.alerter,
         )
         self.server = DnsServer(self.chain.head, config.server)
         self._stop = asyncio.Event()
@@ -127,11 +150,16 @@ class App:
         unfiltered; when no source changed since the last run it is mapped from disk at once.
         Remote sources are then kept fresh in the background.
         """
-        await self.lists.load()
-        self.grants.reload_if_changed()
-        if self.neighbours is not None:
-            await self.neighbours.refresh()
-        bound = await self.server.start(skip_unavailable=self.config.source is None)
+        try:
+            await self.lists.load()
+            await self.querylog.start()
+            self.grants.reload_if_changed()
+            if self.neighbours is not None:
+                await self.neighbours.refresh()
+            bound = await self.server.start(skip_unavailable=self.config.source is None)
+        except BaseException:
+            await self.stop()  # a port in use: close the log, lists and sockets opened so far
+            raise
         self._tasks = [
             asyncio.create_task(self.lists.run(), name="lists-refresh"),
             asyncio.create_task(self.grants.watch(), name="grants-watch"),
@@ -148,6 +176,8 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.server.stop()
+        await self.alerter.close()
+        await self.querylog.close()  # every queued row is written before exit
         await self.chain.cache.close()
         await self.transport.close()
         self.lists.close()

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from filterdns import __version__, admin
+from filterdns import __version__, admin, report
 from filterdns.app import App
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.errors import ConfigError, FilterDnsError
@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "grant": _admin(admin.grant),
         "grants": _admin(admin.list_grants),
         "revoke": _admin(admin.revoke),
+        "report": _admin(report.report),
+        "tail": _admin(report.tail),
     }[args.command]
     code: int = handler(args)
     return code
@@ -70,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
         "update", help="download remote sources now, rebuild the index, show what changed"
     )
     policy_commands = admin.add_commands(sub)
-    for command in (serve, check, lists, stats, update, *policy_commands):
+    report_commands = report.add_commands(sub)
+    for command in (serve, check, lists, stats, update, *policy_commands, *report_commands):
         # SUPPRESS: a -c given before the command is not overwritten by the command's default
         add_config(command, argparse.SUPPRESS)
     for command in (stats, update, *policy_commands):

@@ -45,6 +45,7 @@ class GrantStore:
         self.path = Path(path)
         self._grants: tuple[Grant, ...] = ()
         self._stamp: tuple[int, int] | None = None
+        self._last_error = ""
         self.errors = 0
 
     # Reading (server)
@@ -58,10 +59,12 @@ class GrantStore:
         try:
             stat = self.path.stat()
             stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             stamp = None
         except OSError as exc:
-            log.warning("cannot read grants %s: %s", self.path, exc)
+            if str(exc) != self._last_error:  # checked twice a second: say it once
+                self._last_error = str(exc)
+                log.warning("cannot read grants %s: %s", self.path, exc)
             return False
         if stamp == self._stamp:
             return False

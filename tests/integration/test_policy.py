@@ -186,3 +186,38 @@ async def test_explain_agrees_with_what_serve_answers(
                  "-c", str(config)]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "homework" in out and "BLOCKED" in out and "next change: 2026-11-23 18:00" in out
+
+
+async def test_blocked_lookups_are_logged_and_reported(
+    upstream: FakeUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = policy_config(upstream, tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    async with running_proxy(text) as proxy:
+        for _ in range(3):
+            await proxy.query("casino.example", source="127.0.0.2")
+        await proxy.query("use-application-dns.net", source="127.0.0.2")
+        await proxy.query("example.com", source="127.0.0.2")  # allowed: not logged
+    # stopping the proxy flushed the log
+    assert main(["report", "--since", "1d", "--json", "-c", str(config)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["blocked_total"] == 4
+    assert report["profiles"]["minh"]["categories"] == {"gambling": 3, "bypass": 1}
+    assert [a["kind"] for a in report["bypass_attempts"]] == ["canary"]
+
+
+async def test_a_database_that_cannot_be_written_does_not_stop_answers(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the database directory should be")
+    text = policy_config(upstream, tmp_path).replace(
+        str(tmp_path / "filterdns.db"), str(blocker / "filterdns.db")
+    )
+    async with running_proxy(text) as proxy:
+        blocked = await proxy.query("casino.example", source="127.0.0.2")
+        allowed = await proxy.query("example.com", source="127.0.0.2")
+    assert proxy.app.querylog.stats.dropped == 1  # counted, not lost silently
+    assert blocked.rcode() == dns.rcode.NXDOMAIN
+    assert addresses(allowed) == ["93.184.216.34"]

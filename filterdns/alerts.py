@@ -1,0 +1,399 @@
+"""Alerts: tell a parent when blocked lookups of some categories pile up.
+
+Each rule counts matching blocked lookups in a sliding window, per profile or for all profiles
+together. When `threshold` lookups fall within `within` seconds the rule fires once, then stays
+silent for that profile (or for everyone) until `within` seconds have passed: a parent gets one
+alert per rule per window, not hundreds.
+
+Counting is on the hot path: `Alerter.observe` is O(1) amortised, never blocks and never raises.
+Firing schedules a task that runs the rule's actions (a command fed the event as JSON on stdin,
+a webhook POSTed the JSON, with retries and back-off) and then hands the outcome to `record`
+(the store's `put_alert`). Failures are logged and recorded, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shlex
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+BLOCKED = "blocked"  # the only kind of lookup the alerts count
+MAX_NAMES = 10  # distinct names (and clients) carried in an event
+MESSAGE_NAMES = 3  # names spelled out in the message sentence
+STDERR_TAIL = 200  # characters of a failed command's stderr kept in the error text
+BODY_TAIL = 200  # characters of a failed webhook's answer kept in the error text
+CLOSE_GRACE = 5.0  # seconds close() waits for running deliveries before cancelling them
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """One alert rule: `threshold` matching blocked lookups within `within` seconds fire it."""
+
+    name: str  # "alert 1" when the config gives none
+    categories: tuple[str, ...]  # e.g. ("adult", "bypass"); "bypass" counts bypass attempts
+    threshold: int
+    within: float  # seconds, a sliding window
+    per_profile: bool = True  # count per profile (False: all profiles together)
+    command: str | None = None  # run with the event as JSON on stdin (no shell)
+    webhook: str | None = None  # HTTP(S) POST of the event as JSON
+    timeout: float = 10.0  # seconds, for the command and for each webhook attempt
+    retries: int = 3  # webhook retries after the first attempt
+
+    def __post_init__(self) -> None:
+        if self.threshold < 1:
+            raise ValueError(f"alert {self.name!r}: threshold must be at least 1")
+        if self.within <= 0 or self.timeout <= 0:
+            raise ValueError(f"alert {self.name!r}: within and timeout must be positive")
+        if self.retries < 0:
+            raise ValueError(f"alert {self.name!r}: retries must not be negative")
+
+    @classmethod
+    def of(cls, settings: RuleSettings) -> AlertRule:
+        """The rule for one configured `alerts:` entry (any object with the same fields)."""
+        return cls(
+            name=settings.name,
+            categories=tuple(settings.categories),
+            threshold=settings.threshold,
+            within=settings.within,
+            per_profile=settings.per_profile,
+            command=settings.command,
+            webhook=settings.webhook,
+            timeout=settings.timeout,
+            retries=settings.retries,
+        )
+
+
+class RuleSettings(Protocol):
+    """What `AlertRule.of` reads from a configured rule."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def categories(self) -> Iterable[str]: ...
+    @property
+    def threshold(self) -> int: ...
+    @property
+    def within(self) -> float: ...
+    @property
+    def per_profile(self) -> bool: ...
+    @property
+    def command(self) -> str | None: ...
+    @property
+    def webhook(self) -> str | None: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+
+
+class Event(Protocol):
+    """What the alerts read from one logged lookup (the log's record has these fields)."""
+
+    @property
+    def ts(self) -> float: ...
+    @property
+    def profile(self) -> str | None: ...
+    @property
+    def client(self) -> str: ...
+    @property
+    def client_name(self) -> str | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+
+
+Record = Callable[..., Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Window:
+    """The recent matching lookups of one (rule, profile) and when it may fire again."""
+
+    seen: deque[tuple[float, Event]] = field(default_factory=deque)  # (clock time, event)
+    silent_until: float = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One fired alert: what the actions are sent and what the store keeps."""
+
+    rule: AlertRule
+    profile: str | None
+    ts: float  # when it fired (unix time)
+    events: tuple[Event, ...]
+
+    def names(self) -> list[str]:
+        return _distinct(e.name for e in self.events)
+
+    def clients(self) -> list[str]:
+        return _distinct(e.client_name or e.client for e in self.events)
+
+    def message(self) -> str:
+        rule = self.rule
+        what = " or ".join(rule.categories)
+        if not rule.per_profile:
+            who = "across all profiles"
+        elif self.profile is None:
+            who = "from devices without a profile"
+        else:
+            who = f"for {self.profile}"
+        names = self.names()
+        shown = ", ".join(names[:MESSAGE_NAMES])
+        if len(names) > MESSAGE_NAMES:
+            shown += ", ..."
+        count = len(self.events)
+        lookups = "lookup" if count == 1 else "lookups"
+        return f"{count} blocked {what} {lookups} {who} within {_span(rule.within)} ({shown})"
+
+    def payload(self) -> dict[str, Any]:
+        """The event as the command and the webhook receive it (JSON)."""
+        return {
+            "rule": self.rule.name,
+            "profile": self.profile,
+            "categories": list(self.rule.categories),
+            "count": len(self.events),
+            "window_seconds": self.rule.within,
+            "first_ts": self.events[0].ts,
+            "last_ts": self.events[-1].ts,
+            "fired_ts": self.ts,
+            "names": self.names(),
+            "clients": self.clients(),
+            "message": self.message(),
+        }
+
+
+class Alerter:
+    """Count blocked lookups per rule and fire the rules' actions, rate-limited per window."""
+
+    def __init__(
+        self,
+        rules: Sequence[AlertRule],
+        *,
+        record: Record | None = None,
+        clock: Callable[[], float] = time.time,
+        backoff: float = 0.5,
+    ) -> None:
+        self.rules = tuple(rules)
+        self.record = record
+        self.clock = clock
+        self.backoff = backoff
+        self.fired = 0  # alerts fired
+        self.failed = 0  # fired alerts whose actions did not all succeed
+        self._by_category: dict[str, list[tuple[int, AlertRule]]] = {}
+        for index, rule in enumerate(self.rules):
+            for category in dict.fromkeys(rule.categories):
+                self._by_category.setdefault(category, []).append((index, rule))
+        self._windows: dict[tuple[int, str | None], _Window] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def observe(self, event: Event) -> None:
+        """Count one logged lookup; fire the rules it completes. Never blocks, never raises."""
+        try:
+            if event.kind != BLOCKED or event.category is None:
+                return
+            rules = self._by_category.get(event.category)
+            if not rules or self._closed:
+                return
+            now = self.clock()
+            for index, rule in rules:
+                self._count(index, rule, event, now)
+        except Exception:
+            log.exception("alerts: could not count a blocked lookup")
+
+    def _count(self, index: int, rule: AlertRule, event: Event, now: float) -> None:
+        key = (index, event.profile if rule.per_profile else None)
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _Window()
+        if now < window.silent_until:
+            return  # fired within the last window: one alert per rule per window
+        seen = window.seen
+        seen.append((now, event))
+        horizon = now - rule.within
+        while seen[0][0] < horizon:
+            seen.popleft()
+        if len(seen) >= rule.threshold:
+            events = tuple(e for _, e in seen)
+            seen.clear()
+            window.silent_until = now + rule.within
+            self._fire(Firing(rule, key[1], now, events))
+
+    def _fire(self, firing: Firing) -> None:
+        self.fired += 1
+        try:
+            task = asyncio.get_running_loop().create_task(
+                self._deliver(firing), name=f"alert {firing.rule.name}"
+            )
+        except RuntimeError:  # no running loop: nothing can deliver it
+            self.failed += 1
+            name, message = firing.rule.name, firing.message()
+            log.warning("alert %s fired outside the event loop: %s", name, message)
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, firing: Firing) -> None:
+        rule = firing.rule
+        errors: list[str] = []
+        try:
+            body = json.dumps(firing.payload()).encode()
+            message = firing.message()
+            log.info("alert %s: %s", rule.name, message)
+            if rule.command is not None:
+                error = await self._run_command(rule, body)
+                if error is not None:
+                    errors.append(error)
+            if rule.webhook is not None:
+                error = await self._post(rule, rule.webhook, body)
+                if error is not None:
+                    errors.append(error)
+        except Exception as exc:  # a bug must not take the server with it
+            log.exception("alert %s: delivery failed", rule.name)
+            message = f"alert {rule.name} fired"
+            errors.append(f"delivery failed: {exc!r}")
+        error_text = "; ".join(errors) or None
+        if error_text is not None:
+            self.failed += 1
+            log.warning("alert %s not delivered: %s", rule.name, error_text)
+        if self.record is None:
+            return
+        try:
+            await self.record(
+                ts=firing.ts,
+                rule=rule.name,
+                profile=firing.profile,
+                categories=",".join(rule.categories),
+                count=len(firing.events),
+                window=rule.within,
+                message=message,
+                delivered=error_text is None,
+                error=error_text,
+            )
+        except Exception:
+            log.exception("alert %s: could not store the fired alert", rule.name)
+
+    async def _run_command(self, rule: AlertRule, body: bytes) -> str | None:
+        """Run the rule's command with the event on stdin; None on success, else why not."""
+        assert rule.command is not None
+        try:
+            argv = shlex.split(rule.command)
+        except ValueError as exc:
+            return f"command {rule.command!r} cannot be split: {exc}"
+        if not argv:
+            return "command is empty"
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            return f"command {argv[0]} could not start: {exc}"
+        try:
+            try:
+                _, stderr = await asyncio.wait_for(proc.communicate(body), rule.timeout)
+            except TimeoutError:
+                return f"command {argv[0]} timed out after {rule.timeout:g} s (killed)"
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.communicate()  # reap it and close its pipes
+        if proc.returncode != 0:
+            tail = stderr.decode(errors="replace").strip()[-STDERR_TAIL:]
+            said = f": {tail}" if tail else ""
+            return f"command {argv[0]} exited with status {proc.returncode}{said}"
+        return None
+
+    async def _post(self, rule: AlertRule, url: str, body: bytes) -> str | None:
+        """POST the event, retrying errors and 5xx with back-off; None on success."""
+        error: str | None = "not sent"
+        for attempt in range(rule.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+            error, retry = await asyncio.to_thread(_post_once, url, body, rule.timeout)
+            if error is None:
+                return None
+            log.debug("alert %s: webhook attempt %d failed: %s", rule.name, attempt + 1, error)
+            if not retry:
+                return error
+        tries = rule.retries + 1
+        return f"{error} (after {tries} attempt{'s' if tries != 1 else ''})"
+
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Stop firing; wait up to `grace` seconds for running deliveries, then cancel them."""
+        self._closed = True
+        tasks = set(self._tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            log.warning("alert delivery %s cancelled at shutdown", task.get_name())
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def running(self) -> int:
+        """Deliveries in progress."""
+        return len(self._tasks)
+
+
+def _post_once(url: str, body: bytes, timeout: float) -> tuple[str | None, bool]:
+    """One POST (blocking, run in a thread): (None, _) on success, else (why, worth retrying)."""
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "filterdns-alerts"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            answer.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            said = exc.read(BODY_TAIL).decode(errors="replace").strip()
+        said = f": {said}" if said else ""
+        return f"webhook {url} answered {exc.code} {exc.reason}{said}", exc.code >= 500
+    except urllib.error.URLError as exc:
+        return f"webhook {url} unreachable: {exc.reason}", True
+    except OSError as exc:  # timeouts, resets
+        return f"webhook {url} failed: {exc or type(exc).__name__}", True
+    except ValueError as exc:  # a malformed URL: retrying will not help
+        return f"webhook {url} is not usable: {exc}", False
+    return None, False
+
+
+def _distinct(items: Iterable[str]) -> list[str]:
+    """The first MAX_NAMES distinct items, in order."""
+    out: dict[str, None] = {}
+    for item in items:
+        out[item] = None
+        if len(out) >= MAX_NAMES:
+            break
+    return list(out)
+
+
+def _span(seconds: float) -> str:
+    """ "10 minutes", "1 hour", "90 seconds"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"

@@ -1,0 +1,71 @@
+"""The query-log link: records every blocked lookup (and, with `log.log_allowed`, the rest).
+
+It sits between the client link and the policy, so it sees who asked (profile, client name) and
+the policy's answer (kind, category, rule, list source, answer mode). Recording is a
+`put_nowait` into the log's bounded queue: it never waits for the disk, and a full queue or a
+failing database only costs the row (counted), never the answer. Blocked lookups also go to the
+alerts, which count them per rule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from filterdns.model import Kind, Request, Response
+from filterdns.resolvers.base import Link, Resolver
+from filterdns.store import LogRecord
+
+ALLOWED_KINDS = frozenset({Kind.RESOLVED, Kind.CACHED, Kind.REWRITTEN, Kind.STALE})
+QTYPES = {
+    1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA",
+    33: "SRV", 35: "NAPTR", 43: "DS", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS", 255: "ANY",
+}  # fmt: skip
+
+
+def qtype_text(qtype: int) -> str:
+    """ "A", "AAAA", ... or "TYPE65534" (RFC 3597) for the rest."""
+    return QTYPES.get(qtype) or f"TYPE{qtype}"
+
+
+class QueryLogResolver(Link):
+    """Hand the outcome of each query to the log (and blocked ones to the alerts)."""
+
+    def __init__(
+        self,
+        next_resolver: Resolver,
+        sink: Callable[[LogRecord], bool],
+        *,
+        log_allowed: bool = False,
+        observe: Callable[[LogRecord], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(next_resolver)
+        self.sink = sink
+        self.log_allowed = log_allowed
+        self.observe = observe
+        self.clock = clock
+
+    async def resolve(self, request: Request) -> Response:
+        """Resolve below, then record the outcome without waiting."""
+        response = await self.next.resolve(request)
+        kind = response.kind
+        if kind is Kind.BLOCKED or (self.log_allowed and kind in ALLOWED_KINDS):
+            record = LogRecord(
+                ts=self.clock(),
+                client=request.client_ip,
+                client_name=request.client_name,
+                profile=request.profile,
+                name=request.query.qname,
+                qtype=qtype_text(request.query.qtype),
+                kind=kind.value,
+                category=response.category,
+                rule=response.rule,
+                reason=response.reason,
+                source=response.source,
+                response=response.mode,
+            )
+            self.sink(record)
+            if kind is Kind.BLOCKED and self.observe is not None:
+                self.observe(record)
+        return response

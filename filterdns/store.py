@@ -1,0 +1,650 @@
+"""The query log: blocked (and optionally allowed) lookups written to SQLite in WAL mode.
+
+The resolver hands each outcome to `QueryLog.put`, a `put_nowait` into a bounded queue that never
+waits for the disk: a full queue costs the row (counted), never the answer. One writer task
+collects rows (up to `batch_size`, or for `flush_interval` seconds after the first) and inserts
+them in one transaction; rows dropped for a full queue or a database error are recorded in the
+`drops` table with the next batch that succeeds. A clean `close()` writes every queued row.
+
+When the database cannot be written (locked, disk full, read-only, deleted, a bad path) the
+batch is dropped and counted, the error is logged at most once a minute, and the writer opens
+the database again a few seconds later: writing resumes by itself when the fault clears. A
+database file deleted while running is noticed (its inode changed) and created again.
+
+The schema (version 1, `meta.schema_version`) is below; a database from a newer filterdns is
+refused at `start()` without being touched. A retention task deletes rows older than
+`log.retention` in small batches. aiosqlite is imported here only; the report commands read the
+database with the standard library (`open_reader`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import aiosqlite
+
+from filterdns.config import LogConfig
+from filterdns.errors import FilterDnsError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 2000  # how long a write waits for another connection's lock
+LOG_EVERY = 60.0  # seconds between two logged database errors
+RETENTION_INTERVAL = 600.0  # seconds between two retention passes
+PRUNE_BATCH = 5000  # rows deleted per statement, yielding to the loop in between
+KEY_FILE = "client-key"
+
+SCHEMA_V1: Final = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS queries (
+  id INTEGER PRIMARY KEY,
+  ts REAL NOT NULL,
+  client TEXT NOT NULL,
+  client_name TEXT,
+  profile TEXT,
+  name TEXT NOT NULL,
+  qtype TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  category TEXT,
+  rule TEXT,
+  reason TEXT NOT NULL DEFAULT '',
+  source TEXT,
+  response TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS queries_ts ON queries (ts)",
+    "CREATE INDEX IF NOT EXISTS queries_profile_ts ON queries (profile, ts)",
+    "CREATE INDEX IF NOT EXISTS queries_kind_ts ON queries (kind, ts)",
+    """CREATE TABLE IF NOT EXISTS drops (
+  id INTEGER PRIMARY KEY,
+  ts REAL NOT NULL,
+  count INTEGER NOT NULL,
+  reason TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS drops_ts ON drops (ts)",
+    """CREATE TABLE IF NOT EXISTS alerts (
+  id INTEGER PRIMARY KEY,
+  ts REAL NOT NULL,
+  rule TEXT NOT NULL,
+  profile TEXT,
+  categories TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  window REAL NOT NULL,
+  message TEXT NOT NULL,
+  delivered INTEGER NOT NULL,
+  error TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts)",
+)
+
+INSERT_QUERY = (
+    "INSERT INTO queries (ts, client, client_name, profile, name, qtype, kind, category, rule,"
+    " reason, source, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_DROP = "INSERT INTO drops (ts, count, reason) VALUES (?, ?, ?)"
+INSERT_ALERT = (
+    "INSERT INTO alerts (ts, rule, profile, categories, count, window, message, delivered, error)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+PRUNED_TABLES = ("queries", "drops", "alerts")
+QUEUE_FULL = "queue full"
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One lookup as the resolver hands it to the log."""
+
+    ts: float  # unix time of the query
+    client: str  # client address (replaced by a keyed hash when anonymize_clients)
+    client_name: str | None  # from clients: (None for unknown devices)
+    profile: str | None
+    name: str  # normalised query name, no trailing dot
+    qtype: str  # "A", "AAAA", "HTTPS", ... or "TYPE123"
+    kind: str  # Kind value: "blocked", "rewritten", "resolved", "cached", "stale", "failed", ...
+    category: str | None  # e.g. "gambling", "bypass"
+    rule: str | None  # e.g. "age band 9-12", "bypass protection", "profile block"
+    reason: str  # the sentence a parent reads
+    source: str | None  # the list source that holds the name, e.g. "shipped:gambling.txt"
+    response: str | None  # "nxdomain", "null", "refused", "custom", "nodata", "cname", None
+
+
+@dataclass
+class LogStats:
+    """What the log did since it started."""
+
+    written: int = 0  # rows stored in `queries`
+    dropped: int = 0  # rows lost: queue full, database error, put after close
+    errors: int = 0  # failed attempts to open or write the database
+    pruned: int = 0  # rows deleted by retention (all tables)
+
+
+class SchemaError(FilterDnsError):
+    """The database was written by a newer filterdns (or its version is unreadable)."""
+
+
+class _Unavailable(Exception):
+    """No connection, and the next attempt to open one is not due yet."""
+
+
+class _Stop:
+    """Queued by close(): the writer flushes what is left and ends."""
+
+
+_STOP: Final = _Stop()
+
+
+class QueryLog:
+    """The bounded queue, the writer task and the retention task of the query log."""
+
+    def __init__(
+        self,
+        config: LogConfig,
+        *,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        key: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+        retry_interval: float = 5.0,
+    ) -> None:
+        self.config = config
+        self.path = config.database
+        self.queue_size = max(1, queue_size)
+        self.batch_size = max(1, batch_size)
+        self.flush_interval = flush_interval
+        self.retry_interval = retry_interval
+        self.clock = clock
+        self.stats = LogStats()
+        self._key = key
+        self._queue: asyncio.Queue[LogRecord | _Stop] = asyncio.Queue()  # bounded by put()
+        self._conn: aiosqlite.Connection | None = None
+        self._inode: tuple[int, int] | None = None
+        self._lock = asyncio.Lock()  # one transaction at a time on the connection
+        self._drops: dict[str, tuple[float, int]] = {}  # reason -> (first time, count)
+        self._retry_at = 0.0  # monotonic time of the next attempt to open the database
+        self._logged_at: float | None = None  # monotonic time of the last logged error
+        self._failing = False
+        self._error_text = "the database is unavailable"  # the last error, for drop reasons
+        self._lost_while_failing = 0
+        self._closing = False
+        self._writer: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    # -- the resolver's side ---------------------------------------------------------------
+
+    def put(self, record: LogRecord) -> bool:
+        """Queue one row without waiting; False (and a counted drop) when it cannot be kept."""
+        if self._closing:
+            self.stats.dropped += 1
+            return False
+        if self._queue.qsize() >= self.queue_size:
+            self.stats.dropped += 1
+            self._count_drop(QUEUE_FULL, 1)
+            return False
+        self._queue.put_nowait(record)
+        return True
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open (create, migrate) the database and start the writer and retention tasks.
+
+        Raises SchemaError for a database of a newer schema; an I/O problem is logged instead
+        and the writer keeps trying to open the database.
+        """
+        if self._writer is not None:
+            return
+        if self.config.anonymize_clients and self._key is None:
+            self._key = self._load_key()
+        async with self._lock:
+            try:
+                await self._open()
+            except SchemaError:
+                raise
+            except Exception as exc:
+                self._failed(f"cannot open {self.path}", exc)
+        self._writer = asyncio.create_task(self._run_writer(), name="query log writer")
+        self._retention = asyncio.create_task(self._run_retention(), name="query log retention")
+
+    async def close(self) -> None:
+        """Stop accepting rows, write every queued row and the drop counts, close the database."""
+        if self._closing:
+            if self._writer is not None:
+                await asyncio.wait([self._writer])
+            return
+        self._closing = True
+        if self._retention is not None:
+            self._retention.cancel()
+            await asyncio.wait([self._retention])
+        if self._writer is not None:
+            self._queue.put_nowait(_STOP)
+            await asyncio.wait([self._writer])
+        else:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+                self.stats.dropped += 1
+        async with self._lock:
+            await self._disconnect()
+        if self._drops:
+            lost = sum(count for _, count in self._drops.values())
+            log.warning("query log closed; %d dropped rows could not be recorded", lost)
+        self._notify()
+
+    async def wait_until(self, predicate: Callable[[LogStats], bool]) -> None:
+        """Wait until `predicate(stats)` holds (checked after each batch or attempt)."""
+        while not predicate(self.stats):
+            await self._changed.wait()
+
+    async def wait_written(self, n: int) -> None:
+        """Wait until at least `n` rows have been stored."""
+        await self.wait_until(lambda stats: stats.written >= n)
+
+    # -- alerts and retention --------------------------------------------------------------
+
+    async def put_alert(
+        self,
+        *,
+        ts: float,
+        rule: str,
+        profile: str | None,
+        categories: str,
+        count: int,
+        window: float,
+        message: str,
+        delivered: bool,
+        error: str | None,
+    ) -> None:
+        """Store one fired alert (a database error is logged, not raised)."""
+        if self._closing:
+            log.warning("query log closed; alert %s not recorded", rule)
+            return
+        row = (ts, rule, profile, categories, count, window, message, int(delivered), error)
+        async with self._lock:
+            try:
+                conn = await self._connection(force=True)
+                async with conn.execute(INSERT_ALERT, row):
+                    pass
+            except Exception as exc:
+                self._failed(f"cannot record alert {rule} in {self.path}", exc)
+                await self._disconnect()
+        self._notify()
+
+    async def prune(self) -> int:
+        """Delete rows older than the retention, PRUNE_BATCH at a time; the number deleted."""
+        cutoff = self.clock() - self.config.retention
+        total = 0
+        for table in PRUNED_TABLES:
+            sql = (
+                f"DELETE FROM {table} WHERE id IN"
+                f" (SELECT id FROM {table} WHERE ts < ? LIMIT {int(PRUNE_BATCH)})"
+            )
+            while True:
+                async with self._lock:
+                    if self._conn is None:
+                        return total
+                    async with self._conn.execute(sql, (cutoff,)) as cursor:
+                        deleted = max(cursor.rowcount, 0)
+                total += deleted
+                self.stats.pruned += deleted
+                if deleted < PRUNE_BATCH:
+                    break
+                await asyncio.sleep(0)
+        self._notify()
+        return total
+
+    async def _run_retention(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._report(f"cannot delete old rows from {self.path}: {_describe(exc)}")
+            await asyncio.sleep(RETENTION_INTERVAL)
+
+    # -- the writer ------------------------------------------------------------------------
+
+    async def _run_writer(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                item = await self._queue.get()
+                batch: list[LogRecord] = []
+                if isinstance(item, _Stop):
+                    stopping = True
+                else:
+                    batch.append(item)
+                    stopping = await self._fill(batch)
+                if stopping:
+                    await self._flush_all(batch)
+                else:
+                    await self._write(batch, final=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("query log: unexpected error in the writer; it carries on")
+            finally:
+                self._notify()
+
+    async def _fill(self, batch: list[LogRecord]) -> bool:
+        """Add queued rows up to batch_size or until flush_interval passes; True on stop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.flush_interval
+        while len(batch) < self.batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            if isinstance(item, _Stop):
+                return True
+            batch.append(item)
+        return False
+
+    async def _flush_all(self, batch: list[LogRecord]) -> None:
+        """Write `batch` and everything still queued (nothing more can be queued)."""
+        while True:
+            while len(batch) < self.batch_size and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if not isinstance(item, _Stop):
+                    batch.append(item)
+            if not batch and not self._drops:
+                return
+            if not await self._write(batch, final=True):
+                rest = 0
+                while not self._queue.empty():
+                    if not isinstance(self._queue.get_nowait(), _Stop):
+                        rest += 1
+                self.stats.dropped += rest
+                if rest:
+                    self._count_drop(f"database error: {self._error_text}", rest)
+                return
+            batch = []
+            self._notify()
+
+    async def _write(self, batch: list[LogRecord], *, final: bool) -> bool:
+        """Insert `batch` and the pending drop counts in one transaction; False if dropped."""
+        drops = self._drops
+        self._drops = {}
+        try:
+            async with self._lock:
+                conn = await self._connection(force=final)
+                rows = [self._row(record) for record in batch]
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if rows:
+                        await conn.executemany(INSERT_QUERY, rows)
+                    if drops:
+                        await conn.executemany(
+                            INSERT_DROP,
+                            [(ts, count, reason) for reason, (ts, count) in drops.items()],
+                        )
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                    raise
+        except Exception as exc:
+            for reason, (ts, count) in drops.items():
+                self._count_drop(reason, count, ts)
+            if isinstance(exc, _Unavailable):
+                reason = str(exc)
+            else:
+                reason = _describe(exc)
+                self._failed(f"cannot write to {self.path}", exc)
+                async with self._lock:
+                    await self._disconnect()
+            if batch:
+                self.stats.dropped += len(batch)
+                self._lost_while_failing += len(batch)
+                self._count_drop(f"database error: {reason}", len(batch))
+            return False
+        self.stats.written += len(batch)
+        if self._failing:
+            log.warning(
+                "query log: writing to %s again (%d rows were dropped meanwhile)",
+                self.path,
+                self._lost_while_failing,
+            )
+            self._failing = False
+            self._lost_while_failing = 0
+        return True
+
+    def _row(self, record: LogRecord) -> tuple[object, ...]:
+        client = record.client
+        if self.config.anonymize_clients:
+            client = self.anonymize(client)
+        return (
+            record.ts,
+            client,
+            record.client_name,
+            record.profile,
+            record.name,
+            record.qtype,
+            record.kind,
+            record.category,
+            record.rule,
+            record.reason,
+            record.source,
+            record.response,
+        )
+
+    def anonymize(self, client: str) -> str:
+        """The keyed hash stored instead of a client address (16 hex digits)."""
+        if self._key is None:
+            self._key = self._load_key()
+        return hmac.new(self._key, client.encode(), hashlib.sha256).hexdigest()[:16]
+
+    # -- the connection --------------------------------------------------------------------
+
+    async def _connection(self, *, force: bool) -> aiosqlite.Connection:
+        """The open connection, reopened when the file was deleted or replaced.
+
+        Without a connection, one is opened when the retry time has come (or `force`);
+        otherwise _Unavailable. Call with the lock held.
+        """
+        if self._conn is not None:
+            try:
+                st = os.stat(self.path)
+                same = (st.st_dev, st.st_ino) == self._inode
+            except FileNotFoundError:
+                same = False
+            if same:
+                return self._conn
+            log.warning("query log: %s was deleted or replaced; creating it again", self.path)
+            await self._disconnect()
+            force = True
+        if not force and time.monotonic() < self._retry_at:
+            raise _Unavailable(self._error_text)
+        return await self._open()
+
+    async def _open(self) -> aiosqlite.Connection:
+        """Open, configure and migrate the database; the lock is held."""
+        path = self.path
+        self._retry_at = time.monotonic() + self.retry_interval
+        _prepare(path)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_MS)}")
+            version = await _schema_version(conn, path)
+            if version > SCHEMA_VERSION:
+                raise SchemaError(
+                    f"{path}: the query log has schema version {version}, newer than this"
+                    f" filterdns understands ({SCHEMA_VERSION}); upgrade filterdns or point"
+                    " log.database at another file"
+                )
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            if version < SCHEMA_VERSION:
+                await _migrate(conn, version)
+            st = os.stat(path)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+        self._conn = conn
+        self._inode = (st.st_dev, st.st_ino)
+        return conn
+
+    async def _disconnect(self) -> None:
+        conn, self._conn, self._inode = self._conn, None, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception as exc:
+                log.debug("query log: closing %s: %s", self.path, exc)
+
+    # -- drops and errors ------------------------------------------------------------------
+
+    def _count_drop(self, reason: str, count: int, ts: float | None = None) -> None:
+        first, previous = self._drops.get(reason, (self.clock() if ts is None else ts, 0))
+        self._drops[reason] = (first, previous + count)
+
+    def _failed(self, context: str, exc: BaseException) -> None:
+        """A failed open or write: count, log (at most once a minute), retry later."""
+        self.stats.errors += 1
+        self._failing = True
+        self._error_text = _describe(exc)
+        self._retry_at = time.monotonic() + self.retry_interval
+        self._report(f"{context}: {self._error_text}")
+
+    def _report(self, message: str) -> None:
+        now = time.monotonic()
+        if self._logged_at is None or now - self._logged_at >= LOG_EVERY:
+            self._logged_at = now
+            log.error(
+                "query log: %s; rows are dropped and counted, retrying every %g s",
+                message,
+                self.retry_interval,
+            )
+        else:
+            log.debug("query log: %s", message)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _load_key(self) -> bytes:
+        """The anonymization key: `<database dir>/client-key`, created (0600) when missing."""
+        path = self.path.parent / KEY_FILE
+        try:
+            data = path.read_bytes()
+            if len(data) >= 16:
+                return data
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("query log: cannot read %s: %s; using a key for this run only", path, exc)
+            return os.urandom(32)
+        key = os.urandom(32)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                os.write(fd, key)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.error("query log: cannot create %s: %s; using a key for this run only", path, exc)
+        return key
+
+
+def _prepare(path: Path) -> None:
+    """Create the database's directory; remove the leftovers of a deleted database."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # A write-ahead log left by a deleted database must not be replayed into a new one.
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+async def _schema_version(conn: aiosqlite.Connection, path: Path) -> int:
+    """meta.schema_version, 0 for a database without it."""
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        )
+    )
+    if not rows:
+        return 0
+    rows = list(await conn.execute_fetchall("SELECT value FROM meta WHERE key = 'schema_version'"))
+    if not rows:
+        return 0
+    try:
+        return int(rows[0][0])
+    except (TypeError, ValueError):
+        raise SchemaError(
+            f"{path}: unreadable schema version {rows[0][0]!r} in the query log"
+        ) from None
+
+
+async def _migrate(conn: aiosqlite.Connection, version: int) -> None:
+    """Bring the schema from `version` to SCHEMA_VERSION in one transaction."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version < 1:
+            for statement in SCHEMA_V1:
+                await conn.execute(statement)
+        await conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        await conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.execute("ROLLBACK")
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, sqlite3.Error | OSError | FilterDnsError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def open_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the query log for the report commands.
+
+    Raises FilterDnsError when the file is missing, is not a query log, or is newer than this
+    filterdns understands.
+    """
+    if not path.is_file():
+        raise FilterDnsError(
+            f"no query log at {path}: the server creates it (log.database) when it starts"
+        )
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise FilterDnsError(f"cannot open the query log {path}: {exc}") from exc
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.Error as exc:
+        conn.close()
+        raise FilterDnsError(f"{path} is not a filterdns query log: {exc}") from exc
+    version = row[0] if row else None
+    if str(version) != str(SCHEMA_VERSION):
+        conn.close()
+        raise FilterDnsError(
+            f"{path}: the query log has schema version {version}, this filterdns reads"
+            f" version {SCHEMA_VERSION}"
+        )
+    return conn
