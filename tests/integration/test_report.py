@@ -21,50 +21,10 @@ from rich.console import Console
 
 from filterdns.config import Config, default_config, load_config_text
 from filterdns.report import TEXTS, add_commands, build_report, classify_bypass, report, tail
+from filterdns.store import SCHEMA_V1
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS queries (
-  id INTEGER PRIMARY KEY,
-  ts REAL NOT NULL,
-  client TEXT NOT NULL,
-  client_name TEXT,
-  profile TEXT,
-  name TEXT NOT NULL,
-  qtype TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  category TEXT,
-  rule TEXT,
-  reason TEXT NOT NULL DEFAULT '',
-  source TEXT,
-  response TEXT
-);
-CREATE INDEX IF NOT EXISTS queries_ts ON queries (ts);
-CREATE INDEX IF NOT EXISTS queries_profile_ts ON queries (profile, ts);
-CREATE INDEX IF NOT EXISTS queries_kind_ts ON queries (kind, ts);
-CREATE TABLE IF NOT EXISTS drops (
-  id INTEGER PRIMARY KEY,
-  ts REAL NOT NULL,
-  count INTEGER NOT NULL,
-  reason TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS drops_ts ON drops (ts);
-CREATE TABLE IF NOT EXISTS alerts (
-  id INTEGER PRIMARY KEY,
-  ts REAL NOT NULL,
-  rule TEXT NOT NULL,
-  profile TEXT,
-  categories TEXT NOT NULL,
-  count INTEGER NOT NULL,
-  window REAL NOT NULL,
-  message TEXT NOT NULL,
-  delivered INTEGER NOT NULL,
-  error TEXT
-);
-CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
-INSERT INTO meta VALUES ('schema_version', '1');
-"""
+SCHEMA = ";\n".join(SCHEMA_V1) + ";\n"  # the schema the server writes
 CONFIG = """\
 server: {{timezone: Asia/Ho_Chi_Minh}}
 log: {{database: "{database}"}}
