@@ -12,10 +12,12 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from filterdns.alerts import Alerter, AlertRule
 from filterdns.clients import ClientDirectory, ClientRule
-from filterdns.config import Config, ListenAddress, UpstreamServer
+from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
+from filterdns.errors import ConfigError
 from filterdns.grants import GrantStore, grants_path
 from filterdns.lists.catalog import ListSet
 from filterdns.neighbors import Neighbours
@@ -54,8 +56,12 @@ def build_chain(
     wall_clock: Callable[[], float] = time.time,
     querylog: QueryLog | None = None,
     alerter: Alerter | None = None,
+    cache: CacheResolver | None = None,
 ) -> Chain:
-    """Order the links of the request path, from the terminal upstream up to the ACL."""
+    """Order the links of the request path, from the terminal upstream up to the ACL.
+
+    `cache` reuses the cache of a previous chain (a reload keeps every cached answer).
+    """
     up = config.upstreams
 
     def upstream_for(servers: Sequence[UpstreamServer]) -> UpstreamResolver:
@@ -77,7 +83,10 @@ def build_chain(
         head = ConditionalResolver(head, routes)
     # cache: below the policy so one cache serves every profile and a schedule flip applies
     # on the very next query; serves stale data when everything below fails.
-    cache = CacheResolver(head, config.cache, clock=clock)
+    if cache is None:
+        cache = CacheResolver(head, config.cache, clock=clock)
+    else:
+        cache.next, cache.config = head, config.cache
     head = cache
     if policy is not None and directory is not None:
         # policy: above the cache, so a schedule change applies on the very next query and one
@@ -103,7 +112,13 @@ def build_chain(
 
 
 class App:
-    """One running proxy: transport, chain and server, started and stopped together."""
+    """One running proxy: transport, chain and server, started and stopped together.
+
+    `reload()` (SIGHUP, or an edit of the configuration file) reads the file again off the event
+    loop, builds the lists, client directory, policy, alerts and chain anew and swaps the chain
+    into the server with one assignment: queries in flight finish on the old chain, new ones take
+    the new one, and the cache carries over. A file with problems leaves everything as it was.
+    """
 
     def __init__(
         self,
@@ -114,34 +129,45 @@ class App:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.clock = clock
+        self.wall_clock = wall_clock
         self.transport = transport or Transport()
         self.lists = ListSet(config.lists, config.categories)
         self.grants = GrantStore(grants_path(config.log.database))
-        has_macs = any(client.mac for client in config.clients)
-        self.neighbours = Neighbours() if has_macs else None
+        self.neighbours: Neighbours | None = None
+        self.querylog = QueryLog(config.log, clock=wall_clock)
+        self._assemble(config, self.lists)
+        self.server = DnsServer(self.chain.head, config.server)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reload_lock = asyncio.Lock()
+        self.reloads = 0
+        self.rejected_reloads = 0
+        self._reload_done = asyncio.Condition()
+
+    def _assemble(self, config: Config, lists: ListSet, cache: CacheResolver | None = None) -> None:
+        """Build everything a configuration decides (not the listeners, the log or the cache)."""
+        if any(client.mac for client in config.clients) and self.neighbours is None:
+            self.neighbours = Neighbours()
         rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
         self.directory = ClientDirectory(rules, config.default_profile, self.neighbours)
-        lists = self.lists
         self.policy = Policy(config, lambda: lists.index, self.grants.current)
-        self.querylog = QueryLog(config.log, clock=wall_clock)
         self.alerter = Alerter(
             [AlertRule.of(rule) for rule in config.alerts],
             record=self.querylog.put_alert,
-            clock=wall_clock,
+            clock=self.wall_clock,
         )
         self.chain = build_chain(
             config,
             self.transport,
-            clock,
+            self.clock,
             policy=self.policy,
             directory=self.directory,
-            wall_clock=wall_clock,
+            wall_clock=self.wall_clock,
             querylog=self.querylog,
             alerter=self.alerter,
+            cache=cache,
         )
-        self.server = DnsServer(self.chain.head, config.server)
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> list[ListenAddress]:
         """Load the category index, then bind the listeners; returns the addresses bound.
@@ -160,16 +186,89 @@ class App:
         except BaseException:
             await self.stop()  # a port in use: close the log, lists and sockets opened so far
             raise
+        self._refresh_task = asyncio.create_task(self.lists.run(), name="lists-refresh")
         self._tasks = [
-            asyncio.create_task(self.lists.run(), name="lists-refresh"),
             asyncio.create_task(self.grants.watch(), name="grants-watch"),
+            asyncio.create_task(self._watch_config(), name="config-watch"),
         ]
         if self.neighbours is not None:
             self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
         return bound
 
+    # Reloading
+
+    async def reload(self) -> bool:
+        """Read the configuration file again and swap in what it builds; False if rejected."""
+        try:
+            return await self._reload()
+        finally:
+            async with self._reload_done:
+                self._reload_done.notify_all()
+
+    async def wait_for_reloads(self, count: int) -> None:
+        """Until `count` reloads were tried (applied or rejected) since the start."""
+        async with self._reload_done:
+            await self._reload_done.wait_for(lambda: self.reloads + self.rejected_reloads >= count)
+
+    async def _reload(self) -> bool:
+        async with self._reload_lock:
+            source = self.config.source
+            if source is None:
+                log.warning("reload: running on the embedded defaults; no file to read")
+                return False
+            try:
+                config = await asyncio.to_thread(load_config, source)
+            except ConfigError as exc:
+                self.rejected_reloads += 1
+                log.error("reload rejected, the running configuration stays: %s", exc)
+                return False
+            for note in restart_notes(self.config, config):
+                log.warning("reload: %s", note)
+            old_lists, lists = self.lists, self.lists
+            if (config.lists, config.categories) != (self.config.lists, self.config.categories):
+                lists = ListSet(config.lists, config.categories)
+                await lists.load()  # built in a thread; the old index serves meanwhile
+            old_alerter, had_neighbours = self.alerter, self.neighbours is not None
+            self._assemble(config, lists, cache=self.chain.cache)
+            self.server.chain = self.chain.head  # the swap: new queries take the new chain
+            self.config = config
+            if lists is not old_lists:
+                self.lists = lists
+                self._refresh_task.cancel()
+                self._refresh_task = asyncio.create_task(lists.run(), name="lists-refresh")
+                old_lists.close()
+            if self.neighbours is not None and not had_neighbours:
+                await self.neighbours.refresh()
+                self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
+            await old_alerter.close()
+            self.reloads += 1
+            log.info("reloaded %s", source)
+            return True
+
+    async def _watch_config(self) -> None:
+        """Reload when the configuration file changes (checked every second, debounced)."""
+        source = self.config.source
+        if source is None:
+            return
+        path = Path(source)
+        stamp = _stamp(path)
+        while True:
+            await asyncio.sleep(CONFIG_POLL)
+            now = _stamp(path)
+            if now == stamp:
+                continue
+            await asyncio.sleep(CONFIG_SETTLE)  # an editor may still be writing
+            if _stamp(path) != now:
+                continue
+            stamp = now
+            if now is not None:
+                await self.reload()
+
     async def stop(self) -> None:
         """Finish in-flight queries (bounded wait), then close every socket and task."""
+        refresh = getattr(self, "_refresh_task", None)
+        if refresh is not None:
+            self._tasks.append(refresh)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -193,14 +292,51 @@ class App:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_hangup() -> None:
+            task = asyncio.create_task(self.reload(), name="reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
         try:
             if ready is not None:
                 ready(bound)
             await self._stop.wait()
             log.info("stopping: finishing in-flight queries")
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+            for task in reloads:
+                task.cancel()
             await self.stop()
         log.info("stopped")
+
+
+CONFIG_POLL = 1.0  # seconds between two looks at the configuration file
+CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def restart_notes(old: Config, new: Config) -> list[str]:
+    """What a reload cannot apply to a running server, in words an admin can act on."""
+    notes = []
+    if old.server.listen != new.server.listen:
+        listen = ", ".join(str(a) for a in new.server.listen)
+        notes.append(f"server.listen changed to {listen}; restart filterdns to listen there")
+    for key in ("tcp_idle_timeout", "max_tcp_connections", "shutdown_grace"):
+        if getattr(old.server, key) != getattr(new.server, key):
+            notes.append(f"server.{key} changed; it applies after a restart")
+    if old.log != new.log:
+        notes.append("log settings changed; they apply after a restart")
+    return notes

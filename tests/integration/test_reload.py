@@ -1,0 +1,147 @@
+"""Reloading the configuration while queries keep coming: nothing dropped, new policy in force."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import pytest
+
+from filterdns.app import App
+from filterdns.config import load_config
+from tests.fakes.upstream import FakeUpstream
+from tests.integration.harness import addresses, config_for
+from tests.integration.test_lifecycle import LISTENING
+
+NAMES = {(f"site{i}.example", "A"): [f"10.0.0.{i}"] for i in range(25)}
+RECORDS = {("example.com", "A"): ["93.184.216.34"], **NAMES}
+
+
+def config_text(
+    upstream: FakeUpstream, tmp_path: Path, blocked: str, *, broken: bool = False
+) -> str:
+    extra = f"""\
+        log: {{database: {tmp_path / "filterdns.db"}}}
+        profiles:
+          minh: {{age_band: adult, block: [{blocked}]}}
+        default_profile: minh
+    """
+    text = config_for(upstream.address, extra=extra)
+    return text + "cache: {max_entriez: 1}\n" if broken else text
+
+
+async def ask(host: str, port: int, name: str) -> dns.message.Message:
+    query = dns.message.make_query(name, "A")
+    return await dns.asyncquery.udp(query, host, port=port, timeout=3)
+
+
+@asynccontextmanager
+async def running_app(path: Path) -> AsyncIterator[tuple[App, int]]:
+    app = App(load_config(path))
+    bound = await app.start()
+    try:
+        yield app, bound[0].port
+    finally:
+        await app.stop()
+
+
+async def test_twenty_reloads_under_load_answer_every_query(tmp_path: Path) -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        path = tmp_path / "config.yaml"
+        path.write_text(config_text(upstream, tmp_path, "site0.example"))
+        async with running_app(path) as (app, port):
+            answered = 0
+            stop = asyncio.Event()
+
+            async def client() -> None:
+                nonlocal answered
+                while not stop.is_set():
+                    reply = await ask("127.0.0.1", port, "example.com")
+                    assert addresses(reply) == ["93.184.216.34"]
+                    answered += 1
+
+            load = asyncio.create_task(client())
+            for i in range(1, 21):
+                valid = i % 2 == 1
+                path.write_text(
+                    config_text(upstream, tmp_path, f"site{i}.example", broken=not valid)
+                )
+                assert await app.reload() is valid
+                if valid:
+                    now_blocked = await ask("127.0.0.1", port, f"site{i}.example")
+                    assert now_blocked.rcode() == dns.rcode.NXDOMAIN
+                    before = await ask("127.0.0.1", port, f"site{i - 2 if i > 1 else 0}.example")
+                    assert before.rcode() == dns.rcode.NOERROR or i == 1
+                else:  # the previous policy stays in force
+                    still = await ask("127.0.0.1", port, f"site{i - 1}.example")
+                    assert still.rcode() == dns.rcode.NXDOMAIN
+            stop.set()
+            await load
+        assert (app.reloads, app.rejected_reloads) == (10, 10)
+        assert answered > 20
+        assert upstream.queries.count(("example.com", "A")) == 1  # the cache survived every reload
+
+
+async def test_an_edited_file_is_picked_up_by_itself(tmp_path: Path) -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        path = tmp_path / "config.yaml"
+        path.write_text(config_text(upstream, tmp_path, "site0.example"))
+        async with running_app(path) as (app, port):
+            assert addresses(await ask("127.0.0.1", port, "site5.example")) == ["10.0.0.5"]
+            path.write_text(config_text(upstream, tmp_path, "site5.example"))
+            await asyncio.wait_for(app.wait_for_reloads(1), timeout=10)
+            reply = await ask("127.0.0.1", port, "site5.example")
+    assert reply.rcode() == dns.rcode.NXDOMAIN
+
+
+async def test_a_listen_change_is_reported_as_needing_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        path = tmp_path / "config.yaml"
+        path.write_text(config_text(upstream, tmp_path, "site0.example"))
+        async with running_app(path) as (app, _port):
+            path.write_text(
+                config_text(upstream, tmp_path, "site0.example").replace(
+                    '"127.0.0.1:0"', '"127.0.0.1:0", "[::1]:0"'
+                )
+            )
+            assert await app.reload()
+    assert "restart filterdns to listen there" in caplog.text
+
+
+async def test_sighup_reloads_the_running_server(tmp_path: Path) -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        path = tmp_path / "config.yaml"
+        path.write_text(config_text(upstream, tmp_path, "site0.example"))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "filterdns", "serve", "-c", str(path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert process.stderr is not None
+        try:
+            while True:
+                line = (await asyncio.wait_for(process.stderr.readline(), 20)).decode()
+                assert line, "filterdns exited before listening"
+                match = LISTENING.search(line)
+                if match:
+                    port = int(match.group(1))
+                    break
+            assert addresses(await ask("127.0.0.1", port, "site7.example")) == ["10.0.0.7"]
+            text = config_text(upstream, tmp_path, "site7.example")
+            path.write_text(text.replace("lists:", "# reload by signal\nlists:"))
+            process.send_signal(1)  # SIGHUP
+            while "reloaded" not in line:
+                line = (await asyncio.wait_for(process.stderr.readline(), 20)).decode()
+                assert line, "filterdns exited instead of reloading"
+            reply = await ask("127.0.0.1", port, "site7.example")
+        finally:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 15)
+    assert reply.rcode() == dns.rcode.NXDOMAIN
