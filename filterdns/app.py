@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filterdns import sdnotify
 from filterdns.alerts import Alerter, AlertRule
 from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
@@ -29,7 +30,7 @@ from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.policy import ClientResolver, PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
 from filterdns.resolvers.upstream import UpstreamResolver
-from filterdns.server import DnsServer
+from filterdns.server import DnsServer, addresses_text
 from filterdns.store import QueryLog
 from filterdns.transport import Transport
 
@@ -199,9 +200,14 @@ class App:
 
     async def reload(self) -> bool:
         """Read the configuration file again and swap in what it builds; False if rejected."""
+        sdnotify.reloading()
+        applied = False
         try:
-            return await self._reload()
+            applied = await self._reload()
+            return applied
         finally:
+            # systemd waits for READY=1 after RELOADING=1, whether the file was applied or not.
+            sdnotify.ready("reloaded" if applied else "reload rejected; the old rules stay")
             async with self._reload_done:
                 self._reload_done.notify_all()
 
@@ -304,9 +310,11 @@ class App:
         try:
             if ready is not None:
                 ready(bound)
+            sdnotify.ready(f"serving on {addresses_text(bound)}")
             await self._stop.wait()
             log.info("stopping: finishing in-flight queries")
         finally:
+            sdnotify.stopping()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)

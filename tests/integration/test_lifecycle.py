@@ -67,3 +67,38 @@ async def test_serve_with_a_broken_config_exits_1_naming_the_line(tmp_path: Path
     assert process.returncode == 1
     assert "upstreams.strategy" in err.decode()
     assert "line 4" in err.decode()
+
+
+async def test_serve_tells_systemd_when_ready_reloading_and_stopping(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.setblocking(False)
+    loop = asyncio.get_running_loop()
+    async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as upstream:
+        config = tmp_path / "config.yaml"
+        config.write_text(config_for(upstream.address))
+        env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "filterdns", "serve", "-c", str(config), env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            ready = await asyncio.wait_for(loop.sock_recv(notify, 4096), 20)
+            process.send_signal(signal.SIGHUP)
+            reloading = await asyncio.wait_for(loop.sock_recv(notify, 4096), 20)
+            reloaded = await asyncio.wait_for(loop.sock_recv(notify, 4096), 20)
+            process.send_signal(signal.SIGTERM)
+            stopping = await asyncio.wait_for(loop.sock_recv(notify, 4096), 20)
+            assert await asyncio.wait_for(process.wait(), 15) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            notify.close()
+    assert ready.startswith(b"READY=1\n") and b"STATUS=serving on 127.0.0.1:" in ready
+    assert reloading.startswith(b"RELOADING=1\nMONOTONIC_USEC=")
+    assert reloaded.startswith(b"READY=1\n")
+    assert stopping.startswith(b"STOPPING=1")

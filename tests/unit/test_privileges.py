@@ -1,0 +1,154 @@
+"""Dropping root after binding: unknown users, the non-root no-op, and a real drop in a child."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import socket
+import warnings
+from pathlib import Path
+
+import pytest
+
+from filterdns import privileges
+from filterdns.errors import FilterDnsError
+
+UNKNOWN = "filterdns-no-such-user"
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to change identity")
+
+
+def _nobody() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam("nobody")
+    except KeyError:  # pragma: no cover - every Debian has it
+        pytest.skip('no user "nobody" on this system')
+
+
+def test_an_unknown_user_is_a_clear_error() -> None:
+    with pytest.raises(FilterDnsError, match=f'user "{UNKNOWN}" does not exist.*server.user'):
+        privileges.drop_privileges(UNKNOWN)
+    with pytest.raises(FilterDnsError, match="does not exist"):
+        privileges.chown_state("/nonexistent", UNKNOWN)
+
+
+def test_an_unknown_group_is_a_clear_error() -> None:
+    _nobody()
+    with pytest.raises(FilterDnsError, match='group "filterdns-no-such-group" does not exist'):
+        privileges.drop_privileges("nobody", "filterdns-no-such-group")
+
+
+def test_root_is_not_a_user_to_drop_to() -> None:
+    with pytest.raises(FilterDnsError, match="is root"):
+        privileges.drop_privileges("root")
+    _nobody()
+    with pytest.raises(FilterDnsError, match="is root"):
+        privileges.resolve("nobody", "root")
+
+
+def test_resolve_takes_the_users_primary_group() -> None:
+    entry = _nobody()
+    who = privileges.resolve("nobody")
+    assert (who.user, who.uid, who.gid) == ("nobody", entry.pw_uid, entry.pw_gid)
+
+
+def test_not_root_is_a_logged_no_op(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    _nobody()
+    calls: list[str] = []
+    monkeypatch.setattr(privileges.os, "geteuid", lambda: 1000)
+    for name in ("setgroups", "setresgid", "setresuid", "lchown"):
+        monkeypatch.setattr(privileges.os, name, lambda *a, _n=name: calls.append(_n))
+    with caplog.at_level(logging.INFO, logger="filterdns.privileges"):
+        privileges.drop_privileges("nobody")
+        privileges.chown_state(tmp_path / "state", "nobody")
+    assert calls == []
+    assert not (tmp_path / "state").exists()
+    assert "not running as root: staying uid 1000 instead of switching to nobody" in caplog.text
+
+
+def _in_child(work: object) -> int:
+    """Run `work()` in a forked child (so the test process keeps root); its exit code."""
+    with warnings.catch_warnings():  # a fork beside other threads: the child only drops ids
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, which exits without returning
+        code = 99
+        try:
+            code = work()  # type: ignore[operator]
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@as_root
+def test_a_real_drop_to_nobody_in_a_child() -> None:
+    entry = _nobody()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))  # bound before the drop, still usable after it
+
+    def work() -> int:
+        privileges.drop_privileges("nobody")
+        if os.getresuid() != (entry.pw_uid,) * 3:
+            return 1
+        if os.getresgid() != (entry.pw_gid,) * 3:
+            return 2
+        if os.getgroups() not in ([], [entry.pw_gid]):
+            return 3
+        try:
+            os.setuid(0)
+        except PermissionError:
+            pass
+        else:
+            return 4
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+            try:
+                other.bind(("127.0.0.1", 53))
+            except PermissionError:
+                pass
+            else:
+                return 5  # CAP_NET_BIND_SERVICE should be gone with root
+        listener.sendto(b"x", listener.getsockname())
+        return 0 if listener.recv(1) == b"x" else 6
+
+    try:
+        assert _in_child(work) == 0
+    finally:
+        listener.close()
+
+
+@as_root
+def test_chown_state_hands_over_the_whole_tree(tmp_path: Path) -> None:
+    entry = _nobody()
+    state = tmp_path / "state"
+    (state / "lists").mkdir(parents=True)
+    (state / "filterdns.db").write_bytes(b"")
+    (state / "lists" / "index.bin").write_bytes(b"")
+    (state / "link").symlink_to("/etc/passwd")
+    before = os.stat("/etc/passwd")
+    privileges.chown_state(state, "nobody")
+    for path in (state, state / "lists", state / "filterdns.db", state / "lists" / "index.bin"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (entry.pw_uid, entry.pw_gid), path
+    assert os.lstat(state / "link").st_uid == entry.pw_uid
+    after = os.stat("/etc/passwd")  # the link was not followed
+    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+
+
+@as_root
+def test_chown_state_creates_a_missing_directory(tmp_path: Path) -> None:
+    entry = _nobody()
+    state = tmp_path / "new" / "state"
+    privileges.chown_state(state, "nobody")
+    assert state.stat().st_uid == entry.pw_uid
+    assert state.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/etc", "/var/lib", "/usr/lib", "/home/alice", "/tmp/../var"]
+)
+def test_chown_state_refuses_system_directories(path: str) -> None:
+    _nobody()
+    with pytest.raises(FilterDnsError, match="is a system directory"):
+        privileges.chown_state(path, "nobody")
