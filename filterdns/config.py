@@ -46,8 +46,8 @@ from filterdns.schedule import Calendar, Window, parse_calendar, parse_clock, pa
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 STRATEGIES = ("failover", "round_robin", "fastest")
-UPSTREAM_SCHEMES = ("udp", "tcp", "tls")
-DEFAULT_PORTS = {"udp": 53, "tcp": 53, "tls": 853}
+UPSTREAM_SCHEMES = ("udp", "tcp", "tls", "https")
+DEFAULT_PORTS = {"udp": 53, "tcp": 53, "tls": 853, "https": 443}
 BANDS = ("under-9", "9-12", "13-15", "16-17", "adult")
 ALWAYS_BLOCKED = ("malware", "phishing", "cryptojacking", "stalkerware")
 YOUTUBE_LEVELS = ("strict", "moderate", "off")
@@ -67,16 +67,25 @@ class ListenAddress:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamServer:
-    """One upstream resolver: `udp://9.9.9.9:53`, `tcp://...`, `tls://1.1.1.1#cloudflare-dns.com`."""
+    """One upstream resolver: `udp://9.9.9.9:53`, `tcp://...`, `tls://1.1.1.1#cloudflare-dns.com`,
+    `https://9.9.9.9/dns-query#dns.quad9.net`.
+
+    `host` is always the address to connect to; `sni` the name its certificate is checked against
+    (tls, and https when given: then also the HTTP Host); `path` the DNS over HTTPS endpoint.
+    """
 
     scheme: str
     host: str
     port: int
     sni: str | None = None
+    path: str = "/dns-query"
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         sni = f"#{self.sni}" if self.sni else ""
+        if self.scheme == "https":
+            port = "" if self.port == DEFAULT_PORTS["https"] else f":{self.port}"
+            return f"https://{host}{port}{self.path}{sni}"
         prefix = "" if self.scheme == "udp" else f"{self.scheme}://"
         return f"{prefix}{host}:{self.port}{sni}"
 
@@ -449,9 +458,17 @@ def parse_listen(text: str) -> ListenAddress:
 
 
 def parse_upstream(text: str) -> UpstreamServer:
-    """`9.9.9.9`, `1.1.1.1:53`, `[2620:fe::fe]:53`, `tcp://8.8.8.8`, `tls://1.1.1.1#name`.
+    """`9.9.9.9`, `1.1.1.1:53`, `[2620:fe::fe]:53`, `tcp://8.8.8.8`, `tls://1.1.1.1#name`, and
+    DNS over HTTPS in two forms (port 443 and path /dns-query unless given):
 
-    Without a scheme the server is asked over UDP. Ports default to DEFAULT_PORTS. Raises
+    - `https://1.1.1.1/dns-query`: connect to the address; its certificate must name the address.
+      `https://1.1.1.1/dns-query#cloudflare-dns.com` checks the certificate against the name
+      after '#' instead (also sent as SNI and HTTP Host).
+    - `https://dns.quad9.net/dns-query#9.9.9.9`: the URL as the provider publishes it, with the
+      address to connect to after '#'; the certificate is checked against the host name.
+
+    Without a scheme the server is asked over UDP. Ports default to DEFAULT_PORTS. The host is
+    always an address (the proxy must not depend on DNS to find its resolvers). Raises
     ValueError with a message for the user.
     """
     spec = text.strip()
@@ -459,13 +476,15 @@ def parse_upstream(text: str) -> UpstreamServer:
     if "://" in spec:
         scheme, spec = spec.split("://", 1)
         scheme = scheme.lower()
-        if scheme == "https":
-            raise ValueError("DNS over HTTPS is not supported yet; use tls://")
         if scheme not in UPSTREAM_SCHEMES:
-            raise ValueError(f"unknown scheme {show(scheme + '://')}; use udp://, tcp:// or tls://")
+            raise ValueError(
+                f"unknown scheme {show(scheme + '://')}; use udp://, tcp://, tls:// or https://"
+            )
+        if scheme == "https":
+            return _https_upstream(spec)
     spec, has_name, sni = spec.partition("#")
     if has_name and scheme != "tls":
-        raise ValueError(f"only tls:// takes a server name after '#', not {scheme}://")
+        raise ValueError(f"only tls:// and https:// take a server name after '#', not {scheme}://")
     host, port_text = _split_host_port(spec)
     ip = _ip(host)
     if ip is None:
@@ -488,6 +507,50 @@ def parse_upstream(text: str) -> UpstreamServer:
     if not is_domain_name(name):
         raise ValueError(f"{show(sni)} is not a valid server name for the certificate")
     return UpstreamServer(scheme, ip, port, name)
+
+
+_URL_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*")
+HTTPS_FORMS = (
+    "https://1.1.1.1/dns-query, https://1.1.1.1/dns-query#cloudflare-dns.com "
+    "or https://dns.quad9.net/dns-query#9.9.9.9"
+)
+
+
+def _https_upstream(spec: str) -> UpstreamServer:
+    """The part of `https://...` after the scheme; see parse_upstream."""
+    rest, _hash, after = spec.partition("#")
+    after = after.strip()
+    slash = rest.find("/")
+    authority, path = (rest, "/dns-query") if slash < 0 else (rest[:slash], rest[slash:])
+    if not _URL_PATH.fullmatch(path):
+        raise ValueError(f"{show(path)} is not a URL path like /dns-query")
+    host, port_text = _split_host_port(authority)
+    port = DEFAULT_PORTS["https"] if port_text is None else _port(port_text, 1)
+    ip = _ip(host)
+    if ip is not None:  # https://1.1.1.1/dns-query[#name]
+        if not after:
+            return UpstreamServer("https", ip, port, None, path)
+        name = normalize_name(after)
+        if _ip(after) is not None or not is_domain_name(name):
+            raise ValueError(
+                f"{show(after)} after '#' is not a server name for the certificate; write "
+                f"{HTTPS_FORMS}"
+            )
+        return UpstreamServer("https", ip, port, name, path)
+    name = normalize_name(host)
+    if not is_domain_name(name):
+        raise ValueError(f"{show(host)} is not an IP address or host name; write {HTTPS_FORMS}")
+    bracketed = after.startswith("[") and after.endswith("]")
+    address = _ip(after[1:-1] if bracketed else after)
+    if address is None:  # https://dns.quad9.net/dns-query#9.9.9.9
+        raise ValueError(
+            f"{show(after)} after '#' is not an IP address; the proxy must not depend on DNS "
+            f"to find its resolvers, so write https://{host}{path}#<its address>"
+            if after
+            else f"upstream host must be an IP address, not {show(host)} (the proxy must not "
+            f"depend on DNS to find its resolvers); write https://{host}{path}#<its address>"
+        )
+    return UpstreamServer("https", address, port, name, path)
 
 
 def parse_network(text: str) -> IPNetwork:

@@ -1,4 +1,6 @@
-"""Exchanges with upstream resolvers over UDP, TCP and DNS-over-TLS; the only module with sockets.
+"""Exchanges with upstream resolvers over UDP, TCP, DNS-over-TLS and DNS over HTTPS.
+
+This is the only module with sockets.
 
 `Transport.exchange(server, qname_wire, qtype, qclass, deadline)` sends one query and returns the
 validated reply (complete message bytes, OPT record included) or raises UpstreamError naming the
@@ -15,6 +17,15 @@ queries in flight at once, each with an id unique on that connection, answers ma
 question in whatever order they come back. A connection that breaks fails its pending queries and
 leaves the pool; an exchange that found its pooled connection closed by the server retries once
 on a new one. Connections idle for `tcp_idle` seconds are closed.
+
+HTTPS (RFC 8484): one httpx client per server, made on first use and closed by `close()`; it
+speaks HTTP/2 where the server offers it (many queries in flight on one connection) and keeps
+HTTP/1.1 connections alive for reuse; idle ones close after `tcp_idle` seconds. A query is a POST
+of the wire message with id 0 (as the RFC recommends, so HTTP caches can share answers); the
+answer must be status 200, type application/dns-message, and a response to the question. The
+connection goes to the configured address; the certificate is checked against the server name
+when one is configured (also sent as SNI and HTTP Host), else against the address. No proxy or
+other setting is taken from the environment.
 """
 
 from __future__ import annotations
@@ -27,6 +38,8 @@ import ssl
 import struct
 from typing import Any
 
+import httpx
+
 from filterdns import wire
 from filterdns.config import UpstreamServer
 from filterdns.errors import UpstreamError, WireError
@@ -35,6 +48,8 @@ U16 = struct.Struct("!H")
 ID_FLAGS = struct.Struct("!HH")
 MAX_MESSAGE = 65535
 CLOSE_GRACE = 2.0  # seconds a closing connection may take for its TLS goodbye before it is cut
+DNS_MESSAGE = "application/dns-message"
+HTTP_CONNECTIONS = 8  # per DoH server; HTTP/2 needs one, HTTP/1.1 one per query in flight
 
 
 class _ConnectionLost(UpstreamError):
@@ -199,6 +214,10 @@ class Transport:
         self._waiters: dict[UpstreamServer, int] = {}
         self._connections: set[_Connection] = set()
         self._families: dict[str, socket.AddressFamily] = {}
+        self._https_clients: dict[UpstreamServer, httpx.AsyncClient] = {}
+        # The HTTP library sets its ALPN list on the context it is given: a default context of
+        # its own then, so DNS-over-TLS connections never offer h2.
+        self._https_context = ssl_context
         self._closed = False
 
     async def exchange(
@@ -212,7 +231,7 @@ class Transport:
             raise UpstreamError(f"upstream {server}: the transport is closed")
         if budget <= 0:
             raise UpstreamError(timed_out)
-        msg_id = secrets.randbelow(65536)
+        msg_id = 0 if server.scheme == "https" else secrets.randbelow(65536)
         try:
             query = wire.make_query(qname_wire, qtype, qclass, msg_id)
             question = wire.question_of(query)
@@ -221,6 +240,8 @@ class Transport:
                     return await self._udp(server, query, msg_id, question)
                 if server.scheme in ("tcp", "tls"):
                     return await self._stream(server, query, question)
+                if server.scheme == "https":
+                    return await self._https(server, query, question)
                 raise UpstreamError(f"upstream {server}: unknown scheme {server.scheme!r}")
         except TimeoutError:
             raise UpstreamError(timed_out) from None
@@ -236,6 +257,9 @@ class Transport:
     async def close(self) -> None:
         """Close every pooled connection and stop their reader tasks; safe to call twice."""
         self._closed = True
+        clients = list(self._https_clients.values())
+        self._https_clients.clear()
+        await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
         connecting = list(self._connecting.values())
         for task in connecting:
             task.cancel()
@@ -387,3 +411,76 @@ class Transport:
             raise UpstreamError(f"upstream {server}: the transport is closed")
         self._pool[server] = connection
         return connection
+
+    # HTTPS
+
+    def _https_client(self, server: UpstreamServer) -> httpx.AsyncClient:
+        client = self._https_clients.get(server)
+        if client is None:
+            if self._https_context is None:
+                self._https_context = ssl.create_default_context()
+            client = httpx.AsyncClient(
+                verify=self._https_context,
+                http2=True,
+                timeout=None,  # the exchange's deadline bounds every step
+                limits=httpx.Limits(
+                    max_connections=HTTP_CONNECTIONS,
+                    max_keepalive_connections=HTTP_CONNECTIONS,
+                    keepalive_expiry=self.tcp_idle,
+                ),
+                trust_env=False,
+                follow_redirects=False,
+                headers={"user-agent": "filterdns", "accept-encoding": "identity"},
+            )
+            self._https_clients[server] = client
+        return client
+
+    async def _https(self, server: UpstreamServer, query: bytes, question: bytes) -> bytes:
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        url = f"https://{host}:{server.port}{server.path}"
+        headers = {"accept": DNS_MESSAGE, "content-type": DNS_MESSAGE}
+        extensions: dict[str, Any] = {}
+        if server.sni:
+            default_port = server.port == 443
+            headers["host"] = server.sni if default_port else f"{server.sni}:{server.port}"
+            extensions["sni_hostname"] = server.sni
+        body = bytearray()
+        try:
+            async with self._https_client(server).stream(
+                "POST", url, content=query, headers=headers, extensions=extensions
+            ) as response:
+                if response.status_code != 200:
+                    raise UpstreamError(f"upstream {server}: HTTP {response.status_code}")
+                kind = response.headers.get("content-type", "")
+                if kind.partition(";")[0].strip().lower() != DNS_MESSAGE:
+                    raise UpstreamError(
+                        f"upstream {server}: answered with content type {kind!r}, not {DNS_MESSAGE}"
+                    )
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_MESSAGE:
+                        raise UpstreamError(f"upstream {server}: answer longer than 65535 bytes")
+        except httpx.TimeoutException:
+            raise TimeoutError from None
+        except httpx.HTTPError as exc:
+            tls = _ssl_error(exc)
+            if tls is not None:
+                raise UpstreamError(f"upstream {server}: TLS handshake failed: {tls}") from None
+            what = "cannot connect" if isinstance(exc, httpx.ConnectError) else "HTTPS failed"
+            raise UpstreamError(f"upstream {server}: {what}: {exc or type(exc).__name__}") from None
+        reply = bytes(body)
+        if not _matches(reply, 0, question):
+            raise UpstreamError(f"upstream {server} answered garbage")
+        return reply
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind an HTTP library error, if that is what it was."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

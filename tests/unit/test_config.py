@@ -964,6 +964,34 @@ def test_bad_allow_clients(text: str, path: str, message: str) -> None:
             UpstreamServer("tls", "2620:fe::fe", 8853, "dns.quad9.net"),
             id="tls-ipv6",
         ),
+        pytest.param(
+            "https://1.1.1.1/dns-query",
+            UpstreamServer("https", "1.1.1.1", 443, None, "/dns-query"),
+            id="doh-address",
+        ),
+        pytest.param(
+            "https://9.9.9.9", UpstreamServer("https", "9.9.9.9", 443), id="doh-default-path"
+        ),
+        pytest.param(
+            "https://1.1.1.1/dns-query#Cloudflare-DNS.com.",
+            UpstreamServer("https", "1.1.1.1", 443, "cloudflare-dns.com"),
+            id="doh-address-name",
+        ),
+        pytest.param(
+            "https://dns.quad9.net/dns-query#9.9.9.9",
+            UpstreamServer("https", "9.9.9.9", 443, "dns.quad9.net"),
+            id="doh-name-bootstrap",
+        ),
+        pytest.param(
+            "HTTPS://[2620:fe::fe]:8443/q/dns?x=1#dns.quad9.net",
+            UpstreamServer("https", "2620:fe::fe", 8443, "dns.quad9.net", "/q/dns?x=1"),
+            id="doh-ipv6-port-path",
+        ),
+        pytest.param(
+            "https://Dns.Google:8443/resolve#[2001:4860:4860::8888]",
+            UpstreamServer("https", "2001:4860:4860::8888", 8443, "dns.google", "/resolve"),
+            id="doh-bootstrap-ipv6-port",
+        ),
         pytest.param("  9.9.9.9  ", udp("9.9.9.9"), id="spaces-trimmed"),
     ],
 )
@@ -981,6 +1009,10 @@ NOT_AN_IP = (
     'upstream host must be an IP address, not "{}" '
     "(the proxy must not depend on DNS to find its resolvers)"
 )
+DOH_FORMS = (
+    "https://1.1.1.1/dns-query, https://1.1.1.1/dns-query#cloudflare-dns.com "
+    "or https://dns.quad9.net/dns-query#9.9.9.9"
+)
 
 
 @pytest.mark.parametrize(
@@ -988,12 +1020,42 @@ NOT_AN_IP = (
     [
         pytest.param(
             "https://dns.quad9.net/dns-query",
-            "DNS over HTTPS is not supported yet; use tls://",
-            id="doh",
+            NOT_AN_IP.format("dns.quad9.net")
+            + "; write https://dns.quad9.net/dns-query#<its address>",
+            id="doh-host-name",
+        ),
+        pytest.param(
+            "https://dns.quad9.net/dns-query#dns9.quad9.net",
+            "\"dns9.quad9.net\" after '#' is not an IP address; the proxy must not depend on DNS "
+            "to find its resolvers, so write https://dns.quad9.net/dns-query#<its address>",
+            id="doh-host-name-name",
+        ),
+        pytest.param(
+            "https://1.1.1.1/dns-query#1.0.0.1",
+            f"\"1.0.0.1\" after '#' is not a server name for the certificate; write {DOH_FORMS}",
+            id="doh-two-addresses",
+        ),
+        pytest.param(
+            "https://1.1.1.1/dns-query#not a name",
+            f"\"not a name\" after '#' is not a server name for the certificate; write {DOH_FORMS}",
+            id="doh-bad-name",
+        ),
+        pytest.param(
+            "https://user@1.1.1.1/dns-query",
+            f'"user@1.1.1.1" is not an IP address or host name; write {DOH_FORMS}',
+            id="doh-user-info",
+        ),
+        pytest.param(
+            "https://dns.google/dns-query{?dns}#8.8.8.8",
+            '"/dns-query{?dns}" is not a URL path like /dns-query',
+            id="doh-uri-template",
+        ),
+        pytest.param(
+            "https://1.1.1.1:0/dns-query", "port 0 is not between 1 and 65535", id="doh-port-0"
         ),
         pytest.param(
             "quic://1.1.1.1",
-            'unknown scheme "quic://"; use udp://, tcp:// or tls://',
+            'unknown scheme "quic://"; use udp://, tcp://, tls:// or https://',
             id="unknown-scheme",
         ),
         pytest.param("dns.google", NOT_AN_IP.format("dns.google"), id="host-name"),
@@ -1012,7 +1074,7 @@ NOT_AN_IP = (
         ),
         pytest.param(
             "udp://1.1.1.1#one.one.one.one",
-            "only tls:// takes a server name after '#', not udp://",
+            "only tls:// and https:// take a server name after '#', not udp://",
             id="udp-with-name",
         ),
         pytest.param("1.1.1.1:0", "port 0 is not between 1 and 65535", id="port-0"),
@@ -1159,7 +1221,7 @@ def test_conditional_forms(text: str, expected: list[tuple[str, list[UpstreamSer
         pytest.param(
             "{home.arpa: [10.0.0.1, 'https://x/dns-query']}",
             "upstreams.conditional.home.arpa[1]",
-            "DNS over HTTPS is not supported yet; use tls://",
+            NOT_AN_IP.format("x") + "; write https://x/dns-query#<its address>",
             id="bad-server-in-list",
         ),
         pytest.param(

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "filterdns"
 LAYERS = {
     "errors": 0, "model": 0, "names": 0, "wire": 0,
     "schedule": 1, "duration": 1,
-    "config": 2, "configschema": 2,
+    "config": 2, "configschema": 2, "schemagen": 2,
     "lists": 3, "clients": 3, "neighbors": 3, "policy": 3, "grants": 3,
     "transport": 4, "store": 4, "alerts": 4, "sdnotify": 4, "privileges": 4,
     "resolvers": 5,
@@ -28,6 +28,7 @@ THIRD_PARTY = {
     "aiosqlite": {"store"},
     "rich": {"report", "cli", "admin"},
     "uvloop": {"cli"},
+    "httpx": {"transport"},
 }
 
 
