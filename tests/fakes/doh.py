@@ -85,14 +85,7 @@ class FakeDoH(FakeUpstream):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for writer in list(self._writers):
-            writer.close()
-        connections = list(self._connections)
-        if connections:
-            _done, late = await asyncio.wait(connections, timeout=CLOSE_GRACE)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*connections, return_exceptions=True)
+        await self._close_streams()
         if self._server is not None:
             await self._server.wait_closed()
 

@@ -123,6 +123,17 @@ class FakeUpstream:
             self.tls_port = server.sockets[0].getsockname()[1]
         return self
 
+    async def _close_streams(self) -> None:
+        """Closing a stream ends its connection task (EOF); cut the ones that linger."""
+        for writer in list(self._writers):
+            writer.close()
+        connections = list(self._connections)
+        if connections:
+            _done, late = await asyncio.wait(connections, timeout=CLOSE_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*connections, return_exceptions=True)
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -137,15 +148,7 @@ class FakeUpstream:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # Closing a stream ends its connection task (EOF); cut the ones that linger.
-        for writer in list(self._writers):
-            writer.close()
-        connections = list(self._connections)
-        if connections:
-            _done, late = await asyncio.wait(connections, timeout=CLOSE_GRACE)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*connections, return_exceptions=True)
+        await self._close_streams()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
