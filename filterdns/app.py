@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filterdns import sdnotify
+from filterdns import privileges, sdnotify
 from filterdns.alerts import Alerter, AlertRule
 from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
-from filterdns.errors import ConfigError
+from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.grants import GrantStore, grants_path
 from filterdns.lists.catalog import ListSet
 from filterdns.neighbors import Neighbours
@@ -294,6 +294,15 @@ class App:
     async def run(self, ready: Callable[[list[ListenAddress]], None] | None = None) -> None:
         """Start, report readiness, serve until SIGTERM/SIGINT or `request_stop`, then stop."""
         bound = await self.start()
+        user = self.config.server.user
+        if user is not None:  # root without systemd: the ports are bound, now give root up
+            try:
+                for directory in {self.config.log.database.parent, self.config.lists.cache_dir}:
+                    privileges.chown_state(directory, user)
+                privileges.drop_privileges(user)
+            except FilterDnsError:
+                await self.stop()
+                raise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -100,6 +100,7 @@ class ServerConfig:
     max_tcp_connections: int = 256
     shutdown_grace: float = 5.0
     timezone: str | None = None  # IANA zone of schedules; None: the system's (system_timezone)
+    user: str | None = None  # started as root without systemd: run as this user after binding
 
 
 @dataclass(frozen=True, slots=True)
@@ -1236,6 +1237,7 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         timezone=_optional(
             w, section, path=path, key="timezone", read=w.timezone, default=b.timezone
         ),
+        user=_optional(w, section, path=path, key="user", read=w.text, default=b.user),
     )
 
     path = "upstreams"

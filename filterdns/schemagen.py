@@ -261,6 +261,12 @@ def _sections() -> dict[str, dict[str, Schema]]:
                 "type": ["string", "null"],
                 "examples": ["Europe/Berlin", "America/New_York", "Asia/Ho_Chi_Minh"],
             },
+            "user": {
+                "description": "Started as root without systemd: the user to run as after "
+                "binding; null: stay as started",
+                "type": ["string", "null"],
+                "examples": ["filterdns", "nobody"],
+            },
         },
         "upstreams": {
             "servers": _list(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import re
 import signal
 import sys
@@ -70,7 +72,6 @@ async def test_serve_with_a_broken_config_exits_1_naming_the_line(tmp_path: Path
 
 
 async def test_serve_tells_systemd_when_ready_reloading_and_stopping(tmp_path: Path) -> None:
-    import os
     import socket
 
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -102,3 +103,28 @@ async def test_serve_tells_systemd_when_ready_reloading_and_stopping(tmp_path: P
     assert reloading.startswith(b"RELOADING=1\nMONOTONIC_USEC=")
     assert reloaded.startswith(b"READY=1\n")
     assert stopping.startswith(b"STOPPING=1")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+async def test_started_as_root_it_runs_as_the_configured_user_after_binding(
+    tmp_path: Path,
+) -> None:
+    async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as upstream:
+        config = tmp_path / "config.yaml"
+        text = config_for(upstream.address).replace(
+            'server:\n  listen: ["127.0.0.1:0"]\n',
+            'server:\n  listen: ["127.0.0.1:0"]\n  user: nobody\n',
+        )
+        config.write_text(text + f"log: {{database: {tmp_path / 'state' / 'filterdns.db'}}}\n")
+        process, port, _ = await _start_serve(config)
+        try:
+            status = await asyncio.to_thread(Path(f"/proc/{process.pid}/status").read_text)
+            uids = next(line for line in status.splitlines() if line.startswith("Uid:"))
+            query = dns.message.make_query("example.com", "A")
+            reply = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=5)
+        finally:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 15)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert uids.split()[1:] == [str(nobody)] * 4  # real, effective, saved and filesystem
+    assert addresses(reply) == ["93.184.216.34"]
