@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import re
@@ -20,9 +21,11 @@ from tests.integration.harness import addresses, config_for
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
-async def _start_serve(config: Path) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+async def _start_serve(
+    config: Path, *options: str
+) -> tuple[asyncio.subprocess.Process, int, list[str]]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "filterdns", "serve", "-c", str(config),
+        sys.executable, "-m", "filterdns", "serve", "-c", str(config), *options,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
@@ -128,3 +131,19 @@ async def test_started_as_root_it_runs_as_the_configured_user_after_binding(
     nobody = pwd.getpwnam("nobody").pw_uid
     assert uids.split()[1:] == [str(nobody)] * 4  # real, effective, saved and filesystem
     assert addresses(reply) == ["93.184.216.34"]
+
+
+async def test_json_log_lines(tmp_path: Path) -> None:
+    async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as upstream:
+        config = tmp_path / "config.yaml"
+        config.write_text(config_for(upstream.address))
+        process, _port, seen = await _start_serve(config, "--log-format", "json")
+        process.terminate()
+        assert process.stderr is not None
+        rest = (await asyncio.wait_for(process.stderr.read(), 15)).decode()
+        await process.wait()
+    lines = [json.loads(line) for line in [*seen, *rest.splitlines()] if line.strip()]
+    assert {"ts", "level", "logger", "msg"} <= set(lines[0])
+    messages = [line["msg"] for line in lines]
+    assert any("listening on 127.0.0.1:" in m for m in messages)
+    assert messages[-1] == "stopped"
