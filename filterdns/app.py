@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from filterdns import privileges, sdnotify
@@ -21,6 +21,7 @@ from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
 from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.grants import GrantStore, grants_path
 from filterdns.lists.catalog import ListSet
+from filterdns.metrics import Gauge, Metrics, MetricsResolver, MetricsServer, component_gauges
 from filterdns.neighbors import Neighbours
 from filterdns.policy import Policy
 from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
@@ -44,7 +45,7 @@ class Chain:
     head: Resolver
     cache: CacheResolver
     upstream: UpstreamResolver
-    links: list[Resolver] = field(default_factory=list)
+    access: AccessResolver
 
 
 def build_chain(
@@ -58,6 +59,7 @@ def build_chain(
     querylog: QueryLog | None = None,
     alerter: Alerter | None = None,
     cache: CacheResolver | None = None,
+    metrics: Metrics | None = None,
 ) -> Chain:
     """Order the links of the request path, from the terminal upstream up to the ACL.
 
@@ -103,13 +105,21 @@ def build_chain(
                 observe=alerter.observe if alerter is not None else None,
                 clock=wall_clock,
             )
+        # metrics: right below the client link, so every answer is counted with its profile.
+        if metrics is not None:
+            head = MetricsResolver(head, metrics)
+            metrics = None
         # client: who is asking decides the profile the policy applies.
         head = ClientResolver(head, directory)
     # local answers: ANY (RFC 8482), NOTIMP, BADVERS; nothing below needs to see those.
     head = LocalAnswerResolver(head)
     # access: first, so nobody outside server.allow_clients reaches anything (no open resolver).
-    head = AccessResolver(head, config.server.allow_clients)
-    return Chain(head, cache, upstream)
+    access = AccessResolver(head, config.server.allow_clients)
+    head = access
+    # metrics, when there is no policy: outermost. (ACL refusals are the refused gauge.)
+    if metrics is not None:
+        head = MetricsResolver(head, metrics)
+    return Chain(head, cache, upstream, access)
 
 
 class App:
@@ -137,6 +147,9 @@ class App:
         self.grants = GrantStore(grants_path(config.log.database))
         self.neighbours: Neighbours | None = None
         self.querylog = QueryLog(config.log, clock=wall_clock)
+        self.metrics = Metrics()
+        self.metrics_server: MetricsServer | None = None
+        self.metrics_address: ListenAddress | None = None
         self._assemble(config, self.lists)
         self.server = DnsServer(self.chain.head, config.server)
         self._stop = asyncio.Event()
@@ -168,6 +181,7 @@ class App:
             querylog=self.querylog,
             alerter=self.alerter,
             cache=cache,
+            metrics=self.metrics,
         )
 
     async def start(self) -> list[ListenAddress]:
@@ -184,6 +198,14 @@ class App:
             if self.neighbours is not None:
                 await self.neighbours.refresh()
             bound = await self.server.start(skip_unavailable=self.config.source is None)
+            where = self.config.server.metrics
+            if where is not None:
+                self.metrics_server = MetricsServer(
+                    self.metrics, where.host, where.port, self._gauges
+                )
+                host, port = await self.metrics_server.start()
+                self.metrics_address = ListenAddress(host, port)
+                log.info("metrics on http://%s/metrics", self.metrics_address)
         except BaseException:
             await self.stop()  # a port in use: close the log, lists and sockets opened so far
             raise
@@ -196,6 +218,21 @@ class App:
             self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
         return bound
 
+    def _gauges(self) -> list[Gauge]:
+        """Read at each scrape, so a reload's new objects are the ones reported."""
+        sizes: dict[str, int] = {}
+        for status in self.lists.sources:
+            sizes[status.category] = sizes.get(status.category, 0) + status.report.entries
+        gauges = component_gauges(
+            cache=self.chain.cache.stats,
+            query_log=self.querylog,
+            upstreams={str(s): h for s, h in self.chain.upstream.health.items()},
+            list_sizes=sizes,
+        )
+        refused = self.chain.access.refused
+        gauges.append(("filterdns_refused_total", REFUSED_HELP, {}, float(refused)))
+        return gauges
+
     # Reloading
 
     async def reload(self) -> bool:
@@ -204,6 +241,7 @@ class App:
         applied = False
         try:
             applied = await self._reload()
+            self.metrics.reload(applied)
             return applied
         finally:
             # systemd waits for READY=1 after RELOADING=1, whether the file was applied or not.
@@ -281,6 +319,8 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.server.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await self.alerter.close()
         await self.querylog.close()  # every queued row is written before exit
         await self.chain.cache.close()
@@ -333,6 +373,7 @@ class App:
         log.info("stopped")
 
 
+REFUSED_HELP = "Queries refused because the client is outside server.allow_clients"
 CONFIG_POLL = 1.0  # seconds between two looks at the configuration file
 CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
 

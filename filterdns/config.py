@@ -101,6 +101,7 @@ class ServerConfig:
     shutdown_grace: float = 5.0
     timezone: str | None = None  # IANA zone of schedules; None: the system's (system_timezone)
     user: str | None = None  # started as root without systemd: run as this user after binding
+    metrics: ListenAddress | None = None  # where Prometheus scrapes /metrics; None: off
 
 
 @dataclass(frozen=True, slots=True)
@@ -872,6 +873,16 @@ class _ConfigWalker(Walker):
             message += f" (did you mean {close[0]!r}?)"
         raise ValueError(message)
 
+    def metrics_address(self, node: Node, path: str) -> ListenAddress | None:
+        text = self.text(node, path, "an address and port like 127.0.0.1:9153")
+        if text is None:
+            return None
+        try:
+            return parse_listen(text)
+        except ValueError as exc:
+            self.problem(node, path, str(exc))
+            return None
+
     def language(self, node: Node, path: str) -> str | None:
         return self.choice(node, path, REPORT_LANGUAGES)
 
@@ -1238,6 +1249,9 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
             w, section, path=path, key="timezone", read=w.timezone, default=b.timezone
         ),
         user=_optional(w, section, path=path, key="user", read=w.text, default=b.user),
+        metrics=_optional(
+            w, section, path=path, key="metrics", read=w.metrics_address, default=b.metrics
+        ),
     )
 
     path = "upstreams"

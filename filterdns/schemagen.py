@@ -267,6 +267,11 @@ def _sections() -> dict[str, dict[str, Schema]]:
                 "type": ["string", "null"],
                 "examples": ["filterdns", "nobody"],
             },
+            "metrics": {
+                "description": "Where Prometheus scrapes /metrics, e.g. 127.0.0.1:9153; null: off",
+                "type": ["string", "null"],
+                "examples": ["127.0.0.1:9153"],
+            },
         },
         "upstreams": {
             "servers": _list(

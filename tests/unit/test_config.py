@@ -318,7 +318,8 @@ TOP_KEYS = (
     "calendars, clients, default_profile, alerts"
 )
 SERVER_KEYS = (
-    "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, shutdown_grace, timezone, user"
+    "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, shutdown_grace, timezone, "
+    "user, metrics"
 )
 
 
@@ -526,7 +527,7 @@ SERVER_KEYS = (
             "server: 5\n",
             "server",
             "expected a mapping with keys listen, allow_clients, tcp_idle_timeout, "
-            "max_tcp_connections, shutdown_grace, timezone, user, not a single value",
+            "max_tcp_connections, shutdown_grace, timezone, user, metrics, not a single value",
             1,
             id="section-scalar",
         ),

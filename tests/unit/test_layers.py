@@ -16,7 +16,7 @@ LAYERS = {
     "lists": 3, "clients": 3, "neighbors": 3, "policy": 3, "grants": 3,
     "transport": 4, "store": 4, "alerts": 4, "sdnotify": 4, "privileges": 4,
     "resolvers": 5,
-    "server": 6,
+    "server": 6, "metrics": 6,
     "app": 7, "report": 7,
     "cli": 8, "admin": 8, "__main__": 8,
 }  # fmt: skip

@@ -1,0 +1,358 @@
+"""Prometheus metrics: counters and histograms kept in plain dicts, a tiny HTTP endpoint.
+
+The hot path (`Metrics.observe`, called by `MetricsResolver` for every query) is one dict update
+keyed by a label tuple and one `bisect` into the bucket bounds; nothing is formatted until a
+scrape. `render` writes the text exposition format 0.0.4 by hand. Values that already live
+elsewhere (cache counters, log queue depth, list sizes) are not copied here: a `gauges` callback
+reads them at scrape time.
+
+The endpoint is off by default; `MetricsServer` answers `GET /metrics` with HTTP/1.1, one request
+per connection, and never lets a bad client disturb the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
+
+from filterdns.model import Request, Response
+from filterdns.resolvers.base import Link, Resolver
+from filterdns.resolvers.cache import CacheStats
+from filterdns.resolvers.upstream import Health
+from filterdns.store import QueryLog
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+READ_TIMEOUT = 5.0  # seconds a client has to send its request (and to read the answer)
+MAX_REQUEST = 8192  # bytes of request line and headers accepted
+
+Gauge = tuple[str, str, dict[str, str], float]  # name, help, labels, value
+Gauges = Callable[[], Iterable[Gauge]]
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_LABEL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+_HELP_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n"})
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS[500] = "Internal Server Error"
+
+
+def escape_label(value: str) -> str:
+    """A label value as the format writes it: backslash, double quote and newline escaped."""
+    return value.translate(_LABEL_ESCAPES)
+
+
+def format_value(value: float) -> str:
+    """A sample value: integers without a point, +Inf/-Inf/NaN spelled as the format wants."""
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    inner = ",".join(f'{name}="{escape_label(value)}"' for name, value in pairs)
+    return "{" + inner + "}" if inner else ""
+
+
+def _header(lines: list[str], name: str, help_text: str, kind: str) -> None:
+    lines.append(f"# HELP {name} {help_text.translate(_HELP_ESCAPES)}")
+    lines.append(f"# TYPE {name} {kind}")
+
+
+class _Histogram:
+    """Per-bucket counts (not cumulative; the last slot is above the largest bound) and sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1  # bound >= value: "le" semantics
+        self.total += seconds
+
+    def render(self, lines: list[str], name: str, labels: tuple[tuple[str, str], ...]) -> None:
+        running = 0
+        for bound, count in zip(BUCKETS, self.counts, strict=False):
+            running += count
+            lines.append(f"{name}_bucket{_labels((*labels, ('le', repr(bound))))} {running}")
+        running += self.counts[-1]
+        lines.append(f"{name}_bucket{_labels((*labels, ('le', '+Inf')))} {running}")
+        lines.append(f"{name}_sum{_labels(labels)} {format_value(self.total)}")
+        lines.append(f"{name}_count{_labels(labels)} {running}")
+
+
+class Metrics:
+    """Counters and histograms of the proxy, rendered in the Prometheus text format."""
+
+    def __init__(self) -> None:
+        self._queries: dict[tuple[str, str, str], int] = {}  # (kind, profile, category)
+        self._duration = _Histogram()
+        self._upstream_duration: dict[str, _Histogram] = {}
+        self._upstream_failures: dict[str, int] = {}
+        self._reloads = {"applied": 0, "rejected": 0}
+
+    def observe(self, request: Request, response: Response, seconds: float) -> None:
+        """Count one answered query and its duration (the hot path: keep it short)."""
+        key = (response.kind.value, request.profile or "", response.category or "")
+        queries = self._queries
+        queries[key] = queries.get(key, 0) + 1
+        duration = self._duration
+        duration.counts[bisect_left(BUCKETS, seconds)] += 1
+        duration.total += seconds
+
+    def upstream(self, server: str, seconds: float | None, ok: bool) -> None:
+        """One exchange with `server`: its duration when known, and whether it failed."""
+        if seconds is not None:
+            histogram = self._upstream_duration.get(server)
+            if histogram is None:
+                histogram = self._upstream_duration[server] = _Histogram()
+            histogram.observe(seconds)
+        failures = self._upstream_failures.get(server, 0)
+        self._upstream_failures[server] = failures if ok else failures + 1
+
+    def reload(self, applied: bool) -> None:
+        """One configuration reload, applied or rejected."""
+        self._reloads["applied" if applied else "rejected"] += 1
+
+    def render(self, gauges: Gauges | None = None) -> str:
+        """Every metric in the text exposition format 0.0.4, then the values of `gauges`.
+
+        `gauges` yields (name, help, labels, value) at scrape time. A name ending in `_total`
+        is typed `counter` (cache hits, log drops: counted elsewhere), any other `gauge`. HELP
+        and TYPE are written once per name, samples of one name are grouped together; the help
+        of a name's first sample is used. Raises ValueError on an invalid metric or label name,
+        or a name that clashes with one of the built-in metrics.
+        """
+        lines: list[str] = []
+        name = "filterdns_queries_total"
+        _header(lines, name, "Queries answered, by kind, profile and category.", "counter")
+        for (kind, profile, category), count in sorted(self._queries.items()):
+            pairs = (("kind", kind), ("profile", profile), ("category", category))
+            lines.append(f"{name}{_labels(pairs)} {count}")
+
+        name = "filterdns_query_duration_seconds"
+        _header(lines, name, "Time from a query entering the chain to its answer.", "histogram")
+        self._duration.render(lines, name, ())
+
+        name = "filterdns_upstream_duration_seconds"
+        _header(lines, name, "Round-trip time of exchanges with each upstream.", "histogram")
+        for server, histogram in sorted(self._upstream_duration.items()):
+            histogram.render(lines, name, (("server", server),))
+
+        name = "filterdns_upstream_failures_total"
+        _header(lines, name, "Failed exchanges with each upstream.", "counter")
+        for server, count in sorted(self._upstream_failures.items()):
+            lines.append(f"{name}{_labels((('server', server),))} {count}")
+
+        name = "filterdns_reloads_total"
+        _header(lines, name, "Configuration reloads, by result.", "counter")
+        for result, count in self._reloads.items():
+            lines.append(f"{name}{_labels((('result', result),))} {count}")
+
+        if gauges is not None:
+            _render_gauges(lines, gauges())
+        return "\n".join(lines) + "\n"
+
+
+_BUILT_IN = frozenset({
+    "filterdns_queries_total", "filterdns_query_duration_seconds",
+    "filterdns_upstream_duration_seconds", "filterdns_upstream_failures_total",
+    "filterdns_reloads_total",
+})  # fmt: skip
+
+
+def _render_gauges(lines: list[str], gauges: Iterable[Gauge]) -> None:
+    grouped: dict[str, tuple[str, list[str]]] = {}
+    for name, help_text, labels, value in gauges:
+        if not _NAME.match(name) or name in _BUILT_IN:
+            raise ValueError(f"invalid or reserved metric name {name!r}")
+        for label in labels:
+            if not _LABEL.match(label) or label.startswith("__"):
+                raise ValueError(f"invalid label name {label!r} of metric {name}")
+        entry = grouped.get(name)
+        if entry is None:
+            entry = grouped[name] = (help_text, [])
+        entry[1].append(f"{name}{_labels(sorted(labels.items()))} {format_value(value)}")
+    for name, (help_text, samples) in grouped.items():
+        _header(lines, name, help_text, "counter" if name.endswith("_total") else "gauge")
+        lines.extend(samples)
+
+
+def component_gauges(
+    *,
+    cache: CacheStats | None = None,
+    query_log: QueryLog | None = None,
+    upstreams: Mapping[str, Health] | None = None,
+    list_sizes: Mapping[str, int] | None = None,
+) -> list[Gauge]:
+    """The scrape-time values of the running components, for `Metrics.render(gauges=...)`.
+
+    `list_sizes` maps a category to the number of names its lists hold.
+    """
+    out: list[Gauge] = []
+    if cache is not None:
+        out += [
+            ("filterdns_cache_hits_total", "Answers served from the cache.", {}, cache.hits),
+            ("filterdns_cache_misses_total", "Queries the cache could not answer.", {},
+             cache.misses),
+            ("filterdns_cache_stale_served_total", "Expired answers served (RFC 8767).", {},
+             cache.stale_served),
+            ("filterdns_cache_prefetches_total", "Entries refreshed before expiry.", {},
+             cache.prefetches),
+            ("filterdns_cache_evictions_total", "Entries evicted to stay within size.", {},
+             cache.evictions),
+            ("filterdns_cache_entries", "Answers held in the cache.", {}, cache.entries),
+        ]  # fmt: skip
+    if query_log is not None:
+        depth = query_log._queue.qsize()  # no public accessor yet
+        out += [
+            ("filterdns_log_queue_depth", "Rows waiting to be written to the query log.", {},
+             depth),
+            ("filterdns_log_written_total", "Rows written to the query log.", {},
+             query_log.stats.written),
+            ("filterdns_log_dropped_total", "Rows the query log lost.", {},
+             query_log.stats.dropped),
+        ]  # fmt: skip
+    for server, health in sorted((upstreams or {}).items()):
+        if health.rtt is not None:
+            out.append((
+                "filterdns_upstream_rtt_seconds", "Smoothed round-trip time of each upstream.",
+                {"server": server}, health.rtt,
+            ))  # fmt: skip
+        out.append((
+            "filterdns_upstream_consecutive_failures", "Failures since the last answer.",
+            {"server": server}, health.failures,
+        ))  # fmt: skip
+    for category, size in sorted((list_sizes or {}).items()):
+        out.append((
+            "filterdns_list_names", "Names held by the blocklists of each category.",
+            {"category": category}, size,
+        ))  # fmt: skip
+    return out
+
+
+class MetricsResolver(Link):
+    """The top link of the chain: times each query and counts its outcome."""
+
+    def __init__(self, next_resolver: Resolver, metrics: Metrics) -> None:
+        super().__init__(next_resolver)
+        self.observe = metrics.observe
+
+    async def resolve(self, request: Request) -> Response:
+        """Resolve below; count the answer with the time it took."""
+        start = time.perf_counter()
+        response = await self.next.resolve(request)
+        self.observe(request, response, time.perf_counter() - start)
+        return response
+
+
+class MetricsServer:
+    """A minimal HTTP/1.1 endpoint: `GET /metrics`, one request per connection."""
+
+    def __init__(
+        self, metrics: Metrics, host: str, port: int, gauges: Gauges | None = None
+    ) -> None:
+        self.metrics = metrics
+        self.host = host
+        self.port = port
+        self.gauges = gauges
+        self.timeout = READ_TIMEOUT
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> tuple[str, int]:
+        """Listen; the address actually bound (port 0 picks a free one)."""
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, limit=MAX_REQUEST
+        )
+        address = self._server.sockets[0].getsockname()
+        return str(address[0]), int(address[1])
+
+    async def stop(self) -> None:
+        """Stop listening and end the connections still open."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            reply = await self._reply(reader)
+            if reply is not None:
+                writer.write(reply)
+                await asyncio.wait_for(writer.drain(), self.timeout)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            pass  # the client went away or was too slow: nothing to answer
+        except Exception:
+            log.exception("metrics endpoint: unexpected error")
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _reply(self, reader: asyncio.StreamReader) -> bytes | None:
+        """The whole HTTP response to the request on `reader`; None when nothing came."""
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.timeout)
+        except asyncio.IncompleteReadError as exc:
+            return _response(400, "bad request\n") if exc.partial.strip() else None
+        except asyncio.LimitOverrunError:
+            return _response(400, "request too large\n")
+        parts = head.split(b"\r\n", 1)[0].split(b" ")
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1.") or not parts[1].startswith(b"/"):
+            return _response(400, "bad request\n")
+        method, target = parts[0], parts[1].split(b"?", 1)[0]
+        if target != b"/metrics":
+            return _response(404, "not found\n")
+        if method not in (b"GET", b"HEAD"):
+            return _response(405, "method not allowed\n", extra="Allow: GET, HEAD\r\n")
+        try:
+            body = self.metrics.render(self.gauges)
+        except Exception:
+            log.exception("metrics endpoint: rendering failed")
+            return _response(500, "rendering the metrics failed\n")
+        return _response(200, body, content_type=CONTENT_TYPE, head_only=method == b"HEAD")
+
+
+def _response(
+    status: int,
+    body: str,
+    *,
+    content_type: str = "text/plain; charset=utf-8",
+    extra: str = "",
+    head_only: bool = False,
+) -> bytes:
+    data = body.encode("utf-8")
+    head = (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(data)}\r\n"
+        f"Connection: close\r\n{extra}\r\n"
+    ).encode("ascii")
+    return head if head_only else head + data

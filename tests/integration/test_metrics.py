@@ -1,0 +1,402 @@
+"""The metrics: exact text of counters and histograms, label escaping, and the HTTP endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.error
+import urllib.request
+
+import dns.message
+import pytest
+
+from filterdns import wire
+from filterdns.metrics import (
+    BUCKETS,
+    CONTENT_TYPE,
+    Gauge,
+    Metrics,
+    MetricsResolver,
+    MetricsServer,
+    component_gauges,
+)
+from filterdns.model import Kind, Request, Response, error_answer
+from filterdns.resolvers.cache import CacheStats
+from filterdns.resolvers.upstream import Health
+
+
+def request(name: str = "example.com.", profile: str | None = "minh") -> Request:
+    query = wire.parse_query(dns.message.make_query(name, "A").to_wire())
+    return Request(query, "127.0.0.1", 5000, "udp", 0.0, profile=profile)
+
+
+def response(req: Request, kind: Kind, category: str | None = None) -> Response:
+    return Response(kind, error_answer(req.query, wire.NOERROR), category=category)
+
+
+def samples(text: str, prefix: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(prefix)]
+
+
+_SAMPLE = re.compile(
+    r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (\S+)\Z'
+)
+
+
+def parse(text: str) -> dict[str, str]:
+    """Check the whole exposition; metric name -> type. Every sample follows its TYPE line."""
+    assert text.endswith("\n")
+    types: dict[str, str] = {}
+    helps: set[str] = set()
+    current: str | None = None
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split(" ", 3)[2]
+            assert name not in helps, f"HELP twice for {name}"
+            helps.add(name)
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert name not in types, f"TYPE twice for {name}"
+            assert kind in {"counter", "gauge", "histogram"}
+            types[name] = kind
+            current = name
+        else:
+            match = _SAMPLE.match(line)
+            assert match, f"malformed sample line {line!r}"
+            name = match.group(1)
+            assert current is not None, f"sample before any TYPE: {line!r}"
+            if types[current] == "histogram":
+                assert name in {f"{current}_bucket", f"{current}_sum", f"{current}_count"}
+            else:
+                assert name == current, f"{name} sampled under the TYPE of {current}"
+            float(match.group(3))  # "+Inf", "NaN" parse too
+    return types
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def test_query_counter_lines_are_exact() -> None:
+    metrics = Metrics()
+    a = request()
+    metrics.observe(a, response(a, Kind.BLOCKED, "gambling"), 0.001)
+    metrics.observe(a, response(a, Kind.BLOCKED, "gambling"), 0.002)
+    b = request(profile=None)
+    metrics.observe(b, response(b, Kind.RESOLVED), 0.02)
+    text = metrics.render()
+    assert samples(text, "filterdns_queries_total") == [
+        'filterdns_queries_total{kind="blocked",profile="minh",category="gambling"} 2',
+        'filterdns_queries_total{kind="resolved",profile="",category=""} 1',
+    ]
+    assert "# TYPE filterdns_queries_total counter" in text.splitlines()
+    parse(text)
+
+
+def test_query_histogram_is_cumulative_with_inf_sum_and_count() -> None:
+    metrics = Metrics()
+    req = request()
+    for seconds in (0.0005, 0.003, 0.003, 0.3, 7.0):  # 0.0005 sits exactly on a bound
+        metrics.observe(req, response(req, Kind.CACHED), seconds)
+    name = "filterdns_query_duration_seconds"
+    lines = samples(metrics.render(), name)
+    assert lines == [
+        f'{name}_bucket{{le="0.0005"}} 1',
+        f'{name}_bucket{{le="0.001"}} 1',
+        f'{name}_bucket{{le="0.0025"}} 1',
+        f'{name}_bucket{{le="0.005"}} 3',
+        f'{name}_bucket{{le="0.01"}} 3',
+        f'{name}_bucket{{le="0.025"}} 3',
+        f'{name}_bucket{{le="0.05"}} 3',
+        f'{name}_bucket{{le="0.1"}} 3',
+        f'{name}_bucket{{le="0.25"}} 3',
+        f'{name}_bucket{{le="0.5"}} 4',
+        f'{name}_bucket{{le="1.0"}} 4',
+        f'{name}_bucket{{le="2.5"}} 4',
+        f'{name}_bucket{{le="5.0"}} 4',
+        f'{name}_bucket{{le="+Inf"}} 5',
+        f"{name}_sum {0.0005 + 0.003 + 0.003 + 0.3 + 7.0!r}",
+        f"{name}_count 5",
+    ]
+    assert len(BUCKETS) == 13
+
+
+def test_empty_metrics_render_every_family() -> None:
+    text = Metrics().render()
+    types = parse(text)
+    assert types == {
+        "filterdns_queries_total": "counter",
+        "filterdns_query_duration_seconds": "histogram",
+        "filterdns_upstream_duration_seconds": "histogram",
+        "filterdns_upstream_failures_total": "counter",
+        "filterdns_reloads_total": "counter",
+    }
+    assert 'filterdns_query_duration_seconds_bucket{le="+Inf"} 0' in text
+    assert samples(text, "filterdns_reloads_total") == [
+        'filterdns_reloads_total{result="applied"} 0',
+        'filterdns_reloads_total{result="rejected"} 0',
+    ]
+
+
+def test_label_values_are_escaped() -> None:
+    metrics = Metrics()
+    req = request(profile='a"b\\c\nd')
+    metrics.observe(req, response(req, Kind.BLOCKED, "x"), 0.0)
+    metrics.upstream('tls://"q"\\', 0.01, ok=False)
+    text = metrics.render(lambda: [("filterdns_odd", "help with \\ and\nnewline", {"v": "\n"}, 1)])
+    assert samples(text, "filterdns_queries_total") == [
+        'filterdns_queries_total{kind="blocked",profile="a\\"b\\\\c\\nd",category="x"} 1'
+    ]
+    assert 'filterdns_upstream_failures_total{server="tls://\\"q\\"\\\\"} 1' in text
+    assert "# HELP filterdns_odd help with \\\\ and\\nnewline" in text
+    assert 'filterdns_odd{v="\\n"} 1' in text
+    parse(text)
+
+
+def test_upstream_histogram_failures_and_reloads() -> None:
+    metrics = Metrics()
+    metrics.upstream("udp://192.0.2.1:53", 0.004, ok=True)
+    metrics.upstream("udp://192.0.2.1:53", 0.02, ok=True)
+    metrics.upstream("udp://192.0.2.2:53", None, ok=False)  # timed out: no duration
+    metrics.upstream("udp://192.0.2.2:53", 0.001, ok=False)  # answered SERVFAIL
+    metrics.reload(applied=True)
+    metrics.reload(applied=False)
+    metrics.reload(applied=True)
+    text = metrics.render()
+    parse(text)
+    assert samples(text, "filterdns_upstream_failures_total{") == [
+        'filterdns_upstream_failures_total{server="udp://192.0.2.1:53"} 0',
+        'filterdns_upstream_failures_total{server="udp://192.0.2.2:53"} 2',
+    ]
+    name = "filterdns_upstream_duration_seconds"
+    assert f'{name}_bucket{{server="udp://192.0.2.1:53",le="0.005"}} 1' in text
+    assert f'{name}_bucket{{server="udp://192.0.2.1:53",le="0.025"}} 2' in text
+    assert f'{name}_count{{server="udp://192.0.2.1:53"}} 2' in text
+    assert f'{name}_count{{server="udp://192.0.2.2:53"}} 1' in text
+    assert samples(text, "filterdns_reloads_total{") == [
+        'filterdns_reloads_total{result="applied"} 2',
+        'filterdns_reloads_total{result="rejected"} 1',
+    ]
+
+
+def test_gauges_grouped_under_one_header_and_typed_by_name() -> None:
+    def gauges() -> list[Gauge]:
+        return [
+            ("filterdns_list_names", "Names per category.", {"category": "porn"}, 5),
+            ("filterdns_cache_hits_total", "Hits.", {}, 7),
+            ("filterdns_list_names", "ignored", {"category": "gambling"}, 2),
+            ("filterdns_upstream_rtt_seconds", "RTT.", {"server": "s"}, 0.25),
+        ]
+
+    text = Metrics().render(gauges)
+    types = parse(text)
+    assert types["filterdns_list_names"] == "gauge"
+    assert types["filterdns_cache_hits_total"] == "counter"
+    assert text.count("# HELP filterdns_list_names") == 1
+    assert samples(text, "filterdns_list_names{") == [
+        'filterdns_list_names{category="porn"} 5',
+        'filterdns_list_names{category="gambling"} 2',
+    ]
+    assert 'filterdns_upstream_rtt_seconds{server="s"} 0.25' in text
+
+
+@pytest.mark.parametrize(
+    "gauge",
+    [
+        ("bad-name", "h", {}, 1.0),
+        ("filterdns_reloads_total", "clash", {}, 1.0),
+        ("filterdns_x", "h", {"bad label": "v"}, 1.0),
+    ],
+)
+def test_invalid_gauges_are_refused(gauge: Gauge) -> None:
+    with pytest.raises(ValueError):
+        Metrics().render(lambda: [gauge])
+
+
+def test_component_gauges() -> None:
+    cache = CacheStats(hits=3, misses=4, entries=2)
+    health = {"udp://192.0.2.1:53": Health(failures=1, rtt=0.01), "udp://192.0.2.2:53": Health()}
+    text = Metrics().render(
+        lambda: component_gauges(cache=cache, upstreams=health, list_sizes={"gambling": 812})
+    )
+    parse(text)
+    assert "filterdns_cache_hits_total 3" in text
+    assert "filterdns_cache_misses_total 4" in text
+    assert "filterdns_cache_entries 2" in text
+    assert 'filterdns_upstream_rtt_seconds{server="udp://192.0.2.1:53"} 0.01' in text
+    assert 'filterdns_upstream_consecutive_failures{server="udp://192.0.2.2:53"} 0' in text
+    assert 'filterdns_list_names{category="gambling"} 812' in text
+
+
+async def test_resolver_times_and_counts_each_query() -> None:
+    class Below:
+        async def resolve(self, req: Request) -> Response:
+            await asyncio.sleep(0.01)
+            return response(req, Kind.RESOLVED)
+
+    metrics = Metrics()
+    link = MetricsResolver(Below(), metrics)
+    req = request()
+    result = await link.resolve(req)
+    assert result.kind is Kind.RESOLVED
+    text = metrics.render()
+    assert 'filterdns_queries_total{kind="resolved",profile="minh",category=""} 1' in text
+    assert 'filterdns_query_duration_seconds_bucket{le="0.005"} 0' in text
+    assert 'filterdns_query_duration_seconds_bucket{le="0.05"} 1' in text
+
+
+# --- the endpoint ---------------------------------------------------------------------------
+
+
+async def raw(address: tuple[str, int], data: bytes, *, eof: bool = False) -> bytes:
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(data)
+        if eof:
+            writer.write_eof()
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def split(reply: bytes) -> tuple[str, dict[str, str], str]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status, *header_lines = head.decode("ascii").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    assert int(headers["content-length"]) == len(body)
+    return status, headers, body.decode("utf-8")
+
+
+async def test_endpoint_serves_metrics_404_400_and_keeps_serving() -> None:
+    metrics = Metrics()
+    req = request()
+    metrics.observe(req, response(req, Kind.BLOCKED, "gambling"), 0.001)
+    depth = [17]
+    server = MetricsServer(
+        metrics,
+        "127.0.0.1",
+        0,
+        gauges=lambda: [("filterdns_log_queue_depth", "Queued rows.", {}, depth[0])],
+    )
+    address = await server.start()
+    try:
+        assert address[0] == "127.0.0.1"
+        assert address[1] > 0
+        get = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        status, headers, body = split(await raw(address, get))
+        assert status == "HTTP/1.1 200 OK"
+        assert headers["content-type"] == CONTENT_TYPE
+        assert headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert headers["connection"] == "close"
+        parse(body)
+        assert "filterdns_log_queue_depth 17" in body.splitlines()
+        assert 'kind="blocked",profile="minh",category="gambling"} 1' in body
+
+        status, _, _ = split(await raw(address, b"GET /other HTTP/1.1\r\n\r\n"))
+        assert status == "HTTP/1.1 404 Not Found"
+        status, _, _ = split(await raw(address, b"\x00\xffgarbage\r\n\r\n"))
+        assert status == "HTTP/1.1 400 Bad Request"
+        status, _, _ = split(await raw(address, b"GET /metrics", eof=True))  # cut short
+        assert status == "HTTP/1.1 400 Bad Request"
+        status, _, _ = split(await raw(address, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n"))
+        assert status == "HTTP/1.1 400 Bad Request"
+        status, headers, _ = split(await raw(address, b"POST /metrics HTTP/1.1\r\n\r\n"))
+        assert status == "HTTP/1.1 405 Method Not Allowed"
+        assert await raw(address, b"", eof=True) == b""  # connected, said nothing
+
+        head = await raw(address, b"HEAD /metrics HTTP/1.1\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert head.endswith(b"\r\n\r\n")
+
+        # Still serving after all that, and the gauge is read at scrape time (urllib this time).
+        depth[0] = 3
+        url = f"http://{address[0]}:{address[1]}/metrics?x=1"
+
+        def fetch() -> tuple[int, str, str]:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                return reply.status, reply.headers["Content-Type"], reply.read().decode()
+
+        code, content_type, body = await asyncio.to_thread(fetch)
+        assert code == 200
+        assert content_type == CONTENT_TYPE
+        assert "filterdns_log_queue_depth 3" in body.splitlines()
+
+        def missing() -> int:
+            try:
+                urllib.request.urlopen(f"http://{address[0]}:{address[1]}/", timeout=5)
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                return exc.code
+            return 200
+
+        assert await asyncio.to_thread(missing) == 404
+    finally:
+        await server.stop()
+
+
+async def test_rendering_error_is_500_and_slow_client_is_dropped() -> None:
+    def broken() -> list[Gauge]:
+        raise RuntimeError("boom")
+
+    server = MetricsServer(Metrics(), "127.0.0.1", 0, gauges=broken)
+    server.timeout = 0.2
+    address = await server.start()
+    try:
+        status, _, _ = split(await raw(address, b"GET /metrics HTTP/1.1\r\n\r\n"))
+        assert status == "HTTP/1.1 500 Internal Server Error"
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"GET /metr")  # and then nothing: the server gives up
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await server.stop()
+
+
+async def test_stop_ends_open_connections() -> None:
+    server = MetricsServer(Metrics(), "127.0.0.1", 0)
+    address = await server.start()
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(b"GET /")
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(server.stop(), 2)
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()
+    await writer.wait_closed()
+    with pytest.raises(OSError):
+        await asyncio.open_connection(*address)
+    await server.stop()  # twice is fine
+
+
+async def test_the_running_proxy_serves_its_metrics() -> None:
+    from tests.fakes.upstream import FakeUpstream
+    from tests.integration.harness import config_for, running_proxy
+
+    async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as upstream:
+        text = config_for(upstream.address).replace(
+            'server:\n  listen: ["127.0.0.1:0"]\n',
+            'server:\n  listen: ["127.0.0.1:0"]\n  metrics: "127.0.0.1:0"\n',
+        )
+        async with running_proxy(text) as proxy:
+            await proxy.query("example.com")
+            await proxy.query("example.com")
+            where = proxy.app.metrics_address
+            assert where is not None
+            reader, writer = await asyncio.open_connection(where.host, where.port)
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            body = (await reader.read()).decode()
+            writer.close()
+            await writer.wait_closed()
+    assert body.startswith("HTTP/1.1 200")
+    assert 'filterdns_queries_total{kind="resolved",profile="everyone",category=""} 1' in body
+    assert 'filterdns_queries_total{kind="cached",profile="everyone",category=""} 1' in body
+    assert "filterdns_cache_hits_total 1" in body
+    assert "filterdns_refused_total 0" in body
+    assert 'filterdns_list_names{category="gambling"}' in body
