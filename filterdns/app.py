@@ -66,6 +66,7 @@ def build_chain(
     `cache` reuses the cache of a previous chain (a reload keeps every cached answer).
     """
     up = config.upstreams
+    on_exchange = metrics.upstream if metrics is not None else None
 
     def upstream_for(servers: Sequence[UpstreamServer]) -> UpstreamResolver:
         return UpstreamResolver(
@@ -74,6 +75,7 @@ def build_chain(
             timeout=up.timeout,
             backoff=up.backoff,
             transport=transport,
+            on_exchange=on_exchange,
         )
 
     # upstream: terminal; the configured resolvers, one deadline per query, coalesced.

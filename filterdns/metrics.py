@@ -220,7 +220,7 @@ def component_gauges(
             ("filterdns_cache_entries", "Answers held in the cache.", {}, cache.entries),
         ]  # fmt: skip
     if query_log is not None:
-        depth = query_log._queue.qsize()  # no public accessor yet
+        depth = query_log.depth
         out += [
             ("filterdns_log_queue_depth", "Rows waiting to be written to the query log.", {},
              depth),

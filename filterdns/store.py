@@ -184,6 +184,11 @@ class QueryLog:
 
     # -- the resolver's side ---------------------------------------------------------------
 
+    @property
+    def depth(self) -> int:
+        """Rows waiting to be written."""
+        return self._queue.qsize()
+
     def put(self, record: LogRecord) -> bool:
         """Queue one row without waiting; False (and a counted drop) when it cannot be kept."""
         if self._closing:

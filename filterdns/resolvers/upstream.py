@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,6 +67,7 @@ class UpstreamResolver:
         timeout: float,
         backoff: float,
         transport: Exchanger,
+        on_exchange: Callable[[str, float | None, bool], None] | None = None,
     ) -> None:
         if not servers:
             raise ValueError("an upstream resolver needs at least one server")
@@ -75,6 +76,7 @@ class UpstreamResolver:
         self.timeout = timeout
         self.backoff = backoff
         self.transport = transport
+        self.on_exchange = on_exchange  # (server, seconds or None, ok): metrics
         self.health = {server: Health() for server in self.servers}
         self.coalesced = 0
         self._turn = itertools.count()
@@ -205,6 +207,8 @@ class UpstreamResolver:
                 self._failed(server, f"upstream {server} did not answer within {stagger:g} s")
 
     def _answered(self, server: UpstreamServer, elapsed: float) -> None:
+        if self.on_exchange is not None:
+            self.on_exchange(str(server), elapsed, True)
         health = self.health[server]
         if health.failures:
             log.info("upstream %s answers again", server)
@@ -218,6 +222,8 @@ class UpstreamResolver:
         )
 
     def _failed(self, server: UpstreamServer, reason: str) -> str:
+        if self.on_exchange is not None:
+            self.on_exchange(str(server), None, False)
         health = self.health[server]
         health.failures += 1
         health.failed += 1

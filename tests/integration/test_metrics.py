@@ -399,4 +399,5 @@ async def test_the_running_proxy_serves_its_metrics() -> None:
     assert 'filterdns_queries_total{kind="cached",profile="everyone",category=""} 1' in body
     assert "filterdns_cache_hits_total 1" in body
     assert "filterdns_refused_total 0" in body
+    assert f'filterdns_upstream_duration_seconds_count{{server="{upstream.address}"}} 1' in body
     assert 'filterdns_list_names{category="gambling"}' in body
