@@ -1,0 +1,653 @@
+"""Throughput, latency, memory and startup of filterdns against dnsmasq and unbound.
+
+    python bench/run.py [--quick] [--keep]
+
+Everything runs on loopback on free ports (never port 53):
+
+* a fake upstream answering A 192.0.2.1 for every name (dnsmasq `address=/#/`, or a small
+  asyncio responder in this file when dnsmasq is missing);
+* filterdns with one category holding the whole blocklist, active in the default profile;
+* dnsmasq (`address=/name/` lines) and unbound (`local-zone: "name." always_nxdomain` lines)
+  as filtering forwarders with the same list, each skipped with a message when not installed.
+
+Servers are pinned to core 0 and dnsperf, the fake upstream and the latency client to core 1
+(when `taskset` exists and there are two cores). Workloads are run in rounds A-B-A-B; the ratios
+are taken between runs of the same round. Results go to bench/results/ and bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import platform
+import random
+import re
+import shutil
+import socket
+import statistics
+import string
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+BLOCKLISTS = DATA / "blocklists"
+TOPLIST = DATA / "toplists" / "umbrella-top-100k.txt"
+MIX = DATA / "queries" / "household_school_mix_100k.txt"
+RESULTS = ROOT / "bench" / "results"
+FILTERDNS = ROOT / ".venv" / "bin" / "filterdns"
+SOURCES = [
+    "stevenblack-unified_via-hagezi/stevenblack.hosts.txt",
+    "sinfonietta/pornography-hosts",
+    "sinfonietta/gambling-hosts",
+    "sinfonietta/social-hosts",
+    "ut1/malware/domains",
+    "ut1/phishing/domains",
+    "ut1/redirector/domains",
+    "ut1/shopping/domains",
+    "ut1/games/domains",
+    "ut1/gambling/domains",
+    "ut1/dating/domains",
+    "ut1/vpn/domains",
+]
+WORKLOADS = ["cached", "blocked_exact", "blocked_sub", "mix", "miss"]
+WARM = {"cached", "mix"}
+VALID = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{2,63}$")
+TASKSET = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+UPSTREAM_IP = "192.0.2.1"
+PINNING = "servers on core 0, dnsperf/upstream/latency client on core 1"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def pinned(core: int, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *argv] if TASKSET else argv
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port != 53:
+            return port
+
+
+def word(rng: random.Random, lo: int = 4, hi: int = 10) -> str:
+    return "".join(rng.choices(string.ascii_lowercase, k=rng.randint(lo, hi)))
+
+
+def suffixes(name: str) -> list[str]:
+    out = [name]
+    while "." in name:
+        name = name.split(".", 1)[1]
+        out.append(name)
+    return out
+
+
+# ---------------------------------------------------------------- preparing the files
+
+
+def read_source(path: Path) -> list[str]:
+    """Names from a hosts file or a plain domain list, minimally cleaned."""
+    out = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if len(fields) > 1 and fields[0] in ("0.0.0.0", "127.0.0.1"):
+                name = fields[1]
+            else:
+                name = fields[0]
+            name = name.lower().rstrip(".")
+            if VALID.match(name) and not name.rsplit(".", 1)[1].isdigit():
+                out.append(name)
+    return out
+
+
+def prepare(work: Path, total: int, cached_n: int, probe_n: int) -> dict[str, Any]:
+    rng = random.Random(7)
+    names: dict[str, None] = {}
+    for source in SOURCES:
+        path = BLOCKLISTS / source
+        if not path.exists():
+            continue
+        for name in read_source(path):
+            if len(names) >= total:
+                break
+            names.setdefault(name)
+    real = len(names)
+    tlds = ["com", "net", "org", "info", "xyz", "top", "de", "fr", "io"]
+    while len(names) < total:
+        names.setdefault(
+            f"{word(rng)}{rng.randint(0, 999)}.{word(rng)}-{word(rng)}.{rng.choice(tlds)}"
+        )
+    listed = list(names)
+    listed_set = set(listed)
+    (work / "list.txt").write_text("".join(n + "\n" for n in listed))
+    (work / "dnsmasq-list.conf").write_text("".join(f"address=/{n}/\n" for n in listed))
+    (work / "unbound-list.conf").write_text(
+        "server:\n" + "".join(f'local-zone: "{n}." always_nxdomain\n' for n in listed)
+    )
+
+    def blocked(name: str) -> bool:
+        return any(s in listed_set for s in suffixes(name))
+
+    cached = []
+    with TOPLIST.open() as f:
+        for line in f:
+            name = line.strip().lower()
+            if VALID.match(name) and not blocked(name):
+                cached.append(name)
+                if len(cached) >= cached_n:
+                    break
+    sample = rng.sample(listed, probe_n)
+    subs = [f"{rng.choice(['www', 'cdn', 'api', word(rng)])}.{n}" for n in sample]
+    rng.shuffle(sample)
+    mix = []
+    with MIX.open() as f:
+        for line in f:
+            name = line.strip().lower().rstrip(".")
+            if name and not name.startswith("#"):
+                mix.append(name.split()[0])
+    files = {"cached": cached, "blocked_exact": sample, "blocked_sub": subs, "mix": mix}
+    for wl, qnames in files.items():
+        (work / f"{wl}.q").write_text("".join(f"{n} A\n" for n in qnames))
+    mix_blocked = sum(blocked(n) for n in mix)
+    return {
+        "names": len(listed),
+        "real": real,
+        "cached": cached,
+        "mix": len(mix),
+        "mix_blocked": mix_blocked,
+    }
+
+
+def miss_file(work: Path, tag: str, count: int) -> Path:
+    """Unique names never asked before (a new file for every run)."""
+    rng = random.Random(tag)
+    path = work / f"miss-{tag}.q"
+    stem = word(rng, 6, 6)
+    path.write_text("".join(f"m{i}.{stem}.missbench.net A\n" for i in range(count)))
+    return path
+
+
+# ---------------------------------------------------------------- DNS on the wire
+
+
+def query(qid: int, name: str, qtype: int = 1) -> bytes:
+    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack("!HH", qtype, 1)
+
+
+def answers(port: int, timeout: float = 0.2) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(query(4242, "startup.probe.test"), ("127.0.0.1", port))
+            data, _ = s.recvfrom(4096)
+            return data[:2] == b"\x10\x92"
+        except OSError:
+            return False
+
+
+class FakeUpstream(asyncio.DatagramProtocol):
+    """Answers A 192.0.2.1 (TTL 3600) to every question: the fallback fake upstream."""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        i = 12
+        while i < len(data) and data[i]:
+            i += data[i] + 1
+        end = i + 5
+        head = data[:2] + b"\x81\x80" + data[4:6] + b"\x00\x01\x00\x00\x00\x00"
+        rr = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04" + socket.inet_aton(UPSTREAM_IP)
+        self.transport.sendto(head + data[12:end] + rr, addr)
+
+
+def python_upstream(port: int) -> None:
+    os.sched_setaffinity(0, {1}) if TASKSET else None
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(FakeUpstream, local_addr=("127.0.0.1", port))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def _latency(port: int, names: list[str], rate: int, secs: float) -> list[float]:
+    loop = asyncio.get_running_loop()
+    sent: dict[int, float] = {}
+    rtts: list[float] = []
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            t0 = sent.pop(struct.unpack("!H", data[:2])[0], None)
+            if t0 is not None:
+                rtts.append((time.perf_counter() - t0) * 1000)
+
+    transport, _ = await loop.create_datagram_endpoint(Client, remote_addr=("127.0.0.1", port))
+    total = int(rate * secs)
+    start = time.perf_counter()
+    for i in range(total):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        qid = i % 65536
+        sent[qid] = time.perf_counter()
+        transport.sendto(query(qid, names[i % len(names)]))
+    await asyncio.sleep(0.5)
+    transport.close()
+    return rtts
+
+
+def latency(port: int, names: list[str], rate: int, secs: float) -> dict[str, float]:
+    rtts = sorted(asyncio.run(_latency(port, names, rate, secs)))
+    if not rtts:
+        return {"p50": float("nan"), "p99": float("nan"), "n": 0}
+    return {
+        "p50": rtts[len(rtts) // 2],
+        "p99": rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))],
+        "n": len(rtts),
+    }
+
+
+# ---------------------------------------------------------------- servers
+
+
+class Server:
+    def __init__(self, name: str, argv: list[str], port: int, work: Path, core: int = 0):
+        self.name, self.argv, self.port, self.work, self.core = name, argv, port, work, core
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.startup = float("nan")
+        self.listening_line = float("nan")
+        self.rss_mb = 0.0
+
+    def start(self, timeout: float = 300) -> None:
+        logf = (self.work / f"{self.name}.log").open("wb")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            pinned(self.core, self.argv), stdout=logf, stderr=subprocess.STDOUT
+        )
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited: {(self.work / f'{self.name}.log').read_text()[-2000:]}"
+                )
+            if self.listening_line != self.listening_line and "listening on" in (
+                self.work / f"{self.name}.log"
+            ).read_text(errors="replace"):
+                self.listening_line = time.monotonic() - t0
+            if answers(self.port, 0.05):
+                self.startup = time.monotonic() - t0
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name} did not answer within {timeout}s")
+
+    def sample_rss(self) -> float:
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    self.rss_mb = max(self.rss_mb, int(line.split()[1]) / 1024)
+        return self.rss_mb
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def dnsmasq_argv(port: int, extra: list[str]) -> list[str]:
+    return [
+        "dnsmasq",
+        "--no-daemon",
+        "--conf-file=/dev/null",
+        f"--port={port}",
+        "--listen-address=127.0.0.1",
+        "--bind-interfaces",
+        "--no-resolv",
+        "--no-hosts",
+        "--pid-file=",
+        "--user=root",
+        "--cache-size=10000",
+        "--dns-forward-max=1000",
+        *extra,
+    ]
+
+
+def filterdns_server(work: Path, up: int, tag: str) -> Server:
+    port = free_port()
+    cfg = work / f"filterdns-{tag}.yaml"
+    cfg.write_text(
+        f"""server:
+  listen: ["127.0.0.1:{port}"]
+upstreams:
+  servers: ["127.0.0.1:{up}"]
+categories:
+  benchlist: [{work / "list.txt"}]
+profiles:
+  bench: {{age_band: adult, categories: [benchlist]}}
+default_profile: bench
+lists: {{download_defaults: false, cache_dir: {work / "lists-cache"}, refresh: 0}}
+log: {{database: {work / "b.db"}}}
+"""
+    )
+    return Server(f"filterdns-{tag}", [str(FILTERDNS), "serve", "-c", str(cfg)], port, work)
+
+
+def unbound_server(work: Path, up: int) -> Server:
+    port = free_port()
+    cfg = work / "unbound.conf"
+    cfg.write_text(
+        f"""server:
+  interface: 127.0.0.1
+  port: {port}
+  do-ip6: no
+  do-tcp: yes
+  username: ""
+  chroot: ""
+  directory: "{work}"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  num-threads: 1
+  so-reuseport: no
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "iterator"
+  qname-minimisation: no
+  msg-cache-size: 64m
+  rrset-cache-size: 128m
+  outgoing-range: 4096
+  num-queries-per-thread: 2048
+include: "{work / "unbound-list.conf"}"
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@{up}
+"""
+    )
+    return Server("unbound", ["unbound", "-d", "-c", str(cfg)], port, work)
+
+
+# ---------------------------------------------------------------- dnsperf
+
+
+def dnsperf(port: int, qfile: Path, secs: float, qps: int = 0) -> dict[str, float]:
+    argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile), "-l", str(secs)]
+    argv += ["-c", "10", "-q", "200", "-t", "1"]
+    if qps:
+        argv += ["-Q", str(qps)]
+    out = subprocess.run(pinned(1, argv), check=False, capture_output=True, text=True).stdout
+    qps_m = re.search(r"Queries per second:\s+([\d.]+)", out)
+    lost_m = re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", out)
+    return {
+        "qps": float(qps_m.group(1)) if qps_m else 0.0,
+        "lost": float(lost_m.group(1)) if lost_m else 100.0,
+    }
+
+
+def fmt_range(xs: list[float], digits: int = 0) -> str:
+    if not xs:
+        return "-"
+    f = f"{{:,.{digits}f}}"
+    return f"{f.format(statistics.median(xs))} [{f.format(min(xs))}-{f.format(max(xs))}]"
+
+
+def version(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "not installed"
+    text = (p.stdout + p.stderr).strip().splitlines()
+    for line in text:
+        if re.search(r"\d+\.\d+", line):
+            return line.strip()
+    return text[0] if text else "?"
+
+
+def machine() -> list[str]:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.1f} GB"
+    return [
+        f"- CPU: {model}, {os.cpu_count()} cores; memory {mem}; kernel {platform.release()}",
+        f"- Python {platform.python_version()} ({sys.executable})",
+        f"- dnsperf: {version(['dnsperf', '-h'])}",
+        f"- dnsmasq: {version(['dnsmasq', '--version'])}",
+        f"- unbound: {version(['unbound', '-V'])}",
+        f"- pinning: {PINNING if TASKSET else 'none'}",
+    ]
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="100k names, 2 rounds of 4 s")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    quick = args.quick
+    total = 100_000 if quick else 1_000_000
+    cached_n = 2_000 if quick else 10_000
+    rounds, secs, warm_secs, lat_secs = (2, 4, 1, 3) if quick else (4, 15, 5, 10)
+    mode = "quick" if quick else "full"
+    if TASKSET:
+        os.sched_setaffinity(0, {1})
+    if not shutil.which("dnsperf"):
+        log("dnsperf is not installed: run bench/setup.sh")
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="filterdns-bench-"))
+    servers: list[Server] = []
+    upstream_proc: Any = None
+    started = time.monotonic()
+    try:
+        log(f"mode {mode}: preparing {total:,} names in {work}")
+        info = prepare(work, total, cached_n, min(20_000, total))
+        log(
+            f"{info['names']:,} names ({info['real']:,} real); mix {info['mix']:,} queries, "
+            f"{info['mix_blocked']:,} of them blocked"
+        )
+
+        up_port = free_port()
+        if shutil.which("dnsmasq"):
+            upstream = Server(
+                "upstream",
+                dnsmasq_argv(up_port, [f"--address=/#/{UPSTREAM_IP}", "--local-ttl=3600"]),
+                up_port,
+                work,
+                core=1,
+            )
+            upstream.start(30)
+            upstream_proc = upstream
+            up_kind = "dnsmasq address=/#/"
+        else:
+            upstream_proc = multiprocessing.Process(target=python_upstream, args=(up_port,))
+            upstream_proc.start()
+            while not answers(up_port):
+                time.sleep(0.05)
+            up_kind = "Python asyncio responder (dnsmasq missing)"
+        log(f"fake upstream on 127.0.0.1:{up_port}: {up_kind}")
+
+        skipped: list[str] = []
+        # filterdns cold start (index built), then stopped and started again on the cache.
+        cold = filterdns_server(work, up_port, "cold")
+        cold.start()
+        cold_startup, cold_line = cold.startup, cold.listening_line
+        cold.stop()
+        fdns = filterdns_server(work, up_port, "warm")
+        fdns.name = "filterdns"
+        fdns.start()
+        log(f"filterdns: cold start {cold_startup:.2f} s, restart {fdns.startup:.2f} s")
+        servers.append(fdns)
+        if shutil.which("dnsmasq"):
+            p = free_port()
+            conf = f"--conf-file={work / 'dnsmasq-list.conf'}"
+            dm = Server(
+                "dnsmasq", dnsmasq_argv(p, [f"--server=127.0.0.1#{up_port}", conf]), p, work
+            )
+            dm.argv = [a for a in dm.argv if a != "--conf-file=/dev/null"]
+            dm.start()
+            servers.append(dm)
+            log(f"dnsmasq: start {dm.startup:.2f} s")
+        else:
+            skipped.append("dnsmasq (not installed)")
+        if shutil.which("unbound"):
+            ub = unbound_server(work, up_port)
+            try:
+                ub.start()
+                servers.append(ub)
+                log(f"unbound: start {ub.startup:.2f} s")
+            except RuntimeError as e:
+                log(f"unbound skipped: {e}")
+                skipped.append("unbound (failed to start)")
+        else:
+            skipped.append("unbound (not installed)")
+        for s in skipped:
+            log(f"peer skipped: {s}")
+
+        results: dict[str, dict[str, list[dict[str, float]]]] = {
+            wl: {s.name: [] for s in servers} for wl in WORKLOADS
+        }
+        for wl in WORKLOADS:
+            if wl in WARM:
+                for s in servers:
+                    dnsperf(s.port, work / f"{wl}.q", warm_secs)
+            for r in range(rounds):
+                order = servers if r % 2 == 0 else servers[::-1]
+                for s in order:
+                    if wl == "miss":
+                        qfile = miss_file(work, f"{s.name}-{r}", 120_000 * secs)
+                    else:
+                        qfile = work / f"{wl}.q"
+                    res = dnsperf(s.port, qfile, secs)
+                    results[wl][s.name].append(res)
+                    s.sample_rss()
+                    if wl == "miss":
+                        qfile.unlink()
+                line = ", ".join(f"{s.name} {results[wl][s.name][-1]['qps']:,.0f}" for s in servers)
+                log(f"{wl} round {r + 1}: {line} qps")
+
+        log("latency at 200 qps")
+        lat_rate = 200
+        lat: dict[str, dict[str, float]] = {}
+        cached_names = info["cached"]
+        rng = random.Random(11)
+        miss_names = [f"l{i}.{word(rng)}.latbench.net" for i in range(lat_rate * lat_secs)]
+        miss_names2 = [f"l{i}.{word(rng)}.latbench.net" for i in range(lat_rate * lat_secs)]
+        lat["cached via upstream directly"] = latency(up_port, cached_names, lat_rate, lat_secs)
+        lat["cached via filterdns"] = latency(fdns.port, cached_names, lat_rate, lat_secs)
+        lat["miss via upstream directly"] = latency(up_port, miss_names, lat_rate, lat_secs)
+        lat["miss via filterdns"] = latency(fdns.port, miss_names2, lat_rate, lat_secs)
+        for s in servers:
+            s.sample_rss()
+
+        # ------------------------------------------------------------ report
+        names = [s.name for s in servers]
+        peers = [n for n in names if n != "filterdns"]
+        out = [
+            f"# filterdns benchmark ({mode}, {datetime.now(UTC):%Y-%m-%d %H:%M UTC})",
+            "",
+            *machine(),
+            f"- blocklist: {info['names']:,} names ({info['real']:,} from ../shared/data "
+            f"blocklists, {info['names'] - info['real']:,} synthetic); fake upstream: {up_kind}",
+            f"- dnsperf -c 10 -q 200 -t 1; {rounds} rounds x {secs} s per server and workload, "
+            f"alternating order (A-B-A-B); warm-up {warm_secs} s for cached and mix",
+            f"- cached: {len(cached_names):,} Umbrella names not listed; mix: {info['mix']:,} "
+            f"queries ({info['mix_blocked']:,} blocked); miss: unique names, new file per run",
+        ]
+        if skipped:
+            out.append(f"- skipped peers: {', '.join(skipped)}")
+        head = "| workload | " + " | ".join(f"{n} qps" for n in names)
+        head += "".join(f" | filterdns/{p}" for p in peers) + " | loss % (max) |"
+        out += ["", "## Throughput (qps median [min-max])", "", head]
+        out.append("|" + "---|" * (2 + len(names) + len(peers)))
+        for wl in WORKLOADS:
+            row = [wl] + [fmt_range([x["qps"] for x in results[wl][n]]) for n in names]
+            for p in peers:
+                ratios = [
+                    a["qps"] / b["qps"]
+                    for a, b in zip(results[wl]["filterdns"], results[wl][p], strict=True)
+                    if b["qps"]
+                ]
+                row.append(fmt_range(ratios, 2) + "x" if ratios else "-")
+            loss = max(x["lost"] for n in names for x in results[wl][n])
+            row.append(f"{loss:.2f}")
+            out.append("| " + " | ".join(row) + " |")
+        out += ["", "## Latency at 200 qps (Python UDP client, ms)", ""]
+        out += ["| path | p50 | p99 | answers |", "|---|---|---|---|"]
+        for k, v in lat.items():
+            out.append(f"| {k} | {v['p50']:.3f} | {v['p99']:.3f} | {v['n']:,.0f} |")
+        for kind in ("cached", "miss"):
+            a, b = lat[f"{kind} via filterdns"], lat[f"{kind} via upstream directly"]
+            out.append(
+                f"| **{kind}: added by filterdns** | {a['p50'] - b['p50']:+.3f} | "
+                f"{a['p99'] - b['p99']:+.3f} | |"
+            )
+        out += ["", "## Memory and startup", ""]
+        out += ["| server | RSS (max seen, MB) | startup to first answer (s) |", "|---|---|---|"]
+        out.append(
+            f"| filterdns, first start (index built) | - | {cold_startup:.2f} "
+            f"(log line 'listening on' at {cold_line:.2f}) |"
+        )
+        for s in servers:
+            label = "filterdns, restart (index cached)" if s.name == "filterdns" else s.name
+            extra = f" (log line at {s.listening_line:.2f})" if s.name == "filterdns" else ""
+            out.append(f"| {label} | {s.rss_mb:.1f} | {s.startup:.2f}{extra} |")
+        out += ["", f"Total run time: {time.monotonic() - started:.0f} s.", ""]
+        text = "\n".join(out)
+        print(text)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{mode}.md"
+        path.write_text(text)
+        (ROOT / "bench" / "RESULTS.md").write_text(
+            "# Latest benchmark results\n\nWritten by `make bench` (`bench/run.py`); "
+            f"a copy of `bench/results/{path.name}`.\n\n" + text
+        )
+        log(f"written {path} and bench/RESULTS.md")
+        return 0
+    finally:
+        for s in servers:
+            s.stop()
+        if isinstance(upstream_proc, Server):
+            upstream_proc.stop()
+        elif upstream_proc is not None:
+            upstream_proc.terminate()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
