@@ -20,6 +20,8 @@ from filterdns.model import Kind, Request, Response
 from filterdns.policy import Decision, Policy
 from filterdns.resolvers.base import Link, Resolver
 
+MAX_REMEMBERED = 65536  # blocked answers kept ready
+
 
 class ClientResolver(Link):
     """Attach the profile (and client name) of the asking address to the request."""
@@ -50,6 +52,7 @@ class PolicyResolver(Link):
         self.policy = policy
         self.blocking = blocking
         self.clock = clock
+        self._blocked: dict[tuple[object, ...], Response] = {}
 
     async def resolve(self, request: Request) -> Response:
         """The decision's answer; allowed names go on down the chain with a capped TTL."""
@@ -67,6 +70,17 @@ class PolicyResolver(Link):
         ttl = self.blocking.ttl
         if decision.ttl_cap is not None:
             ttl = min(ttl, decision.ttl_cap)
+        # The same blocked question gets the same bytes (finish() sets id, flags and spelling).
+        key = (query.key, ttl, decision.action, decision.reason, decision.rule, decision.source)
+        response = self._blocked.get(key)
+        if response is None:
+            response = self._blocked_response(query, decision, ttl)
+            if len(self._blocked) >= MAX_REMEMBERED:
+                self._blocked.clear()
+            self._blocked[key] = response
+        return response
+
+    def _blocked_response(self, query: wire.Query, decision: Decision, ttl: int) -> Response:
         mode = self.blocking.response
         if decision.action == "nxdomain":
             answer = model.blocked_nxdomain(query, ttl)
