@@ -12,26 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from filterdns.config import DEFAULT_CATEGORIES
+
 SHIPPED_DIR: Path = Path(__file__).parent.parent / "blocklists"
 SHIPPED_PREFIX = "shipped:"
 
-CATEGORIES: tuple[str, ...] = (
-    "adult",
-    "gambling",
-    "dating",
-    "drugs",
-    "violence",
-    "social",
-    "chat",
-    "games",
-    "video",
-    "bypass",
-    "malware",
-    "phishing",
-    "piracy",
-    "cryptojacking",
-    "stalkerware",
-)
+CATEGORIES: tuple[str, ...] = DEFAULT_CATEGORIES  # one list, kept by the configuration
 """The default categories, from the content concerns to the security ones."""
 
 _UT1 = "https://raw.githubusercontent.com/olbat/ut1-blacklists/master/blacklists"

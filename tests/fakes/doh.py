@@ -24,7 +24,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-from tests.fakes.upstream import CLOSE_GRACE, FakeUpstream
+from tests.fakes.upstream import FakeUpstream
 
 DNS_MESSAGE = "application/dns-message"
 MAX_HEAD = 16384
@@ -95,14 +95,7 @@ class FakeDoH(FakeUpstream):
     # connections
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
-        self._writers.add(writer)
-        self.tcp_connections += 1
-        self.open_tcp_connections += 1
-        self._notify()
+        self._opened(writer)
         try:
             ssl_object = writer.get_extra_info("ssl_object")
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
@@ -114,15 +107,7 @@ class FakeDoH(FakeUpstream):
         except asyncio.CancelledError:
             writer.transport.abort()  # only __aexit__ cancels: end quietly
         finally:
-            self._writers.discard(writer)
-            writer.close()
-            self.open_tcp_connections -= 1
-            self._notify()
-        try:
-            async with asyncio.timeout(CLOSE_GRACE):
-                await writer.wait_closed()
-        except (OSError, asyncio.CancelledError):
-            writer.transport.abort()
+            await self._closed(writer)
 
     async def _answer(self, request: Request) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body for one request, as the knobs say."""

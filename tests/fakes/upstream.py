@@ -220,14 +220,7 @@ class FakeUpstream:
     async def _serve_stream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
-        self._writers.add(writer)
-        self.tcp_connections += 1
-        self.open_tcp_connections += 1
-        self._notify()
+        self._opened(writer)
         try:
             while True:
                 (length,) = struct.unpack("!H", await reader.readexactly(2))
@@ -246,10 +239,25 @@ class FakeUpstream:
             # which asks the task for its exception, stays quiet.
             writer.transport.abort()
         finally:
-            self._writers.discard(writer)
-            writer.close()
-            self.open_tcp_connections -= 1
-            self._notify()
+            await self._closed(writer)
+
+    def _opened(self, writer: asyncio.StreamWriter) -> None:
+        """Count a new TCP/TLS connection and keep its task for __aexit__."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+        self._writers.add(writer)
+        self.tcp_connections += 1
+        self.open_tcp_connections += 1
+        self._notify()
+
+    async def _closed(self, writer: asyncio.StreamWriter) -> None:
+        """Close a connection (cut it when the peer lingers) and count it gone."""
+        self._writers.discard(writer)
+        writer.close()
+        self.open_tcp_connections -= 1
+        self._notify()
         try:
             async with asyncio.timeout(CLOSE_GRACE):
                 await writer.wait_closed()
