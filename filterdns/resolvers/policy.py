@@ -33,8 +33,17 @@ class ClientResolver(Link):
     async def resolve(self, request: Request) -> Response:
         """Look the client up, then pass the request on with its profile."""
         match = self.directory.match(request.client_ip)
+        # Built directly: dataclasses.replace() inspects the fields on every call (hot path).
         return await self.next.resolve(
-            dataclasses.replace(request, profile=match.profile, client_name=match.name)
+            Request(
+                request.query,
+                request.client_ip,
+                request.client_port,
+                request.protocol,
+                request.received_at,
+                match.profile,
+                match.name,
+            )
         )
 
 
