@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -341,17 +341,32 @@ def dnsmasq_argv(port: int, extra: list[str]) -> list[str]:
 
 
 def filterdns_server(work: Path, up: int, tag: str) -> Server:
+    """filterdns with the full policy on: a profile with the bench list, SafeSearch, a schedule
+    (active later today, so every answer's TTL is capped at its start), a client table, the
+    shipped always-on categories, and the log of blocked lookups."""
     port = free_port()
     cfg = work / f"filterdns-{tag}.yaml"
+    soon = datetime.now(UTC) + timedelta(hours=2)
+    later = soon + timedelta(hours=1)
     cfg.write_text(
         f"""server:
   listen: ["127.0.0.1:{port}"]
+  timezone: UTC
 upstreams:
   servers: ["127.0.0.1:{up}"]
 categories:
   benchlist: [{work / "list.txt"}]
 profiles:
-  bench: {{age_band: adult, categories: [benchlist]}}
+  bench:
+    age_band: adult
+    categories: [benchlist]
+    safesearch: true
+    youtube: moderate
+    schedules:
+      - {{name: homework, days: daily, from: "{soon:%H:%M}", to: "{later:%H:%M}", block: [social]}}
+  kid: {{age_band: 9-12}}
+clients:
+  - {{name: kid-laptop, ip: 10.9.9.9, profile: kid}}
 default_profile: bench
 lists: {{download_defaults: false, cache_dir: {work / "lists-cache"}, refresh: 0}}
 log: {{database: {work / "b.db"}}}

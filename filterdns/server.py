@@ -14,8 +14,7 @@ import errno
 import logging
 import socket
 import struct
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from filterdns import wire
 from filterdns.config import ListenAddress, ServerConfig
@@ -31,7 +30,6 @@ _BIND_ATTEMPTS = 20
 _FRAME = struct.Struct("!H")
 
 _Send = Callable[[bytes], None]
-_Answering = Coroutine[Any, Any, None]
 
 
 class DnsServer:
@@ -123,7 +121,7 @@ class DnsServer:
     def _on_datagram(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
         request = self._request(data, addr, "udp", lambda out: _send_udp(sock, out, addr))
         if request is not None:
-            self._spawn(self._answer(request, lambda out: _send_udp(sock, out, addr)))
+            self._dispatch(request, lambda out: _send_udp(sock, out, addr))
 
     # -- TCP -------------------------------------------------------------------------------
 
@@ -167,7 +165,9 @@ class DnsServer:
             request = self._request(data, peer, "tcp", send)
             if request is None:
                 continue
-            task = self._spawn(self._answer(request, send))
+            task = self._dispatch(request, send)
+            if task is None:
+                continue
             pending.add(task)
             task.add_done_callback(pending.discard)
             if len(pending) >= _MAX_PIPELINE:
@@ -193,8 +193,16 @@ class DnsServer:
             return None
         return Request(query, addr[0], addr[1], protocol, asyncio.get_running_loop().time())
 
-    def _spawn(self, coro: _Answering) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _dispatch(self, request: Request, send: _Send) -> asyncio.Task[None] | None:
+        """Answer at once when the chain has the answer ready, else in a task (returned)."""
+        try:
+            response = self.chain.resolve_now(request)
+        except Exception:
+            response = self._failed(request)
+        if response is not None:
+            send(_pack(response, request))
+            return None
+        task = asyncio.get_running_loop().create_task(self._answer(request, send))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         return task
@@ -203,10 +211,14 @@ class DnsServer:
         try:
             response = await self.chain.resolve(request)
         except Exception:
-            self.stats["errors"] += 1
-            log.exception("resolving %s failed", request.query.qname)
-            response = servfail(request.query, "internal error")
+            response = self._failed(request)
         send(_pack(response, request))
+
+    def _failed(self, request: Request) -> Response:
+        """SERVFAIL for a query the chain raised on (a bug: logged with its traceback)."""
+        self.stats["errors"] += 1
+        log.exception("resolving %s failed", request.query.qname)
+        return servfail(request.query, "internal error")
 
 
 def _pack(response: Response, request: Request) -> bytes:

@@ -45,16 +45,23 @@ class AccessResolver(Link):
             address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
+    def _refusal(self, request: Request) -> Response | None:
+        if self.allows(request.client_ip):
+            return None
+        self.refused += 1
+        return Response(
+            Kind.REFUSED,
+            error_answer(request.query, wire.REFUSED),
+            reason=f"client {request.client_ip} is not in server.allow_clients",
+        )
+
     async def resolve(self, request: Request) -> Response:
         """Refuse strangers; pass everyone else on."""
-        if not self.allows(request.client_ip):
-            self.refused += 1
-            return Response(
-                Kind.REFUSED,
-                error_answer(request.query, wire.REFUSED),
-                reason=f"client {request.client_ip} is not in server.allow_clients",
-            )
-        return await self.next.resolve(request)
+        return self._refusal(request) or await self.next.resolve(request)
+
+    def resolve_now(self, request: Request) -> Response | None:
+        """Refuse strangers; ask the next link whether it has an answer ready."""
+        return self._refusal(request) or self.next.resolve_now(request)
 
 
 class LocalAnswerResolver(Link):
@@ -62,21 +69,30 @@ class LocalAnswerResolver(Link):
 
     async def resolve(self, request: Request) -> Response:
         """Answer NOTIMP, BADVERS or a minimal ANY where due; pass the rest on."""
-        query = request.query
-        opcode = (query.flags >> 11) & 0xF
-        if opcode != 0:
-            return Response(
-                Kind.LOCAL,
-                error_answer(query, wire.NOTIMP),
-                reason=f"opcode {opcode} is not implemented",
-            )
-        if query.edns and query.edns_version != 0:
-            return Response(
-                Kind.LOCAL,
-                error_answer(query, wire.NOERROR),
-                reason=f"EDNS version {query.edns_version} is not supported (BADVERS)",
-                ext_rcode=wire.BADVERS >> 4,
-            )
-        if query.qtype == wire.TYPE_ANY:
-            return minimal_any(query)
-        return await self.next.resolve(request)
+        return _local(request) or await self.next.resolve(request)
+
+    def resolve_now(self, request: Request) -> Response | None:
+        """A local answer, or whatever the next link has ready."""
+        return _local(request) or self.next.resolve_now(request)
+
+
+def _local(request: Request) -> Response | None:
+    """NOTIMP, BADVERS or a minimal ANY where due, else None."""
+    query = request.query
+    opcode = (query.flags >> 11) & 0xF
+    if opcode != 0:
+        return Response(
+            Kind.LOCAL,
+            error_answer(query, wire.NOTIMP),
+            reason=f"opcode {opcode} is not implemented",
+        )
+    if query.edns and query.edns_version != 0:
+        return Response(
+            Kind.LOCAL,
+            error_answer(query, wire.NOERROR),
+            reason=f"EDNS version {query.edns_version} is not supported (BADVERS)",
+            ext_rcode=wire.BADVERS >> 4,
+        )
+    if query.qtype == wire.TYPE_ANY:
+        return minimal_any(query)
+    return None

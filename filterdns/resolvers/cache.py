@@ -91,30 +91,49 @@ class CacheResolver(Link):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _fresh(self, request: Request) -> Response | None:
+        """The stored answer for the question while it is fresh, else None.
+
+        An entry past its serve-stale window is dropped; a popular one near its end starts a
+        background refresh.
+        """
+        key = request.query.key
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is None:
+            return None
+        now = self._clock()
+        if now < entry.expires_at:
+            entries.move_to_end(key)
+            entry.hits += 1
+            self.stats.hits += 1
+            if (
+                self.config.prefetch
+                and entry.hits >= PREFETCH_MIN_HITS
+                and entry.lifetime >= PREFETCH_MIN_LIFETIME
+                and entry.expires_at - now < entry.lifetime * PREFETCH_FRACTION
+            ):
+                self._prefetch(key, request)
+            return Response(Kind.CACHED, entry.decayed(now), reason="cached")
+        if now >= entry.stale_until:
+            del entries[key]
+            self.stats.entries = len(entries)
+        return None
+
+    def resolve_now(self, request: Request) -> Response | None:
+        """A fresh cached answer, or None (the miss is counted by `resolve`)."""
+        if self._max_entries <= 0:
+            return None
+        return self._fresh(request)
+
     async def resolve(self, request: Request) -> Response:
         """A cached answer when fresh; otherwise ask `next`, store, or fall back to stale data."""
         if self._max_entries <= 0:
             return await self.next.resolve(request)
+        fresh = self._fresh(request)
+        if fresh is not None:
+            return fresh
         key = request.query.key
-        entries = self._entries
-        entry = entries.get(key)
-        if entry is not None:
-            now = self._clock()
-            if now < entry.expires_at:
-                entries.move_to_end(key)
-                entry.hits += 1
-                self.stats.hits += 1
-                if (
-                    self.config.prefetch
-                    and entry.hits >= PREFETCH_MIN_HITS
-                    and entry.lifetime >= PREFETCH_MIN_LIFETIME
-                    and entry.expires_at - now < entry.lifetime * PREFETCH_FRACTION
-                ):
-                    self._prefetch(key, request)
-                return Response(Kind.CACHED, entry.decayed(now), reason="cached")
-            if now >= entry.stale_until:
-                del entries[key]
-                self.stats.entries = len(entries)
         self.stats.misses += 1
         response = await self.next.resolve(request)
         kind = response.kind

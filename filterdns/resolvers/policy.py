@@ -30,21 +30,26 @@ class ClientResolver(Link):
         super().__init__(next_resolver)
         self.directory = directory
 
-    async def resolve(self, request: Request) -> Response:
-        """Look the client up, then pass the request on with its profile."""
+    def _identified(self, request: Request) -> Request:
         match = self.directory.match(request.client_ip)
         # Built directly: dataclasses.replace() inspects the fields on every call (hot path).
-        return await self.next.resolve(
-            Request(
-                request.query,
-                request.client_ip,
-                request.client_port,
-                request.protocol,
-                request.received_at,
-                match.profile,
-                match.name,
-            )
+        return Request(
+            request.query,
+            request.client_ip,
+            request.client_port,
+            request.protocol,
+            request.received_at,
+            match.profile,
+            match.name,
         )
+
+    async def resolve(self, request: Request) -> Response:
+        """Look the client up, then pass the request on with its profile."""
+        return await self.next.resolve(self._identified(request))
+
+    def resolve_now(self, request: Request) -> Response | None:
+        """Look the client up; whatever the next link has ready for its profile."""
+        return self.next.resolve_now(self._identified(request))
 
 
 class PolicyResolver(Link):
@@ -69,10 +74,21 @@ class PolicyResolver(Link):
             return await self.next.resolve(request)
         decision = self.policy.decide(request.profile, request.query.qname, self.clock())
         if decision.action == "allow":
-            response = await self.next.resolve(request)
-            return _capped(response, decision.ttl_cap)
+            return _capped(await self.next.resolve(request), decision.ttl_cap)
         if decision.action == "rewrite":
             return await self._rewrite(request, decision)
+        return self._block(request.query, decision)
+
+    def resolve_now(self, request: Request) -> Response | None:
+        """A blocked answer, or an allowed one the cache has ready (capped); None otherwise."""
+        if request.profile is None:
+            return self.next.resolve_now(request)
+        decision = self.policy.decide(request.profile, request.query.qname, self.clock())
+        if decision.action == "allow":
+            response = self.next.resolve_now(request)
+            return None if response is None else _capped(response, decision.ttl_cap)
+        if decision.action == "rewrite":
+            return None
         return self._block(request.query, decision)
 
     def _block(self, query: wire.Query, decision: Decision) -> Response:

@@ -49,6 +49,17 @@ class QueryLogResolver(Link):
     async def resolve(self, request: Request) -> Response:
         """Resolve below, then record the outcome without waiting."""
         response = await self.next.resolve(request)
+        self._record(request, response)
+        return response
+
+    def resolve_now(self, request: Request) -> Response | None:
+        """An answer the links below have ready, recorded like any other."""
+        response = self.next.resolve_now(request)
+        if response is not None:
+            self._record(request, response)
+        return response
+
+    def _record(self, request: Request, response: Response) -> None:
         kind = response.kind
         if kind is Kind.BLOCKED or (self.log_allowed and kind in ALLOWED_KINDS):
             record = LogRecord(
@@ -68,4 +79,3 @@ class QueryLogResolver(Link):
             self.sink(record)
             if kind is Kind.BLOCKED and self.observe is not None:
                 self.observe(record)
-        return response

@@ -82,6 +82,10 @@ class UpstreamResolver:
         self._turn = itertools.count()
         self._inflight: dict[bytes, asyncio.Future[Response]] = {}
 
+    def resolve_now(self, request: Request) -> Response | None:
+        """Never ready without waiting: the upstreams must be asked."""
+        return None
+
     async def resolve(self, request: Request) -> Response:
         """Ask the upstreams, joining an identical exchange already in flight."""
         key = request.query.key
