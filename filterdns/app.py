@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -358,6 +359,9 @@ class App:
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, on_hangup)
+        # What start-up built (modules, configuration, lists) lives as long as the process: keep
+        # it out of the collector's full passes, which otherwise rescan it while serving.
+        gc.freeze()
         try:
             if ready is not None:
                 ready(bound)

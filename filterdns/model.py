@@ -166,12 +166,30 @@ def _record_class(query: Query) -> int:
     return query.qclass if query.qclass < 254 else wire.CLASS_IN
 
 
-def _message(query: Query, rcode: int, answers: list[bytes], authority: list[bytes]) -> Answer:
-    """Header (QR, RA, the client's RD), the question, then the given records, analysed."""
+def _message(
+    query: Query, rcode: int, answers: list[bytes], authority: list[bytes], ttl: int
+) -> Answer:
+    """Header (QR, RA, the client's RD), the question, then the given records, all of TTL `ttl`.
+
+    The TTL offsets are known from the layout (each record: 2-byte name pointer, type, class,
+    then the TTL), so the message is not walked again; a test checks them against
+    `wire.analyse`.
+    """
     flags = wire.QR | wire.RA | (query.flags & wire.RD) | rcode
     header = wire.HEADER.pack(query.msg_id, flags, 1, len(answers), len(authority), 0)
     question = query.qname_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass)
-    return wire.analyse(header + question + b"".join(answers) + b"".join(authority))
+    offsets = []
+    pos = 12 + len(question)
+    for record in (*answers, *authority):
+        offsets.append(pos + 6)
+        pos += len(record)
+    return Answer(
+        header + question + b"".join(answers) + b"".join(authority),
+        tuple(offsets),
+        (ttl,) * len(offsets),
+        rcode,
+        ttl,
+    )
 
 
 def _soa(query: Query, ttl: int) -> bytes:
@@ -189,23 +207,23 @@ def _address(query: Query, rdata: bytes, ttl: int) -> bytes:
 def blocked_nxdomain(query: Query, ttl: int) -> Answer:
     """NXDOMAIN with the filterdns SOA, so RFC 2308 negative caching lasts `ttl` seconds."""
     ttl = _ttl(ttl)
-    return _message(query, wire.NXDOMAIN, [], [_soa(query, ttl)])
+    return _message(query, wire.NXDOMAIN, [], [_soa(query, ttl)], ttl)
 
 
 def nodata(query: Query, ttl: int) -> Answer:
     """NOERROR with no answer and the filterdns SOA in authority (NODATA, RFC 2308)."""
     ttl = _ttl(ttl)
-    return _message(query, wire.NOERROR, [], [_soa(query, ttl)])
+    return _message(query, wire.NOERROR, [], [_soa(query, ttl)], ttl)
 
 
 def blocked_null(query: Query, ttl: int) -> Answer:
     """The unspecified address: A -> 0.0.0.0, AAAA -> ::, any other type NODATA."""
     ttl = _ttl(ttl)
     if query.qtype == wire.TYPE_A:
-        return _message(query, wire.NOERROR, [_address(query, _IPV4_ANY, ttl)], [])
+        return _message(query, wire.NOERROR, [_address(query, _IPV4_ANY, ttl)], [], ttl)
     if query.qtype == wire.TYPE_AAAA:
-        return _message(query, wire.NOERROR, [_address(query, _IPV6_ANY, ttl)], [])
-    return _message(query, wire.NOERROR, [], [_soa(query, ttl)])
+        return _message(query, wire.NOERROR, [_address(query, _IPV6_ANY, ttl)], [], ttl)
+    return _message(query, wire.NOERROR, [], [_soa(query, ttl)], ttl)
 
 
 def blocked_custom(query: Query, ips: Sequence[str], ttl: int) -> Answer:
@@ -223,8 +241,8 @@ def blocked_custom(query: Query, ips: Sequence[str], ttl: int) -> Answer:
             if address.version == version:
                 records.append(_address(query, address.packed, ttl))
     if not records:
-        return _message(query, wire.NOERROR, [], [_soa(query, ttl)])
-    return _message(query, wire.NOERROR, records, [])
+        return _message(query, wire.NOERROR, [], [_soa(query, ttl)], ttl)
+    return _message(query, wire.NOERROR, records, [], ttl)
 
 
 def refused_answer(query: Query) -> Answer:

@@ -31,6 +31,7 @@ walk.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -186,43 +187,37 @@ class Policy:
     ) -> Decision:
         """The decision for `name` (normalised) asked by `profile_name` at `now` (unix time)."""
         now = time.time() if now is None else now
-        profile = self.profiles[profile_name]
-        state = self._state(profile, now)
-        cap = max(1, math.ceil(state.change_at - now)) if state.change_at != math.inf else None
         if explain:
+            profile = self.profiles[profile_name]
+            state = self._state(profile, now)
             trace: list[str] = []
             decision = self._decide(profile, state, name, trace)
-        else:
-            trace = _NO_TRACE
-            index = self._index()
-            if state.index is not index:  # the lists were reloaded
+            cap = _min_cap(decision.ttl_cap, _cap(state, now))
+            return dataclasses.replace(decision, ttl_cap=cap, trace=tuple(trace))
+        decision, cap = self.verdict(profile_name, name, now)
+        if cap == decision.ttl_cap:
+            return decision
+        return dataclasses.replace(decision, ttl_cap=cap)
+
+    def verdict(self, profile_name: str, name: str, now: float) -> tuple[Decision, int | None]:
+        """The hot path of `decide`: the remembered decision (shared: never change it) and the
+        seconds until it may change, which its `ttl_cap` does not hold when a schedule is near.
+        """
+        profile = self.profiles[profile_name]
+        state = self._state(profile, now)
+        index = self._index()
+        if state.index is not index:  # the lists were reloaded
+            state.decisions.clear()
+            state.index = index
+        decision = state.decisions.get(name)
+        if decision is None:
+            decision = self._decide(profile, state, name, _NO_TRACE)
+            if len(state.decisions) >= MAX_REMEMBERED:
                 state.decisions.clear()
-                state.index = index
-            found = state.decisions.get(name)
-            if found is None:
-                found = self._decide(profile, state, name, trace)
-                if len(state.decisions) >= MAX_REMEMBERED:
-                    state.decisions.clear()
-                state.decisions[name] = found
-            decision = found
-            if cap is None:
-                return decision
-        capped = decision.ttl_cap if decision.ttl_cap is not None else cap
-        if cap is not None and capped is not None:
-            capped = min(capped, cap)
-        return Decision(
-            decision.action,
-            decision.profile,
-            decision.step,
-            decision.reason,
-            decision.category,
-            decision.rule,
-            decision.source,
-            decision.listed,
-            decision.target,
-            capped,
-            tuple(trace),
-        )
+            state.decisions[name] = decision
+        if state.change_at == math.inf:
+            return decision, decision.ttl_cap
+        return decision, _min_cap(decision.ttl_cap, _cap(state, now))
 
     def _decide(self, profile: _Profile, state: _State, name: str, trace: list[str]) -> Decision:
         p = profile.config.name
@@ -434,3 +429,14 @@ class _Discard(list[str]):
 
 
 _NO_TRACE = _Discard()
+
+
+def _cap(state: _State, now: float) -> int | None:
+    """Whole seconds (at least 1) until the state's next change, None when none is coming."""
+    return max(1, math.ceil(state.change_at - now)) if state.change_at != math.inf else None
+
+
+def _min_cap(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)

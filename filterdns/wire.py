@@ -42,6 +42,7 @@ EDNS_SIZE = 1232  # what we advertise to clients and upstreams (DNS flag day 202
 MAX_NAME_WIRE = 255
 _PRINTABLE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*")
 _PLAIN_OR_DOT = bytes(_PRINTABLE) + b"."
+_OPT_TYPE = b"\x00\x29"
 
 
 @dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
@@ -195,9 +196,26 @@ def parse_query(data: bytes) -> Query:
     qtype, qclass = TYPE_CLASS.unpack_from(data, qend)
     qname_wire = data[12:qend]
     key = qname_wire.lower() + data[qend : qend + 4]
-    edns, udp_size, dnssec_ok, version = _read_opt(
-        data, qend + 4, ancount + nscount, arcount, msg_id
-    )
+    pos = qend + 4
+    if arcount == 0 and ancount == 0 and nscount == 0:
+        edns, udp_size, dnssec_ok, version = False, MIN_UDP, False, 0
+    elif (  # the usual EDNS query: the question, then only the OPT record, owner the root
+        arcount == 1
+        and ancount == 0
+        and nscount == 0
+        and len(data) >= pos + 11
+        and data[pos] == 0
+        and data[pos + 1 : pos + 3] == _OPT_TYPE
+    ):
+        _rtype, rclass, ttl, rdlen = RR_FIXED.unpack_from(data, pos + 1)
+        if pos + 11 + rdlen > len(data):
+            raise WireError("record data runs past the end of the packet", msg_id)
+        edns, udp_size, dnssec_ok = True, max(MIN_UDP, rclass), bool(ttl & 0x8000)
+        version = (ttl >> 16) & 0xFF
+    else:
+        edns, udp_size, dnssec_ok, version = _read_opt(
+            data, pos, ancount + nscount, arcount, msg_id
+        )
     return Query(
         msg_id,
         flags,
@@ -372,14 +390,21 @@ def finish(
     flags = (flags & ~(AA | RD | CD | 0x7800)) | QR | RA | (query.flags & (RD | CD))
     U16.pack_into(buf, 0, query.msg_id)
     U16.pack_into(buf, 2, flags)
-    qlen = len(query.qname_wire)
-    if U16.unpack_from(buf, 4)[0] == 1 and buf[12 : 12 + qlen].lower() == query.key[:qlen]:
-        buf[12 : 12 + qlen] = query.qname_wire
+    qname_wire = query.qname_wire
+    qlen = len(qname_wire)
+    stored = buf[12 : 12 + qlen]
+    if stored != qname_wire and buf[4:6] == b"\x00\x01" and stored.lower() == query.key[:qlen]:
+        buf[12 : 12 + qlen] = qname_wire
     if ttl_cap is not None:
         for offset, ttl in zip(answer.ttl_offsets, answer.ttls, strict=True):
             if ttl > ttl_cap:
                 U32.pack_into(buf, offset, ttl_cap)
-    opt = opt_record(EDNS_SIZE, ext_rcode, options) if query.edns else b""
+    if not query.edns:
+        opt = b""
+    elif ext_rcode or options:
+        opt = opt_record(EDNS_SIZE, ext_rcode, options)
+    else:
+        opt = _OPT_PLAIN
     if len(buf) + len(opt) > limit:
         qdcount = U16.unpack_from(buf, 4)[0]
         end = 12 + (len(query.qname_wire) + 4 if qdcount == 1 else 0)
@@ -395,3 +420,6 @@ def header_only(msg_id: int, flags: int, rcode: int, question: bytes = b"") -> b
     """A reply with no records: FORMERR, SERVFAIL, REFUSED, NOTIMP (question optional)."""
     flags = (flags & (RD | CD | 0x7800)) | QR | RA | (rcode & 0xF)
     return HEADER.pack(msg_id, flags, 1 if question else 0, 0, 0, 0) + question
+
+
+_OPT_PLAIN = opt_record(EDNS_SIZE)

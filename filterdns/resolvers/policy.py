@@ -20,7 +20,7 @@ from filterdns.model import Kind, Request, Response
 from filterdns.policy import Decision, Policy
 from filterdns.resolvers.base import Link, Resolver
 
-MAX_REMEMBERED = 65536  # blocked answers kept ready
+MAX_REMEMBERED = 4096  # blocked answers kept ready
 
 
 class ClientResolver(Link):
@@ -66,43 +66,45 @@ class PolicyResolver(Link):
         self.policy = policy
         self.blocking = blocking
         self.clock = clock
-        self._blocked: dict[tuple[object, ...], Response] = {}
+        # Blocked answers kept ready by question, with the decision they answer.
+        self._blocked: dict[bytes, tuple[Decision, Response]] = {}
 
     async def resolve(self, request: Request) -> Response:
         """The decision's answer; allowed names go on down the chain with a capped TTL."""
         if request.profile is None:
             return await self.next.resolve(request)
-        decision = self.policy.decide(request.profile, request.query.qname, self.clock())
+        decision, cap = self.policy.verdict(request.profile, request.query.qname, self.clock())
         if decision.action == "allow":
-            return (await self.next.resolve(request)).capped(decision.ttl_cap)
+            return (await self.next.resolve(request)).capped(cap)
         if decision.action == "rewrite":
-            return await self._rewrite(request, decision)
-        return self._block(request.query, decision)
+            return await self._rewrite(request, decision, cap)
+        return self._block(request.query, decision).capped(cap)
 
     def resolve_now(self, request: Request) -> Response | None:
         """A blocked answer, or an allowed one the cache has ready (capped); None otherwise."""
         if request.profile is None:
             return self.next.resolve_now(request)
-        decision = self.policy.decide(request.profile, request.query.qname, self.clock())
+        decision, cap = self.policy.verdict(request.profile, request.query.qname, self.clock())
         if decision.action == "allow":
             response = self.next.resolve_now(request)
-            return None if response is None else response.capped(decision.ttl_cap)
+            return None if response is None else response.capped(cap)
         if decision.action == "rewrite":
             return None
-        return self._block(request.query, decision)
+        return self._block(request.query, decision).capped(cap)
 
     def _block(self, query: wire.Query, decision: Decision) -> Response:
-        ttl = self.blocking.ttl
-        if decision.ttl_cap is not None:
-            ttl = min(ttl, decision.ttl_cap)
-        # The same blocked question gets the same bytes (finish() sets id, flags and spelling).
-        key = (query.key, ttl, decision.action, decision.reason, decision.rule, decision.source)
-        response = self._blocked.get(key)
-        if response is None:
-            response = self._blocked_response(query, decision, ttl)
-            if len(self._blocked) >= MAX_REMEMBERED:
-                self._blocked.clear()
-            self._blocked[key] = response
+        """The blocked answer, with the blocking TTL (capped by the caller when a change is near).
+
+        The same question blocked by the same (remembered) decision gets the same Response:
+        finish() sets the id, flags and the client's spelling of the name.
+        """
+        found = self._blocked.get(query.key)
+        if found is not None and found[0] is decision:
+            return found[1]
+        response = self._blocked_response(query, decision, self.blocking.ttl)
+        if len(self._blocked) >= MAX_REMEMBERED:
+            self._blocked.clear()
+        self._blocked[query.key] = (decision, response)
         return response
 
     def _blocked_response(self, query: wire.Query, decision: Decision, ttl: int) -> Response:
@@ -134,7 +136,7 @@ class PolicyResolver(Link):
             mode=mode,
         )
 
-    async def _rewrite(self, request: Request, decision: Decision) -> Response:
+    async def _rewrite(self, request: Request, decision: Decision, cap: int | None) -> Response:
         assert decision.target is not None
         query = request.query
         target_wire = wire.text_to_wire(decision.target)
@@ -146,13 +148,13 @@ class PolicyResolver(Link):
         )
         resolved = await self.next.resolve(dataclasses.replace(request, query=target))
         ok = resolved.kind is not Kind.FAILED and resolved.answer.rcode == wire.NOERROR
-        ttl = decision.ttl_cap if decision.ttl_cap is not None else 300
+        ttl = cap if cap is not None else 300
         answer = model.cname_answer(query, decision.target, resolved.answer if ok else None, ttl)
         return Response(
             Kind.REWRITTEN,
             answer,
             reason=_reason(decision),
-            ttl_cap=decision.ttl_cap,
+            ttl_cap=cap,
             upstream=resolved.upstream,
             rule="safesearch",
             mode="cname",

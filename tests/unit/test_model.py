@@ -87,6 +87,25 @@ BLOCKED_CASES = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize(("build", "qtype", "rcode", "expected", "has_soa"), BLOCKED_CASES)
+def test_blocked_answer_knows_its_ttls_and_lifetime_as_a_walk_of_it_finds(
+    *, build: Builder, qtype: str, rcode: int, expected: object, has_soa: bool
+) -> None:
+    # Blocked answers skip wire.analyse (hot path): their own layout must match it exactly,
+    # or a TTL cap would patch the wrong bytes.
+    answer = build(_query("Ads.ExAmple.COM", qtype, edns=False))
+
+    walked = wire.analyse(answer.wire)
+
+    assert (answer.ttl_offsets, answer.ttls, answer.rcode, answer.cache_ttl) == (
+        walked.ttl_offsets,
+        walked.ttls,
+        walked.rcode,
+        walked.cache_ttl,
+    )
+    assert answer.ttl_offsets  # every blocked answer carries a record with a TTL
+
+
 @pytest.mark.parametrize("edns", [False, True], ids=["plain", "edns"])
 @pytest.mark.parametrize(("build", "qtype", "rcode", "expected", "has_soa"), BLOCKED_CASES)
 def test_blocked_answer_as_the_client_reads_it(
