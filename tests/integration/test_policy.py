@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,16 @@ RECORDS = {
 
 def at(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=TZ).timestamp()
+
+
+def recent_morning() -> FakeClock:
+    """10:00 today or yesterday (the last one passed): no bedtime or homework for minh, and
+    within the last day for `report --since 1d` and a grant made at the real time."""
+    now = datetime.now(TZ)
+    morning = now.replace(hour=10, minute=0, second=0, microsecond=0)
+    if morning > now:
+        morning -= timedelta(days=1)
+    return FakeClock(morning.timestamp())
 
 
 @pytest.fixture
@@ -145,7 +155,8 @@ async def test_a_grant_from_the_command_line_unblocks_within_a_second(
     text = policy_config(upstream, tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(text)
-    async with running_proxy(text) as proxy:
+    morning = recent_morning()
+    async with running_proxy(text, wall_clock=morning) as proxy:
         blocked = await proxy.query("casino.example", source="127.0.0.2")
         code = main(["grant", "minh", "--category", "gambling", "--for", "45m", "-c", str(config)])
         loop = asyncio.get_running_loop()
@@ -194,7 +205,8 @@ async def test_blocked_lookups_are_logged_and_reported(
     text = policy_config(upstream, tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(text)
-    async with running_proxy(text) as proxy:
+    morning = recent_morning()
+    async with running_proxy(text, wall_clock=morning) as proxy:
         for _ in range(3):
             await proxy.query("casino.example", source="127.0.0.2")
         await proxy.query("use-application-dns.net", source="127.0.0.2")
@@ -215,7 +227,8 @@ async def test_a_database_that_cannot_be_written_does_not_stop_answers(
     text = policy_config(upstream, tmp_path).replace(
         str(tmp_path / "filterdns.db"), str(blocker / "filterdns.db")
     )
-    async with running_proxy(text) as proxy:
+    morning = recent_morning()
+    async with running_proxy(text, wall_clock=morning) as proxy:
         blocked = await proxy.query("casino.example", source="127.0.0.2")
         allowed = await proxy.query("example.com", source="127.0.0.2")
     assert proxy.app.querylog.stats.dropped == 1  # counted, not lost silently
