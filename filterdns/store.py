@@ -1,6 +1,6 @@
 """The query log: blocked (and optionally allowed) lookups written to SQLite in WAL mode.
 
-The resolver hands each outcome to `QueryLog.put`, a `put_nowait` into a bounded queue that never
+The resolver hands each outcome to `QueryLog.put`, an append to a bounded queue that never
 waits for the disk: a full queue costs the row (counted), never the answer. One writer task
 collects rows (up to `batch_size`, or for `flush_interval` seconds after the first) and inserts
 them in one transaction; rows dropped for a full queue or a database error are recorded in the
@@ -27,6 +27,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,13 +138,6 @@ class _Unavailable(Exception):
     """No connection, and the next attempt to open one is not due yet."""
 
 
-class _Stop:
-    """Queued by close(): the writer flushes what is left and ends."""
-
-
-_STOP: Final = _Stop()
-
-
 class QueryLog:
     """The bounded queue, the writer task and the retention task of the query log."""
 
@@ -167,7 +161,10 @@ class QueryLog:
         self.clock = clock
         self.stats = LogStats()
         self._key = key
-        self._queue: asyncio.Queue[LogRecord | _Stop] = asyncio.Queue()  # bounded by put()
+        # Bounded by put(). The writer is woken only by the first row and by a full batch, so a
+        # flood costs one append per row, not a task switch.
+        self._rows: deque[LogRecord] = deque()
+        self._wake = asyncio.Event()
         self._conn: aiosqlite.Connection | None = None
         self._inode: tuple[int, int] | None = None
         self._lock = asyncio.Lock()  # one transaction at a time on the connection
@@ -187,18 +184,22 @@ class QueryLog:
     @property
     def depth(self) -> int:
         """Rows waiting to be written."""
-        return self._queue.qsize()
+        return len(self._rows)
 
     def put(self, record: LogRecord) -> bool:
         """Queue one row without waiting; False (and a counted drop) when it cannot be kept."""
         if self._closing:
             self.stats.dropped += 1
             return False
-        if self._queue.qsize() >= self.queue_size:
+        rows = self._rows
+        waiting = len(rows)
+        if waiting >= self.queue_size:
             self.stats.dropped += 1
             self._count_drop(QUEUE_FULL, 1)
             return False
-        self._queue.put_nowait(record)
+        rows.append(record)
+        if waiting == 0 or waiting + 1 == self.batch_size:
+            self._wake.set()
         return True
 
     # -- life cycle ------------------------------------------------------------------------
@@ -234,12 +235,11 @@ class QueryLog:
             self._retention.cancel()
             await asyncio.wait([self._retention])
         if self._writer is not None:
-            self._queue.put_nowait(_STOP)
+            self._wake.set()
             await asyncio.wait([self._writer])
         else:
-            while not self._queue.empty():
-                self._queue.get_nowait()
-                self.stats.dropped += 1
+            self.stats.dropped += len(self._rows)
+            self._rows.clear()
         async with self._lock:
             await self._disconnect()
         if self._drops:
@@ -322,20 +322,13 @@ class QueryLog:
     # -- the writer ------------------------------------------------------------------------
 
     async def _run_writer(self) -> None:
-        stopping = False
-        while not stopping:
+        while True:
             try:
-                item = await self._queue.get()
-                batch: list[LogRecord] = []
-                if isinstance(item, _Stop):
-                    stopping = True
-                else:
-                    batch.append(item)
-                    stopping = await self._fill(batch)
-                if stopping:
-                    await self._flush_all(batch)
-                else:
-                    await self._write(batch, final=False)
+                await self._next_batch()
+                if self._closing:
+                    await self._flush_all()
+                    return
+                await self._write(self._take(), final=False)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -343,45 +336,31 @@ class QueryLog:
             finally:
                 self._notify()
 
-    async def _fill(self, batch: list[LogRecord]) -> bool:
-        """Add queued rows up to batch_size or until flush_interval passes; True on stop."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.flush_interval
-        while len(batch) < self.batch_size:
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            if isinstance(item, _Stop):
-                return True
-            batch.append(item)
-        return False
+    async def _next_batch(self) -> None:
+        """Wait for a first row, then for batch_size rows or flush_interval (or close())."""
+        wake = self._wake
+        while not self._rows and not self._closing:
+            wake.clear()
+            await wake.wait()
+        if len(self._rows) < self.batch_size and not self._closing:
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.flush_interval)
 
-    async def _flush_all(self, batch: list[LogRecord]) -> None:
-        """Write `batch` and everything still queued (nothing more can be queued)."""
-        while True:
-            while len(batch) < self.batch_size and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if not isinstance(item, _Stop):
-                    batch.append(item)
-            if not batch and not self._drops:
-                return
-            if not await self._write(batch, final=True):
-                rest = 0
-                while not self._queue.empty():
-                    if not isinstance(self._queue.get_nowait(), _Stop):
-                        rest += 1
+    def _take(self) -> list[LogRecord]:
+        rows = self._rows
+        return [rows.popleft() for _ in range(min(len(rows), self.batch_size))]
+
+    async def _flush_all(self) -> None:
+        """Write everything still queued (nothing more can be queued), batch by batch."""
+        while self._rows or self._drops:
+            if not await self._write(self._take(), final=True):
+                rest = len(self._rows)
+                self._rows.clear()
                 self.stats.dropped += rest
                 if rest:
                     self._count_drop(f"database error: {self._error_text}", rest)
                 return
-            batch = []
             self._notify()
 
     async def _write(self, batch: list[LogRecord], *, final: bool) -> bool:
