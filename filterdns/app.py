@@ -184,7 +184,8 @@ class App:
             querylog=self.querylog,
             alerter=self.alerter,
             cache=cache,
-            metrics=self.metrics,
+            # Counted only when scraped: without server.metrics no link times each query.
+            metrics=self.metrics if config.server.metrics is not None else None,
         )
 
     async def start(self) -> list[ListenAddress]:
@@ -234,6 +235,10 @@ class App:
         )
         refused = self.chain.access.refused
         gauges.append(("filterdns_refused_total", REFUSED_HELP, {}, float(refused)))
+        stats = self.server.stats
+        gauges.append(("filterdns_rate_limited_total", LIMITED_HELP, {}, stats["rate_limited"]))
+        gauges.append(("filterdns_malformed_total", MALFORMED_HELP, {},
+                       stats["formerr"] + stats["dropped"]))  # fmt: skip
         return gauges
 
     # Reloading
@@ -278,6 +283,8 @@ class App:
             old_alerter, had_neighbours = self.alerter, self.neighbours is not None
             self._assemble(config, lists, cache=self.chain.cache)
             self.server.chain = self.chain.head  # the swap: new queries take the new chain
+            if config.server.rate_limit != self.config.server.rate_limit:
+                self.server.limit_rate(config.server.rate_limit)
             self.config = config
             if lists is not old_lists:
                 self.lists = lists
@@ -379,7 +386,11 @@ class App:
         log.info("stopped")
 
 
-REFUSED_HELP = "Queries refused because the client is outside server.allow_clients"
+REFUSED_HELP = (
+    "Queries refused (TCP) or dropped (UDP) because the client is outside server.allow_clients"
+)
+LIMITED_HELP = "Queries dropped (UDP) or refused (TCP) over server.rate_limit"
+MALFORMED_HELP = "Packets answered FORMERR or dropped as malformed"
 CONFIG_POLL = 1.0  # seconds between two looks at the configuration file
 CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
 

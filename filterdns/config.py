@@ -91,6 +91,14 @@ class UpstreamServer:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """`server.rate_limit`: queries a second each client address may ask, and at once."""
+
+    per_client_qps: int = 50
+    burst: int = 200
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """`server:` where and to whom the proxy answers."""
 
@@ -102,6 +110,7 @@ class ServerConfig:
     timezone: str | None = None  # IANA zone of schedules; None: the system's (system_timezone)
     user: str | None = None  # started as root without systemd: run as this user after binding
     metrics: ListenAddress | None = None  # where Prometheus scrapes /metrics; None: off
+    rate_limit: RateLimit | None = RateLimit()  # None: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +376,8 @@ BAND_KEYS = ("categories", "safesearch", "youtube", "schedules")
 PROFILE_KEYS = tuple(f.name for f in fields(ProfileConfig) if f.name != "name")
 SCHEDULE_KEYS = ("name", "days", "from", "to", "block", "allow", "allow_categories", "except")
 CLIENT_KEYS = ("name", "ip", "cidr", "mac", "profile")
+RATE_LIMIT_KEYS = tuple(f.name for f in fields(RateLimit))
+MAX_RATE = 1_000_000
 # The categories shipped in filterdns/blocklists (lists.shipped keeps the same tuple).
 DEFAULT_CATEGORIES = (
     "adult",
@@ -390,10 +401,6 @@ _CATEGORY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 NAME_RULE = "letters, digits, '-', '_' and '.', at most 64, starting with a letter or digit"
 _MAC = re.compile(r"[0-9a-f]{12}")
-# Keys of the product's configuration that later versions will read; named in the message.
-PLANNED: dict[str, tuple[str, ...]] = {
-    "server": ("rate_limit",),
-}
 
 MAX_CONNECTIONS = 1_000_000
 MAX_CACHE_ENTRIES = 100_000_000
@@ -673,9 +680,6 @@ def _notes(here: str) -> dict[str, str]:
         notes.update(
             {name: f"{name!r} is a top-level section; check the indentation" for name in SECTIONS}
         )
-    notes.update(
-        {key: "planned, not supported by this version yet" for key in PLANNED.get(here, ())}
-    )
     return notes
 
 
@@ -882,6 +886,19 @@ class _ConfigWalker(Walker):
         except ValueError as exc:
             self.problem(node, path, str(exc))
             return None
+
+    def rate_limit(self, node: Node, path: str) -> RateLimit | None:
+        """`{per_client_qps: 50, burst: 200}`; the key left out keeps its default."""
+        fields_ = self.section(node, path, RATE_LIMIT_KEYS)
+        if not isinstance(node, MappingNode):
+            return None
+        default = RateLimit()
+        return RateLimit(
+            self.field(
+                fields_, path, "per_client_qps", self.whole(1, MAX_RATE), default.per_client_qps
+            ),
+            self.field(fields_, path, "burst", self.whole(1, MAX_RATE), default.burst),
+        )
 
     def language(self, node: Node, path: str) -> str | None:
         return self.choice(node, path, REPORT_LANGUAGES)
@@ -1251,6 +1268,9 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         user=_optional(w, section, path=path, key="user", read=w.text, default=b.user),
         metrics=_optional(
             w, section, path=path, key="metrics", read=w.metrics_address, default=b.metrics
+        ),
+        rate_limit=_optional(
+            w, section, path=path, key="rate_limit", read=w.rate_limit, default=b.rate_limit
         ),
     )
 

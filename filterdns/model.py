@@ -71,10 +71,14 @@ class Response:
     rule: str | None = None  # the policy rule that decided ("age band 9-12", "schedule ...")
     source: str | None = None  # the list holding the name ("shipped:gambling.txt")
     mode: str | None = None  # how a blocked name was answered: nxdomain, null, refused, custom, ...
+    silent: bool = False  # send nothing (a UDP source outside allow_clients may be forged)
 
     def capped(self, cap: int | None) -> Response:
         """This response with every TTL at most `cap` seconds (itself when already so)."""
         if cap is None or (self.ttl_cap is not None and self.ttl_cap <= cap):
+            return self
+        ttls = self.answer.ttls
+        if not ttls or max(ttls) <= cap:
             return self
         # Built directly: dataclasses.replace() inspects the fields on every call (hot path).
         return Response(
@@ -89,6 +93,7 @@ class Response:
             self.rule,
             self.source,
             self.mode,
+            self.silent,
         )
 
 

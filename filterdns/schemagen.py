@@ -35,6 +35,7 @@ from filterdns.config import (
     DEFAULT_CATEGORIES,
     MAX_CACHE_ENTRIES,
     MAX_CONNECTIONS,
+    MAX_RATE,
     PROFILE_KEYS,
     REPORT_LANGUAGES,
     SCHEDULE_KEYS,
@@ -46,6 +47,7 @@ from filterdns.config import (
     AlertConfig,
     Config,
     ProfileConfig,
+    RateLimit,
     default_config,
 )
 
@@ -163,6 +165,8 @@ def _json(value: object) -> object:
         return str(value)
     if isinstance(value, tuple | list):
         return [_json(item) for item in value]
+    if isinstance(value, RateLimit):
+        return {"per_client_qps": value.per_client_qps, "burst": value.burst}
     return str(value)  # ListenAddress, UpstreamServer
 
 
@@ -246,7 +250,8 @@ def _sections() -> dict[str, dict[str, Schema]]:
             ),
             "allow_clients": _list(
                 _string("An address or network", NETWORK_PATTERN),
-                "Who may ask: addresses or networks (CIDR); everyone else gets REFUSED",
+                "Who may ask: addresses or networks (CIDR); everyone else gets REFUSED over TCP "
+                "and no answer over UDP",
             ),
             "tcp_idle_timeout": _duration(
                 "A TCP client connection with no query for this long is closed", positive=True
@@ -271,6 +276,16 @@ def _sections() -> dict[str, dict[str, Schema]]:
                 "description": "Where Prometheus scrapes /metrics, e.g. 127.0.0.1:9153; null: off",
                 "type": ["string", "null"],
                 "examples": ["127.0.0.1:9153"],
+            },
+            "rate_limit": {
+                "description": "Queries a second each client address may ask (on average, and "
+                "at once); over it UDP is dropped and TCP refused; null: no limit",
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {
+                    "per_client_qps": _integer("Average queries a second", 1, MAX_RATE),
+                    "burst": _integer("Queries at once before the average applies", 1, MAX_RATE),
+                },
             },
         },
         "upstreams": {
@@ -371,7 +386,7 @@ def _section_schema(name: str, values: Mapping[str, Schema], defaults: object) -
             raise KeyError(f"{name}.{key} is read by the validator but has no schema")
         schema = dict(values[key])
         default = getattr(defaults, key)
-        if "additionalProperties" in schema:  # a mapping kept as (name, value) pairs
+        if "additionalProperties" in schema and isinstance(default, tuple):  # (name, value) pairs
             schema["default"] = {name: _json(value) for name, value in default}
         elif key not in ("database", "cache_dir"):  # those depend on the state directory
             schema["default"] = _json(default)

@@ -17,9 +17,10 @@ import struct
 from collections.abc import Callable, Iterable
 
 from filterdns import wire
-from filterdns.config import ListenAddress, ServerConfig
+from filterdns.config import ListenAddress, RateLimit, ServerConfig
 from filterdns.errors import ServerError, WireError
-from filterdns.model import Request, Response, servfail
+from filterdns.model import Request, Response, refused, servfail
+from filterdns.ratelimit import RateLimiter
 from filterdns.resolvers.base import Resolver
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,26 @@ class DnsServer:
     def __init__(self, chain: Resolver, config: ServerConfig) -> None:
         self.chain = chain
         self.config = config
+        self.limiter: RateLimiter | None = None
+        self.limit_rate(config.rate_limit)
         self.bound: list[ListenAddress] = []
         self._udp: list[socket.socket] = []
         self._tcp: list[asyncio.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.stats = {"queries": 0, "formerr": 0, "dropped": 0, "errors": 0, "tcp_refused": 0}
+        self.stats = {
+            "queries": 0,
+            "formerr": 0,
+            "dropped": 0,
+            "errors": 0,
+            "tcp_refused": 0,
+            "rate_limited": 0,
+        }
+
+    def limit_rate(self, limit: RateLimit | None) -> None:
+        """Apply `server.rate_limit` (None: no limit); every address starts with a full bucket."""
+        self.limiter = RateLimiter(limit.per_client_qps, limit.burst) if limit else None
 
     async def start(self, *, skip_unavailable: bool = False) -> list[ListenAddress]:
         """Bind every listen address (UDP and TCP on the same port); return what was bound.
@@ -119,6 +133,9 @@ class DnsServer:
             self._on_datagram(sock, data, addr)
 
     def _on_datagram(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
+        if self.limiter is not None and not self.limiter.allow(addr[0]):
+            self.stats["rate_limited"] += 1  # dropped: answering a flood would feed it
+            return
         request = self._request(data, addr, "udp", lambda out: _send_udp(sock, out, addr))
         if request is not None:
             self._dispatch(request, lambda out: _send_udp(sock, out, addr))
@@ -165,6 +182,10 @@ class DnsServer:
             request = self._request(data, peer, "tcp", send)
             if request is None:
                 continue
+            if self.limiter is not None and not self.limiter.allow(peer[0]):
+                self.stats["rate_limited"] += 1
+                send(_pack(refused(request.query, "over server.rate_limit"), request))
+                continue
             task = self._dispatch(request, send)
             if task is None:
                 continue
@@ -200,7 +221,8 @@ class DnsServer:
         except Exception:
             response = self._failed(request)
         if response is not None:
-            send(_pack(response, request))
+            if not response.silent:
+                send(_pack(response, request))
             return None
         task = asyncio.get_running_loop().create_task(self._answer(request, send))
         self._inflight.add(task)
@@ -212,7 +234,8 @@ class DnsServer:
             response = await self.chain.resolve(request)
         except Exception:
             response = self._failed(request)
-        send(_pack(response, request))
+        if not response.silent:
+            send(_pack(response, request))
 
     def _failed(self, request: Request) -> Response:
         """SERVFAIL for a query the chain raised on (a bug: logged with its traceback)."""

@@ -1,7 +1,8 @@
 """The first links: who may use the resolver (ACL) and what the proxy answers itself.
 
 The ACL sits at the top of the chain so that nobody outside `server.allow_clients` ever reaches
-the policy, the cache or an upstream: filterdns is never an open resolver.
+the policy, the cache or an upstream: filterdns is never an open resolver. Outsiders get REFUSED
+over TCP and nothing at all over UDP, whose source address may be forged.
 """
 
 from __future__ import annotations
@@ -49,10 +50,13 @@ class AccessResolver(Link):
         if self.allows(request.client_ip):
             return None
         self.refused += 1
+        # Over UDP the source may be forged: no reply at all, so the proxy can never be used to
+        # reflect traffic at a victim. Over TCP the handshake proved it: REFUSED says why.
         return Response(
             Kind.REFUSED,
             error_answer(request.query, wire.REFUSED),
             reason=f"client {request.client_ip} is not in server.allow_clients",
+            silent=request.protocol == "udp",
         )
 
     async def resolve(self, request: Request) -> Response:

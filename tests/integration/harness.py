@@ -77,11 +77,15 @@ async def running_proxy(
         await app.stop()
 
 
-def config_for(*upstreams: str, extra: str = "", listen: str = "127.0.0.1:0") -> str:
-    """A small config: listen on port 0, forward to `upstreams`, plus `extra` YAML lines."""
+def config_for(
+    *upstreams: str, extra: str = "", listen: str = "127.0.0.1:0", server: str = ""
+) -> str:
+    """A small config: listen on port 0, forward to `upstreams`, plus `extra` YAML lines;
+    `server` holds more keys of the server section, e.g. "rate_limit: null"."""
     servers = ", ".join(f'"{u}"' for u in upstreams)
+    more = "".join(f"  {line}\n" for line in textwrap.dedent(server).splitlines() if line)
     return (
-        f'server:\n  listen: ["{listen}"]\n'
+        f'server:\n  listen: ["{listen}"]\n{more}'
         f"upstreams:\n  servers: [{servers}]\n  timeout: 1s\n"
         # tests talk to loopback only: never download the default lists
         "lists:\n  download_defaults: false\n" + textwrap.dedent(extra)

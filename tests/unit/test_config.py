@@ -38,6 +38,7 @@ from filterdns.config import (
     ListenAddress,
     LogConfig,
     ProfileConfig,
+    RateLimit,
     ScheduleRule,
     ServerConfig,
     UpstreamsConfig,
@@ -319,7 +320,7 @@ TOP_KEYS = (
 )
 SERVER_KEYS = (
     "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, shutdown_grace, timezone, "
-    "user, metrics"
+    "user, metrics, rate_limit"
 )
 
 
@@ -526,8 +527,7 @@ SERVER_KEYS = (
         pytest.param(
             "server: 5\n",
             "server",
-            "expected a mapping with keys listen, allow_clients, tcp_idle_timeout, "
-            "max_tcp_connections, shutdown_grace, timezone, user, metrics, not a single value",
+            f"expected a mapping with keys {SERVER_KEYS}, not a single value",
             1,
             id="section-scalar",
         ),
@@ -559,6 +559,20 @@ SERVER_KEYS = (
             "a key must be a name, not a list",
             2,
             id="key-not-a-name",
+        ),
+        pytest.param(
+            "server:\n  rate_limit: {per_client_qps: 0}\n",
+            "server.rate_limit.per_client_qps",
+            "0 must be at least 1",
+            2,
+            id="rate-limit-zero",
+        ),
+        pytest.param(
+            "server:\n  rate_limit: 50\n",
+            "server.rate_limit",
+            "expected a mapping with keys per_client_qps, burst, not a single value",
+            2,
+            id="rate-limit-not-a-mapping",
         ),
     ],
 )
@@ -627,12 +641,11 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
             id="indented-section",
         ),
         pytest.param(
-            "server:\n  rate_limit: {per_client_qps: 50}\n",
-            "server.rate_limit",
-            f"unknown key 'rate_limit'; valid keys: {SERVER_KEYS} "
-            "(planned, not supported by this version yet)",
+            "server:\n  rate_limit: {per_client_qps: 50, brust: 10}\n",
+            "server.rate_limit.brust",
+            "unknown key 'brust'; valid keys: per_client_qps, burst (did you mean 'burst'?)",
             2,
-            id="planned-key",
+            id="rate-limit-typo",
         ),
         pytest.param(
             "<<: {cache: {}}\n",
@@ -2634,3 +2647,11 @@ def test_bad_report_and_alerts(text: str, path: str, message: str) -> None:
     problem = the_problem(text)
     assert (problem.path, problem.line) == (path, 1)
     assert problem.message.startswith(message)
+
+
+def test_rate_limit_defaults_to_50_a_second_with_bursts_of_200_and_null_turns_it_off() -> None:
+    assert load_config_text("").server.rate_limit == RateLimit(50, 200)
+    assert load_config_text("server:\n  rate_limit: {burst: 5}\n").server.rate_limit == (
+        RateLimit(50, 5)
+    )
+    assert load_config_text("server:\n  rate_limit: null\n").server.rate_limit is None

@@ -14,7 +14,7 @@ LAYERS = {
     "schedule": 1, "duration": 1,
     "config": 2, "configschema": 2, "schemagen": 2,
     "lists": 3, "clients": 3, "neighbors": 3, "policy": 3, "grants": 3,
-    "transport": 4, "store": 4, "alerts": 4, "sdnotify": 4, "privileges": 4,
+    "transport": 4, "store": 4, "ratelimit": 4, "alerts": 4, "sdnotify": 4, "privileges": 4,
     "resolvers": 5,
     "server": 6, "metrics": 6,
     "app": 7, "report": 7,
