@@ -302,3 +302,39 @@ async def test_a_database_deleted_while_running_is_created_again(tmp_path: Path)
     assert log.stats.dropped == 0
     assert rows(path, "SELECT count(*) FROM queries") == [(3,)]
     assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+
+
+async def test_a_full_disk_drops_rows_logs_once_and_resumes_when_space_returns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite's own "disk full" (SQLITE_FULL), through a page limit on every connection the log
+    # opens while the disk is "full": the same error path as a file system with no space left.
+    caplog.set_level(logging.DEBUG, logger="filterdns.store")
+    full = True
+    opening = QueryLog._open
+
+    async def open_on_a_full_disk(self: QueryLog) -> Any:
+        conn = await opening(self)
+        if full:
+            async with conn.execute("PRAGMA page_count") as cursor:
+                (pages,) = await cursor.fetchone()
+            await conn.execute(f"PRAGMA max_page_count = {pages}")
+        return conn
+
+    monkeypatch.setattr(QueryLog, "_open", open_on_a_full_disk)
+    path = tmp_path / "log.db"
+    log = query_log(LogConfig(database=path), flush_interval=0.01, retry_interval=0.0)
+    async with running(log):
+        for i in range(300):  # more than the free room of the pages already there
+            assert log.put(record(i))
+        await until(log, lambda s: s.dropped >= 300)
+        errors = store_errors(caplog)
+        assert len(errors) == 1
+        assert "full" in errors[0].getMessage()
+        full = False
+        log.put(record(1000))
+        async with asyncio.timeout(5):
+            await log.wait_written(1)
+    assert rows(path, "SELECT name FROM queries") == [("casino1000.example",)]
+    [(count,)] = rows(path, "SELECT sum(count) FROM drops")
+    assert count == 300
