@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit clean bench
+.PHONY: run test lint typecheck unit clean bench stress
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP)
 ## bench: filterdns against dnsmasq and unbound on loopback (QUICK=1: under 3 minutes)
 bench: $(STAMP)
 	bash bench/setup.sh && $(BIN)/python bench/run.py $(if $(QUICK),--quick)
+
+## stress: a million hostile packets and a 10-minute soak with a 1M-name list (SOAK=seconds)
+stress: $(STAMP)
+	bash bench/setup.sh && $(BIN)/python bench/stress.py $(if $(SOAK),--soak $(SOAK)) $(if $(PACKETS),--packets $(PACKETS))
 
 clean:
 	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache
