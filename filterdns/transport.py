@@ -36,13 +36,14 @@ import secrets
 import socket
 import ssl
 import struct
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from filterdns import wire
 from filterdns.config import UpstreamServer
 from filterdns.errors import UpstreamError, WireError
+
+if TYPE_CHECKING:  # httpx (~5 MB) is imported on the first DNS-over-HTTPS exchange only
+    import httpx
 
 U16 = struct.Struct("!H")
 ID_FLAGS = struct.Struct("!HH")
@@ -417,6 +418,8 @@ class Transport:
     def _https_client(self, server: UpstreamServer) -> httpx.AsyncClient:
         client = self._https_clients.get(server)
         if client is None:
+            import httpx  # noqa: PLC0415 - only configurations with a DoH upstream pay for it
+
             if self._https_context is None:
                 self._https_context = ssl.create_default_context()
             client = httpx.AsyncClient(
@@ -436,6 +439,8 @@ class Transport:
         return client
 
     async def _https(self, server: UpstreamServer, query: bytes, question: bytes) -> bytes:
+        import httpx  # noqa: PLC0415 - see _https_client
+
         host = f"[{server.host}]" if ":" in server.host else server.host
         url = f"https://{host}:{server.port}{server.path}"
         headers = {"accept": DNS_MESSAGE, "content-type": DNS_MESSAGE}
