@@ -239,6 +239,7 @@ class App:
         gauges.append(("filterdns_rate_limited_total", LIMITED_HELP, {}, stats["rate_limited"]))
         gauges.append(("filterdns_malformed_total", MALFORMED_HELP, {},
                        stats["formerr"] + stats["dropped"]))  # fmt: skip
+        gauges.append(("filterdns_packets_total", PACKETS_HELP, {}, stats["queries"]))
         return gauges
 
     # Reloading
@@ -391,6 +392,7 @@ REFUSED_HELP = (
 )
 LIMITED_HELP = "Queries dropped (UDP) or refused (TCP) over server.rate_limit"
 MALFORMED_HELP = "Packets answered FORMERR or dropped as malformed"
+PACKETS_HELP = "UDP datagrams and TCP frames read from clients (within their rate limit)"
 CONFIG_POLL = 1.0  # seconds between two looks at the configuration file
 CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
 

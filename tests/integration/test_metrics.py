@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import urllib.error
 import urllib.request
 
@@ -386,6 +387,9 @@ async def test_the_running_proxy_serves_its_metrics() -> None:
         async with running_proxy(text) as proxy:
             await proxy.query("example.com")
             await proxy.query("example.com")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as garbage:
+                garbage.sendto(b"\x12\x34\x00", (proxy.host, proxy.port))  # dropped: too short
+            await proxy.query("example.com", tcp=True)  # read after the garbage: it was counted
             where = proxy.app.metrics_address
             assert where is not None
             reader, writer = await asyncio.open_connection(where.host, where.port)
@@ -396,8 +400,11 @@ async def test_the_running_proxy_serves_its_metrics() -> None:
             await writer.wait_closed()
     assert body.startswith("HTTP/1.1 200")
     assert 'filterdns_queries_total{kind="resolved",profile="everyone",category=""} 1' in body
-    assert 'filterdns_queries_total{kind="cached",profile="everyone",category=""} 1' in body
-    assert "filterdns_cache_hits_total 1" in body
+    assert 'filterdns_queries_total{kind="cached",profile="everyone",category=""} 2' in body
+    assert "filterdns_cache_hits_total 2" in body
     assert "filterdns_refused_total 0" in body
+    assert "filterdns_rate_limited_total 0" in body
+    assert "filterdns_malformed_total 1" in body
+    assert "filterdns_packets_total 4" in body
     assert f'filterdns_upstream_duration_seconds_count{{server="{upstream.address}"}} 1' in body
     assert 'filterdns_list_names{category="gambling"}' in body
