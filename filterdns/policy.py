@@ -144,6 +144,8 @@ class _Profile:
     bypass_protection: bool
     state: _State | None = None
     trace_rules: list[str] = field(default_factory=list)
+    # The decision for every name nothing else applies to, shared (never changed): most names.
+    allowed: Decision | None = None
 
 
 def rule_label(rule: ScheduleRule) -> str:
@@ -300,7 +302,9 @@ class Policy:
             return Decision("rewrite", p, 7, f"SafeSearch for {p}: {target}", target=target)
         trace.append("7. no SafeSearch rewrite applies")
         trace.append("8. allowed: answered from the cache or the upstreams")
-        return Decision("allow", p, 8, "allowed")
+        if profile.allowed is None:
+            profile.allowed = Decision("allow", p, 8, "allowed")
+        return profile.allowed
 
     def _bypass(
         self,

@@ -136,9 +136,17 @@ class DnsServer:
         if self.limiter is not None and not self.limiter.allow(addr[0]):
             self.stats["rate_limited"] += 1  # dropped: answering a flood would feed it
             return
-        request = self._request(data, addr, "udp", lambda out: _send_udp(sock, out, addr))
-        if request is not None:
-            self._dispatch(request, lambda out: _send_udp(sock, out, addr))
+        request = self._request(data, addr, "udp")
+        if request is None:
+            return
+        if isinstance(request, bytes):  # FORMERR
+            _send_udp(sock, request, addr)
+            return
+        response = self._answer_now(request)
+        if response is None:
+            self._spawn(request, lambda out: _send_udp(sock, out, addr))
+        elif not response.silent:  # the usual case, answered here: no closure, no task
+            _send_udp(sock, _pack(response, request), addr)
 
     # -- TCP -------------------------------------------------------------------------------
 
@@ -179,16 +187,22 @@ class DnsServer:
                 data = await asyncio.wait_for(reader.readexactly(length), idle)
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
                 return
-            request = self._request(data, peer, "tcp", send)
+            request = self._request(data, peer, "tcp")
             if request is None:
+                continue
+            if isinstance(request, bytes):  # FORMERR
+                send(request)
                 continue
             if self.limiter is not None and not self.limiter.allow(peer[0]):
                 self.stats["rate_limited"] += 1
                 send(_pack(refused(request.query, "over server.rate_limit"), request))
                 continue
-            task = self._dispatch(request, send)
-            if task is None:
+            response = self._answer_now(request)
+            if response is not None:
+                if not response.silent:
+                    send(_pack(response, request))
                 continue
+            task = self._spawn(request, send)
             pending.add(task)
             task.add_done_callback(pending.discard)
             if len(pending) >= _MAX_PIPELINE:
@@ -196,10 +210,9 @@ class DnsServer:
 
     # -- both ------------------------------------------------------------------------------
 
-    def _request(
-        self, data: bytes, addr: tuple[str, int], protocol: str, send: _Send
-    ) -> Request | None:
-        """Parse a query; answer FORMERR or drop it when malformed (None is returned then)."""
+    def _request(self, data: bytes, addr: tuple[str, int], protocol: str) -> Request | bytes | None:
+        """The query as a Request; for a malformed packet the FORMERR reply to send (bytes), or
+        None when it is dropped (no readable id)."""
         self.stats["queries"] += 1
         try:
             query = wire.parse_query(data)
@@ -210,20 +223,19 @@ class DnsServer:
             else:
                 self.stats["formerr"] += 1
                 flags = _FRAME.unpack_from(data, 2)[0]
-                send(wire.header_only(exc.msg_id, flags, wire.FORMERR))
+                return wire.header_only(exc.msg_id, flags, wire.FORMERR)
             return None
         return Request(query, addr[0], addr[1], protocol, asyncio.get_running_loop().time())
 
-    def _dispatch(self, request: Request, send: _Send) -> asyncio.Task[None] | None:
-        """Answer at once when the chain has the answer ready, else in a task (returned)."""
+    def _answer_now(self, request: Request) -> Response | None:
+        """The answer when the chain has it ready (see Resolver.resolve_now), else None."""
         try:
-            response = self.chain.resolve_now(request)
+            return self.chain.resolve_now(request)
         except Exception:
-            response = self._failed(request)
-        if response is not None:
-            if not response.silent:
-                send(_pack(response, request))
-            return None
+            return self._failed(request)
+
+    def _spawn(self, request: Request, send: _Send) -> asyncio.Task[None]:
+        """Answer in a task: the chain must wait (an upstream), so the loop goes on meanwhile."""
         task = asyncio.get_running_loop().create_task(self._answer(request, send))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)

@@ -43,6 +43,10 @@ MAX_NAME_WIRE = 255
 _PRINTABLE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*")
 _PLAIN_OR_DOT = bytes(_PRINTABLE) + b"."
 _OPT_TYPE = b"\x00\x29"
+TEXT_MEMO = 8192  # names whose text form is kept (popular names are asked again and again)
+_TEXTS: dict[bytes, str] = {}
+SHAPE_MEMO = 4096
+_SHAPES: dict[tuple[int, ...], tuple[int, ...]] = {}
 
 
 @dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
@@ -195,7 +199,14 @@ def parse_query(data: bytes) -> Query:
         raise WireError("question type and class are missing", msg_id)
     qtype, qclass = TYPE_CLASS.unpack_from(data, qend)
     qname_wire = data[12:qend]
-    key = qname_wire.lower() + data[qend : qend + 4]
+    lowered = qname_wire.lower()
+    key = lowered + data[qend : qend + 4]
+    qname = _TEXTS.get(lowered)
+    if qname is None:
+        qname = name_to_text(qname_wire)
+        if len(_TEXTS) >= TEXT_MEMO:
+            _TEXTS.clear()
+        _TEXTS[lowered] = qname
     pos = qend + 4
     if arcount == 0 and ancount == 0 and nscount == 0:
         edns, udp_size, dnssec_ok, version = False, MIN_UDP, False, 0
@@ -219,7 +230,7 @@ def parse_query(data: bytes) -> Query:
     return Query(
         msg_id,
         flags,
-        name_to_text(qname_wire),
+        qname,
         qname_wire,
         qtype,
         qclass,
@@ -352,7 +363,17 @@ def analyse(data: bytes) -> Answer:
         data = data[:cut]
         data = data[:10] + U16.pack(kept_additional) + data[12:]
     cache_ttl = _cache_ttl(rcode, flags, ancount, answer_ttls, soa_negative)
-    return Answer(bytes(data), tuple(offsets), tuple(ttls), rcode, cache_ttl)
+    return Answer(bytes(data), _shared(tuple(offsets)), _shared(tuple(ttls)), rcode, cache_ttl)
+
+
+def _shared(values: tuple[int, ...]) -> tuple[int, ...]:
+    """One tuple object for equal TTL or offset layouts: most cached answers share a few."""
+    found = _SHAPES.get(values)
+    if found is None:
+        if len(_SHAPES) >= SHAPE_MEMO:
+            _SHAPES.clear()
+        _SHAPES[values] = found = values
+    return found
 
 
 def _cache_ttl(

@@ -49,7 +49,16 @@ class CacheStats:
 class _Entry:
     """One stored answer: TTLs already clamped, when it was stored, how long it lives."""
 
-    __slots__ = ("answer", "expires_at", "hits", "lifetime", "stale_until", "stored_at")
+    __slots__ = (
+        "_aged",
+        "_aged_for",
+        "answer",
+        "expires_at",
+        "hits",
+        "lifetime",
+        "stale_until",
+        "stored_at",
+    )
 
     def __init__(self, answer: Answer, stored_at: float, lifetime: int, serve_stale: float):
         self.answer = answer
@@ -58,6 +67,8 @@ class _Entry:
         self.expires_at = stored_at + lifetime
         self.stale_until = self.expires_at + serve_stale
         self.hits = 0
+        self._aged: Response | None = None  # the hit Response for `_aged_for` elapsed seconds
+        self._aged_for = -1
 
     def decayed(self, now: float) -> Answer:
         """The answer with every TTL lowered by the whole seconds elapsed since storing."""
@@ -66,6 +77,21 @@ class _Entry:
         if elapsed <= 0:
             return answer
         return answer.with_ttls(tuple(t - elapsed if t > elapsed else 0 for t in answer.ttls))
+
+    def hit(self, now: float) -> Response:
+        """The Response for a hit at `now`. TTLs change once a second, so from the second hit
+        within one second on, a popular name's Response is kept for the rest of that second
+        (a name asked once a second keeps nothing: memory stays with the popular ones)."""
+        elapsed = int(now - self.stored_at)
+        aged = self._aged
+        if aged is not None and elapsed == self._aged_for:
+            return aged
+        response = Response(Kind.CACHED, self.decayed(now), reason="cached")
+        if elapsed == self._aged_for:  # asked before within this second: popular, keep it
+            self._aged = response
+        else:
+            self._aged, self._aged_for = None, elapsed
+        return response
 
 
 class CacheResolver(Link):
@@ -114,7 +140,7 @@ class CacheResolver(Link):
                 and entry.expires_at - now < entry.lifetime * PREFETCH_FRACTION
             ):
                 self._prefetch(key, request)
-            return Response(Kind.CACHED, entry.decayed(now), reason="cached")
+            return entry.hit(now)
         if now >= entry.stale_until:
             del entries[key]
             self.stats.entries = len(entries)
@@ -157,7 +183,7 @@ class CacheResolver(Link):
         now = self._clock()
         if now < entry.expires_at:
             self.stats.hits += 1
-            return Response(Kind.CACHED, entry.decayed(now), reason="cached")
+            return entry.hit(now)
         if now >= entry.stale_until:
             return None
         self.stats.stale_served += 1
