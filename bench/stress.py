@@ -23,6 +23,7 @@ import contextlib
 import os
 import random
 import re
+import select
 import shutil
 import socket
 import sqlite3
@@ -74,26 +75,24 @@ def fuzz_server(port: int, packets: int) -> dict[str, int]:
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.setblocking(False)
     udp.connect(("127.0.0.1", port))
-    tcp = socket.create_connection(("127.0.0.1", port))
-    tcp.setblocking(False)
+    tcp = socket.create_connection(("127.0.0.1", port), timeout=5)
     sent = alive = probes = tcp_frames = 0
     for packet in hostile_packets(rng, packets):
         sent += 1
         if sent % 10 == 0:
-            try:
-                tcp.send(struct.pack("!H", len(packet)) + packet)
+            try:  # blocking, so no frame is lost to a full buffer
+                tcp.sendall(struct.pack("!H", len(packet)) + packet)
                 tcp_frames += 1
-            except OSError:  # the server closed it (or its buffer is full): a new one
+            except OSError:  # the server closed it: a new one
                 tcp.close()
-                tcp = socket.create_connection(("127.0.0.1", port))
-                tcp.setblocking(False)
+                tcp = socket.create_connection(("127.0.0.1", port), timeout=5)
         else:
             with contextlib.suppress(OSError):
                 udp.send(packet)
         if sent % BURST == 0:
             for sock in (udp, tcp):  # throw the answers away so buffers never fill
                 with contextlib.suppress(OSError):
-                    while sock.recv(65535):
+                    while select.select([sock], [], [], 0)[0] and sock.recv(65535):
                         pass
             probes += 1
             alive += good_query(port)
@@ -192,10 +191,53 @@ log: {{database: {work / "stress.db"}}}
     return cfg
 
 
+def soak_run(
+    args: argparse.Namespace, fdns: bench.Server, port: int, work: Path, failures: list[str]
+) -> list[str]:
+    """The soak; its report lines. Stops filterdns (so the log writes every queued row)."""
+    assert fdns.proc is not None
+    pid = fdns.proc.pid
+    log("soak: warming the cache with one pass of the workload")
+    bench.dnsperf(port, work / "mix.q", 0)
+    db = work / "stress.db"
+    rows_before = _settled_rows(db)
+    rss_before, fds_before = rss_mb(pid), open_files(pid)
+    log(f"soak: {args.soak:.0f} s at {args.rate:,} qps (RSS {rss_before:.1f} MB, {fds_before} fds)")
+    soak = dnsperf_soak(port, work / "mix.q", args.soak, args.rate)
+    rss_after, fds_after = rss_mb(pid), open_files(pid)
+    fdns.stop()  # SIGTERM: the log writes every queued row
+    rows = _blocked_rows(db) - rows_before
+    growth = (rss_after - rss_before) / rss_before * 100
+    loss = soak["lost"] / soak["sent"] * 100 if soak["sent"] else 100.0
+    log(
+        f"soak: {soak}; rows {rows:,}; RSS {rss_before:.1f} -> {rss_after:.1f} MB; fds {fds_before} -> {fds_after}"
+    )
+    if growth >= 5:
+        failures.append(f"RSS grew {growth:.1f} % during the soak")
+    if fds_after > fds_before:
+        failures.append(f"open files grew from {fds_before} to {fds_after}")
+    if rows != soak["nxdomain"]:
+        failures.append(f"{rows:,} log rows for {soak['nxdomain']:,.0f} blocked answers")
+    if loss > 0.1:
+        failures.append(f"{loss:.2f} % of the soak's queries were lost")
+    return [
+        "## Soak",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| duration, rate | {args.soak:.0f} s at {args.rate:,} qps (achieved {soak['qps']:,.0f}) |",
+        f"| queries sent / completed / lost | {soak['sent']:,.0f} / {soak['completed']:,.0f} / {soak['lost']:,.0f} ({loss:.3f} %) |",
+        f"| RSS before, after, growth | {rss_before:.1f} MB, {rss_after:.1f} MB, {growth:+.1f} % |",
+        f"| open files before, after | {fds_before}, {fds_after} |",
+        f"| blocked answers (NXDOMAIN) / log rows | {soak['nxdomain']:,.0f} / {rows:,} |",
+        "",
+    ]  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packets", type=int, default=1_000_000)
-    ap.add_argument("--soak", type=float, default=600.0, help="seconds of steady load")
+    ap.add_argument("--soak", type=float, default=600.0, help="seconds of steady load (0: none)")
     ap.add_argument("--rate", type=int, default=3000, help="queries a second during the soak")
     ap.add_argument("--names", type=int, default=1_000_000)
     args = ap.parse_args()
@@ -251,33 +293,7 @@ def main() -> int:
             failures.append("the server does not answer after the fuzz campaign")
 
         # -- 2. soak -----------------------------------------------------------------------
-        assert fdns.proc is not None
-        pid = fdns.proc.pid
-        log("soak: warming the cache with one pass of the workload")
-        bench.dnsperf(port, work / "mix.q", 0)
-        db = work / "stress.db"
-        rows_before = _settled_rows(db)
-        rss_before, fds_before = rss_mb(pid), open_files(pid)
-        log(
-            f"soak: {args.soak:.0f} s at {args.rate:,} qps (RSS {rss_before:.1f} MB, {fds_before} fds)"
-        )
-        soak = dnsperf_soak(port, work / "mix.q", args.soak, args.rate)
-        rss_after, fds_after = rss_mb(pid), open_files(pid)
-        fdns.stop()  # SIGTERM: the log writes every queued row
-        rows = _blocked_rows(db) - rows_before
-        growth = (rss_after - rss_before) / rss_before * 100
-        loss = soak["lost"] / soak["sent"] * 100 if soak["sent"] else 100.0
-        log(
-            f"soak: {soak}; rows {rows:,}; RSS {rss_before:.1f} -> {rss_after:.1f} MB; fds {fds_before} -> {fds_after}"
-        )
-        if growth >= 5:
-            failures.append(f"RSS grew {growth:.1f} % during the soak")
-        if fds_after > fds_before:
-            failures.append(f"open files grew from {fds_before} to {fds_after}")
-        if rows != soak["nxdomain"]:
-            failures.append(f"{rows:,} log rows for {soak['nxdomain']:,.0f} blocked answers")
-        if loss > 0.1:
-            failures.append(f"{loss:.2f} % of the soak's queries were lost")
+        soaked = soak_run(args, fdns, port, work, failures) if args.soak > 0 else []
 
         out = [
             f"# filterdns stress ({datetime.now(UTC):%Y-%m-%d %H:%M UTC})",
@@ -299,16 +315,7 @@ def main() -> int:
             f"| config loader inputs (loaded / located problems / crashes) | {parsers['config_inputs']:,} ({parsers['config_loaded']:,} / {parsers['config_problems']:,} / {parsers['crashes']}) |",
             f"| list parser lines | {parsers['list_lines']:,} |",
             "",
-            "## Soak",
-            "",
-            "| figure | value |",
-            "|---|---|",
-            f"| duration, rate | {args.soak:.0f} s at {args.rate:,} qps (achieved {soak['qps']:,.0f}) |",
-            f"| queries sent / completed / lost | {soak['sent']:,.0f} / {soak['completed']:,.0f} / {soak['lost']:,.0f} ({loss:.3f} %) |",
-            f"| RSS before, after, growth | {rss_before:.1f} MB, {rss_after:.1f} MB, {growth:+.1f} % |",
-            f"| open files before, after | {fds_before}, {fds_after} |",
-            f"| blocked answers (NXDOMAIN) / log rows | {soak['nxdomain']:,.0f} / {rows:,} |",
-            "",
+            *soaked,
             "Result: " + ("all checks passed" if not failures else "FAILED: " + "; ".join(failures)),
             "",
             f"Total run time: {time.monotonic() - started:.0f} s.",
