@@ -99,7 +99,8 @@ def build_chain(
         # cache serves every profile; SafeSearch targets are resolved through the cache.
         head = PolicyResolver(head, policy, config.blocking, clock=wall_clock)
         # querylog: between client and policy, so each blocked lookup is recorded with who asked
-        # and why; only a put_nowait on the hot path. Blocked lookups also feed the alerts.
+        # and why; only an append to a bounded queue on the hot path. Blocked lookups also feed
+        # the alerts.
         if querylog is not None:
             head = QueryLogResolver(
                 head,

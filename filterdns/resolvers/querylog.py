@@ -1,8 +1,8 @@
 """The query-log link: records every blocked lookup (and, with `log.log_allowed`, the rest).
 
 It sits between the client link and the policy, so it sees who asked (profile, client name) and
-the policy's answer (kind, category, rule, list source, answer mode). Recording is a
-`put_nowait` into the log's bounded queue: it never waits for the disk, and a full queue or a
+the policy's answer (kind, category, rule, list source, answer mode). Recording is
+an append to the log's bounded queue: it never waits for the disk, and a full queue or a
 failing database only costs the row (counted), never the answer. Blocked lookups also go to the
 alerts, which count them per rule.
 """
