@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 _READ_BATCH = 64  # datagrams read per wake-up before yielding to the loop
 _MAX_PIPELINE = 32  # queries in flight on one TCP connection before we stop reading it
 _BIND_ATTEMPTS = 20
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes asked for each UDP listening socket
 _FRAME = struct.Struct("!H")
 
 _Send = Callable[[bytes], None]
@@ -314,6 +315,11 @@ def _socket(host: str, kind: int) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     if kind == socket.SOCK_STREAM:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    else:
+        # Room for a burst of queries while the loop is busy (a collection, a log batch): the
+        # kernel's default holds only ~250 datagrams. Capped by net.core.rmem_max.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
     return sock
 
 

@@ -154,3 +154,20 @@ async def test_a_udp_answer_never_exceeds_what_the_client_can_take(payload: int 
         assert not reply.answer
     else:
         assert len(addresses(reply)) == 200
+
+
+async def test_a_burst_arriving_while_the_server_is_busy_is_answered_in_full(
+    upstream: FakeUpstream,
+) -> None:
+    # The test shares the server's event loop: sending without yielding is a server too busy
+    # to read. A socket with the kernel's default buffer holds ~250 such queries, and a
+    # collection or a log batch can keep the loop that busy.
+    burst = 400
+    async with running_proxy(_config(upstream, "rate_limit: null")) as proxy:
+        with _udp_client("127.0.0.2", proxy) as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            for i in range(burst):
+                client.send(_packet(i))
+            await _probe(proxy)
+            answered = _drain(client)
+    assert len(answered) == burst
