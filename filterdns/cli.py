@@ -223,7 +223,7 @@ def _profile_summary(config: Config, name: str) -> str:
     profile = config.profile(name)
     band = config.band(profile.age_band)
     categories = sorted({*band.categories, *profile.categories})
-    rules = [r.name for r in (*band.schedules, *profile.schedules)]
+    rules = [r.name for r in config.schedules_of(profile)]
     parts = [f"band {band.name}", f"blocks {', '.join(categories)}"]
     parts.append(f"schedules: {', '.join(rules)}" if rules else "no schedules")
     if profile.allow or profile.block:

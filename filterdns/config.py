@@ -10,9 +10,10 @@ The parental policy (`age_bands`, `profiles`, `calendars`, `clients`, `default_p
 `blocking`, `server.timezone`) is read here too, and checked across sections:
 - `Config.age_bands` is the effective table: BAND_TABLE with the file's overrides applied per
   key (`schedules: []` removes a band's bedtime); ALWAYS_BLOCKED is in every band.
-- Profiles defined in a file replace the embedded `everyone` profile (band `adult`). Then
-  `default_profile` must name one of them, unless exactly one is defined: that one is the
-  default. An empty `profiles: {}` keeps the embedded profiles.
+- Profiles defined in a file are added to the embedded `household` profile (the `13-15`
+  categories, SafeSearch, no bedtime; a file's own `household` replaces it). Devices no client
+  rule matches get `default_profile`, which is `household` unless the file names another one:
+  without a file, or before a child is named, nothing is served unfiltered.
 - A schedule rule has exactly one kind of action: `block: all` (optionally with `allow:`
   domains), or category changes: `block: [..]` and/or `allow_categories: [..]`, which may be
   combined in one rule but may not name the same category. ALWAYS_BLOCKED is never allowed.
@@ -203,6 +204,7 @@ class ProfileConfig:
     youtube: str | None = None  # None: the band's
     schedules: tuple[ScheduleRule, ...] = ()  # in addition to the band's
     timezone: str | None = None  # None: server.timezone
+    band_schedules: bool = True  # False: the band's default schedules (bedtime) do not apply
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +235,9 @@ _CHILD_CATEGORIES = (
     "adult", "gambling", "dating", "drugs", "violence", "social", "chat", "bypass", "piracy",
 )  # fmt: skip
 BAND_TABLE: tuple[tuple[str, tuple[str, ...], bool, str, tuple[tuple[str, str, str], ...]], ...] = (
-    ("under-9", _CHILD_CATEGORIES, True, "strict", (("daily", "20:00", "07:00"),)),
+    # Games too for the youngest: app stores rate most online games 9+ or 12+ (chat with
+    # strangers, in-game purchases); a schedule (`allow_categories: [games]`) opens them.
+    ("under-9", (*_CHILD_CATEGORIES, "games"), True, "strict", (("daily", "20:00", "07:00"),)),
     (
         "9-12",
         _CHILD_CATEGORIES,
@@ -275,7 +279,9 @@ def _builtin_bands() -> tuple[BandConfig, ...]:
 
 
 BUILTIN_BANDS = _builtin_bands()
-EVERYONE = ProfileConfig(name="everyone", age_band="adult")
+# Every device no client rule names gets this unless the file names a `default_profile`: a
+# filter that protects before anyone wrote a file (a bedtime needs a named child).
+HOUSEHOLD = ProfileConfig(name="household", age_band="13-15", band_schedules=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,10 +326,10 @@ class Config:
     source: str | None = None
     # The effective age bands: all of BANDS, in that order, with `age_bands:` overrides applied.
     age_bands: tuple[BandConfig, ...] = BUILTIN_BANDS
-    profiles: tuple[ProfileConfig, ...] = (EVERYONE,)
+    profiles: tuple[ProfileConfig, ...] = (HOUSEHOLD,)
     calendars: tuple[Calendar, ...] = ()
     clients: tuple[ClientConfig, ...] = ()
-    default_profile: str = EVERYONE.name  # for clients that match no `clients:` entry
+    default_profile: str = HOUSEHOLD.name  # for clients that match no `clients:` entry
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     alerts: tuple[AlertConfig, ...] = ()
@@ -341,6 +347,11 @@ class Config:
             if profile.name == name:
                 return profile
         raise KeyError(name)
+
+    def schedules_of(self, profile: ProfileConfig) -> tuple[ScheduleRule, ...]:
+        """The schedule rules in force for `profile`: its band's (unless turned off), then its own."""
+        band = self.band(profile.age_band).schedules if profile.band_schedules else ()
+        return band + profile.schedules
 
 
 SYSTEM_CONFIG = Path("/etc/filterdns/config.yaml")
@@ -1172,6 +1183,7 @@ class _ConfigWalker(Walker):
                 self.field(section, profile_path, "youtube", self.youtube, None),
                 self.field(section, profile_path, "schedules", self.schedules, ()),
                 self.field(section, profile_path, "timezone", self.timezone, None),
+                self.field(section, profile_path, "band_schedules", self.boolean, True),
             )
             if len(self.problems) == before:
                 found.append(profile)
@@ -1366,7 +1378,7 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         lang=w.field(section, path, "lang", w.language, rp.lang),
         footer=w.field(section, path, "footer", w.footer, rp.footer),
     )
-    config = _policy(w, root, top, base, replace(config, report=report))
+    config = _policy(w, top, base, replace(config, report=report))
     if "alerts" in top:
         config = replace(config, alerts=w.alerts(top["alerts"], "alerts"))
     return config
@@ -1395,16 +1407,7 @@ def _names_in(node: Node | None) -> list[str]:
     return [k.value for k, _ in node.value if isinstance(k, ScalarNode) and not is_null(k)]
 
 
-def _key_nodes(root: Node | None) -> dict[str, Node]:
-    """The key nodes of the top-level mapping, for problems about a whole section."""
-    if not isinstance(root, MappingNode):
-        return {}
-    return {k.value: k for k, _ in root.value if isinstance(k, ScalarNode) and not is_null(k)}
-
-
-def _policy(
-    w: _ConfigWalker, root: Node | None, top: Mapping[str, Node], base: Config, config: Config
-) -> Config:
+def _policy(w: _ConfigWalker, top: Mapping[str, Node], base: Config, config: Config) -> Config:
     """`config` with age_bands, profiles, calendars, clients and default_profile, cross-checked."""
     # Categories: the shipped ones, the base's and those named under `categories:` (even when
     # their sources have problems, so a reference to them is not a second problem).
@@ -1430,7 +1433,10 @@ def _policy(
     )
     if defined:
         found, names = w.profiles(node, "profiles")
-        profiles = tuple(found)
+        # The embedded profiles stay (the household default among them) unless redefined.
+        kept = [p for p in base.profiles if p.name not in names]
+        profiles = (*found, *kept)
+        names += [p.name for p in kept]
     choices = ", ".join(names)
 
     clients = base.clients
@@ -1447,12 +1453,6 @@ def _policy(
             )
         elif text is not None:
             default_profile = text.strip()
-    elif defined and len(names) == 1:
-        default_profile = names[0]
-    elif defined and names:
-        where = _key_nodes(root)["profiles"]
-        message = f"needed when profiles are defined; choose one of {choices}"
-        w.problem(where, "default_profile", message)
     return replace(
         config,
         age_bands=age_bands,

@@ -175,7 +175,7 @@ class Policy:
                 config=profile,
                 band=band.name,
                 categories=frozenset(band.categories) | frozenset(profile.categories),
-                rules=band.schedules + profile.schedules,
+                rules=config.schedules_of(profile),
                 tz=ZoneInfo(profile.timezone) if profile.timezone else server_zone,
                 safesearch=band.safesearch if profile.safesearch is None else profile.safesearch,
                 youtube=band.youtube if profile.youtube is None else profile.youtube,

@@ -371,10 +371,10 @@ def _filters(
 
 def _block_all_windows(config: Config, profile: ProfileConfig) -> list[Window]:
     try:
-        band_rules = config.band(profile.age_band).schedules
+        rules = config.schedules_of(profile)
     except KeyError:
-        band_rules = ()
-    return [rule.window for rule in (*band_rules, *profile.schedules) if rule.block_all]
+        rules = profile.schedules
+    return [rule.window for rule in rules if rule.block_all]
 
 
 def _spans(

@@ -437,6 +437,9 @@ def _profile_schema() -> Schema:
         "safesearch": _boolean("SafeSearch; default: the band's"),
         "youtube": _enum("YouTube restriction; default: the band's", YOUTUBE_LEVELS),
         "schedules": _with(_ref("schedules"), description="Rules added to the band's schedules"),
+        "band_schedules": _boolean(
+            "Whether the band's default schedules (its bedtime) apply to this profile"
+        ),
         "timezone": _string(
             "An IANA time zone for this profile's schedules; default: server.timezone",
             examples=["Europe/Berlin"],

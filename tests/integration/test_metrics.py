@@ -399,8 +399,8 @@ async def test_the_running_proxy_serves_its_metrics() -> None:
             writer.close()
             await writer.wait_closed()
     assert body.startswith("HTTP/1.1 200")
-    assert 'filterdns_queries_total{kind="resolved",profile="everyone",category=""} 1' in body
-    assert 'filterdns_queries_total{kind="cached",profile="everyone",category=""} 2' in body
+    assert 'filterdns_queries_total{kind="resolved",profile="household",category=""} 1' in body
+    assert 'filterdns_queries_total{kind="cached",profile="household",category=""} 2' in body
     assert "filterdns_cache_hits_total 2" in body
     assert "filterdns_refused_total 0" in body
     assert "filterdns_rate_limited_total 0" in body

@@ -184,7 +184,7 @@ def test_default_yaml_sets_every_key() -> None:
     keys = keys_of(DEFAULT_YAML)
     assert set(keys) == set(TOP_LEVEL)
     assert {name: keys[name] for name in SECTIONS} == SECTIONS
-    assert keys["profiles"] == ("everyone",)
+    assert keys["profiles"] == ("household",)
 
 
 def test_default_yaml_loaded_as_a_file_is_default_config(tmp_path: Path) -> None:
@@ -1526,7 +1526,7 @@ FRI_SAT = frozenset({4, 5})
 # PRODUCT.md's table: band -> (blocked categories, SafeSearch, YouTube, "block all" windows as
 # (days, from, to) in minutes).
 PRODUCT_BANDS = {
-    "under-9": (CHILD | ALWAYS, True, "strict", [(EVERY_DAY, 20 * 60, 7 * 60)]),
+    "under-9": (CHILD | {"games"} | ALWAYS, True, "strict", [(EVERY_DAY, 20 * 60, 7 * 60)]),
     "9-12": (
         CHILD | ALWAYS,
         True,
@@ -1566,20 +1566,24 @@ def test_the_effective_band_table_is_the_product_table() -> None:
 
 def test_band_and_profile_lookups() -> None:
     assert DEFAULTS.band("13-15").youtube == "moderate"
-    assert DEFAULTS.profile("everyone").age_band == "adult"
+    assert DEFAULTS.profile("household").age_band == "13-15"
     with pytest.raises(KeyError):
         DEFAULTS.band("10-12")
     with pytest.raises(KeyError):
         DEFAULTS.profile("minh")
 
 
-def test_a_fresh_install_blocks_only_the_always_blocked_categories_for_everyone() -> None:
-    assert DEFAULTS.profiles == (ProfileConfig(name="everyone", age_band="adult"),)
-    assert DEFAULTS.default_profile == "everyone"
+def test_a_fresh_install_protects_every_device_with_the_household_profile() -> None:
+    household = ProfileConfig(name="household", age_band="13-15", band_schedules=False)
+    assert DEFAULTS.profiles == (household,)
+    assert DEFAULTS.default_profile == "household"
+    assert DEFAULTS.schedules_of(household) == ()  # a bedtime needs a named child
+    assert DEFAULTS.band("13-15").safesearch and DEFAULTS.band("13-15").youtube == "moderate"
+    assert {"adult", "gambling", "bypass"} <= set(DEFAULTS.band("13-15").categories)
     assert DEFAULTS.band("adult").categories == ALWAYS_BLOCKED
     assert DEFAULTS.band("adult").schedules == ()
     assert (DEFAULTS.clients, DEFAULTS.calendars) == ((), ())
-    assert DEFAULTS.blocking == BlockingConfig("nxdomain", (), 10, True)
+    assert DEFAULTS.blocking == BlockingConfig(response="nxdomain", ttl=10, bypass_protection=True)
     assert DEFAULTS.server.timezone is None
 
 
@@ -1616,13 +1620,13 @@ def test_policy_dataclass_defaults_agree_with_default_yaml() -> None:
         pytest.param(
             "age_bands: {under-9: {schedules: []}}",
             "under-9",
-            (CHILD | ALWAYS, True, "strict", []),
+            (CHILD | {"games"} | ALWAYS, True, "strict", []),
             id="bedtime-removed",
         ),
         pytest.param(
             "age_bands: {under-9: {schedules: }}",
             "under-9",
-            (CHILD | ALWAYS, True, "strict", []),
+            (CHILD | {"games"} | ALWAYS, True, "strict", []),
             id="bedtime-removed-by-null",
         ),
         pytest.param(
@@ -1686,7 +1690,8 @@ profiles:
 
 def test_a_profile_with_every_key() -> None:
     config = sut(MINH)
-    (minh,) = config.profiles
+    minh, household = config.profiles
+    assert household.name == "household"  # the embedded default stays
     assert minh == ProfileConfig(
         name="minh",
         age_band="9-12",
@@ -1708,12 +1713,19 @@ def test_a_profile_with_every_key() -> None:
         line=11,
     )
     assert (rule.window.days, rule.window.start, rule.window.end) == (SUN_THU, 1260, 390)
-    assert config.default_profile == "minh"  # the only profile
+    assert config.default_profile == "household"  # no default_profile: the protective one
+    assert [r.name for r in config.schedules_of(minh)] == ["bedtime", "bedtime", "bedtime"]
 
 
 def test_a_minimal_profile_takes_its_band_settings() -> None:
-    (guests,) = sut("profiles: {guests: {age_band: 13-15}}").profiles
+    guests, _household = sut("profiles: {guests: {age_band: 13-15}}").profiles
     assert guests == ProfileConfig("guests", "13-15")
+
+
+def test_a_profile_can_leave_its_bands_bedtime_out() -> None:
+    config = sut("profiles: {teen: {age_band: 13-15, band_schedules: false}}")
+    assert config.schedules_of(config.profile("teen")) == ()
+    assert config.band("13-15").schedules  # the band itself keeps its bedtime
 
 
 SCHEDULE = 'profiles:\n  p:\n    age_band: 9-12\n    schedules:\n      - {{days: {days}, from: "{start}", to: "{end}", {action}}}\n'  # noqa: E501
@@ -1862,10 +1874,16 @@ def test_clients(key: str, value: str, expected: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("text", "default"),
     [
-        pytest.param("", "everyone", id="embedded"),
-        pytest.param("default_profile: everyone", "everyone", id="embedded-named"),
-        pytest.param("profiles: {}", "everyone", id="empty-profiles-keep-the-defaults"),
-        pytest.param("profiles: {a: {age_band: adult}}", "a", id="the-only-profile"),
+        pytest.param("", "household", id="embedded"),
+        pytest.param("default_profile: household", "household", id="embedded-named"),
+        pytest.param("profiles: {}", "household", id="empty-profiles-keep-the-defaults"),
+        pytest.param("profiles: {a: {age_band: adult}}", "household", id="one-profile"),
+        pytest.param(
+            "profiles: {a: {age_band: adult}, b: {age_band: 9-12}}", "household", id="several"
+        ),
+        pytest.param(
+            "profiles: {household: {age_band: 9-12}}", "household", id="household-redefined"
+        ),
         pytest.param(
             "profiles: {a: {age_band: adult}, b: {age_band: 9-12}}\ndefault_profile: b",
             "b",
@@ -1879,9 +1897,11 @@ def test_default_profile(text: str, default: str) -> None:
     assert config.profile(default)
 
 
-def test_profiles_in_a_file_replace_the_embedded_one() -> None:
+def test_profiles_in_a_file_join_the_embedded_household_profile() -> None:
     config = sut("profiles: {a: {age_band: adult}}")
-    assert [p.name for p in config.profiles] == ["a"]
+    assert [p.name for p in config.profiles] == ["a", "household"]
+    redefined = sut("profiles: {household: {age_band: under-9}}")
+    assert [(p.name, p.age_band) for p in redefined.profiles] == [("household", "under-9")]
 
 
 @pytest.mark.parametrize(
@@ -2025,7 +2045,7 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             KID + "    colour: blue\n",
             "profiles.kid.colour",
             "unknown key 'colour'; valid keys: age_band, block, allow, categories, safesearch, "
-            "youtube, schedules, timezone",
+            "youtube, schedules, timezone, band_schedules",
             4,
             id="profile-unknown-key",
         ),
@@ -2308,14 +2328,14 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
         pytest.param(
             CLIENT.format("name: t, ip: 10.0.0.1, profile: mum"),
             "clients[0].profile",
-            '"mum" is not a profile; profiles: kid',
+            '"mum" is not a profile; profiles: kid, household',
             3,
             id="client-unknown-profile",
         ),
         pytest.param(
             "clients:\n  - {name: t, ip: 10.0.0.1, profile: kid}\n",
             "clients[0].profile",
-            '"kid" is not a profile; profiles: everyone',
+            '"kid" is not a profile; profiles: household',
             2,
             id="client-profile-of-the-defaults",
         ),
@@ -2371,23 +2391,16 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             id="clients-not-a-list",
         ),
         pytest.param(
-            "profiles:\n  a: {age_band: adult}\n  b: {age_band: 9-12}\n",
-            "default_profile",
-            "needed when profiles are defined; choose one of a, b",
-            1,
-            id="default-profile-needed",
-        ),
-        pytest.param(
             "profiles:\n  a: {age_band: adult}\n  b: {age_band: 9-12}\ndefault_profile: c\n",
             "default_profile",
-            '"c" is not a profile; profiles: a, b',
+            '"c" is not a profile; profiles: a, b, household',
             4,
             id="default-profile-unknown",
         ),
         pytest.param(
             "default_profile: guests\n",
             "default_profile",
-            '"guests" is not a profile; profiles: everyone',
+            '"guests" is not a profile; profiles: household',
             1,
             id="default-profile-not-among-the-defaults",
         ),
@@ -2490,7 +2503,6 @@ def test_every_policy_problem_is_reported_at_once() -> None:
     assert [(p.path, p.line) for p in problems] == [
         ("server.timezone", 1),
         ("age_bands.10-12", 2),
-        ("default_profile", 3),
         ("profiles.kid.age_band", 5),
         ("profiles.kid.schedules[0].to", 7),
         ("clients[0].profile", 10),
@@ -2553,7 +2565,7 @@ def test_the_product_example_loads() -> None:
     config = sut(PRODUCT_EXAMPLE)
     assert config.server.timezone == "Asia/Ho_Chi_Minh"
     assert config.age_bands == DEFAULTS.age_bands
-    assert [p.name for p in config.profiles] == ["minh", "class-6a", "guests"]
+    assert [p.name for p in config.profiles] == ["minh", "class-6a", "guests", "household"]
     minh = config.profile("minh")
     assert (minh.age_band, minh.allow, minh.block) == (
         "9-12",

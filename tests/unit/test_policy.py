@@ -195,3 +195,24 @@ def test_a_list_reload_takes_effect_on_the_next_query() -> None:
     assert policy.decide("minh", "casino.example", now).action == "allow"
     holder[0] = index()  # the lists were rebuilt and swapped in
     assert policy.decide("minh", "casino.example", now).action == "block"
+
+
+def test_under_nine_blocks_games_unless_a_schedule_opens_them() -> None:
+    built = index()
+    policy = Policy(
+        config(
+            """\
+            server: {timezone: Asia/Ho_Chi_Minh}
+            profiles:
+              an: {age_band: under-9}
+              binh:
+                age_band: under-9
+                schedules:
+                  - {days: daily, from: "09:00", to: "12:00", allow_categories: [games]}
+            """
+        ),
+        lambda: built,
+    )
+    assert policy.decide("an", "roblox.com", at("2026-11-23 10:00")).category == "games"
+    assert policy.decide("binh", "roblox.com", at("2026-11-23 10:00")).action == "allow"
+    assert policy.decide("binh", "roblox.com", at("2026-11-23 13:00")).action == "block"
