@@ -349,7 +349,7 @@ class Config:
         raise KeyError(name)
 
     def schedules_of(self, profile: ProfileConfig) -> tuple[ScheduleRule, ...]:
-        """The schedule rules in force for `profile`: its band's (unless turned off), then its own."""
+        """The schedule rules of `profile`: its band's (unless turned off), then its own."""
         band = self.band(profile.age_band).schedules if profile.band_schedules else ()
         return band + profile.schedules
 
