@@ -8,7 +8,8 @@ The decision order (README "Decision order"; `filterdns explain` prints it step 
 4. Bypass protection (every band but `adult`, unless `blocking.bypass_protection: false`): the
    Firefox canary and iCloud Private Relay names answer NXDOMAIN, DDR answers NODATA, and the
    `bypass` category is blocked.
-5. An active `block: all` schedule blocks everything else.
+5. An active `block: all` schedule blocks everything else (the category the name is also
+   listed in is kept on the decision, for reports and alerts).
 6. Blocked categories: the band's, plus the profile's, plus those of active `block: [...]`
    schedules, minus those of active `allow_categories` schedules and category grants; then the
    profile's own `block` list. An `@@` exception in a category's lists allows that name for that
@@ -256,9 +257,24 @@ class Policy:
         # 5. Block everything.
         if state.block_all:
             rule = state.block_all[0]
+            reason = f"{rule.name}: everything is blocked for {p}"
             trace.append(f"5. blocked: {rule_label(rule)} blocks everything now")
+            # The category the name is also in is kept, so a night-time attempt counts as adult
+            # (or gambling...) in reports and alerts too.
+            found = _listed_category(matches, state.blocked)
+            if found is None:
+                return Decision("block", p, 5, reason, rule=rule_label(rule))
+            listed, category, source = found
+            trace.append(f"5. {listed} is also in {category} ({source})")
             return Decision(
-                "block", p, 5, f"{rule.name}: everything is blocked for {p}", rule=rule_label(rule)
+                "block",
+                p,
+                5,
+                f"{reason}; {listed} is also listed in {source}",
+                category=category,
+                rule=rule_label(rule),
+                source=source,
+                listed=listed,
             )
         trace.append("5. no `block: all` schedule is active")
         # 6. Categories and the profile's own block list.
@@ -433,6 +449,18 @@ class _Discard(list[str]):
 
 
 _NO_TRACE = _Discard()
+
+
+def _listed_category(
+    matches: list[tuple[str, str, str, bool]], blocked: frozenset[str]
+) -> tuple[str, str, str] | None:
+    """(listed name, category, source) of the first list holding the name, preferring the
+    categories the profile blocks anyway; None when no list holds it."""
+    listed = [(n, c, s) for n, c, s, allow in matches if not allow]
+    for found in listed:
+        if found[1] in blocked:
+            return found
+    return listed[0] if listed else None
 
 
 def _cap(state: _State, now: float) -> int | None:

@@ -219,6 +219,27 @@ async def test_blocked_lookups_are_logged_and_reported(
     assert [a["kind"] for a in report["bypass_attempts"]] == ["canary"]
 
 
+async def test_night_time_blocks_keep_their_category_in_reports_and_alerts(
+    upstream: FakeUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alerts = "alerts: [{categories: [gambling], threshold: 2, within: 10m, command: 'true'}]\n"
+    text = policy_config(upstream, tmp_path) + alerts
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    night = recent_morning()
+    night.now -= 9 * 3600  # 01:00: minh's band bedtime
+    async with running_proxy(text, wall_clock=night) as proxy:
+        for _ in range(2):
+            reply = await proxy.query("casino.example", source="127.0.0.2")
+            assert reply.rcode() == dns.rcode.NXDOMAIN
+        await proxy.query("example.com", source="127.0.0.2")  # blocked too, in no category
+    assert main(["report", "--since", "2d", "--json", "-c", str(config)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["profiles"]["minh"]["categories"] == {"gambling": 2, "(none)": 1}
+    assert report["bedtime"]["minh"]["blocked"] == 3
+    assert [(a["profile"], a["categories"]) for a in report["alerts"]] == [("minh", ["gambling"])]
+
+
 async def test_a_database_that_cannot_be_written_does_not_stop_answers(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
