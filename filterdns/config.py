@@ -226,6 +226,9 @@ class BlockingConfig:
     custom_ips: tuple[str, ...] = ()  # IPv4/IPv6 of a block page, required for `custom`
     ttl: int = 10  # seconds (a duration in YAML)
     bypass_protection: bool = True
+    cname_inspection: bool = True  # CNAME/DNAME/SVCB targets are judged like the name asked
+    rebinding_protection: bool = True  # no private addresses in answers to public names
+    rebinding_allow: tuple[str, ...] = ()  # names whose answers may hold private addresses
 
 
 # The built-in age bands (PRODUCT.md; config.example.yaml documents the same table). Each row:
@@ -1352,6 +1355,11 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         bypass_protection=w.field(
             section, path, "bypass_protection", w.boolean, bl.bypass_protection
         ),
+        cname_inspection=w.field(section, path, "cname_inspection", w.boolean, bl.cname_inspection),
+        rebinding_protection=w.field(
+            section, path, "rebinding_protection", w.boolean, bl.rebinding_protection
+        ),
+        rebinding_allow=w.field(section, path, "rebinding_allow", w.domains, bl.rebinding_allow),
     )
     where = section.get("response") or section.get("custom_ips")
     if blocking.response == "custom" and not blocking.custom_ips and where is not None:

@@ -76,6 +76,14 @@ _YOUTUBE = frozenset(
         "www.youtube-nocookie.com",
     }
 )
+# Names that live on the local network whatever the upstreams say: their answers may hold
+# private addresses (rebinding protection leaves them alone). RFC 6761/6762/8375 and the
+# suffixes home routers hand out; single-label names are local too.
+LOCAL_SUFFIXES = (
+    "localhost", "local", "lan", "home", "internal", "intranet", "corp", "private",
+    "localdomain", "home.arpa", "in-addr.arpa", "ip6.arpa",
+)  # fmt: skip
+BLOCKING_ACTIONS = frozenset({"block", "nxdomain", "nodata"})
 MAX_STATE_SECONDS = 3600.0  # recompute a profile's state at least hourly (e.g. after a DST rule)
 MAX_REMEMBERED = 65536  # decisions remembered per profile and state
 
@@ -165,6 +173,10 @@ class Policy:
         grants: Callable[[], Sequence[Grant]] = tuple,
     ) -> None:
         self.blocking: BlockingConfig = config.blocking
+        self.local_suffixes = frozenset(
+            (*LOCAL_SUFFIXES, *config.blocking.rebinding_allow,
+             *(suffix for suffix, _servers in config.upstreams.conditional))
+        )  # fmt: skip
         self._index = index
         self._grants = grants
         self._grants_seen: Sequence[Grant] | None = None
@@ -389,6 +401,20 @@ class Policy:
         if profile.youtube in YOUTUBE_HOSTS and name in _YOUTUBE:
             return YOUTUBE_HOSTS[profile.youtube]
         return None
+
+    def is_local(self, name: str) -> bool:
+        """Whether `name` may resolve to private addresses: a single label, or under a local
+        suffix, a conditional-forwarding suffix or `blocking.rebinding_allow`."""
+        if "." not in name:
+            return True
+        suffixes = self.local_suffixes
+        while True:
+            if name in suffixes:
+                return True
+            dot = name.find(".")
+            if dot < 0:
+                return False
+            name = name[dot + 1 :]
 
     # Schedule state
 

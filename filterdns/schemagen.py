@@ -356,6 +356,18 @@ def _sections() -> dict[str, dict[str, Schema]]:
             "bypass_protection": _boolean(
                 "Stop the usual ways around the filter (DoH canary, Private Relay, bypass)"
             ),
+            "cname_inspection": _boolean(
+                "Judge every CNAME/DNAME target and SVCB/HTTPS target name of an answer like "
+                "the name asked"
+            ),
+            "rebinding_protection": _boolean(
+                "Answers to public names lose private, loopback, link-local, CGNAT and "
+                "unique-local addresses (NODATA)"
+            ),
+            "rebinding_allow": _list(
+                _ref("domain"),
+                "Names (and their subdomains) whose answers may hold private addresses",
+            ),
         },
         "report": {
             "lang": _enum("The language of reports", REPORT_LANGUAGES),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from filterdns.addresses import is_private_address
 from filterdns.errors import WireError
 
 HEADER = struct.Struct("!6H")
@@ -35,6 +36,7 @@ NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16
 
 TYPE_A, TYPE_NS, TYPE_CNAME, TYPE_SOA, TYPE_AAAA, TYPE_OPT, TYPE_ANY = 1, 2, 5, 6, 28, 41, 255
+TYPE_DNAME, TYPE_SVCB, TYPE_HTTPS = 39, 64, 65
 CLASS_IN = 1
 
 MIN_UDP = 512
@@ -83,6 +85,11 @@ class Answer:
     `ttls[i]` is the TTL stored at byte offset `ttl_offsets[i]` of `wire`. `cache_ttl` is how long
     the message may be cached: the smallest TTL of a positive answer, the negative TTL of RFC 2308
     (min of the SOA's TTL and MINIMUM field), or None when it must not be cached.
+
+    What the policy inspects, found by the one walk of `analyse` (so a cache hit costs nothing
+    more): `targets`, the names the answer section leads to (CNAME and DNAME targets, SVCB/HTTPS
+    target names), in order; `private`, whether it holds an A/AAAA address of a private,
+    loopback, link-local, shared (CGNAT) or unique-local network (DNS rebinding).
     """
 
     wire: bytes
@@ -90,13 +97,18 @@ class Answer:
     ttls: tuple[int, ...] = ()
     rcode: int = NOERROR
     cache_ttl: int | None = None
+    targets: tuple[str, ...] = ()
+    private: bool = False
 
     def with_ttls(self, ttls: tuple[int, ...]) -> Answer:
         """A copy whose TTL fields hold `ttls` (same length as `ttl_offsets`)."""
         buf = bytearray(self.wire)
         for offset, ttl in zip(self.ttl_offsets, ttls, strict=True):
             U32.pack_into(buf, offset, ttl)
-        return Answer(bytes(buf), self.ttl_offsets, ttls, self.rcode, self.cache_ttl)
+        return Answer(
+            bytes(buf), self.ttl_offsets, ttls, self.rcode, self.cache_ttl, self.targets,
+            self.private,
+        )  # fmt: skip
 
 
 def name_to_text(wire: bytes) -> str:
@@ -178,6 +190,37 @@ def skip_name(data: bytes, pos: int) -> int:
         if length & 0xC0:
             raise WireError("unknown label type")
         pos += 1 + length
+
+
+def read_name(data: bytes, pos: int) -> str:
+    """The (possibly compressed) name at `pos` as lower-case text; WireError when malformed.
+
+    Pointers must point backwards (RFC 1035 4.1.4), so a hostile loop of pointers ends.
+    """
+    wire = bytearray()
+    end = len(data)
+    limit = pos
+    while True:
+        if pos >= end:
+            raise WireError("name runs past the end of the message")
+        length = data[pos]
+        if length & 0xC0 == 0xC0:
+            if pos + 2 > end:
+                raise WireError("name pointer runs past the end of the message")
+            target = U16.unpack_from(data, pos)[0] & 0x3FFF
+            if target >= limit:
+                raise WireError("name pointer does not point backwards")
+            pos = limit = target
+            continue
+        if length & 0xC0:
+            raise WireError("unknown label type")
+        wire += data[pos : pos + 1 + length]
+        if length == 0:
+            break
+        pos += 1 + length
+        if len(wire) > MAX_NAME_WIRE:
+            raise WireError("name is longer than 255 bytes")
+    return name_to_text(bytes(wire))
 
 
 def parse_query(data: bytes) -> Query:
@@ -330,6 +373,8 @@ def analyse(data: bytes) -> Answer:
     offsets: list[int] = []
     ttls: list[int] = []
     answer_ttls: list[int] = []
+    targets: list[str] = []
+    private = False
     soa_negative: int | None = None
     cut = None
     kept_additional = 0
@@ -353,6 +398,12 @@ def analyse(data: bytes) -> Answer:
         ttls.append(ttl)
         if index < ancount:
             answer_ttls.append(ttl)
+            if rtype in (TYPE_A, TYPE_AAAA):
+                private = private or is_private_address(data[pos - rdlen : pos])
+            elif rtype in _LEADING:
+                target = _target(data, pos - rdlen, rdlen, rtype)
+                if target is not None:
+                    targets.append(target)
         elif index < ancount + nscount:
             if rtype == TYPE_SOA and rdlen >= 20:
                 minimum = U32.unpack_from(data, pos - 4)[0]
@@ -363,7 +414,23 @@ def analyse(data: bytes) -> Answer:
         data = data[:cut]
         data = data[:10] + U16.pack(kept_additional) + data[12:]
     cache_ttl = _cache_ttl(rcode, flags, ancount, answer_ttls, soa_negative)
-    return Answer(bytes(data), _shared(tuple(offsets)), _shared(tuple(ttls)), rcode, cache_ttl)
+    return Answer(
+        bytes(data), _shared(tuple(offsets)), _shared(tuple(ttls)), rcode, cache_ttl,
+        tuple(targets), private,
+    )  # fmt: skip
+
+
+_LEADING = frozenset({TYPE_CNAME, TYPE_DNAME, TYPE_SVCB, TYPE_HTTPS})
+
+
+def _target(data: bytes, rdata_at: int, rdlen: int, rtype: int) -> str | None:
+    """The name a CNAME, DNAME, SVCB or HTTPS record leads to (None: the owner itself, "." in
+    SVCB). SVCB's TargetName follows its 2-byte SvcPriority (RFC 9460 2.2)."""
+    skip = 2 if rtype in (TYPE_SVCB, TYPE_HTTPS) else 0
+    if rdlen <= skip:
+        raise WireError("record data too short for its name")
+    name = read_name(data, rdata_at + skip)
+    return None if name == "." else name
 
 
 def _shared(values: tuple[int, ...]) -> tuple[int, ...]:

@@ -313,7 +313,13 @@ class FakeUpstream:
                 return
             target = self.records.get((key, "CNAME"))
             if not target or rtype == "CNAME":
-                break
+                dname = self._dname(name)
+                if dname is None:
+                    break
+                # RFC 6672: the DNAME, then a CNAME synthesised from it, then on to the target.
+                owner, substitute = dname
+                response.answer.append(self._rrset(owner, "DNAME", [substitute.to_text()]))
+                target = [name.relativize(owner).derelativize(substitute).to_text()]
             response.answer.append(self._rrset(name, "CNAME", target[:1]))
             name = dns.name.from_text(target[0])
         if response.answer:
@@ -328,8 +334,20 @@ class FakeUpstream:
             dns.rrset.from_text_list(zone, self.negative_ttl, "IN", "SOA", [soa])
         )
 
+    def _dname(self, name: dns.name.Name) -> tuple[dns.name.Name, dns.name.Name] | None:
+        """(owner, target) of a DNAME record at a proper parent of `name`, if the table has one."""
+        parent = name
+        while len(parent.labels) > 2:
+            parent = parent.parent()
+            target = self.records.get((parent.to_text(omit_final_dot=True).lower(), "DNAME"))
+            if target:
+                return parent, dns.name.from_text(target[0])
+        return None
+
     def _rrset(self, name: dns.name.Name, rtype: str, values: list[str]) -> dns.rrset.RRset:
-        return dns.rrset.from_text_list(name, self.ttl, "IN", rtype, values, origin=dns.name.root)
+        return dns.rrset.from_text_list(
+            name, self.ttl, "IN", rtype, values, origin=dns.name.root, relativize=False
+        )
 
 
 def _truncated(reply: bytes) -> bytes:

@@ -138,7 +138,7 @@ async def test_a_udp_source_outside_allow_clients_gets_no_reply_at_all(
 
 @pytest.mark.parametrize("payload", [None, 512, 600, 1232, 4096])
 async def test_a_udp_answer_never_exceeds_what_the_client_can_take(payload: int | None) -> None:
-    records = {("big.example", "A"): [f"10.0.{i // 250}.{i % 250}" for i in range(200)]}
+    records = {("big.example", "A"): [f"198.51.{i // 250}.{i % 250}" for i in range(200)]}
     async with FakeUpstream(records) as big, running_proxy(config_for(big.address)) as proxy:
         with _udp_client("127.0.0.1", proxy) as client:
             loop = asyncio.get_running_loop()

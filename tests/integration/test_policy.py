@@ -21,7 +21,7 @@ from tests.integration.harness import FakeClock, addresses, config_for, running_
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 RECORDS = {
     ("example.com", "A"): ["93.184.216.34"],
-    ("casino.example", "A"): ["10.66.66.66"],
+    ("casino.example", "A"): ["203.0.113.66"],
     ("forcesafesearch.google.com", "A"): ["216.239.38.120"],
     ("www.google.com", "A"): ["142.250.1.1"],
 }
@@ -80,7 +80,7 @@ async def test_each_source_address_gets_its_profile(upstream: FakeUpstream, tmp_
     assert child.authority[0].rdtype == dns.rdatatype.SOA
     ede = [o for o in child.options if isinstance(o, dns.edns.EDEOption)]
     assert [(o.code, o.text) for o in ede] == [(dns.edns.EDECode.BLOCKED, "gambling")]
-    assert addresses(parent) == ["10.66.66.66"]
+    assert addresses(parent) == ["203.0.113.66"]
 
 
 async def test_a_schedule_blocks_on_the_minute_and_unblocks(
@@ -168,7 +168,7 @@ async def test_a_grant_from_the_command_line_unblocks_within_a_second(
             await asyncio.sleep(0.05)
     assert code == 0
     assert blocked.rcode() == dns.rcode.NXDOMAIN
-    assert addresses(reply) == ["10.66.66.66"]
+    assert addresses(reply) == ["203.0.113.66"]
 
 
 async def test_explain_agrees_with_what_serve_answers(

@@ -22,7 +22,7 @@ from tests.integration.harness import FakeClock, addresses, config_for, running_
 RECORDS = {
     ("example.com", "A"): ["93.184.216.34"],
     ("example.com", "AAAA"): ["2606:2800:220:1::1"],
-    ("big.example", "A"): [f"10.0.{i // 250}.{i % 250}" for i in range(60)],
+    ("big.example", "A"): [f"198.51.{i // 250}.{i % 250}" for i in range(60)],
     ("router.home.arpa", "A"): ["192.168.1.1"],
 }
 

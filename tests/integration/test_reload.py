@@ -19,7 +19,7 @@ from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import addresses, config_for
 from tests.integration.test_lifecycle import LISTENING
 
-NAMES = {(f"site{i}.example", "A"): [f"10.0.0.{i}"] for i in range(25)}
+NAMES = {(f"site{i}.example", "A"): [f"198.51.100.{i}"] for i in range(25)}
 RECORDS = {("example.com", "A"): ["93.184.216.34"], **NAMES}
 
 
@@ -93,7 +93,7 @@ async def test_an_edited_file_is_picked_up_by_itself(tmp_path: Path) -> None:
         path = tmp_path / "config.yaml"
         path.write_text(config_text(upstream, tmp_path, "site0.example"))
         async with running_app(path) as (app, port):
-            assert addresses(await ask("127.0.0.1", port, "site5.example")) == ["10.0.0.5"]
+            assert addresses(await ask("127.0.0.1", port, "site5.example")) == ["198.51.100.5"]
             path.write_text(config_text(upstream, tmp_path, "site5.example"))
             await asyncio.wait_for(app.wait_for_reloads(1), timeout=10)
             reply = await ask("127.0.0.1", port, "site5.example")
@@ -133,7 +133,7 @@ async def test_sighup_reloads_the_running_server(tmp_path: Path) -> None:
                 if match:
                     port = int(match.group(1))
                     break
-            assert addresses(await ask("127.0.0.1", port, "site7.example")) == ["10.0.0.7"]
+            assert addresses(await ask("127.0.0.1", port, "site7.example")) == ["198.51.100.7"]
             text = config_text(upstream, tmp_path, "site7.example")
             path.write_text(text.replace("lists:", "# reload by signal\nlists:"))
             process.send_signal(1)  # SIGHUP

@@ -2443,8 +2443,9 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
         pytest.param(
             "blocking:\n  ttl: 10s\n  timeout: 3\n",
             "blocking.timeout",
-            "unknown key 'timeout'; valid keys: response, custom_ips, ttl, bypass_protection "
-            "('timeout' belongs under upstreams: or lists:)",
+            "unknown key 'timeout'; valid keys: response, custom_ips, ttl, bypass_protection, "
+            "cname_inspection, rebinding_protection, rebinding_allow ('timeout' belongs under "
+            "upstreams: or lists:)",
             3,
             id="blocking-unknown-key",
         ),

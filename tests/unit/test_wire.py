@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 
+import dns.message
+import dns.rrset
 import dnslib
 import pytest
 from dnslib import EDNS0, QTYPE, RR, DNSRecord
 
 from filterdns import wire
+from filterdns.addresses import is_private_address
 from filterdns.errors import WireError
 
 
@@ -184,3 +188,96 @@ def test_question_of_rejects_compressed_question() -> None:
 
 def test_dnslib_is_only_a_test_oracle_here() -> None:
     assert dnslib.__name__ == "dnslib"
+
+
+# What the policy inspects in an answer: the names it leads to and private addresses
+
+
+def _answer(name: str, qtype: str, zone: str) -> bytes:
+    """A reply to `name`/`qtype` whose answer section holds the records of `zone` (dnspython
+    reads SVCB parameters and dotted IPv6 forms that dnslib's zone reader does not)."""
+    reply = dns.message.make_response(dns.message.make_query(name, qtype))
+    for line in zone.splitlines():
+        owner, ttl, rtype, rdata = line.split(None, 3)
+        reply.answer.append(dns.rrset.from_text(owner, int(ttl), "IN", rtype, rdata))
+    return reply.to_wire()
+
+
+@pytest.mark.parametrize(
+    ("zone", "qtype", "targets"),
+    [
+        pytest.param("example.com. 60 A 93.184.216.34", "A", (), id="plain"),
+        pytest.param("example.com. 60 CNAME cdn.example.net.\ncdn.example.net. 60 A 1.2.3.4",
+                     "A", ("cdn.example.net",), id="one-cname"),
+        pytest.param("example.com. 60 CNAME A.Example.NET.\na.example.net. 60 CNAME b.example.\n"
+                     "b.example. 60 CNAME c.example.\nc.example. 60 A 1.2.3.4",
+                     "A", ("a.example.net", "b.example", "c.example"), id="three-lower-cased"),
+        pytest.param("example.com. 60 DNAME other.example.\n"
+                     "www.example.com. 60 CNAME www.other.example.",
+                     "A", ("other.example", "www.other.example"), id="dname"),
+        pytest.param('example.com. 60 HTTPS 0 svc.example.net.', "HTTPS", ("svc.example.net",),
+                     id="https-alias"),
+        pytest.param('example.com. 60 HTTPS 1 . alpn="h2"', "HTTPS", (), id="https-self"),
+        pytest.param('example.com. 60 SVCB 1 pool.example. port="853"', "SVCB",
+                     ("pool.example",), id="svcb-target"),
+    ],
+)  # fmt: skip
+def test_analyse_finds_the_names_an_answer_leads_to(
+    zone: str, qtype: str, targets: tuple[str, ...]
+) -> None:
+    sut = wire.analyse(_answer("example.com", qtype, zone))
+    assert sut.targets == targets
+    assert sut.with_ttls(tuple(0 for _ in sut.ttls)).targets == targets  # kept by cache hits
+
+
+@pytest.mark.parametrize(
+    ("address", "private"),
+    [
+        *[pytest.param(a, True, id=a) for a in (
+            "0.0.0.0", "10.1.2.3", "100.64.0.1", "100.127.255.254", "127.0.0.1", "169.254.169.254",
+            "172.16.0.1", "172.31.255.255", "192.168.1.1", "::", "::1", "fc00::1", "fd12:3456::1",
+            "fe80::1", "febf::1", "fec0::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1",
+            "64:ff9b::192.168.0.1", "::10.0.0.1",
+        )],
+        *[pytest.param(a, False, id=a) for a in (
+            "1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.1", "172.15.0.1", "172.32.0.1",
+            "192.169.0.1", "198.51.100.7", "9.9.9.9", "2606:4700::1111", "2001:db8::1",
+            "::ffff:8.8.8.8", "64:ff9b::8.8.8.8", "fbff::1", "ff02::1",
+        )],
+    ],
+)  # fmt: skip
+def test_private_addresses(address: str, private: bool) -> None:
+    assert is_private_address(ipaddress.ip_address(address).packed) is private
+    qtype = "AAAA" if ":" in address else "A"
+    answer = wire.analyse(_answer("x.example", qtype, f"x.example. 60 {qtype} {address}"))
+    assert answer.private is private
+
+
+def test_one_private_address_among_public_ones_marks_the_answer() -> None:
+    zone = "x.example. 60 A 1.1.1.1\nx.example. 60 A 10.0.0.1\nx.example. 60 A 8.8.8.8"
+    assert wire.analyse(_answer("x.example", "A", zone)).private
+
+
+def test_private_addresses_outside_the_answer_section_do_not_count() -> None:
+    reply = _reply(_query("x.example"), "x.example. 60 A 1.1.1.1",
+                   auth="x.example. 60 NS ns.x.example.")  # fmt: skip
+    assert not wire.analyse(reply).private
+
+
+def test_read_name_follows_pointers_backwards_only() -> None:
+    message = b"\x00" * 12 + b"\x03www\x07example\x03com\x00" + b"\x03cdn\xc0\x10"
+    assert wire.read_name(message, 12) == "www.example.com"
+    assert wire.read_name(message, 29) == "cdn.example.com"
+    loop = b"\x00" * 12 + b"\x01a\xc0\x0c"  # points at itself
+    with pytest.raises(WireError):
+        wire.read_name(loop, 12)
+    forward = b"\x00" * 12 + b"\xc0\x0e\x01a\x00"
+    with pytest.raises(WireError):
+        wire.read_name(forward, 12)
+
+
+def test_a_cname_whose_target_runs_off_the_message_is_malformed() -> None:
+    reply = bytearray(_answer("x.example", "A", "x.example. 60 CNAME y.example."))
+    reply[-2:] = b"\xc0\xff"  # the target's pointer now points past the end
+    with pytest.raises(WireError):
+        wire.analyse(bytes(reply))
