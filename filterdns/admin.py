@@ -8,11 +8,12 @@ prints is what `serve` answers at that instant.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import json
 import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,15 +21,21 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.markup import escape
 
+from filterdns import wire
+from filterdns.answers import AnswerJudge
+from filterdns.app import build_forwarder
 from filterdns.clients import ClientDirectory, ClientMatch, ClientRule
 from filterdns.config import DEFAULT_CATEGORIES, Config, is_domain_name, system_timezone
 from filterdns.duration import parse_duration
 from filterdns.grants import GrantStore, grants_path
 from filterdns.lists.catalog import ListSet
 from filterdns.lists.shipped import shipped_path
+from filterdns.model import Kind, Request, Response, answer_records
 from filterdns.names import normalize_name
 from filterdns.neighbors import normalize_mac
 from filterdns.policy import Decision, Grant, Policy
+from filterdns.resolvers.querylog import qtype_number
+from filterdns.transport import Transport
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
@@ -44,6 +51,12 @@ def add_commands(
     )
     explain.add_argument("--at", help='the instant, "YYYY-MM-DD HH:MM" in the profile\'s time zone')
     explain.add_argument("--type", default="A", help="the query type (default A)")
+    explain.add_argument(
+        "--resolve",
+        action="store_true",
+        help="also ask the upstreams and judge the answer: the names it leads to (CNAME "
+        "cloaking) and private addresses (rebinding)",
+    )
     grant = sub.add_parser(
         "grant", help="allow a domain or a category for one profile, for a while"
     )
@@ -92,6 +105,8 @@ def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
         else:
             now = time.time()
         decision = policy.decide(match.profile, name, now, explain=True)
+        if args.resolve and decision.action == "allow":
+            decision = _judge_answer(config, policy, decision, name=name, qtype=args.type, now=now)
         line = _line_of(decision)
         if args.json:
             data = _explain_json(
@@ -112,6 +127,38 @@ def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
     finally:
         listset.close()
     return 0
+
+
+def _judge_answer(
+    config: Config, policy: Policy, decision: Decision, *, name: str, qtype: str, now: float
+) -> Decision:
+    """Step 8 for real: ask the upstreams, then judge what the answer leads to, as serve does."""
+    trace = list(decision.trace)
+    number = qtype_number(qtype)
+    if number is None:
+        trace.append(f"8. not asked: {qtype!r} is not a query type like A, AAAA or HTTPS")
+        return replace(decision, trace=tuple(trace))
+    response = asyncio.run(_ask(config, name, number))
+    if response.kind is Kind.FAILED:
+        trace.append(f"8. the upstreams could not be asked: {response.reason}")
+        return replace(decision, trace=tuple(trace))
+    records = answer_records(response.answer) or ["(no records)"]
+    trace.append("8. the upstreams answered: " + "; ".join(records))
+    found = AnswerJudge(config, policy).judge(decision, name, response.answer, now, trace=trace)
+    if found is None:
+        return replace(decision, trace=tuple(trace))
+    return replace(found, ttl_cap=decision.ttl_cap, trace=tuple(trace))
+
+
+async def _ask(config: Config, name: str, qtype: int) -> Response:
+    """The answer of the configured upstreams (and conditional routes) for one question."""
+    transport = Transport()
+    try:
+        head, _upstream = build_forwarder(config, transport)
+        packet = wire.make_query(wire.text_to_wire(name), qtype, wire.CLASS_IN, 0)
+        return await head.resolve(Request(wire.parse_query(packet), "", 0, "udp", 0.0))
+    finally:
+        await transport.close()
 
 
 def _client(config: Config, text: str) -> ClientMatch | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from filterdns import privileges, sdnotify
 from filterdns.alerts import Alerter, AlertRule
+from filterdns.answers import AnswerJudge
 from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
 from filterdns.errors import ConfigError, FilterDnsError
@@ -49,25 +50,13 @@ class Chain:
     access: AccessResolver
 
 
-def build_chain(
+def build_forwarder(
     config: Config,
     transport: Transport,
-    clock: Callable[[], float] = time.monotonic,
-    *,
-    policy: Policy | None = None,
-    directory: ClientDirectory | None = None,
-    wall_clock: Callable[[], float] = time.time,
-    querylog: QueryLog | None = None,
-    alerter: Alerter | None = None,
-    cache: CacheResolver | None = None,
-    metrics: Metrics | None = None,
-) -> Chain:
-    """Order the links of the request path, from the terminal upstream up to the ACL.
-
-    `cache` reuses the cache of a previous chain (a reload keeps every cached answer).
-    """
+    on_exchange: Callable[[str, float | None, bool], None] | None = None,
+) -> tuple[Resolver, UpstreamResolver]:
+    """The bottom of the chain (conditional routes, then the upstreams) and its upstream link."""
     up = config.upstreams
-    on_exchange = metrics.upstream if metrics is not None else None
 
     def upstream_for(servers: Sequence[UpstreamServer]) -> UpstreamResolver:
         return UpstreamResolver(
@@ -87,6 +76,28 @@ def build_chain(
     if up.conditional:
         routes = [(suffix, upstream_for(servers)) for suffix, servers in up.conditional]
         head = ConditionalResolver(head, routes)
+    return head, upstream
+
+
+def build_chain(
+    config: Config,
+    transport: Transport,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    policy: Policy | None = None,
+    directory: ClientDirectory | None = None,
+    wall_clock: Callable[[], float] = time.time,
+    querylog: QueryLog | None = None,
+    alerter: Alerter | None = None,
+    cache: CacheResolver | None = None,
+    metrics: Metrics | None = None,
+) -> Chain:
+    """Order the links of the request path, from the terminal upstream up to the ACL.
+
+    `cache` reuses the cache of a previous chain (a reload keeps every cached answer).
+    """
+    on_exchange = metrics.upstream if metrics is not None else None
+    head, upstream = build_forwarder(config, transport, on_exchange)
     # cache: below the policy so one cache serves every profile and a schedule flip applies
     # on the very next query; serves stale data when everything below fails.
     if cache is None:
@@ -97,7 +108,8 @@ def build_chain(
     if policy is not None and directory is not None:
         # policy: above the cache, so a schedule change applies on the very next query and one
         # cache serves every profile; SafeSearch targets are resolved through the cache.
-        head = PolicyResolver(head, policy, config.blocking, clock=wall_clock)
+        judge = AnswerJudge(config, policy)
+        head = PolicyResolver(head, policy, config.blocking, judge, clock=wall_clock)
         # querylog: between client and policy, so each blocked lookup is recorded with who asked
         # and why; only an append to a bounded queue on the hot path. Blocked lookups also feed
         # the alerts.

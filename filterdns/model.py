@@ -311,3 +311,13 @@ def _wire_labels(name_wire: bytes) -> list[bytes]:
         labels.append(name_wire[pos + 1 : pos + 1 + length])
         pos += 1 + length
     return labels
+
+
+def answer_records(answer: Answer) -> list[str]:
+    """The answer section of `answer` as presentation lines ("a.example. 300 IN CNAME b."), for
+    `explain`. Not a hot path: dnslib does the work; an unreadable message gives none."""
+    try:
+        parsed = dnslib.DNSRecord.parse(answer.wire)
+    except (dnslib.DNSError, ValueError, IndexError, UnicodeError):
+        return []
+    return [rr.toZone().replace("\t", " ") for rr in parsed.rr]

@@ -76,13 +76,6 @@ _YOUTUBE = frozenset(
         "www.youtube-nocookie.com",
     }
 )
-# Names that live on the local network whatever the upstreams say: their answers may hold
-# private addresses (rebinding protection leaves them alone). RFC 6761/6762/8375 and the
-# suffixes home routers hand out; single-label names are local too.
-LOCAL_SUFFIXES = (
-    "localhost", "local", "lan", "home", "internal", "intranet", "corp", "private",
-    "localdomain", "home.arpa", "in-addr.arpa", "ip6.arpa",
-)  # fmt: skip
 BLOCKING_ACTIONS = frozenset({"block", "nxdomain", "nodata"})
 MAX_STATE_SECONDS = 3600.0  # recompute a profile's state at least hourly (e.g. after a DST rule)
 MAX_REMEMBERED = 65536  # decisions remembered per profile and state
@@ -173,10 +166,6 @@ class Policy:
         grants: Callable[[], Sequence[Grant]] = tuple,
     ) -> None:
         self.blocking: BlockingConfig = config.blocking
-        self.local_suffixes = frozenset(
-            (*LOCAL_SUFFIXES, *config.blocking.rebinding_allow,
-             *(suffix for suffix, _servers in config.upstreams.conditional))
-        )  # fmt: skip
         self._index = index
         self._grants = grants
         self._grants_seen: Sequence[Grant] | None = None
@@ -329,7 +318,11 @@ class Policy:
             trace.append(f"7. rewritten: {name} -> {target}")
             return Decision("rewrite", p, 7, f"SafeSearch for {p}: {target}", target=target)
         trace.append("7. no SafeSearch rewrite applies")
-        trace.append("8. allowed: answered from the cache or the upstreams")
+        trace.append(
+            "8. allowed: answered from the cache or the upstreams; the names the answer leads "
+            "to (CNAME cloaking) and private addresses (rebinding) are judged too "
+            "(explain --resolve asks the upstreams and shows it)"
+        )
         if profile.allowed is None:
             profile.allowed = Decision("allow", p, 8, "allowed")
         return profile.allowed
@@ -401,20 +394,6 @@ class Policy:
         if profile.youtube in YOUTUBE_HOSTS and name in _YOUTUBE:
             return YOUTUBE_HOSTS[profile.youtube]
         return None
-
-    def is_local(self, name: str) -> bool:
-        """Whether `name` may resolve to private addresses: a single label, or under a local
-        suffix, a conditional-forwarding suffix or `blocking.rebinding_allow`."""
-        if "." not in name:
-            return True
-        suffixes = self.local_suffixes
-        while True:
-            if name in suffixes:
-                return True
-            dot = name.find(".")
-            if dot < 0:
-                return False
-            name = name[dot + 1 :]
 
     # Schedule state
 

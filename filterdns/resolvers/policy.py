@@ -6,12 +6,11 @@ naming the category when the client sent EDNS), rewrites SafeSearch names to a C
 safe host's addresses (resolved through the cache and upstreams below), and caps the TTL of every
 answer, blocked or allowed, at the time until the profile's decision next changes.
 
-The answer of an allowed name is inspected on its way up, cached or not (the cache is shared by
-every profile, so this is the place): every name it leads to (CNAME/DNAME targets, SVCB/HTTPS
-target names) is decided for the same profile, and a blocked one blocks the answer (CNAME
-cloaking); a public name answered with private addresses becomes NODATA (DNS rebinding). `wire`
-found those names and addresses when the answer arrived, so a hit with neither costs two
-attribute reads.
+The answer of an allowed name is judged on its way up, cached or not (the cache is shared by
+every profile, so this is the place; `answers.AnswerJudge`): a CNAME/DNAME/alias target blocked
+for the profile blocks the answer (CNAME cloaking), and a public name answered with private
+addresses becomes NODATA (DNS rebinding). `wire` noted those names and addresses when the
+answer arrived, so a hit with neither costs two attribute reads.
 """
 
 from __future__ import annotations
@@ -21,14 +20,14 @@ import time
 from collections.abc import Callable
 
 from filterdns import model, wire
+from filterdns.answers import AnswerJudge
 from filterdns.clients import ClientDirectory
 from filterdns.config import BlockingConfig
 from filterdns.model import Kind, Request, Response
-from filterdns.policy import BLOCKING_ACTIONS, Decision, Policy
+from filterdns.policy import Decision, Policy
 from filterdns.resolvers.base import Link, Resolver
 
 MAX_REMEMBERED = 4096  # blocked answers kept ready
-REBINDING = "rebinding"  # the category of answers withheld by rebinding protection
 
 
 class ClientResolver(Link):
@@ -68,17 +67,16 @@ class PolicyResolver(Link):
         next_resolver: Resolver,
         policy: Policy,
         blocking: BlockingConfig,
+        judge: AnswerJudge,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(next_resolver)
         self.policy = policy
         self.blocking = blocking
+        self.judge = judge
         self.clock = clock
         # Blocked answers kept ready by question, with the decision they answer.
         self._blocked: dict[bytes, tuple[Decision, Response]] = {}
-        # Decisions for names blocked through their answer: (name, target) -> (the target's
-        # decision, the one made from it), so the blocked answer above is reused too.
-        self._via: dict[tuple[str, str], tuple[Decision, Decision]] = {}
 
     async def resolve(self, request: Request) -> Response:
         """The decision's answer; allowed names go on down the chain with a capped TTL."""
@@ -113,65 +111,11 @@ class PolicyResolver(Link):
         return self._block(request.query, decision).capped(cap)
 
     def _inspect(self, request: Request, decision: Decision, response: Response) -> Response:
-        """The answer of an allowed name, unless a name it leads to is blocked for this profile
-        or it points a public name into the local network."""
-        answer = response.answer
+        """The answer of an allowed name, unless it leads to a name blocked for this profile
+        or points a public name into the local network (then blocked like any name)."""
         query = request.query
-        assert request.profile is not None
-        # A name the parent allowed (allow list, grant) is answered whatever it leads to.
-        if answer.targets and self.blocking.cname_inspection and decision.step != 3:
-            now = self.clock()
-            for depth, target in enumerate(answer.targets, 1):
-                found, _cap = self.policy.verdict(request.profile, target, now)
-                if found.action in BLOCKING_ACTIONS:
-                    chain = answer.targets[:depth]
-                    return self._block(query, self._through(query.qname, chain, found))
-        if (
-            answer.private
-            and self.blocking.rebinding_protection
-            and not self.policy.is_local(query.qname)
-        ):
-            return self._rebinding(query, decision)
-        return response
-
-    def _through(self, name: str, chain: tuple[str, ...], found: Decision) -> Decision:
-        """The decision for `name`, blocked because its answer leads to a blocked name."""
-        key = (name, chain[-1])
-        known = self._via.get(key)
-        if known is not None and known[0] is found:
-            return known[1]
-        path = " -> ".join((name, *chain))
-        decision = Decision(
-            "block",
-            found.profile,
-            8,
-            f"{found.reason}; reached through {path}",
-            category=found.category,
-            rule=found.rule,
-            source=found.source,
-            listed=found.listed,
-        )
-        if len(self._via) >= MAX_REMEMBERED:
-            self._via.clear()
-        self._via[key] = (found, decision)
-        return decision
-
-    def _rebinding(self, query: wire.Query, decision: Decision) -> Response:
-        """NODATA for a public name whose answer holds private addresses (DNS rebinding)."""
-        reason = (
-            f"rebinding protection: {query.qname} answered with a private address; "
-            f"profile {decision.profile}"
-        )
-        return Response(
-            Kind.BLOCKED,
-            model.nodata(query, self.blocking.ttl),
-            reason=reason,
-            category=REBINDING,
-            ttl_cap=self.blocking.ttl,
-            edns_options=model.ede_option(model.EDE_FILTERED, REBINDING),
-            rule="rebinding protection",
-            mode="nodata",
-        )
+        found = self.judge.judge(decision, query.qname, response.answer, self.clock())
+        return response if found is None else self._block(query, found)
 
     def _block(self, query: wire.Query, decision: Decision) -> Response:
         """The blocked answer, with the blocking TTL (capped by the caller when a change is near).

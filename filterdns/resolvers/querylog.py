@@ -28,6 +28,17 @@ def qtype_text(qtype: int) -> str:
     return QTYPES.get(qtype) or f"TYPE{qtype}"
 
 
+def qtype_number(text: str) -> int | None:
+    """The type named "A", "aaaa", "TYPE65" ...; None for anything else."""
+    text = text.upper()
+    for number, name in QTYPES.items():
+        if name == text:
+            return number
+    if text.startswith("TYPE") and text[4:].isdigit() and 0 < int(text[4:]) < 65536:
+        return int(text[4:])
+    return None
+
+
 class QueryLogResolver(Link):
     """Hand the outcome of each query to the log (and blocked ones to the alerts)."""
 

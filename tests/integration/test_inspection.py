@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
 import dns.rcode
 import pytest
 
+from filterdns.cli import main
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import Proxy, addresses, config_for, running_proxy
 
@@ -200,3 +203,52 @@ async def test_rebinding_protection_can_be_turned_off(
     async with running_proxy(config) as proxy:
         reply = await proxy.query("lan.example", source=KID)
     assert addresses(reply) == ["10.1.2.3"]
+
+
+@pytest.mark.parametrize(
+    ("name", "action", "category", "seen"),
+    [
+        pytest.param("photos.example", "block", "adult",
+                     "8. blocked: the answer leads to pornhub.com", id="cname-cloaking"),
+        pytest.param("lan.example", "nodata", "rebinding",
+                     "8. blocked: lan.example is a public name answered with a private address",
+                     id="rebinding"),
+        pytest.param("cdn.example", "allow", None,
+                     "8. the answer leads to edge.cdn.example: none blocked for kid",
+                     id="allowed-chain"),
+    ],
+)  # fmt: skip
+async def test_explain_resolve_judges_the_answer_as_serve_does(
+    upstream: FakeUpstream,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    action: str,
+    category: str | None,
+    seen: str,
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(inspection_config(upstream, tmp_path))
+    argv = ["explain", name, "--client", KID, "--resolve", "-c", str(config)]
+    assert await asyncio.to_thread(main, [*argv, "--json"]) == 0
+    trace = json.loads(capsys.readouterr().out)
+    assert (trace["action"], trace["category"]) == (action, category)
+    assert any(line.startswith(seen) for line in trace["trace"])
+    assert await asyncio.to_thread(main, argv) == 0
+    assert seen in capsys.readouterr().out
+    async with running_proxy(inspection_config(upstream, tmp_path)) as proxy:
+        served = await proxy.query(name, source=KID)
+    assert (addresses(served) == []) == (action != "allow")
+
+
+async def test_explain_without_resolve_says_the_answer_is_judged_too(
+    upstream: FakeUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(inspection_config(upstream, tmp_path))
+    argv = ["explain", "photos.example", "--client", KID, "-c", str(config)]
+    assert await asyncio.to_thread(main, argv) == 0
+    out = capsys.readouterr().out
+    assert "verdict: ALLOWED" in out
+    assert "--resolve" in out
+    assert upstream.calls == 0  # nothing was asked

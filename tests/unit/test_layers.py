@@ -13,7 +13,7 @@ LAYERS = {
     "errors": 0, "model": 0, "names": 0, "wire": 0, "addresses": 0,
     "schedule": 1, "duration": 1,
     "config": 2, "configschema": 2, "schemagen": 2,
-    "lists": 3, "clients": 3, "neighbors": 3, "policy": 3, "grants": 3,
+    "lists": 3, "clients": 3, "neighbors": 3, "policy": 3, "grants": 3, "answers": 3,
     "transport": 4, "store": 4, "ratelimit": 4, "alerts": 4, "sdnotify": 4, "privileges": 4,
     "resolvers": 5,
     "server": 6, "metrics": 6,
