@@ -17,7 +17,7 @@ to.
 from __future__ import annotations
 
 from filterdns.config import Config
-from filterdns.policy import BLOCKING_ACTIONS, Decision, Policy
+from filterdns.policy import Decision, Policy
 from filterdns.wire import Answer
 
 # Names that live on the local network whatever the upstreams say: their answers may hold
@@ -61,11 +61,11 @@ class AnswerJudge:
         profile = decision.profile
         targets, private = answer.targets, answer.private
         if targets and self.cname_inspection and decision.step != 3:
-            for depth, target in enumerate(targets, 1):
-                found, _cap = self.policy.verdict(profile, target, now)
-                if found.action in BLOCKING_ACTIONS:
-                    notes.append(f"8. blocked: the answer leads to {target}; {found.reason}")
-                    return self._through(name, tuple(targets[:depth]), found)
+            hit = self.policy.first_blocked(profile, targets, now)
+            if hit is not None:
+                position, found = hit
+                notes.append(f"8. blocked: the answer leads to {targets[position]}; {found.reason}")
+                return self._through(name, targets[: position + 1], found)
             notes.append(f"8. the answer leads to {', '.join(targets)}: none blocked for {profile}")
         elif targets:
             why = "it is allowed explicitly" if decision.step == 3 else "cname_inspection is off"

@@ -208,20 +208,43 @@ class Policy:
         seconds until it may change, which its `ttl_cap` does not hold when a schedule is near.
         """
         profile = self.profiles[profile_name]
+        state = self._current(profile, now)
+        decision = state.decisions.get(name) or self._remember(profile, state, name)
+        if state.change_at == math.inf:
+            return decision, decision.ttl_cap
+        return decision, _min_cap(decision.ttl_cap, _cap(state, now))
+
+    def first_blocked(
+        self, profile_name: str, names: Sequence[str], now: float
+    ) -> tuple[int, Decision] | None:
+        """(position, decision) of the first of `names` blocked for the profile, else None.
+
+        The names an answer leads to, judged at once: one look at the profile's state for all.
+        """
+        profile = self.profiles[profile_name]
+        state = self._current(profile, now)
+        decisions = state.decisions
+        for position, name in enumerate(names):
+            decision = decisions.get(name) or self._remember(profile, state, name)
+            if decision.action in BLOCKING_ACTIONS:
+                return position, decision
+        return None
+
+    def _current(self, profile: _Profile, now: float) -> _State:
+        """The profile's state at `now`, its remembered decisions dropped if the lists changed."""
         state = self._state(profile, now)
         index = self._index()
         if state.index is not index:  # the lists were reloaded
             state.decisions.clear()
             state.index = index
-        decision = state.decisions.get(name)
-        if decision is None:
-            decision = self._decide(profile, state, name, _NO_TRACE)
-            if len(state.decisions) >= MAX_REMEMBERED:
-                state.decisions.clear()
-            state.decisions[name] = decision
-        if state.change_at == math.inf:
-            return decision, decision.ttl_cap
-        return decision, _min_cap(decision.ttl_cap, _cap(state, now))
+        return state
+
+    def _remember(self, profile: _Profile, state: _State, name: str) -> Decision:
+        decision = self._decide(profile, state, name, _NO_TRACE)
+        if len(state.decisions) >= MAX_REMEMBERED:
+            state.decisions.clear()
+        state.decisions[name] = decision
+        return decision
 
     def _decide(self, profile: _Profile, state: _State, name: str, trace: list[str]) -> Decision:
         p = profile.config.name
