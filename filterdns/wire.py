@@ -404,6 +404,8 @@ def analyse(data: bytes) -> Answer:
                 target = _target(data, pos - rdlen, rdlen, rtype)
                 if target is not None:
                     targets.append(target)
+                if rtype in (TYPE_SVCB, TYPE_HTTPS):
+                    private = private or _private_hints(data, pos - rdlen, pos)
         elif index < ancount + nscount:
             if rtype == TYPE_SOA and rdlen >= 20:
                 minimum = U32.unpack_from(data, pos - 4)[0]
@@ -421,6 +423,23 @@ def analyse(data: bytes) -> Answer:
 
 
 _LEADING = frozenset({TYPE_CNAME, TYPE_DNAME, TYPE_SVCB, TYPE_HTTPS})
+_IPV4HINT, _IPV6HINT = 4, 6  # SvcParamKeys (RFC 9460 14.3.2)
+
+
+def _private_hints(data: bytes, rdata_at: int, end: int) -> bool:
+    """Whether an SVCB/HTTPS record's ipv4hint or ipv6hint holds a private address: clients
+    may connect to a hint before any A/AAAA answer, so hints are addresses too."""
+    pos = skip_name(data, rdata_at + 2)
+    while pos + 4 <= end:
+        key, length = TYPE_CLASS.unpack_from(data, pos)
+        pos += 4
+        size = 4 if key == _IPV4HINT else 16 if key == _IPV6HINT else 0
+        if size:
+            for at in range(pos, min(pos + length, end) - size + 1, size):
+                if is_private_address(data[at : at + size]):
+                    return True
+        pos += length
+    return False
 
 
 def _target(data: bytes, rdata_at: int, rdlen: int, rtype: int) -> str | None:

@@ -258,6 +258,22 @@ def test_one_private_address_among_public_ones_marks_the_answer() -> None:
     assert wire.analyse(_answer("x.example", "A", zone)).private
 
 
+@pytest.mark.parametrize(
+    ("rdata", "private"),
+    [
+        pytest.param('1 . alpn="h2" ipv4hint="10.0.0.1"', True, id="ipv4hint"),
+        pytest.param('1 . ipv4hint="1.1.1.1,192.168.0.1"', True, id="second-ipv4hint"),
+        pytest.param('1 svc.example. ipv6hint="fd00::1"', True, id="ipv6hint"),
+        pytest.param('1 . alpn="h2" ipv4hint="1.1.1.1" ipv6hint="2606:4700::1"', False,
+                     id="public-hints"),
+        pytest.param('1 . alpn="h2" port="8443"', False, id="no-hints"),
+    ],
+)  # fmt: skip
+def test_svcb_address_hints_count_as_addresses(rdata: str, private: bool) -> None:
+    answer = wire.analyse(_answer("x.example", "HTTPS", f"x.example. 60 HTTPS {rdata}"))
+    assert answer.private is private
+
+
 def test_private_addresses_outside_the_answer_section_do_not_count() -> None:
     reply = _reply(_query("x.example"), "x.example. 60 A 1.1.1.1",
                    auth="x.example. 60 NS ns.x.example.")  # fmt: skip
