@@ -36,7 +36,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from filterdns.configschema import Walker, compose, is_null, join, kind, line_of, show
 from filterdns.errors import ConfigError, Problem
@@ -327,6 +327,11 @@ class Config:
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     alerts: tuple[AlertConfig, ...] = ()
+    # The top-level keys the file gives a value (not null, not empty), and the text it was read
+    # from: what a reload compares and saves. Neither takes part in equality: two files that
+    # say the same thing are the same configuration.
+    given: tuple[str, ...] = field(default=(), compare=False)
+    text: str | None = field(default=None, compare=False, repr=False)
 
     def band(self, name: str) -> BandConfig:
         """The effective age band `name`; KeyError when there is none."""
@@ -1369,7 +1374,15 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
     config = _policy(w, root, top, base, replace(config, report=report))
     if "alerts" in top:
         config = replace(config, alerts=w.alerts(top["alerts"], "alerts"))
-    return config
+    given = tuple(key for key, node in top.items() if not _is_empty(node))
+    return replace(config, given=given)
+
+
+def _is_empty(node: Node | None) -> bool:
+    """True for no value at all: absent, null, `{}` or `[]`."""
+    if node is None or is_null(node):
+        return True
+    return isinstance(node, MappingNode | SequenceNode) and not node.value
 
 
 def _optional(
@@ -1482,12 +1495,35 @@ def load_config_text(
     root, syntax = compose(text)
     if syntax is not None:
         raise ConfigError([syntax], source)
+    if _is_empty(root):
+        raise ConfigError([Problem("", _no_settings(text))], source)
     walker = _ConfigWalker(base_dir)
     base = default_config() if defaults is None else defaults
     config = _build(walker, root, base, source)
     if walker.problems:
         raise ConfigError(walker.in_file_order(), source)
-    return config
+    return replace(config, text=text)
+
+
+def _no_settings(text: str) -> str:
+    """Why a file without a single setting is refused, and what to do instead.
+
+    An empty file is far more often a write cut short (a full disk, a crash, an editor that
+    truncated before writing) than a wish to drop every rule, so it is never taken to mean "the
+    defaults": every child would silently fall to the default profile.
+    """
+    if not text:
+        what = "is empty (0 bytes)"
+    elif not text.strip():
+        what = f"holds no settings ({len(text.encode())} bytes of blank space)"
+    elif all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()):
+        what = "holds no settings (only comments)"
+    else:
+        what = "holds no settings (an empty document)"
+    return (
+        f"the file {what}; it is never applied. Write the configuration back, or delete the "
+        "file to run on the embedded defaults"
+    )
 
 
 def load_config(path: str | Path) -> Config:
@@ -1538,4 +1574,4 @@ def default_config(is_root: bool | None = None, state_dir: Path | None = None) -
     server = replace(embedded.server, listen=ROOT_LISTEN) if is_root else embedded.server
     log = replace(embedded.log, database=Path(state_dir) / embedded.log.database)
     lists = replace(embedded.lists, cache_dir=Path(state_dir) / embedded.lists.cache_dir)
-    return replace(embedded, server=server, log=log, lists=lists, source=None)
+    return replace(embedded, server=server, log=log, lists=lists, source=None, given=(), text=None)

@@ -87,3 +87,15 @@ def test_check_summarises_each_profile(tmp_path: Path, capsys: pytest.CaptureFix
     assert "schedules: bedtime, bedtime" in summary["profiles"]["minh"]
     assert "1 allowed, 0 blocked domains" in summary["profiles"]["minh"]
     assert summary["profiles"]["guests"].endswith("no schedules")
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\n", "# settings to come\n"], ids=["0-bytes", "blank", "comment"]
+)
+def test_check_refuses_a_file_without_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    assert main(["check", "-c", _write(tmp_path, text)]) == 1
+    err = capsys.readouterr().err
+    assert "1 problem(s)" in err
+    assert "it is never applied" in err
