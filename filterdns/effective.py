@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from filterdns.config import YOUTUBE_LEVELS, Config, ScheduleRule
-from filterdns.schedule import DAYS, Window, format_clock
+from filterdns.schedule import DAYS, MINUTES_PER_DAY, Window, format_clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ def compare(old: Protection, new: Protection) -> list[tuple[str, bool]]:
         found.append((f"loses categories {', '.join(lost)}", True))
     if gained:
         found.append((f"gains categories {', '.join(gained)}", False))
-    found += _rules(old.rules, new.rules)
+    found += _rules(old, new)
     if old.safesearch != new.safesearch:
         found.append(("loses SafeSearch", True) if old.safesearch else ("gains SafeSearch", False))
     if old.youtube != new.youtube:
@@ -92,13 +92,18 @@ def _domains(
     return found
 
 
-def _rules(old: Sequence[ScheduleRule], new: Sequence[ScheduleRule]) -> list[tuple[str, bool]]:
+def _rules(old: Protection, new: Protection) -> list[tuple[str, bool]]:
     """Schedule rules by name: lost, gained or changed.
 
     A rule is compared by what it does, not where it is written (paths and lines move with every
-    edit). Losing or changing a rule that blocks weakens; so does gaining one that allows.
+    edit). A rule lost or changed weakens protection when some minute of the week it blocked
+    something is no longer blocked as much by the new rules (or by a category now blocked at
+    all times); a rule gained or changed weakens when it allows a category at a minute the old
+    rules did not. So an earlier bedtime is no weakening, a later one is.
     """
-    old_by, new_by = _by_name(old), _by_name(new)
+    old_by, new_by = _by_name(old.rules), _by_name(new.rules)
+    old_all = [key for keys in old_by.values() for key in keys]
+    new_all = [key for keys in new_by.values() for key in keys]
     found: list[tuple[str, bool]] = []
     for name in dict.fromkeys((*old_by, *new_by)):
         before, after = old_by.get(name, ()), new_by.get(name, ())
@@ -106,7 +111,9 @@ def _rules(old: Sequence[ScheduleRule], new: Sequence[ScheduleRule]) -> list[tup
             continue
         gone = [key for key in before if key not in after]
         came = [key for key in after if key not in before]
-        weakens = any(_blocks(key) for key in gone) or any(key[4] for key in came)
+        weakens = any(not _blocks_covered(key, new_all, new.categories) for key in gone) or any(
+            not _allows_covered(key, old_all) for key in came
+        )
         if not after:
             found.append((f"loses schedule {name} ({_describe(before)})", weakens))
         elif not before:
@@ -119,6 +126,7 @@ def _rules(old: Sequence[ScheduleRule], new: Sequence[ScheduleRule]) -> list[tup
 
 
 RuleKey = tuple[Window, bool, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+WEEK = 7 * MINUTES_PER_DAY
 
 
 def _by_name(rules: Iterable[ScheduleRule]) -> dict[str, tuple[RuleKey, ...]]:
@@ -129,8 +137,55 @@ def _by_name(rules: Iterable[ScheduleRule]) -> dict[str, tuple[RuleKey, ...]]:
     return {name: tuple(keys) for name, keys in grouped.items()}
 
 
-def _blocks(key: RuleKey) -> bool:
-    return key[1] or bool(key[2])
+def _blocks_covered(rule: RuleKey, by: Sequence[RuleKey], always: Sequence[str]) -> bool:
+    """True when every minute `rule` blocks something, `by` (or `always`) blocks it too.
+
+    `block: all` is covered only by `block: all` keeping no more domains open; a category by
+    the same category or by a `block: all` that keeps no domain open.
+    """
+    window, block_all, block, allow, _ = rule
+    need = _minutes(window)
+    if block_all:
+        keys = [k for k in by if k[1] and set(k[3]) <= set(allow)]
+        return need <= _union(window, keys)
+    for category in block:
+        if category not in always:
+            keys = [k for k in by if (k[1] and not k[3]) or category in k[2]]
+            if not need <= _union(window, keys):
+                return False
+    return True
+
+
+def _allows_covered(rule: RuleKey, by: Sequence[RuleKey]) -> bool:
+    """True when every minute `rule` allows a category, `by` allowed it already."""
+    window, *_, allowed = rule
+    need = _minutes(window)
+    return all(need <= _union(window, [k for k in by if category in k[4]]) for category in allowed)
+
+
+def _union(window: Window, keys: Iterable[RuleKey]) -> set[int]:
+    """The minutes of the week the windows of `keys` cover on every day `window` is active.
+
+    A window skipped on a calendar's dates covers a window skipped on the same dates (or one
+    never skipped only when it is never skipped itself): other calendars are not compared
+    date by date, which can only call a change weakening that is not.
+    """
+    covered: set[int] = set()
+    for key in keys:
+        calendar = key[0].except_calendar
+        if calendar is None or calendar == window.except_calendar:
+            covered |= _minutes(key[0])
+    return covered
+
+
+def _minutes(window: Window) -> set[int]:
+    """The minutes of the week (0 = Monday 00:00) the window is active, in wall-clock time."""
+    length = (window.end - window.start) % MINUTES_PER_DAY or MINUTES_PER_DAY
+    minutes: set[int] = set()
+    for day in window.days:
+        begin = day * MINUTES_PER_DAY + window.start
+        minutes.update((begin + step) % WEEK for step in range(length))
+    return minutes
 
 
 def _describe(keys: Sequence[RuleKey]) -> str:

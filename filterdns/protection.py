@@ -108,7 +108,7 @@ def _profiles(old: Config, new: Config) -> list[Change]:
         if profile.name not in new_names:
             changes.append(Change(subject, f"{subject}: removed", False))
             continue
-        who = _users(old, new, profile.name)
+        who = _users(old, new, profile.name) or (f"{subject} (no device uses it)",)
         for phrase, weakens in compare(
             protection(old, profile.name), protection(new, profile.name)
         ):

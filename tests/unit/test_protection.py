@@ -8,6 +8,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, default_config, load_config_text
@@ -114,6 +116,16 @@ profiles:
       - {name: homework, days: [tue, thu], from: "18:00", to: "19:00", block: all,
          allow: [olm.vn]}
 """
+SCHOOL_LINES = """\
+      - {name: school, days: [mon-fri], from: "07:30", to: "16:30", block: [games, video],
+         except: holidays}
+"""
+WEEKEND_GAMES = (
+    '      - {{name: weekend-games, days: [sat], from: "14:00", to: "{to}", '
+    "allow_categories: [games]}}\n"
+)
+
+
 SCHOOL_RULE = "mon-fri 07:30-16:30 except holidays: block games, video"
 
 
@@ -124,10 +136,35 @@ SCHOOL_RULE = "mon-fri 07:30-16:30 except holidays: block games, video"
                      [f"profile minh: schedule school changed ({SCHOOL_RULE} -> "
                       "mon-fri 07:30-15:00 except holidays: block games, video)"],
                      True, id="window-shortened"),
+        pytest.param(SCHEDULED.replace('"07:30"', '"07:00"'),
+                     [f"profile minh: schedule school changed ({SCHOOL_RULE} -> "
+                      "mon-fri 07:00-16:30 except holidays: block games, video)"],
+                     False, id="window-lengthened"),
         pytest.param(SCHEDULED.replace("block: [games, video]", "block: [games, video, social]"),
                      [f"profile minh: schedule school changed ({SCHOOL_RULE} -> "
                       "mon-fri 07:30-16:30 except holidays: block games, video, social)"],
-                     True, id="any-change-of-a-blocking-rule"),
+                     False, id="a-category-more"),
+        pytest.param(SCHEDULED.replace("block: [games, video]", "block: [games]"),
+                     [f"profile minh: schedule school changed ({SCHOOL_RULE} -> "
+                      "mon-fri 07:30-16:30 except holidays: block games)"],
+                     True, id="a-category-less"),
+        pytest.param(SCHEDULED.replace("[mon-fri]", "[mon-thu]"),
+                     [f"profile minh: schedule school changed ({SCHOOL_RULE} -> "
+                      "mon-thu 07:30-16:30 except holidays: block games, video)"],
+                     True, id="a-day-less"),
+        pytest.param(SCHEDULED.replace("block: [games, video]", "block: all"),
+                     [f"profile minh: schedule school changed ({SCHOOL_RULE} -> "
+                      "mon-fri 07:30-16:30 except holidays: block all)"],
+                     False, id="categories-to-block-all"),
+        pytest.param(SCHEDULED.replace("allow: [olm.vn]", "allow: [olm.vn, youtube.com]"),
+                     ["profile minh: schedule homework changed (tue, thu 18:00-19:00: block all "
+                      "but olm.vn -> tue, thu 18:00-19:00: block all but olm.vn, youtube.com)"],
+                     True, id="block-all-keeps-another-domain-open"),
+        pytest.param(SCHEDULED.replace(SCHOOL_LINES, "").replace(
+                         "age_band: 9-12", "age_band: 9-12\n    categories: [games, video]"),
+                     ["profile minh: gains categories games, video",
+                      f"profile minh: loses schedule school ({SCHOOL_RULE})"],
+                     False, id="rule-replaced-by-categories-at-all-times"),
         pytest.param(SCHEDULED.split("      - {name: homework", maxsplit=1)[0],
                      ["profile minh: loses schedule homework (tue, thu 18:00-19:00: block all "
                       "but olm.vn)"], True, id="rule-removed"),
@@ -135,8 +172,7 @@ SCHOOL_RULE = "mon-fri 07:30-16:30 except holidays: block games, video"
                      " block: [social]}\n",
                      ["profile minh: gains schedule sunday (sun 08:00-10:00: block social)"],
                      False, id="blocking-rule-added"),
-        pytest.param(SCHEDULED + '      - {name: weekend-games, days: [sat], from: "14:00", '
-                     'to: "17:00", allow_categories: [games]}\n',
+        pytest.param(SCHEDULED + WEEKEND_GAMES.format(to="17:00"),
                      ["profile minh: gains schedule weekend-games (sat 14:00-17:00: allow games),"
                       " which allows categories"], True, id="allowing-rule-added"),
         pytest.param(SCHEDULED.replace('"2026-12-24..2027-01-04"',
@@ -153,6 +189,51 @@ SCHOOL_RULE = "mon-fri 07:30-16:30 except holidays: block games, video"
 )  # fmt: skip
 def test_schedule_changes(new: str, expected: list[str], weakens: bool) -> None:
     assert sut(SCHEDULED, new) == (expected, weakens)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "weakens"),
+    [
+        pytest.param("16:00", "17:00", True, id="allowed-longer"),
+        pytest.param("17:00", "16:00", False, id="allowed-shorter"),
+    ],
+)
+def test_a_rule_that_allows_weakens_when_it_allows_more(old: str, new: str, weakens: bool) -> None:
+    texts, weak = sut(
+        SCHEDULED + WEEKEND_GAMES.format(to=old), SCHEDULED + WEEKEND_GAMES.format(to=new)
+    )
+    assert texts == [
+        f"profile minh: schedule weekend-games changed (sat 14:00-{old}: allow games -> "
+        f"sat 14:00-{new}: allow games)"
+    ]
+    assert weak is weakens
+
+
+@pytest.mark.parametrize(
+    ("band", "old", "new", "weakens"),
+    [
+        pytest.param("9-12", ("21:00", "06:30"), ("20:30", "06:30"), False, id="earlier"),
+        pytest.param("9-12", ("21:00", "06:30"), ("21:30", "06:30"), True, id="later"),
+        pytest.param("9-12", ("21:00", "06:30"), ("21:00", "07:00"), False, id="ends-later"),
+        pytest.param("under-9", ("20:00", "07:00"), ("20:00", "20:00"), False, id="all-day"),
+        pytest.param("under-9", ("20:00", "07:00"), ("00:00", "24:00"), False,
+                     id="midnight-to-midnight"),
+        pytest.param("under-9", ("20:00", "07:00"), ("21:00", "08:00"), True, id="shifted"),
+    ],
+)  # fmt: skip
+def test_bedtime_moved(
+    band: str, old: tuple[str, str], new: tuple[str, str], weakens: bool
+) -> None:
+    def bedtime(window: tuple[str, str]) -> str:
+        days = "[sun-thu]" if band == "9-12" else "daily"
+        return (
+            f"profiles: {{kid: {{age_band: {band}}}}}\nage_bands:\n  {band}: {{schedules: "
+            f'[{{name: bedtime, days: {days}, from: "{window[0]}", to: "{window[1]}", '
+            "block: all}]}\n"
+        )
+
+    _texts, weak = sut(bedtime(old), bedtime(new))
+    assert weak is weakens
 
 
 LAPTOP = "  - {name: minh-laptop, ip: 192.168.1.23, profile: minh}\n"
@@ -478,3 +559,44 @@ def test_every_line_cut_that_unblocks_something_is_flagged(whole: str) -> None:
             assert found.weakens and losers <= set(found.who()), (end, losers, found.who())
             checked += 1
     assert checked > 5
+
+
+# Schedules against the policy itself: a change is flagged exactly when, at some instant of the
+# week, the old rules blocked a name the new ones let through.
+
+HALF_HOURS = [f"{h:02d}:{m:02d}" for h in range(24) for m in (0, 30)]
+RULE = st.tuples(
+    st.sets(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), min_size=1),
+    st.sampled_from(HALF_HOURS),
+    st.sampled_from([*HALF_HOURS, "24:00"]),
+    st.sampled_from(["all", "[games]", "[games, video]"]),
+)
+MONDAY = datetime(2026, 11, 23, tzinfo=ZoneInfo("UTC")).timestamp()
+
+
+def _scheduled(rules: list[tuple[set[str], str, str, str]]) -> str:
+    lines = [
+        f'      - {{name: r{i}, days: [{", ".join(sorted(days))}], from: "{start}", '
+        f'to: "{end}", block: {block}}}\n'
+        for i, (days, start, end, block) in enumerate(rules)
+    ]
+    return "server: {timezone: UTC}\nprofiles:\n  kid:\n    age_band: adult\n    schedules:" + (
+        "\n" + "".join(lines) if lines else " []\n"
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(RULE, min_size=1, max_size=2), st.lists(RULE, max_size=2))
+def test_a_schedule_change_is_flagged_exactly_when_it_unblocks_something(
+    old_rules: list[tuple[set[str], str, str, str]], new_rules: list[tuple[set[str], str, str, str]]
+) -> None:
+    old, new = load(_scheduled(old_rules)), load(_scheduled(new_rules))
+    index = _index()
+    before, after = Policy(old, lambda: index), Policy(new, lambda: index)
+    unblocked = any(
+        before.decide("kid", name, now).action == "block"
+        and after.decide("kid", name, now).action != "block"
+        for now in (MONDAY + 900 + 1800 * step for step in range(7 * 48))
+        for name in ("games.example", "tube.example", "example.com")
+    )
+    assert difference(old, new).weakens is unblocked
