@@ -94,7 +94,8 @@ async def test_an_edited_file_is_picked_up_by_itself(tmp_path: Path) -> None:
         path.write_text(config_text(upstream, tmp_path, "site0.example"))
         async with running_app(path) as (app, port):
             assert addresses(await ask("127.0.0.1", port, "site5.example")) == ["10.0.0.5"]
-            path.write_text(config_text(upstream, tmp_path, "site5.example"))
+            # One more name blocked: protection only grows, so the file watch applies it.
+            path.write_text(config_text(upstream, tmp_path, "site0.example, site5.example"))
             await asyncio.wait_for(app.wait_for_reloads(1), timeout=10)
             reply = await ask("127.0.0.1", port, "site5.example")
     assert reply.rcode() == dns.rcode.NXDOMAIN
