@@ -169,6 +169,7 @@ class App:
         self.reloads = 0
         self.rejected_reloads = 0
         self.held_reloads = 0  # by the file watch, because they weaken protection
+        self._held_text: str | None = None
         # Log settings apply after a restart, so the state directory is the one of the start.
         self.state_dir = runstate.state_dir(config)
         self._reload_done = asyncio.Condition()
@@ -298,7 +299,9 @@ class App:
                 return "rejected"
             if not _judge(difference(self.config, config), source, explicit=explicit):
                 self.held_reloads += 1
+                self._held_text = config.text
                 return "held"
+            self._held_text = None
             for note in restart_notes(self.config, config):
                 log.warning("reload: %s", note)
             old_lists, lists = self.lists, self.lists
@@ -338,7 +341,9 @@ class App:
         if source is None:
             return
         path = Path(source)
-        stamp = _stamp(path)
+        # No stamp yet: the first look compares the text with the one running, so an edit made
+        # between reading the file and this task's start is not missed.
+        stamp: tuple[int, int] | None = (-1, -1)
         while True:
             await asyncio.sleep(CONFIG_POLL)
             now = _stamp(path)
@@ -348,10 +353,13 @@ class App:
             if _stamp(path) != now:
                 continue
             stamp = now
-            if now is not None:
-                # Not explicit: a change that weakens protection waits for `filterdns reload`.
-                # The stamp is taken, so a held-back file is tried again only once it changes.
+            # Only a new text is tried: not the running one (a `touch`), nor one held back
+            # already. Not explicit: a change that weakens protection waits for a reload.
+            if now is not None and await asyncio.to_thread(_text, path) not in self._seen():
                 await self.reload(explicit=False)
+
+    def _seen(self) -> tuple[str | None, ...]:
+        return self.config.text, self._held_text
 
     async def stop(self) -> None:
         """Finish in-flight queries (bounded wait), then close every socket and task."""
@@ -440,6 +448,13 @@ READY_STATUS = {
     "held": "reload held back: it weakens protection; `filterdns reload` applies it",
 }
 CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # the reload says why
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
