@@ -1374,8 +1374,21 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
     config = _policy(w, root, top, base, replace(config, report=report))
     if "alerts" in top:
         config = replace(config, alerts=w.alerts(top["alerts"], "alerts"))
-    given = tuple(key for key, node in top.items() if not _is_empty(node))
-    return replace(config, given=given)
+    return replace(config, given=_given(top))
+
+
+def _given(top: Mapping[str, Node]) -> tuple[str, ...]:
+    """The top-level keys given a value, and `section.key` for the keys inside the sections."""
+    given = [key for key, node in top.items() if not _is_empty(node)]
+    for name in SECTIONS:
+        node = top.get(name)
+        if isinstance(node, MappingNode):
+            given += [
+                f"{name}.{key.value}"
+                for key, value in node.value
+                if isinstance(key, ScalarNode) and not _is_empty(value)
+            ]
+    return tuple(given)
 
 
 def _is_empty(node: Node | None) -> bool:
@@ -1495,8 +1508,8 @@ def load_config_text(
     root, syntax = compose(text)
     if syntax is not None:
         raise ConfigError([syntax], source)
-    if _is_empty(root):
-        raise ConfigError([Problem("", _no_settings(text))], source)
+    if _is_empty(root) or _only_null_keys(root):
+        raise ConfigError([Problem("", _no_settings(text, root))], source)
     walker = _ConfigWalker(base_dir)
     base = default_config() if defaults is None else defaults
     config = _build(walker, root, base, source)
@@ -1505,14 +1518,23 @@ def load_config_text(
     return replace(config, text=text)
 
 
-def _no_settings(text: str) -> str:
+def _only_null_keys(root: Node | None) -> bool:
+    """True for a mapping whose every value is null: `server:` and nothing under it."""
+    return isinstance(root, MappingNode) and all(is_null(value) for _, value in root.value)
+
+
+def _no_settings(text: str, root: Node | None) -> str:
     """Why a file without a single setting is refused, and what to do instead.
 
-    An empty file is far more often a write cut short (a full disk, a crash, an editor that
-    truncated before writing) than a wish to drop every rule, so it is never taken to mean "the
-    defaults": every child would silently fall to the default profile.
+    An empty file (or one cut right after its first key) is far more often a write cut short (a
+    full disk, a crash, an editor that truncated before writing) than a wish to drop every rule,
+    so it is never taken to mean "the defaults": every child would silently fall to the default
+    profile.
     """
-    if not text:
+    if isinstance(root, MappingNode) and root.value:
+        keys = ", ".join(_names_in(root))
+        what = f"holds no settings (only keys without a value: {keys})"
+    elif not text:
         what = "is empty (0 bytes)"
     elif not text.strip():
         what = f"holds no settings ({len(text.encode())} bytes of blank space)"

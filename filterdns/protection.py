@@ -18,7 +18,8 @@ What is compared (pure logic on the parsed values, no profile or key names hard-
 - The default profile, for the devices no client rule names.
 - Every boolean under `blocking:` going from true to false, and an allow list under it growing;
   `lists.download_defaults` turned off; list sources removed from a category someone blocks;
-  alert rules removed; the upstreams replaced by the embedded ones because the section is gone.
+  alert rules removed; the upstreams replaced by the embedded ones because the file no longer
+  names any (`upstreams.servers` gone: a file cut short).
   Other upstream and `server.allow_clients` changes are reported without weakening.
 """
 
@@ -310,15 +311,15 @@ def _alerts(old: Config, new: Config) -> list[Change]:
 
 def _network(old: Config, new: Config) -> list[Change]:
     """Upstreams and `server.allow_clients`: reported; the upstreams weaken protection only
-    when the section is gone and the embedded ones would take over (a file cut short), since
-    the configured ones may filter themselves (a family resolver)."""
+    when the file no longer names any and the embedded ones would take over (a file cut
+    short), since the configured ones may filter themselves (a family resolver)."""
     changes = []
     before, after = old.upstreams.servers, new.upstreams.servers
     if before != after:
         text = f"upstreams: {_servers(before)} -> {_servers(after)}"
-        weakens = "upstreams" in old.given and "upstreams" not in new.given
+        weakens = "upstreams.servers" in old.given and "upstreams.servers" not in new.given
         if weakens:
-            text += " (the upstreams section is gone: the embedded defaults would be asked)"
+            text += " (upstreams.servers is gone: the embedded defaults would be asked)"
         changes.append(Change("upstreams", text, weakens, (EVERYONE,) if weakens else ()))
     if old.upstreams.conditional != new.upstreams.conditional:
         suffixes = ", ".join(suffix for suffix, _ in new.upstreams.conditional) or "none"

@@ -204,8 +204,8 @@ def test_dataclass_defaults_agree_with_default_yaml() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        pytest.param("server:\nupstreams:\ncache:\nlog:\n", id="empty-sections"),
         pytest.param("cache: {}\nlog: {}\n", id="empty-mappings"),
+        pytest.param("server:\n  timezone:\ncache: {}\n", id="empty-keys"),
     ],
 )
 def test_empty_sections_are_the_defaults(text: str) -> None:
@@ -222,6 +222,9 @@ def test_empty_sections_are_the_defaults(text: str) -> None:
         pytest.param("---\n", "holds no settings (an empty document)", id="document-start"),
         pytest.param("~\n", "holds no settings (an empty document)", id="null"),
         pytest.param("{}\n", "holds no settings (an empty document)", id="empty-mapping"),
+        pytest.param("server:\nupstreams:\n",
+                     "holds no settings (only keys without a value: server, upstreams)",
+                     id="cut-after-the-first-keys"),
     ],
 )  # fmt: skip
 def test_a_file_without_settings_is_never_taken_for_the_defaults(text: str, what: str) -> None:
@@ -242,11 +245,11 @@ def test_an_emptied_file_on_disk_is_refused_naming_it(tmp_path: Path) -> None:
     assert "is empty (0 bytes)" in str(caught.value)
 
 
-def test_a_loaded_file_keeps_its_text_and_the_sections_it_gives() -> None:
-    text = "cache: {max_entries: 10}\nlog: {}\nupstreams:\nclients: []\n"
+def test_a_loaded_file_keeps_its_text_and_the_keys_it_gives() -> None:
+    text = "cache: {max_entries: 10}\nserver:\n  timezone:\nlog: {}\nupstreams:\nclients: []\n"
     config = sut(text)
     assert config.text == text
-    assert config.given == ("cache",)
+    assert config.given == ("cache", "server", "cache.max_entries")
     assert DEFAULTS.given == () and DEFAULTS.text is None
 
 

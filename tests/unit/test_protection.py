@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from dataclasses import field, make_dataclass, replace
 from datetime import datetime
@@ -283,6 +284,10 @@ def test_who_names_the_clients_that_lose_and_the_other_devices() -> None:
     assert found.to_json()["who"] == ["minh-tablet", "minh-laptop", "every other device"]
 
 
+QUAD9 = "9.9.9.9:53, 149.112.112.112:53"  # the embedded upstreams
+GONE = "(upstreams.servers is gone: the embedded defaults would be asked)"
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected", "weakens"),
     [
@@ -316,9 +321,14 @@ def test_who_names_the_clients_that_lose_and_the_other_devices() -> None:
                      "upstreams: {servers: [9.9.9.9]}\n",
                      ["upstreams: 185.228.168.168:53 -> 9.9.9.9:53"], False, id="upstream-edited"),
         pytest.param("upstreams: {servers: [185.228.168.168]}\n", "cache: {}\n",
-                     ["upstreams: 185.228.168.168:53 -> 9.9.9.9:53, 149.112.112.112:53 (the "
-                      "upstreams section is gone: the embedded defaults would be asked)"], True,
+                     [f"upstreams: 185.228.168.168:53 -> {QUAD9} {GONE}"], True,
                      id="upstreams-section-gone"),
+        pytest.param("upstreams:\n  strategy: fastest\n  servers: [185.228.168.168]\n",
+                     "upstreams:\n  strategy: fastest\n",
+                     [f"upstreams: 185.228.168.168:53 -> {QUAD9} {GONE}"], True,
+                     id="upstreams-cut-after-another-key"),
+        pytest.param("upstreams: {strategy: fastest}\n", "upstreams: {servers: [9.9.9.9]}\n",
+                     [f"upstreams: {QUAD9} -> 9.9.9.9:53"], False, id="defaults-to-one-named"),
         pytest.param("server: {allow_clients: [127.0.0.1]}\n",
                      "server: {allow_clients: [127.0.0.1, 10.0.0.0/8]}\n",
                      ["server.allow_clients now: 127.0.0.1/32, 10.0.0.0/8"], False,
@@ -473,7 +483,7 @@ def test_a_file_cut_before_a_top_level_key_is_never_applied_quietly(whole: str, 
     except ConfigError:
         return  # refused outright: the running rules stay
     found = difference(old, new)
-    dropped = set(old.given) - set(new.given)
+    dropped = {key for key in old.given if key not in new.given and "." not in key}
     if dropped & PROTECTIVE:
         assert found.weakens, dropped
         gone = {c.name for c in old.clients} - {c.name for c in new.clients}
@@ -505,6 +515,14 @@ DEVICES = [("ip", "192.168.1.23"), ("ip", "192.168.1.24"), ("ip", "192.168.1.10"
 STRENGTH = {"allow": 0, "rewrite": 1, "block": 2, "nxdomain": 2, "nodata": 2}
 
 
+@functools.cache
+def _baseline(whole: str) -> tuple[Config, dict[tuple[str, str, float], int], dict[str, str]]:
+    """The whole file's configuration, its answers and who each device is."""
+    old = load(whole)
+    return old, _answers(old, _index()), _who(old)
+
+
+@functools.cache
 def _index() -> DomainIndex:
     builder = IndexBuilder()
     for category, names in LISTS.items():
@@ -541,24 +559,37 @@ def _answers(config: Config, index: DomainIndex) -> dict[tuple[str, str, float],
 
 @pytest.mark.parametrize("whole", [FAMILY, SCHOOL], ids=["family", "school"])
 def test_every_line_cut_that_unblocks_something_is_flagged(whole: str) -> None:
-    index = _index()
-    old = load(whole)
-    before, who = _answers(old, index), _who(old)
     lines = whole.splitlines(keepends=True)
-    checked = 0
-    for end in range(len(lines)):
-        try:
-            new = load("".join(lines[:end]))
-        except ConfigError:
-            continue
-        after = _answers(new, index)
-        weaker = [key for key, strength in after.items() if strength < before[key]]
-        if weaker:
-            found = difference(old, new)
-            losers = {who[address] for address, _name, _now in weaker}
-            assert found.weakens and losers <= set(found.who()), (end, losers, found.who())
-            checked += 1
-    assert checked > 5
+    cuts = ["".join(lines[:end]) for end in range(len(lines))]
+    assert sum(_flagged_if_weaker(whole, cut) for cut in cuts) > 5
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([FAMILY, SCHOOL]), st.data())
+def test_a_cut_at_any_byte_that_unblocks_something_is_flagged(
+    whole: str, data: st.DataObject
+) -> None:
+    """Mid-line too: `ip: 192.168.1.2` from `.23`, `roblox.c` from `roblox.com`, a list cut
+    after any entry."""
+    _flagged_if_weaker(whole, whole[: data.draw(st.integers(0, len(whole)))])
+
+
+def _flagged_if_weaker(whole: str, cut: str) -> bool:
+    """Assert that `cut`, when valid and weaker for some device, is flagged naming that
+    device's client; True when it was weaker."""
+    try:
+        new = load(cut)
+    except ConfigError:
+        return False
+    old, before, who = _baseline(whole)
+    after = _answers(new, _index())
+    weaker = [key for key, strength in after.items() if strength < before[key]]
+    if not weaker:
+        return False
+    found = difference(old, new)
+    losers = {who[address] for address, _name, _now in weaker}
+    assert found.weakens and losers <= set(found.who()), (cut[-60:], losers, found.who())
+    return True
 
 
 # Schedules against the policy itself: a change is flagged exactly when, at some instant of the

@@ -137,7 +137,7 @@ def test_example_points_editors_at_the_schema() -> None:
     [
         pytest.param(EXAMPLE.read_text(encoding="utf-8"), id="config.example.yaml"),
         pytest.param(_default_yaml(), id="default.yaml"),
-        pytest.param("server:\ncache:\n", id="empty sections"),
+        pytest.param("server:\n  timezone:\ncache:\n", id="empty sections"),
         pytest.param(
             "server: {listen: 127.0.0.1}\n"
             "upstreams: {servers: 'tls://[2620:fe::fe]:853#dns.quad9.net'}\n"
