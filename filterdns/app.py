@@ -210,7 +210,7 @@ class App:
         try:
             await self.lists.load()
             await self.querylog.start()
-            await asyncio.to_thread(self._save_running, self.config)
+            await asyncio.to_thread(self._save_running, self.config, start=True)
             self.grants.reload_if_changed()
             if self.neighbours is not None:
                 await self.neighbours.refresh()
@@ -328,8 +328,16 @@ class App:
             log.info("reloaded %s", source)
             return "applied"
 
-    def _save_running(self, config: Config) -> None:
-        """Keep the text in force where `check --against running` finds it; never fatal."""
+    def _save_running(self, config: Config, *, start: bool = False) -> None:
+        """Keep the text in force where `check --against running` finds it; never fatal.
+
+        At start, first say what the file weakens since the last run: a file cut short while
+        the server was down (a power cut) is applied by the start, but not silently.
+        """
+        since = runstate.since_last_run(self.state_dir, config) if start else None
+        if since is not None and since.weakens:
+            texts = "; ".join(change.text for change in since.ordered() if change.weakens)
+            log.warning("the configuration weakens protection since the last run: %s", texts)
         try:
             runstate.save_running(self.state_dir, config, self.wall_clock())
         except OSError as exc:

@@ -136,7 +136,11 @@ def reload(args: argparse.Namespace, console: Console, errors: Console) -> int:
         _problems(errors, exc, "the running server keeps its rules")
         return 1
     directory = runstate.state_dir(config)
-    running = runstate.read_running(directory)
+    try:
+        running = runstate.read_running(directory)
+    except ControlError as exc:
+        errors.print(f"[red]{escape(str(exc))}[/red]")
+        return 1
     if running is not None and running.source is not None and not _same(running.source, path):
         errors.print(
             f"[red]the server runs {escape(running.source)}; a reload reads that file, not "

@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from filterdns.config import Config, default_config, load_config_text
-from filterdns.errors import ControlError
+from filterdns.errors import ConfigError, ControlError
+from filterdns.protection import Difference, difference
 
 RUNNING_FILE = "running-config.yaml"
 PID_FILE = "filterdns.pid"
@@ -67,11 +68,17 @@ def save_running(directory: Path, config: Config, now: float) -> Path:
 
 def read_running(directory: Path) -> Running | None:
     """The running configuration saved in `directory`; None when there is none (or it is not
-    one of ours)."""
+    one of ours); ControlError when it cannot be read (another user's, mode 0600)."""
+    path = Path(directory) / RUNNING_FILE
     try:
-        content = (Path(directory) / RUNNING_FILE).read_text(encoding="utf-8")
+        content = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ControlError(
+            f"cannot read {path}: {reason} (run this as root or as the server's user)"
+        ) from None
     header, _, text = content.partition("\n")
     applied, sep, source = header.removeprefix(HEADER).partition(" from ")
     if not header.startswith(HEADER) or not sep:
@@ -83,6 +90,18 @@ def read_running(directory: Path) -> Running | None:
     if origin is not None and not isinstance(origin, str):
         return None
     return Running(text, origin, applied)
+
+
+def since_last_run(directory: Path, config: Config) -> Difference | None:
+    """What `config` changes in protection against what the last run applied from the same
+    file; None when there is nothing to compare with."""
+    try:
+        previous = read_running(directory)
+        if previous is None or previous.source is None or previous.source != config.source:
+            return None
+        return difference(previous.config(), config)
+    except (ControlError, ConfigError):
+        return None
 
 
 def write_pid(directory: Path) -> Path:

@@ -220,3 +220,23 @@ async def test_filterdns_reload_applies_what_the_running_server_held_back(
     assert any("reload: applying changes that weaken protection for kid-laptop" in x for x in log)
     assert process.returncode == 0
     assert not pid_file.exists()  # a clean stop leaves no pid to signal
+
+
+async def test_a_start_says_what_the_file_weakens_since_the_last_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        path = tmp_path / "config.yaml"
+        text = child_config(upstream, tmp_path / "state")
+        path.write_text(text)
+        async with running_app(path):
+            pass
+        assert "since the last run" not in caplog.text
+        # Cut short while the server was down (after `log:`, so the state stays where it was).
+        path.write_text(next(cut for cut in cuts(text) if cut.endswith("filterdns.db\n")))
+        async with running_app(path):
+            pass
+    assert (
+        "the configuration weakens protection since the last run: client kid-laptop (no longer "
+        "in the file): profile kid -> "
+    ) in caplog.text

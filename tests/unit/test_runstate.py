@@ -130,3 +130,33 @@ def test_a_running_server_gets_sighup(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(runstate, "_is_filterdns", lambda pid: True)
     assert runstate.signal_reload(tmp_path) == 4242
     assert sent == [(4242, 0), (4242, signal.SIGHUP)]
+
+
+def test_a_running_file_of_another_user_says_who_may_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runstate.save_running(tmp_path, default_config(), now=0)
+
+    def denied(self: Path, encoding: str | None = None) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)  # mode 0600, the server's user
+    with pytest.raises(ControlError) as caught:
+        runstate.read_running(tmp_path)
+    assert str(caught.value) == (
+        f"cannot read {tmp_path / 'running-config.yaml'}: Permission denied (run this as root "
+        "or as the server's user)"
+    )
+
+
+def test_what_a_file_weakens_since_the_last_run(tmp_path: Path) -> None:
+    source = tmp_path / "config.yaml"
+    source.write_text(TEXT)
+    runstate.save_running(tmp_path, load_config(source), now=0)
+    source.write_text(TEXT.replace("9-12", "16-17"))
+    found = runstate.since_last_run(tmp_path, load_config(source))
+    assert found is not None and found.weakens
+    other = tmp_path / "other.yaml"
+    other.write_text(TEXT)
+    assert runstate.since_last_run(tmp_path, load_config(other)) is None  # another file
+    assert runstate.since_last_run(tmp_path / "fresh", load_config(source)) is None
