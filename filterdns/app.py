@@ -450,12 +450,12 @@ LIMITED_HELP = "Queries dropped (UDP) or refused (TCP) over server.rate_limit"
 MALFORMED_HELP = "Packets answered FORMERR or dropped as malformed"
 PACKETS_HELP = "UDP datagrams and TCP frames read from clients (within their rate limit)"
 CONFIG_POLL = 1.0  # seconds between two looks at the configuration file
-READY_STATUS = {
+CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
+READY_STATUS = {  # what systemd shows after a reload, by its result
     "applied": "reloaded",
     "rejected": "reload rejected; the old rules stay",
     "held": "reload held back: it weakens protection; `filterdns reload` applies it",
 }
-CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
 
 
 def _text(path: Path) -> str | None:

@@ -141,7 +141,13 @@ def reload(args: argparse.Namespace, console: Console, errors: Console) -> int:
     except ControlError as exc:
         errors.print(f"[red]{escape(str(exc))}[/red]")
         return 1
-    if running is not None and running.source is not None and not _same(running.source, path):
+    if running is not None and running.source is None:
+        errors.print(
+            "[red]the server runs on the embedded defaults and reads no file; start it with "
+            f"-c {escape(str(path))} to use that file[/red]"
+        )
+        return 1
+    if running is not None and running.source and not _same(running.source, path):
         errors.print(
             f"[red]the server runs {escape(running.source)}; a reload reads that file, not "
             f"{escape(str(path))}[/red]"

@@ -263,3 +263,12 @@ def test_reload_refuses_a_file_the_server_does_not_read(
     runstate.save_running(tmp_path / "state", load_config(old), now=0)
     assert main(["reload", "-c", str(new)]) == 1
     assert f"the server runs {old}; a reload reads that file, not {new}" in capsys.readouterr().err
+
+
+def test_reload_of_a_server_without_a_file_says_how_to_use_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, _new = _pair(tmp_path)
+    runstate.save_running(tmp_path / "state", default_config(), now=0)
+    assert main(["reload", "-c", str(old)]) == 1
+    assert f"reads no file; start it with -c {old}" in capsys.readouterr().err
