@@ -144,8 +144,9 @@ def _clients(old: Config, new: Config) -> list[Change]:
             continue  # the same entry, the same profile: the profile's own changes say the rest
         if client.name not in new_names:
             why = " (no longer in the file)"
-        elif target[0] != client.name:
-            why = f" (its {_address(client)} is no longer in its entry)"
+        elif target[0] != client.name:  # its address edited, or a closer entry now matches
+            now = "no entry" if target[0] is None else f"client {target[0]}"
+            why = f" (its {_address(client)} now matches {now})"
         else:
             why = ""
         changes.append(

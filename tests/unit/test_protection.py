@@ -247,7 +247,7 @@ LAPTOP = "  - {name: minh-laptop, ip: 192.168.1.23, profile: minh}\n"
                      ["client minh-laptop (no longer in the file): profile minh -> guests "
                       f"(default): {TO_GUESTS}"], True, id="client-removed-falls-to-the-default"),
         pytest.param(KIDS.replace("ip: 192.168.1.23", "ip: 192.168.1.2"),
-                     ["client minh-laptop (its ip 192.168.1.23 is no longer in its entry): "
+                     ["client minh-laptop (its ip 192.168.1.23 now matches no entry): "
                       f"profile minh -> guests (default): {TO_GUESTS}"], True,
                      id="client-address-cut-short"),
         pytest.param(KIDS.replace("192.168.1.23, profile: minh", "192.168.1.23, profile: guests"),
@@ -631,3 +631,20 @@ def test_a_schedule_change_is_flagged_exactly_when_it_unblocks_something(
         for name in ("games.example", "tube.example", "example.com")
     )
     assert difference(old, new).weakens is unblocked
+
+
+def test_a_closer_entry_that_takes_a_network_over_is_named() -> None:
+    old = """\
+profiles: {kids: {age_band: 13-15}, grown: {age_band: adult}}
+clients:
+  - {name: room, cidr: 10.6.1.0/24, profile: kids}
+default_profile: kids
+"""
+    new = old.replace("default_profile", "  - {name: half, cidr: 10.6.1.0/25, profile: grown}\n"
+                      "default_profile")  # fmt: skip
+    texts, weakens = sut(old, new)
+    assert [text.split(": age band")[0] for text in texts] == [
+        "client room (its cidr 10.6.1.0/24 now matches client half): profile kids -> grown",
+        "client half (new; was client room): profile kids -> grown",
+    ]
+    assert weakens
