@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filterdns import privileges, sdnotify
+from filterdns import privileges, runstate, sdnotify
 from filterdns.alerts import Alerter, AlertRule
 from filterdns.answers import AnswerJudge
 from filterdns.clients import ClientDirectory, ClientRule
@@ -26,6 +26,7 @@ from filterdns.lists.catalog import ListSet
 from filterdns.metrics import Gauge, Metrics, MetricsResolver, MetricsServer, component_gauges
 from filterdns.neighbors import Neighbours
 from filterdns.policy import Policy
+from filterdns.protection import Difference, difference
 from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
 from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
@@ -145,6 +146,12 @@ class App:
     loop, builds the lists, client directory, policy, alerts and chain anew and swaps the chain
     into the server with one assignment: queries in flight finish on the old chain, new ones take
     the new one, and the cache carries over. A file with problems leaves everything as it was.
+
+    Every reload logs what it changes in protection (`protection.difference`). One the file watch
+    started that weakens protection is held back: a file cut short by a full disk or a crashed
+    editor reads as "every child to the default profile", so only an explicit reload (SIGHUP,
+    `filterdns reload`, `systemctl reload`) applies that. The text applied is saved in the state
+    directory (`runstate`), which `filterdns check --against running` compares with.
     """
 
     def __init__(
@@ -173,6 +180,10 @@ class App:
         self._reload_lock = asyncio.Lock()
         self.reloads = 0
         self.rejected_reloads = 0
+        self.held_reloads = 0  # by the file watch, because they weaken protection
+        self._held_text: str | None = None
+        # Log settings apply after a restart, so the state directory is the one of the start.
+        self.state_dir = runstate.state_dir(config)
         self._reload_done = asyncio.Condition()
 
     def _assemble(self, config: Config, lists: ListSet, cache: CacheResolver | None = None) -> None:
@@ -211,6 +222,7 @@ class App:
         try:
             await self.lists.load()
             await self.querylog.start()
+            await asyncio.to_thread(self._save_running, self.config, start=True)
             self.grants.reload_if_changed()
             if self.neighbours is not None:
                 await self.neighbours.refresh()
@@ -257,37 +269,51 @@ class App:
 
     # Reloading
 
-    async def reload(self) -> bool:
-        """Read the configuration file again and swap in what it builds; False if rejected."""
+    async def reload(self, explicit: bool = True) -> bool:
+        """Read the configuration file again and swap in what it builds; False if rejected or
+        held back.
+
+        `explicit` (SIGHUP, `filterdns reload`) applies a file that weakens protection, with a
+        warning; the file watch passes False, and such a file is then held back.
+        """
         sdnotify.reloading()
-        applied = False
+        result = "rejected"
         try:
-            applied = await self._reload()
-            self.metrics.reload(applied)
-            return applied
+            result = await self._reload(explicit)
+            self.metrics.reload(result)
+            return result == "applied"
         finally:
             # systemd waits for READY=1 after RELOADING=1, whether the file was applied or not.
-            sdnotify.ready("reloaded" if applied else "reload rejected; the old rules stay")
+            sdnotify.ready(READY_STATUS[result])
             async with self._reload_done:
                 self._reload_done.notify_all()
 
     async def wait_for_reloads(self, count: int) -> None:
-        """Until `count` reloads were tried (applied or rejected) since the start."""
-        async with self._reload_done:
-            await self._reload_done.wait_for(lambda: self.reloads + self.rejected_reloads >= count)
+        """Until `count` reloads were tried (applied, rejected or held back) since the start."""
 
-    async def _reload(self) -> bool:
+        def tried() -> bool:
+            return self.reloads + self.rejected_reloads + self.held_reloads >= count
+
+        async with self._reload_done:
+            await self._reload_done.wait_for(tried)
+
+    async def _reload(self, explicit: bool) -> str:
         async with self._reload_lock:
             source = self.config.source
             if source is None:
                 log.warning("reload: running on the embedded defaults; no file to read")
-                return False
+                return "rejected"
             try:
                 config = await asyncio.to_thread(load_config, source)
             except ConfigError as exc:
                 self.rejected_reloads += 1
                 log.error("reload rejected, the running configuration stays: %s", exc)
-                return False
+                return "rejected"
+            if not _judge(difference(self.config, config), source, explicit=explicit):
+                self.held_reloads += 1
+                self._held_text = config.text
+                return "held"
+            self._held_text = None
             for note in restart_notes(self.config, config):
                 log.warning("reload: %s", note)
             old_lists, lists = self.lists, self.lists
@@ -309,9 +335,25 @@ class App:
                 await self.neighbours.refresh()
                 self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
             await old_alerter.close()
+            await asyncio.to_thread(self._save_running, config)
             self.reloads += 1
             log.info("reloaded %s", source)
-            return True
+            return "applied"
+
+    def _save_running(self, config: Config, *, start: bool = False) -> None:
+        """Keep the text in force where `check --against running` finds it; never fatal.
+
+        At start, first say what the file weakens since the last run: a file cut short while
+        the server was down (a power cut) is applied by the start, but not silently.
+        """
+        since = runstate.since_last_run(self.state_dir, config) if start else None
+        if since is not None and since.weakens:
+            texts = "; ".join(change.text for change in since.ordered() if change.weakens)
+            log.warning("the configuration weakens protection since the last run: %s", texts)
+        try:
+            runstate.save_running(self.state_dir, config, self.wall_clock())
+        except OSError as exc:
+            log.warning("cannot save the running configuration in %s: %s", self.state_dir, exc)
 
     async def _watch_config(self) -> None:
         """Reload when the configuration file changes (checked every second, debounced)."""
@@ -319,7 +361,9 @@ class App:
         if source is None:
             return
         path = Path(source)
-        stamp = _stamp(path)
+        # No stamp yet: the first look compares the text with the one running, so an edit made
+        # between reading the file and this task's start is not missed.
+        stamp: tuple[int, int] | None = (-1, -1)
         while True:
             await asyncio.sleep(CONFIG_POLL)
             now = _stamp(path)
@@ -329,8 +373,13 @@ class App:
             if _stamp(path) != now:
                 continue
             stamp = now
-            if now is not None:
-                await self.reload()
+            # Only a new text is tried: not the running one (a `touch`), nor one held back
+            # already. Not explicit: a change that weakens protection waits for a reload.
+            if now is not None and await asyncio.to_thread(_text, path) not in self._seen():
+                await self.reload(explicit=False)
+
+    def _seen(self) -> tuple[str | None, ...]:
+        return self.config.text, self._held_text
 
     async def stop(self) -> None:
         """Finish in-flight queries (bounded wait), then close every socket and task."""
@@ -380,6 +429,11 @@ class App:
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, on_hangup)
+        # Where `filterdns reload` finds the process to signal; only now that SIGHUP reloads.
+        try:
+            runstate.write_pid(self.state_dir)
+        except OSError as exc:
+            log.warning("cannot write %s in %s: %s", runstate.PID_FILE, self.state_dir, exc)
         # What start-up built (modules, configuration, lists) lives as long as the process: keep
         # it out of the collector's full passes, which otherwise rescan it while serving.
         gc.freeze()
@@ -396,6 +450,7 @@ class App:
                     loop.remove_signal_handler(sig)
             for task in reloads:
                 task.cancel()
+            runstate.remove_pid(self.state_dir)
             await self.stop()
         log.info("stopped")
 
@@ -408,6 +463,18 @@ MALFORMED_HELP = "Packets answered FORMERR or dropped as malformed"
 PACKETS_HELP = "UDP datagrams and TCP frames read from clients (within their rate limit)"
 CONFIG_POLL = 1.0  # seconds between two looks at the configuration file
 CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
+READY_STATUS = {  # what systemd shows after a reload, by its result
+    "applied": "reloaded",
+    "rejected": "reload rejected; the old rules stay",
+    "held": "reload held back: it weakens protection; `filterdns reload` applies it",
+}
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # the reload says why
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -416,6 +483,28 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return stat.st_mtime_ns, stat.st_size
+
+
+def _judge(found: Difference, source: str, *, explicit: bool) -> bool:
+    """Log what a reload changes in protection; False when it must be held back (it weakens
+    protection and only the file watch asked for it)."""
+    if not found.changes:
+        log.info("reload: no change to protection")
+    held = found.weakens and not explicit
+    who = ", ".join(found.who())
+    if held:
+        log.warning(
+            "reload of %s held back: it weakens protection for %s; the running rules stay. "
+            "To apply it on purpose: filterdns reload (or systemctl reload filterdns)",
+            source,
+            who,
+        )
+    elif found.weakens:
+        log.warning("reload: applying changes that weaken protection for %s", who)
+    prefix = "held back" if held else "reload"
+    for change in found.ordered():
+        log.log(logging.WARNING if change.weakens else logging.INFO, "%s: %s", prefix, change.text)
+    return not held
 
 
 def restart_notes(old: Config, new: Config) -> list[str]:

@@ -1,4 +1,4 @@
-"""The `filterdns` command line: serve, check. Owns the rich Console and the exit codes."""
+"""The `filterdns` command line: serve, check, reload. Owns the rich Console and the exit codes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from filterdns import __version__, admin, report
+from filterdns import __version__, admin, control, report
 from filterdns.app import App
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.errors import ConfigError, FilterDnsError
@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "serve": _serve,
         "check": _check,
+        "reload": _reload,
         "lists": _lists,
         "explain": _admin(admin.explain),
         "grant": _admin(admin.grant),
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check", help="validate the configuration")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    control.add_check_options(check)
+    control_commands = control.add_commands(sub)
     lists = sub.add_parser("lists", help="category lists: statistics and refresh")
     lists_sub = lists.add_subparsers(dest="lists_command", required=True)
     stats = lists_sub.add_parser(
@@ -80,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     policy_commands = admin.add_commands(sub)
     report_commands = report.add_commands(sub)
-    for command in (serve, check, lists, stats, update, *policy_commands, *report_commands):
+    commands = (serve, check, lists, stats, update, *control_commands)
+    for command in (*commands, *policy_commands, *report_commands):
         # SUPPRESS: a -c given before the command is not overwritten by the command's default
         add_config(command, argparse.SUPPRESS)
     for command in (stats, update, *policy_commands):
@@ -171,7 +175,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    console = Console(soft_wrap=True)
+    console, errors = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -179,16 +183,36 @@ def _check(args: argparse.Namespace) -> int:
             problems = [
                 {"path": p.path, "line": p.line, "message": p.message} for p in exc.problems
             ]
-            print(json.dumps({"valid": False, "source": exc.source, "problems": problems}))
+            data = {"valid": False, "source": exc.source, "problems": problems, "difference": None}
+            print(json.dumps(data))
         else:
-            _print_problems(Console(stderr=True, soft_wrap=True), exc)
+            _print_problems(errors, exc)
         return 1
+    found = None
+    if args.against is not None:
+        found = control.dry_run(config, args.against, errors)
+        if found is None:
+            return 1
+    notes = control.warnings(config)
     if args.json:
-        print(json.dumps({"valid": True, **_summary(config)}, default=str))
-    else:
+        dry_run = found[0].to_json() if found is not None else None
+        valid = {"valid": True, "problems": [], "warnings": notes, "difference": dry_run}
+        print(json.dumps({**valid, **_summary(config)}, default=str))
+        return 0
+    if found is None:
         console.print(_summary_table(config))
-        console.print("[green]configuration is valid[/green]")
+    else:
+        console.print(control.difference_view(*found))
+        console.print("dry run: nothing was applied")
+    for note in notes:
+        console.print(f"[yellow]warning: {escape(note)}[/yellow]")
+    console.print("[green]configuration is valid[/green]")
     return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    console, errors = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    return control.reload(args, console, errors)
 
 
 def _print_problems(console: Console, exc: ConfigError) -> None:

@@ -37,7 +37,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from filterdns.configschema import Walker, compose, is_null, join, kind, line_of, show
 from filterdns.errors import ConfigError, Problem
@@ -336,6 +336,11 @@ class Config:
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     alerts: tuple[AlertConfig, ...] = ()
+    # The top-level keys the file gives a value (not null, not empty), and the text it was read
+    # from: what a reload compares and saves. Neither takes part in equality: two files that
+    # say the same thing are the same configuration.
+    given: tuple[str, ...] = field(default=(), compare=False)
+    text: str | None = field(default=None, compare=False, repr=False)
 
     def band(self, name: str) -> BandConfig:
         """The effective age band `name`; KeyError when there is none."""
@@ -1389,7 +1394,28 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
     config = _policy(w, top, base, replace(config, report=report))
     if "alerts" in top:
         config = replace(config, alerts=w.alerts(top["alerts"], "alerts"))
-    return config
+    return replace(config, given=_given(top))
+
+
+def _given(top: Mapping[str, Node]) -> tuple[str, ...]:
+    """The top-level keys given a value, and `section.key` for the keys inside the sections."""
+    given = [key for key, node in top.items() if not _is_empty(node)]
+    for name in SECTIONS:
+        node = top.get(name)
+        if isinstance(node, MappingNode):
+            given += [
+                f"{name}.{key.value}"
+                for key, value in node.value
+                if isinstance(key, ScalarNode) and not _is_empty(value)
+            ]
+    return tuple(given)
+
+
+def _is_empty(node: Node | None) -> bool:
+    """True for no value at all: absent, null, `{}` or `[]`."""
+    if node is None or is_null(node):
+        return True
+    return isinstance(node, MappingNode | SequenceNode) and not node.value
 
 
 def _optional(
@@ -1490,12 +1516,44 @@ def load_config_text(
     root, syntax = compose(text)
     if syntax is not None:
         raise ConfigError([syntax], source)
+    if _is_empty(root) or _only_null_keys(root):
+        raise ConfigError([Problem("", _no_settings(text, root))], source)
     walker = _ConfigWalker(base_dir)
     base = default_config() if defaults is None else defaults
     config = _build(walker, root, base, source)
     if walker.problems:
         raise ConfigError(walker.in_file_order(), source)
-    return config
+    return replace(config, text=text)
+
+
+def _only_null_keys(root: Node | None) -> bool:
+    """True for a mapping whose every value is null: `server:` and nothing under it."""
+    return isinstance(root, MappingNode) and all(is_null(value) for _, value in root.value)
+
+
+def _no_settings(text: str, root: Node | None) -> str:
+    """Why a file without a single setting is refused, and what to do instead.
+
+    An empty file (or one cut right after its first key) is far more often a write cut short (a
+    full disk, a crash, an editor that truncated before writing) than a wish to drop every rule,
+    so it is never taken to mean "the defaults": every child would silently fall to the default
+    profile.
+    """
+    if isinstance(root, MappingNode) and root.value:
+        keys = ", ".join(_names_in(root))
+        what = f"holds no settings (only keys without a value: {keys})"
+    elif not text:
+        what = "is empty (0 bytes)"
+    elif not text.strip():
+        what = f"holds no settings ({len(text.encode())} bytes of blank space)"
+    elif all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()):
+        what = "holds no settings (only comments)"
+    else:
+        what = "holds no settings (an empty document)"
+    return (
+        f"the file {what}; it is never applied. Write the configuration back, or delete the "
+        "file to run on the embedded defaults"
+    )
 
 
 def load_config(path: str | Path) -> Config:
@@ -1546,4 +1604,4 @@ def default_config(is_root: bool | None = None, state_dir: Path | None = None) -
     server = replace(embedded.server, listen=ROOT_LISTEN) if is_root else embedded.server
     log = replace(embedded.log, database=Path(state_dir) / embedded.log.database)
     lists = replace(embedded.lists, cache_dir=Path(state_dir) / embedded.lists.cache_dir)
-    return replace(embedded, server=server, log=log, lists=lists, source=None)
+    return replace(embedded, server=server, log=log, lists=lists, source=None, given=(), text=None)

@@ -4,7 +4,8 @@
     ├── ConfigError                a configuration file is invalid; carries every Problem found
     ├── WireError                  a DNS message could not be parsed (carries the id when readable)
     ├── UpstreamError              an exchange with an upstream failed (timeout, refused, garbage)
-    └── ServerError                a listener could not be started (address in use, permission)
+    ├── ServerError                a listener could not be started (address in use, permission)
+    └── ControlError               the running server could not be found or signalled (reload)
 
 Low-level errors (OSError, asyncio.TimeoutError, ssl.SSLError, yaml errors, dnslib errors) are
 caught where they arise and re-raised as one of these with a message naming the thing involved,
@@ -68,3 +69,7 @@ class ServerError(FilterDnsError):
     def __init__(self, message: str, *, unavailable: bool = False) -> None:
         self.unavailable = unavailable
         super().__init__(message)
+
+
+class ControlError(FilterDnsError):
+    """The running server could not be found or told something (no pid file, not permitted)."""

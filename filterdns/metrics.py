@@ -105,7 +105,7 @@ class Metrics:
         self._duration = _Histogram()
         self._upstream_duration: dict[str, _Histogram] = {}
         self._upstream_failures: dict[str, int] = {}
-        self._reloads = {"applied": 0, "rejected": 0}
+        self._reloads = {"applied": 0, "rejected": 0, "held": 0}
 
     def observe(self, request: Request, response: Response, seconds: float) -> None:
         """Count one answered query and its duration (the hot path: keep it short)."""
@@ -126,9 +126,10 @@ class Metrics:
         failures = self._upstream_failures.get(server, 0)
         self._upstream_failures[server] = failures if ok else failures + 1
 
-    def reload(self, applied: bool) -> None:
-        """One configuration reload, applied or rejected."""
-        self._reloads["applied" if applied else "rejected"] += 1
+    def reload(self, result: str) -> None:
+        """One configuration reload: "applied", "rejected" (invalid) or "held" (held back by
+        the file watch because it weakens protection)."""
+        self._reloads[result] += 1
 
     def render(self, gauges: Gauges | None = None) -> str:
         """Every metric in the text exposition format 0.0.4, then the values of `gauges`.

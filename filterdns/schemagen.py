@@ -577,7 +577,9 @@ def config_schema() -> Schema:
     defs["client"] = _client_schema()
     defs["alert"] = _alert_schema()
     root = _closed("filterdns configuration", properties, TOP_LEVEL)
-    root["type"] = ["object", "null"]
+    # A file with no setting at all (empty, only comments, `{}`) is refused by the validator:
+    # it is far more often a write cut short than a wish for the defaults.
+    root["minProperties"] = 1
     return {
         "$schema": DRAFT,
         "title": "filterdns configuration",

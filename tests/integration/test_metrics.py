@@ -135,6 +135,7 @@ def test_empty_metrics_render_every_family() -> None:
     assert samples(text, "filterdns_reloads_total") == [
         'filterdns_reloads_total{result="applied"} 0',
         'filterdns_reloads_total{result="rejected"} 0',
+        'filterdns_reloads_total{result="held"} 0',
     ]
 
 
@@ -159,9 +160,10 @@ def test_upstream_histogram_failures_and_reloads() -> None:
     metrics.upstream("udp://192.0.2.1:53", 0.02, ok=True)
     metrics.upstream("udp://192.0.2.2:53", None, ok=False)  # timed out: no duration
     metrics.upstream("udp://192.0.2.2:53", 0.001, ok=False)  # answered SERVFAIL
-    metrics.reload(applied=True)
-    metrics.reload(applied=False)
-    metrics.reload(applied=True)
+    metrics.reload("applied")
+    metrics.reload("rejected")
+    metrics.reload("held")
+    metrics.reload("applied")
     text = metrics.render()
     parse(text)
     assert samples(text, "filterdns_upstream_failures_total{") == [
@@ -176,6 +178,7 @@ def test_upstream_histogram_failures_and_reloads() -> None:
     assert samples(text, "filterdns_reloads_total{") == [
         'filterdns_reloads_total{result="applied"} 2',
         'filterdns_reloads_total{result="rejected"} 1',
+        'filterdns_reloads_total{result="held"} 1',
     ]
 
 

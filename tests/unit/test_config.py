@@ -204,17 +204,53 @@ def test_dataclass_defaults_agree_with_default_yaml() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        pytest.param("", id="empty"),
-        pytest.param("\n\n", id="blank-lines"),
-        pytest.param("# nothing but a comment\n", id="comment"),
-        pytest.param("---\n", id="document-start"),
-        pytest.param("~\n", id="null"),
-        pytest.param("server:\nupstreams:\ncache:\nlog:\n", id="empty-sections"),
         pytest.param("cache: {}\nlog: {}\n", id="empty-mappings"),
+        pytest.param("server:\n  timezone:\ncache: {}\n", id="empty-keys"),
     ],
 )
-def test_an_empty_file_is_the_defaults(text: str) -> None:
+def test_empty_sections_are_the_defaults(text: str) -> None:
     assert sut(text) == replace(DEFAULTS, source="<test>")
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        pytest.param("", "is empty (0 bytes)", id="empty"),
+        pytest.param("\n\n\n", "holds no settings (3 bytes of blank space)", id="blank"),
+        pytest.param("# nothing but a comment\n\n", "holds no settings (only comments)",
+                     id="comment"),
+        pytest.param("---\n", "holds no settings (an empty document)", id="document-start"),
+        pytest.param("~\n", "holds no settings (an empty document)", id="null"),
+        pytest.param("{}\n", "holds no settings (an empty document)", id="empty-mapping"),
+        pytest.param("server:\nupstreams:\n",
+                     "holds no settings (only keys without a value: server, upstreams)",
+                     id="cut-after-the-first-keys"),
+    ],
+)  # fmt: skip
+def test_a_file_without_settings_is_never_taken_for_the_defaults(text: str, what: str) -> None:
+    problem = the_problem(text)
+    assert problem.path == ""
+    assert problem.message == (
+        f"the file {what}; it is never applied. Write the configuration back, or delete the "
+        "file to run on the embedded defaults"
+    )
+
+
+def test_an_emptied_file_on_disk_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.source == str(path)
+    assert "is empty (0 bytes)" in str(caught.value)
+
+
+def test_a_loaded_file_keeps_its_text_and_the_keys_it_gives() -> None:
+    text = "cache: {max_entries: 10}\nserver:\n  timezone:\nlog: {}\nupstreams:\nclients: []\n"
+    config = sut(text)
+    assert config.text == text
+    assert config.given == ("cache", "server", "cache.max_entries")
+    assert DEFAULTS.given == () and DEFAULTS.text is None
 
 
 @pytest.mark.usefixtures("no_state_env")
@@ -222,7 +258,7 @@ def test_missing_keys_take_default_config_when_no_defaults_are_given(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(config_module.os, "geteuid", lambda: 1000)
-    assert load_config_text("") == replace(default_config(), source="<config>")
+    assert load_config_text("cache: {}\n") == replace(default_config(), source="<config>")
 
 
 def test_missing_keys_keep_their_defaults_next_to_given_ones() -> None:
@@ -1423,6 +1459,8 @@ def test_any_text_gives_a_config_or_located_problems(text: str) -> None:
         config = load_config_text(text, defaults=DEFAULTS)
     except ConfigError as exc:
         assert exc.problems
+        if "holds no settings" in str(exc) or "is empty (0 bytes)" in str(exc):
+            return  # about the whole file, not one line of it
         for problem in exc.problems:
             assert problem.line is not None and problem.line >= 1, problem
             assert problem.message
@@ -1874,7 +1912,7 @@ def test_clients(key: str, value: str, expected: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("text", "default"),
     [
-        pytest.param("", "household", id="embedded"),
+        pytest.param("cache: {}", "household", id="embedded"),
         pytest.param("default_profile: household", "household", id="embedded-named"),
         pytest.param("profiles: {}", "household", id="empty-profiles-keep-the-defaults"),
         pytest.param("profiles: {a: {age_band: adult}}", "household", id="one-profile"),
@@ -2663,7 +2701,7 @@ def test_bad_report_and_alerts(text: str, path: str, message: str) -> None:
 
 
 def test_rate_limit_defaults_to_50_a_second_with_bursts_of_200_and_null_turns_it_off() -> None:
-    assert load_config_text("").server.rate_limit == RateLimit(50, 200)
+    assert load_config_text("cache: {}\n").server.rate_limit == RateLimit(50, 200)
     assert load_config_text("server:\n  rate_limit: {burst: 5}\n").server.rate_limit == (
         RateLimit(50, 5)
     )

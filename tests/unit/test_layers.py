@@ -14,11 +14,13 @@ LAYERS = {
     "schedule": 1, "duration": 1,
     "config": 2, "configschema": 2, "schemagen": 2,
     "lists": 3, "clients": 3, "neighbors": 3, "policy": 3, "grants": 3, "answers": 3,
+    "effective": 3, "protection": 3,
     "transport": 4, "store": 4, "ratelimit": 4, "alerts": 4, "sdnotify": 4, "privileges": 4,
+    "runstate": 4,
     "resolvers": 5,
     "server": 6, "metrics": 6,
     "app": 7, "report": 7,
-    "cli": 8, "admin": 8, "__main__": 8,
+    "cli": 8, "admin": 8, "control": 8, "__main__": 8,
 }  # fmt: skip
 
 # Each third-party library lives in one place.
@@ -26,7 +28,7 @@ THIRD_PARTY = {
     "dnslib": {"model"},
     "yaml": {"config", "configschema"},
     "aiosqlite": {"store"},
-    "rich": {"report", "cli", "admin"},
+    "rich": {"report", "cli", "admin", "control"},
     "uvloop": {"cli"},
     "httpx": {"transport"},
 }

@@ -137,8 +137,7 @@ def test_example_points_editors_at_the_schema() -> None:
     [
         pytest.param(EXAMPLE.read_text(encoding="utf-8"), id="config.example.yaml"),
         pytest.param(_default_yaml(), id="default.yaml"),
-        pytest.param("", id="empty"),
-        pytest.param("server:\ncache:\n", id="empty sections"),
+        pytest.param("server:\n  timezone:\ncache:\n", id="empty sections"),
         pytest.param(
             "server: {listen: 127.0.0.1}\n"
             "upstreams: {servers: 'tls://[2620:fe::fe]:853#dns.quad9.net'}\n"
@@ -222,6 +221,9 @@ def test_choices_are_the_validators() -> None:
         ("profiles: {kid: {youtube: strict}}\n", "profiles.kid"),
         ("age_bands: {10-12: {youtube: strict}}\n", "age_bands"),
         ("age_bands: {9-12: {youtube: none}}\n", "age_bands.9-12.youtube"),
+        ("", ""),  # no setting at all: a write cut short, never the defaults
+        ("# only a comment\n", ""),
+        ("{}\n", ""),
         ("cache: {prefetch: yes}\n", "cache.prefetch"),
         ("cache: {serve_stale: 1 day}\n", "cache.serve_stale"),
         ("cache: {max_entries: -1}\n", "cache.max_entries"),
