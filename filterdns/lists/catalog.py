@@ -367,7 +367,8 @@ class ListSet:
         marker = self.cache_dir / BUILDING_FILE
         try:
             if building:
-                data = {"pid": os.getpid(), "since": time.time(), "serving": self.interim}
+                serving = self.interim or "the previous index"
+                data = {"pid": os.getpid(), "since": time.time(), "serving": serving}
                 marker.write_text(json.dumps(data))
             else:
                 marker.unlink(missing_ok=True)
@@ -453,6 +454,31 @@ class ListSet:
         self.close()
         if first is not None:
             await asyncio.wait([first])
+
+
+@dataclass(frozen=True, slots=True)
+class Building:
+    """A build in progress in a running server, and what it answers from meanwhile."""
+
+    pid: int
+    since: float
+    serving: str
+
+
+def running_build(cache_dir: Path) -> Building | None:
+    """The build a live server has in progress on `cache_dir`, if any."""
+    try:
+        data = json.loads((cache_dir / BUILDING_FILE).read_text())
+        building = Building(int(data["pid"]), float(data["since"]), str(data["serving"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(building.pid, 0)
+    except ProcessLookupError:
+        return None  # the server died while building: the marker is stale
+    except PermissionError:
+        pass  # alive, owned by another user
+    return building
 
 
 def _next_due(sources: Sequence[SourceStatus], refresh: float) -> float:

@@ -43,7 +43,9 @@ one bucket at a time, drops repeated words (the same name twice in one list, cou
 `IndexBuilder.duplicates`) and appends the bucket to the output, freeing it at once. No list of
 every name or word is ever held: at most the words (8 bytes each) and one bucket as Python ints.
 Given a `spill_dir`, the buckets move to an unnamed temporary file there every 2 MiB, so the
-build itself stays within a few megabytes. Given a path, the output goes straight to a file that
+build itself stays within a few megabytes. `discard(list_id)` leaves out, at `finish`, every
+name a list received: a source is judged after it was streamed in, and a rejected one must add
+nothing. Given a path, the output goes straight to a file that
 is then memory-mapped: a restart opens it in milliseconds instead of re-parsing the sources, and
 opening reads the checksum through the file rather than the mapping, so the new index's pages
 join the process only as lookups touch them. A rebuild next to a serving index therefore peaks

@@ -13,7 +13,7 @@ import pytest
 
 from filterdns.cli import main
 from filterdns.config import DEFAULT_CATEGORIES, ListsConfig
-from filterdns.lists.catalog import ListSet, resolve_sources
+from filterdns.lists.catalog import BUILDING_FILE, ListSet, resolve_sources
 from filterdns.lists.shipped import CATEGORIES, SHIPPED
 from filterdns.lists.sources import copy_path
 from tests.fakes.http import ListServer, Page, list_server
@@ -435,3 +435,53 @@ def test_a_junk_download_kept_by_an_older_version_adds_nothing(
     assert status.rejected is not None and status.rejected.startswith("the kept download: not text")
     assert categories_of(sut, "win.example") == set()
     sut.close()
+
+
+async def test_without_a_child_process_the_build_runs_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("filterdns.lists.builder.sys.executable", str(tmp_path / "no-python"))
+    local = tmp_path / "gambling.txt"
+    local.write_bytes(GOOD_LIST)
+    sut = ListSet(
+        ListsConfig(cache_dir=tmp_path / "cache", download_defaults=False),
+        (("gambling", (str(local),)),),
+    )
+    result = await sut.load()
+    assert not result.reused and sut.ready.is_set()
+    assert categories_of(sut, GOOD_NAMES[0]) == {("gambling", False)}
+    assert "building in this process instead" in caplog.text
+    await sut.aclose()
+
+
+def test_lists_stats_shows_a_rejection_and_a_build_in_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = tmp_path / "gambling.txt"
+    local.write_bytes(GOOD_LIST)
+    cache = tmp_path / "cache"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"lists: {{cache_dir: {cache}, download_defaults: false}}\n"
+        f"categories: {{gambling: ['{local}']}}\n"
+    )
+    assert main(["lists", "stats", "-c", str(config)]) == 0
+    replace_file(local, SHRUNK_95)
+    (cache / BUILDING_FILE).write_text(
+        json.dumps({"pid": os.getpid(), "since": time.time(), "serving": "the previous index"})
+    )  # as a server that is building writes it
+    capsys.readouterr()
+    assert main(["lists", "stats", "-c", str(config)]) == 0
+    table = capsys.readouterr().out
+    flat = " ".join(table.replace("│", " ").split())  # the status cell may wrap
+    assert (
+        "rejected: 95 % smaller than the last good copy (200 -> 10 entries); the last good copy "
+        "serves"
+    ) in flat
+    assert f"building: the running server (pid {os.getpid()})" in table
+    assert main(["lists", "stats", "-c", str(config), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (status,) = [s for s in data["sources"] if s["source"] == str(local)]
+    assert status["rejected"] == "95 % smaller than the last good copy (200 -> 10 entries)"
+    assert (status["entries"], status["using_copy"]) == (200, True)
+    assert data["building"]["serving"] == "the previous index"
