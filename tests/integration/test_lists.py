@@ -13,7 +13,9 @@ import pytest
 
 from filterdns.cli import main
 from filterdns.config import DEFAULT_CATEGORIES, ListsConfig
-from filterdns.lists.catalog import BUILDING_FILE, ListSet, resolve_sources
+from filterdns.lists.builder import ChildBuilder
+from filterdns.lists.catalog import BUILDING_FILE, INDEX_FILE, ListSet, resolve_sources
+from filterdns.lists.index import DomainIndex
 from filterdns.lists.shipped import CATEGORIES, SHIPPED
 from filterdns.lists.sources import copy_path
 from tests.fakes.http import ListServer, Page, list_server
@@ -440,6 +442,7 @@ def test_a_junk_download_kept_by_an_older_version_adds_nothing(
 async def test_without_a_child_process_the_build_runs_in_a_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    monkeypatch.setattr("filterdns.lists.catalog.SMALL_BUILD", 0)  # a child would build it
     monkeypatch.setattr("filterdns.lists.builder.sys.executable", str(tmp_path / "no-python"))
     local = tmp_path / "gambling.txt"
     local.write_bytes(GOOD_LIST)
@@ -485,3 +488,23 @@ def test_lists_stats_shows_a_rejection_and_a_build_in_progress(
     assert status["rejected"] == "95 % smaller than the last good copy (200 -> 10 entries)"
     assert (status["entries"], status["using_copy"]) == (200, True)
     assert data["building"]["serving"] == "the previous index"
+
+
+async def test_the_child_builder_reports_back_and_its_log_lines_reach_the_server(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    local = tmp_path / "gambling.txt"
+    local.write_bytes(GOOD_LIST)
+    config = ListsConfig(cache_dir=tmp_path / "cache", download_defaults=False)
+    categories = (("gambling", (str(local),)),)
+    ListSet(config, categories).build().index.close()
+    replace_file(local, b"\x00" * 64)
+    result = await ChildBuilder().build(config, categories, download=False)
+    (status,) = [s for s in result.sources if s["source"] == str(local)]
+    assert str(status["rejected"]).startswith("not text: NUL bytes")
+    (record,) = [r for r in caplog.records if "rejected" in r.getMessage()]
+    assert (record.name, record.levelname) == ("filterdns.lists.sources", "WARNING")
+    assert str(local) in record.getMessage()
+    index = DomainIndex.open(config.cache_dir / INDEX_FILE, result.fingerprint)
+    assert index is not None and index.match(GOOD_NAMES[0])
+    index.close()
