@@ -20,7 +20,8 @@ from filterdns import __version__, admin, report
 from filterdns.app import App
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.errors import ConfigError, FilterDnsError
-from filterdns.lists.catalog import ENTRY_BYTES, BuildResult, ListSet, running_build
+from filterdns.lists.cachedir import running_build
+from filterdns.lists.catalog import ENTRY_BYTES, BuildResult, ListSet
 from filterdns.server import addresses_text
 
 log = logging.getLogger("filterdns")

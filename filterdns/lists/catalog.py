@@ -22,10 +22,7 @@ an edit is picked up within about two seconds, and by `reload_local()` (SIGHUP).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,10 +31,19 @@ from pathlib import Path
 from filterdns import __version__
 from filterdns.config import ListsConfig
 from filterdns.lists.builder import BuilderFailed, ChildBuilder
+from filterdns.lists.cachedir import (
+    INDEX_FILE,
+    fingerprint_of,
+    is_writable,
+    mark_building,
+    read_reports,
+    save_reports,
+    shipped_index,
+)
 from filterdns.lists.index import DomainIndex, IndexBuilder
 from filterdns.lists.parse import SourceReport
 from filterdns.lists.remote import FetchResult, RemoteCache
-from filterdns.lists.shipped import SHIPPED, SHIPPED_PREFIX, shipped_path
+from filterdns.lists.shipped import SHIPPED_PREFIX, shipped_path
 from filterdns.lists.sources import (
     BuildResult,
     SourceAdder,
@@ -52,10 +58,6 @@ from filterdns.lists.validate import Stamp, write_record
 
 log = logging.getLogger(__name__)
 
-INDEX_FILE = "index.bin"
-SHIPPED_INDEX_FILE = "index-shipped.bin"
-REPORTS_FILE = "index-reports.json"
-BUILDING_FILE = "building.json"  # present while a server builds in the background
 ENTRY_BYTES = 8  # one 64-bit word per (name, list) in the index
 RETRY_AFTER_FAILURE = 900.0  # a failed download is tried again after 15 minutes
 MIN_WAIT = 60.0
@@ -112,16 +114,16 @@ class ListSet:
         """Fetch (when `download`), then reuse the index file if current, else parse and index."""
         started = time.perf_counter()
         plan, changed = self._plan(download)
-        fingerprint = _fingerprint(plan, self.config.max_shrink)
+        fingerprint = fingerprint_of(plan, self.config.max_shrink)
         index_path = self.cache_dir / INDEX_FILE
-        writable = self._writable()
+        writable = is_writable(self.cache_dir)
         if writable:
             reused = DomainIndex.open(index_path, fingerprint)
             if reused is not None:
                 statuses = self._saved_statuses(plan, downloaded=download)
                 if statuses is not None:
                     if download:  # how each download went is news (e.g. a rejected one)
-                        self._save_statuses(statuses)
+                        save_reports(self.cache_dir, statuses)
                     seconds = time.perf_counter() - started
                     return BuildResult(reused, statuses, True, seconds, changed, written=True)
                 reused.close()
@@ -178,7 +180,7 @@ class ListSet:
 
     def _carry_download_errors(self, plan: list[SourceStatus]) -> None:
         """Without downloading, a remote source keeps the error of its last download attempt."""
-        saved = {(d.category, d.source): d for d in self._read_reports() or []}
+        saved = {(d.category, d.source): d for d in read_reports(self.cache_dir) or []}
         for status in plan:
             before = saved.get((status.category, status.source))
             if status.kind != "remote" or status.error is not None or before is None:
@@ -199,15 +201,15 @@ class ListSet:
                 allow, 0
             )
         if path is not None:
-            self._save_statuses(plan)
+            save_reports(self.cache_dir, plan)
         return index
 
     def _quick(self) -> _Quick:
         """The best index that opens at once: current, else previous, else the shipped lists."""
         started = time.perf_counter()
         plan, _changed = self._plan(download=False)
-        fingerprint = _fingerprint(plan, self.config.max_shrink)
-        if self._writable():
+        fingerprint = fingerprint_of(plan, self.config.max_shrink)
+        if is_writable(self.cache_dir):
             found = DomainIndex.open(self.cache_dir / INDEX_FILE)
             if found is not None:
                 if found.fingerprint == fingerprint:
@@ -215,50 +217,8 @@ class ListSet:
                     if statuses is not None:
                         return _Quick(found, statuses, None, time.perf_counter() - started)
                 return _Quick(found, [], "the previous index", time.perf_counter() - started)
-        index = self._shipped_index()
+        index = shipped_index(self.cache_dir)
         return _Quick(index, [], "the shipped lists", time.perf_counter() - started)
-
-    def _shipped_index(self) -> DomainIndex:
-        """Every shipped list of every category (kept as `index-shipped.bin`)."""
-        sources = [(c, s) for c, ss in SHIPPED.items() for s in ss if s.startswith(SHIPPED_PREFIX)]
-        plan = [SourceStatus(c, s, "shipped", SourceReport(s), shipped_path(s)) for c, s in sources]
-        fingerprint = _fingerprint(plan, 0.0)
-        path = self.cache_dir / SHIPPED_INDEX_FILE if self._writable() else None
-        if path is not None:
-            found = DomainIndex.open(path, fingerprint)
-            if found is not None:
-                return found
-        builder = IndexBuilder(spill_dir=path.parent if path is not None else None)
-        adder = SourceAdder(builder, None, 100.0)
-        for status in plan:
-            adder.add(status)
-        return builder.finish(path, fingerprint)
-
-    def _writable(self) -> bool:
-        try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return False
-        return os.access(self.cache_dir, os.W_OK)
-
-    def _save_statuses(self, plan: list[SourceStatus]) -> None:
-        data = [status.to_json() for status in plan]
-        target = self.cache_dir / REPORTS_FILE
-        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            temp.write_text(json.dumps(data))
-            os.replace(temp, target)
-        except OSError as exc:
-            log.warning("cannot save list reports in %s: %s", self.cache_dir, exc)
-
-    def _read_reports(self) -> list[SourceStatus] | None:
-        try:
-            saved = json.loads((self.cache_dir / REPORTS_FILE).read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(saved, list) or not all(isinstance(d, dict) for d in saved):
-            return None
-        return [SourceStatus.from_json(data) for data in saved]
 
     def _saved_statuses(
         self, plan: list[SourceStatus], *, downloaded: bool = False
@@ -267,7 +227,7 @@ class ListSet:
 
         What went wrong then still holds, except for remote sources just `downloaded` again.
         """
-        saved = self._read_reports()
+        saved = read_reports(self.cache_dir)
         if saved is None or len(saved) != len(plan):
             return None
         for status, before in zip(plan, saved, strict=True):
@@ -324,12 +284,12 @@ class ListSet:
 
     async def _rebuild(self, download: bool) -> BuildResult:
         stamps = self._local_stamps()
-        self._mark_building(True)
+        mark_building(self.cache_dir, self.interim or "the previous index")
         try:
             result = await self._build_off_loop(download)
         finally:
             self._stamps = stamps  # a failed build is retried on the next change, not in a loop
-            self._mark_building(False)
+            mark_building(self.cache_dir, None)
         old, self.index, self.sources = self.index, result.index, result.sources
         if old is not result.index:
             old.close()
@@ -348,7 +308,7 @@ class ListSet:
     async def _build_off_loop(self, download: bool) -> BuildResult:
         """Build in a child process, or in a thread when the lists are small (a child costs
         0.2 s to start), when it cannot run or when nothing may be written."""
-        if self._writable() and (download or self._source_bytes() > SMALL_BUILD):
+        if is_writable(self.cache_dir) and (download or self._source_bytes() > SMALL_BUILD):
             try:
                 child = await self.builder.build(self.config, self.categories, download=download)
             except BuilderFailed as exc:
@@ -375,19 +335,6 @@ class ListSet:
             for _c, s in self.pairs
         }  # fmt: skip
         return sum(stamp.size for stamp in map(Stamp.of, paths) if stamp is not None)
-
-    def _mark_building(self, building: bool) -> None:
-        """Tell `filterdns lists stats` that a build runs, and what serves meanwhile."""
-        marker = self.cache_dir / BUILDING_FILE
-        try:
-            if building:
-                serving = self.interim or "the previous index"
-                data = {"pid": os.getpid(), "since": time.time(), "serving": serving}
-                marker.write_text(json.dumps(data))
-            else:
-                marker.unlink(missing_ok=True)
-        except OSError:
-            pass  # only informative
 
     def _local_stamps(self) -> dict[str, Stamp | None]:
         local = dict.fromkeys(source for _c, source in self.pairs if is_local(source))
@@ -470,31 +417,6 @@ class ListSet:
             await asyncio.wait([first])
 
 
-@dataclass(frozen=True, slots=True)
-class Building:
-    """A build in progress in a running server, and what it answers from meanwhile."""
-
-    pid: int
-    since: float
-    serving: str
-
-
-def running_build(cache_dir: Path) -> Building | None:
-    """The build a live server has in progress on `cache_dir`, if any."""
-    try:
-        data = json.loads((cache_dir / BUILDING_FILE).read_text())
-        building = Building(int(data["pid"]), float(data["since"]), str(data["serving"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(building.pid, 0)
-    except ProcessLookupError:
-        return None  # the server died while building: the marker is stale
-    except PermissionError:
-        pass  # alive, owned by another user
-    return building
-
-
 def _next_due(sources: Sequence[SourceStatus], refresh: float) -> float:
     """Seconds until a remote source is due: its refresh period, or a retry after a failure."""
     now = time.time()
@@ -506,15 +428,3 @@ def _next_due(sources: Sequence[SourceStatus], refresh: float) -> float:
         if s.kind == "remote"
     ]
     return max(MIN_WAIT, min(due, default=refresh), 0.0)
-
-
-def _fingerprint(plan: Sequence[SourceStatus], max_shrink: float) -> str:
-    """Changes whenever a source, its file, its content or the checks would change the index."""
-    digest = hashlib.sha256(f"filterdns {__version__} max_shrink {max_shrink}".encode())
-    for status in plan:
-        digest.update(f"\0{status.category}\0{status.source}\0{status.path}".encode())
-        if status.path is not None:
-            stamp = Stamp.of(status.path)
-            if stamp is not None:
-                digest.update(f"\0{stamp.size}\0{stamp.mtime_ns}".encode())
-    return digest.hexdigest()

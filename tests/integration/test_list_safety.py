@@ -18,7 +18,7 @@ import pytest
 
 from filterdns.app import App
 from filterdns.config import load_config
-from filterdns.lists.catalog import INDEX_FILE, SHIPPED_INDEX_FILE
+from filterdns.lists.cachedir import INDEX_FILE, SHIPPED_INDEX_FILE
 from filterdns.lists.sources import copy_path
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import LISTS_TIMEOUT, Proxy, addresses, config_for

@@ -14,7 +14,8 @@ import pytest
 from filterdns.cli import main
 from filterdns.config import DEFAULT_CATEGORIES, ListsConfig
 from filterdns.lists.builder import ChildBuilder
-from filterdns.lists.catalog import BUILDING_FILE, INDEX_FILE, ListSet, resolve_sources
+from filterdns.lists.cachedir import BUILDING_FILE, INDEX_FILE
+from filterdns.lists.catalog import ListSet, resolve_sources
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.shipped import CATEGORIES, SHIPPED
 from filterdns.lists.sources import copy_path
