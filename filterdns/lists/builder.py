@@ -1,10 +1,10 @@
 """Building the index in a child process, so that parsing a big list never slows answering.
 
 Parsing and hashing millions of names is pure Python: in a thread of the serving process it holds
-the GIL, and every answer waits its turn. Measured on this 2-core machine while a 200 MB list
-(5.1M names) was built beside a proxy answering 1,000 queries a second: p90 / p99 latency
-0.09 / 0.35 ms idle, 5.2 / 9.3 ms with the build in a thread, 0.10 / 0.12 ms with it in a child
-process at nice 10 (`bench` figures in the README). So the server starts
+the GIL, and every answer waits its turn. Measured on this 2-core machine while a 179 MB list
+(5M names) was built beside a proxy answering 1,000 queries a second (`bench/build_latency.py`):
+p90 / p99 round trip 0.11 / 0.15 ms idle, 5.29 / 10.70 ms with the build in a thread, 0.09 /
+0.15 ms with it in a child process at nice 10. So for anything but small list sets the server starts
 `python -m filterdns.lists.builder`, hands it the lists configuration on stdin (pickled: parent
 and child are the same program), and reads JSON lines back: the child's log records as they
 happen, re-emitted through the server's own loggers so they keep its format, then the result
