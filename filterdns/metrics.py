@@ -252,7 +252,7 @@ def component_gauges(
         out.append((
             "filterdns_list_rejected",
             "1 when a list source was rejected (not text, empty, mostly invalid or shrunk too "
-            "much) and its last good copy serves instead.",
+            "much); its last good copy, if any, serves instead.",
             {"category": category, "source": source}, float(rejected),
         ))  # fmt: skip
     if lists_ready is not None:

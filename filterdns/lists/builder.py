@@ -32,6 +32,7 @@ from filterdns.config import ListsConfig
 log = logging.getLogger(__name__)
 
 NICE = 10  # the child yields the CPU to the server whenever the two compete
+TERM_GRACE = 5.0  # seconds a stopped child has to remove its temporary files
 _LINE_LIMIT = 1 << 26  # the result line holds every source's report
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -84,8 +85,13 @@ class ChildBuilder:
             return await self._talk(process, request)
         finally:
             if process.returncode is None:
-                process.terminate()
                 with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), TERM_GRACE)
+                except TimeoutError:  # stuck in a long C call: no more waiting
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
                     await process.wait()
             self.process = None
 

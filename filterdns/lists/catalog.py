@@ -353,7 +353,11 @@ class ListSet:
             if not changed:
                 return False
             log.info("lists: %s changed on disk; rebuilding", ", ".join(changed))
-            await self._rebuild(download=False)
+            try:
+                await self._rebuild(download=False)
+            except Exception:  # a rebuild must never stop the proxy (or fail a reload)
+                log.exception("lists: rebuild failed; the current index stays")
+                return False
             return True
 
     def stale_remotes(self, now: float | None = None) -> bool:
@@ -393,12 +397,8 @@ class ListSet:
                 continue
             seen = self._local_stamps()
             await asyncio.sleep(LIST_SETTLE)  # an editor may still be writing
-            if self._local_stamps() != seen:
-                continue
-            try:
+            if self._local_stamps() == seen:
                 await self.reload_local()
-            except Exception:  # a rebuild must never stop the proxy
-                log.exception("lists: rebuild failed; the current index stays")
 
     def close(self) -> None:
         """Stop a build in progress and release the mapped index file."""
