@@ -264,6 +264,11 @@ class SourceAdder:
         self, status: SourceStatus, source: Path, stamp: Stamp, copy: Path | None
     ) -> tuple[int, int] | str:
         """Parse a snapshot of the file; its ids when accepted (and kept), else the reason."""
+        try:
+            with source.open("rb"):
+                pass
+        except OSError as exc:
+            return f"it cannot be read: {exc.strerror or exc}"
         snapshot: Path | None = None
         if copy is not None:
             try:

@@ -509,3 +509,32 @@ async def test_the_child_builder_reports_back_and_its_log_lines_reach_the_server
     index = DomainIndex.open(config.cache_dir / INDEX_FILE, result.fingerprint)
     assert index is not None and index.match(GOOD_NAMES[0])
     index.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_list_file_keeps_its_copy(tmp_path: Path) -> None:
+    local = tmp_path / "gambling.txt"
+    local.write_bytes(GOOD_LIST)
+    config = ListsConfig(cache_dir=tmp_path / "cache", download_defaults=False)
+    ListSet(config, (("gambling", (str(local),)),)).build().index.close()
+    replace_file(local, GOOD_LIST + b"0.0.0.0 win.example\n")
+    local.chmod(0)
+    result = ListSet(config, (("gambling", (str(local),)),)).build()
+    status = {s.source: s for s in result.sources}[str(local)]
+    assert status.rejected == "it cannot be read: Permission denied"
+    assert (status.using_copy, status.report.entries) == (True, 200)
+    result.index.close()
+
+
+def test_a_list_path_that_became_a_directory_keeps_its_copy(tmp_path: Path) -> None:
+    local = tmp_path / "gambling.txt"
+    local.write_bytes(GOOD_LIST)
+    config = ListsConfig(cache_dir=tmp_path / "cache", download_defaults=False)
+    ListSet(config, (("gambling", (str(local),)),)).build().index.close()
+    local.unlink()
+    local.mkdir()
+    result = ListSet(config, (("gambling", (str(local),)),)).build()
+    status = {s.source: s for s in result.sources}[str(local)]
+    assert status.rejected == "it is not a readable file"
+    assert (status.using_copy, status.report.entries) == (True, 200)
+    result.index.close()
