@@ -10,8 +10,9 @@ Building never delays answering. `start()` serves at once: the index on disk whe
 else the previous `index.bin` (stale, still protective), else an index of the shipped lists alone
 (`index-shipped.bin`, built in a fraction of a second the first time); the index of the
 configured sources is then built in the background and swapped in with one assignment, and
-`ready` is set. Builds run in a child process (`lists.builder`), so the parse of a big list does
-not compete with answers for the GIL; queries keep using the old index meanwhile.
+`ready` is set. Builds of more than `SMALL_BUILD` bytes of lists, and every build with
+downloads, run in a child process (`lists.builder`), so the parse of a big list does not compete
+with answers for the GIL; small ones run in a thread. Queries keep using the old index meanwhile.
 
 Nothing is lost on bad input: a source that is not text, yields no entry, is mostly invalid lines
 or shrank by more than `lists.max_shrink` is rejected and its last good copy serves instead (see
@@ -105,7 +106,7 @@ class ListSet:
         self._lock = asyncio.Lock()
         self._stamps: dict[str, Stamp | None] = {}  # local files as the serving index read them
         self._first: asyncio.Task[None] | None = None
-        self.builder = ChildBuilder()  # builds run in a child process
+        self.builder = ChildBuilder()  # runs the big builds in a child process
         self._closed = False
 
     # Building (blocking: call from a thread)
