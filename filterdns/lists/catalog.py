@@ -347,8 +347,13 @@ class ListSet:
         return [s for s, stamp in now.items() if s not in self._stamps or self._stamps[s] != stamp]
 
     async def reload_local(self) -> bool:
-        """Rebuild if a local list file changed on disk (SIGHUP); the old index serves meanwhile."""
-        await self._first_done()
+        """Rebuild if a local list file changed on disk (SIGHUP); the old index serves meanwhile.
+
+        While another build runs this returns at once, so a reload never waits for a long
+        build: the file watch takes the change up as soon as that build is done.
+        """
+        if self._lock.locked() or (self._first is not None and not self._first.done()):
+            return False
         async with self._lock:
             changed = self.changed_files()
             if not changed:

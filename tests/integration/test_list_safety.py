@@ -289,3 +289,28 @@ async def test_stopping_during_a_build_stops_the_builder_and_leaves_no_temporary
     assert not (cache / INDEX_FILE).exists()
     left = [p.name for p in cache.rglob("*") if p.name.endswith((".tmp", ".part"))]
     assert left == []
+
+
+async def test_a_reload_during_a_long_build_returns_at_once_and_the_watch_applies_the_edit(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.txt"
+    write_names(big, 30, "big-test")  # 300,000 names: built in a child process
+    adult = tmp_path / "adult.txt"
+    adult.write_bytes(GOOD)
+    path = tmp_path / "config.yaml"
+    text = config_text(upstream, tmp_path, adult, f"  cache_dir: {tmp_path / 'lists'}\n")
+    path.write_text(text.replace(f'adult: ["{adult}"]', f'adult: ["{adult}", "{big}"]'))
+    app = App(load_config(path))
+    bound = await app.start()
+    try:
+        proxy = Proxy(app, bound[0].host, bound[0].port)
+        await asyncio.wait_for(app.lists.builder.started.wait(), timeout=LISTS_TIMEOUT)
+        replace_file(adult, GOOD + b"0.0.0.0 new.adult-test.example\n")  # the build has begun
+        assert await app.reload()
+        assert not app.lists.ready.is_set()  # the reload did not wait for the first build
+        await asyncio.wait_for(app.lists.wait_for_builds(2), timeout=LISTS_TIMEOUT)
+        assert await blocked(proxy, "new.adult-test.example")
+        assert await blocked(proxy, "n0-0.big-test.example")
+    finally:
+        await app.stop()
