@@ -266,7 +266,11 @@ def main() -> int:
         port, metrics = bench.free_port(), bench.free_port()
         cfg = config_for_soak(work, port, up_port, metrics)
         fdns = bench.Server(
-            "filterdns", [str(bench.FILTERDNS), "serve", "-c", str(cfg)], port, work
+            "filterdns",
+            [str(bench.FILTERDNS), "serve", "-c", str(cfg)],
+            port,
+            work,
+            ready=bench.LISTS_READY,
         )
         fdns.start()
         log(f"filterdns up in {fdns.startup:.2f} s")

@@ -213,14 +213,15 @@ class App:
         )
 
     async def start(self) -> list[ListenAddress]:
-        """Load the category index, then bind the listeners; returns the addresses bound.
+        """Open a category index, then bind the listeners; returns the addresses bound.
 
-        The index is loaded before the first query is answered so that nothing is ever served
-        unfiltered; when no source changed since the last run it is mapped from disk at once.
-        Remote sources are then kept fresh in the background.
+        An index is in place before the first query is answered so that nothing is ever served
+        unfiltered, and it opens at once: the current one from disk, else the previous one or
+        the shipped lists while the current one is built in the background (`lists.ready`).
+        Remote sources are then kept fresh and local list files watched in the background.
         """
         try:
-            await self.lists.load()
+            await self.lists.start()
             await self.querylog.start()
             await asyncio.to_thread(self._save_running, self.config, start=True)
             self.grants.reload_if_changed()
@@ -257,6 +258,12 @@ class App:
             query_log=self.querylog,
             upstreams={str(s): h for s, h in self.chain.upstream.health.items()},
             list_sizes=sizes,
+            list_rejected={
+                (s.category, s.source): s.rejected is not None
+                for s in self.lists.sources
+                if s.kind != "shipped"
+            },
+            lists_ready=self.lists.ready.is_set(),
         )
         refused = self.chain.access.refused
         gauges.append(("filterdns_refused_total", REFUSED_HELP, {}, float(refused)))
@@ -319,7 +326,9 @@ class App:
             old_lists, lists = self.lists, self.lists
             if (config.lists, config.categories) != (self.config.lists, self.config.categories):
                 lists = ListSet(config.lists, config.categories)
-                await lists.load()  # built in a thread; the old index serves meanwhile
+                await lists.load()  # built in a child process; the old index serves meanwhile
+            else:
+                await lists.reload_local()  # local list files edited on disk: rebuilt likewise
             old_alerter, had_neighbours = self.alerter, self.neighbours is not None
             self._assemble(config, lists, cache=self.chain.cache)
             self.server.chain = self.chain.head  # the swap: new queries take the new chain
@@ -398,7 +407,7 @@ class App:
         await self.querylog.close()  # every queued row is written before exit
         await self.chain.cache.close()
         await self.transport.close()
-        self.lists.close()
+        await self.lists.aclose()  # a build in progress stops too
 
     def request_stop(self) -> None:
         """Ask `run` to stop (signal handlers call this)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -19,6 +20,7 @@ from filterdns import __version__, admin, control, report
 from filterdns.app import App
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.errors import ConfigError, FilterDnsError
+from filterdns.lists.cachedir import running_build
 from filterdns.lists.catalog import ENTRY_BYTES, BuildResult, ListSet
 from filterdns.server import addresses_text
 
@@ -287,12 +289,16 @@ def _lists(args: argparse.Namespace) -> int:
     result = listset.build(download=args.lists_command == "update")
     try:
         if args.json:
-            print(json.dumps(_lists_json(result, before), default=str))
+            data = _lists_json(result, before)
+            building = running_build(listset.cache_dir)
+            data["building"] = None if building is None else dataclasses.asdict(building)
+            print(json.dumps(data, default=str))
         else:
             console = Console(soft_wrap=True)
             if not console.is_terminal:
                 console.width = 160  # a pipe or a file: no terminal width to fit
             _print_lists(console, result, before, args.lists_command)
+            _print_building(console, listset.cache_dir)
     finally:
         result.index.close()
     return 0
@@ -371,7 +377,7 @@ def _print_lists(
         if error is not None and error.startswith(f"{status.source}: "):
             error = error[len(status.source) + 2 :]
         state = status.kind if error is None else f"[red]{escape(error)}[/red]"
-        if status.using_copy:
+        if status.using_copy and status.rejected is None:  # a rejection says so itself
             state += " (last good copy)"
         table.add_row(
             status.category,
@@ -404,3 +410,14 @@ def _print_lists(
     if command == "update":
         changed = ", ".join(result.changed) or "none"
         console.print(f"downloaded with changes: {changed}")
+
+
+def _print_building(console: Console, cache_dir: Path) -> None:
+    """Say so when a running server is building its index (it answers from another meanwhile)."""
+    building = running_build(cache_dir)
+    if building is not None:
+        since = datetime.fromtimestamp(building.since).strftime("%H:%M:%S")
+        console.print(
+            f"building: the running server (pid {building.pid}) has been building its index "
+            f"since {since}; {building.serving} serves until it is done"
+        )

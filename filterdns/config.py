@@ -158,6 +158,9 @@ class ListsConfig:
     # The big default lists that are downloaded rather than shipped (UT1 adult, malware,
     # phishing, redirector; see blocklists/SOURCES.md); false keeps to the shipped files.
     download_defaults: bool = True
+    # A new version of a source with fewer than (100 - max_shrink) % of the entries of its last
+    # good copy is rejected and the copy kept (percent; 100 accepts any shrink).
+    max_shrink: float = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +420,7 @@ DEFAULT_CATEGORIES = (
 )
 SHIPPED_SOURCE = "shipped"
 _CATEGORY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+_PERCENT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 NAME_RULE = "letters, digits, '-', '_' and '.', at most 64, starting with a letter or digit"
 _MAC = re.compile(r"[0-9a-f]{12}")
@@ -853,6 +857,21 @@ class _ConfigWalker(Walker):
 
     def whole(self, low: int, high: int) -> Callable[[Node, str], int | None]:
         return functools.partial(self.integer, low=low, high=high)
+
+    def percent(self, node: Node, path: str) -> float | None:
+        """A share from 0 to 100 percent: `90%`, `90 %` or a plain `90`."""
+        text = self.scalar(node, path, "a percentage like 90%")
+        if text is None:
+            return None
+        match = _PERCENT.fullmatch(text)
+        if match is None:
+            self.problem(node, path, f"{show(text)} is not a percentage like 90% (0 to 100)")
+            return None
+        value = float(match[1])
+        if value > 100:
+            self.problem(node, path, f"{show(text)} is more than 100%")
+            return None
+        return value
 
     def strategy(self, node: Node, path: str) -> str | None:
         return self.choice(node, path, STRATEGIES)
@@ -1347,6 +1366,7 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         download_defaults=w.field(
             section, path, "download_defaults", w.boolean, ls.download_defaults
         ),
+        max_shrink=w.field(section, path, "max_shrink", w.percent, ls.max_shrink),
     )
     categories = w.categories(top["categories"], "categories") if "categories" in top else None
 

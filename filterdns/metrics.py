@@ -201,10 +201,14 @@ def component_gauges(
     query_log: QueryLog | None = None,
     upstreams: Mapping[str, Health] | None = None,
     list_sizes: Mapping[str, int] | None = None,
+    list_rejected: Mapping[tuple[str, str], bool] | None = None,
+    lists_ready: bool | None = None,
 ) -> list[Gauge]:
     """The scrape-time values of the running components, for `Metrics.render(gauges=...)`.
 
-    `list_sizes` maps a category to the number of names its lists hold.
+    `list_sizes` maps a category to the number of names its lists hold; `list_rejected` a
+    (category, source) to whether its content was rejected (its last good copy serves);
+    `lists_ready` says whether the index of the configured sources serves yet.
     """
     out: list[Gauge] = []
     if cache is not None:
@@ -244,6 +248,20 @@ def component_gauges(
         out.append((
             "filterdns_list_names", "Names held by the blocklists of each category.",
             {"category": category}, size,
+        ))  # fmt: skip
+    for (category, source), rejected in sorted((list_rejected or {}).items()):
+        out.append((
+            "filterdns_list_rejected",
+            "1 when a list source was rejected (not text, empty, mostly invalid or shrunk too "
+            "much); its last good copy, if any, serves instead.",
+            {"category": category, "source": source}, float(rejected),
+        ))  # fmt: skip
+    if lists_ready is not None:
+        out.append((
+            "filterdns_lists_ready",
+            "1 once the index of the configured list sources serves; 0 while the previous "
+            "index or the shipped lists serve during its first build.",
+            {}, float(lists_ready),
         ))  # fmt: skip
     return out
 

@@ -77,6 +77,7 @@ CLOCK_PATTERN = r"^\s*\d{1,2}:\d{2}\s*$"
 DAY_PATTERN = r"^\s*[A-Za-z]+(\s*-\s*[A-Za-z]+)?\s*$"
 DATE_PATTERN = r"^\s*\d{4}-\d{2}-\d{2}(\s*\.\.\s*\d{4}-\d{2}-\d{2})?\s*$"
 URL_PATTERN = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[^/\s]+"
+PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%?\s*$"
 
 
 # Building blocks
@@ -134,6 +135,17 @@ def _enum(description: str, choices: Iterable[object]) -> Schema:
 
 def _integer(description: str, low: int, high: int) -> Schema:
     return {"description": description, "type": "integer", "minimum": low, "maximum": high}
+
+
+def _percent(description: str) -> Schema:
+    """0 to 100: a number, or a string like "90%"."""
+    return {
+        "description": description,
+        "oneOf": [
+            {"type": "number", "minimum": 0, "maximum": 100},
+            {"type": "string", "pattern": PERCENT_PATTERN},
+        ],
+    }
 
 
 def _boolean(description: str) -> Schema:
@@ -341,6 +353,10 @@ def _sections() -> dict[str, dict[str, Schema]]:
             "max_megabytes": _integer("A bigger download is refused", 1, 4096),
             "download_defaults": _boolean(
                 "Download the big default lists too big to ship; false keeps to shipped files"
+            ),
+            "max_shrink": _percent(
+                "A new version of a source with fewer than (100 - max_shrink) % of the entries "
+                "of its last good copy is rejected and the copy kept; 100% accepts any shrink"
             ),
         },
         "blocking": {

@@ -43,7 +43,9 @@ one bucket at a time, drops repeated words (the same name twice in one list, cou
 `IndexBuilder.duplicates`) and appends the bucket to the output, freeing it at once. No list of
 every name or word is ever held: at most the words (8 bytes each) and one bucket as Python ints.
 Given a `spill_dir`, the buckets move to an unnamed temporary file there every 2 MiB, so the
-build itself stays within a few megabytes. Given a path, the output goes straight to a file that
+build itself stays within a few megabytes. `discard(list_id)` leaves out, at `finish`, every
+name a list received: a source is judged after it was streamed in, and a rejected one must add
+nothing. Given a path, the output goes straight to a file that
 is then memory-mapped: a restart opens it in milliseconds instead of re-parsing the sources, and
 opening reads the checksum through the file rather than the mapping, so the new index's pages
 join the process only as lookups touch them. A rebuild next to a serving index therefore peaks
@@ -296,6 +298,7 @@ class IndexBuilder:
         self._chunks: list[list[tuple[int, int]]] = [[] for _ in range(_BUCKETS)]
         self._close_spill: Callable[[], object] = lambda: None
         self._directory = array("I")
+        self._discarded: set[int] = set()
         self.duplicates: dict[int, int] = {}
         """After `finish`: per list id, how many names were dropped as repeats within that list."""
 
@@ -351,6 +354,16 @@ class IndexBuilder:
             if batch < _BATCH:
                 return count
 
+    def discard(self, list_id: int) -> None:
+        """Leave out every name added to a list so far and from now on (a rejected source).
+
+        The list keeps its id and its place in the table; it just holds nothing.
+        """
+        self._open_buckets()
+        if not 0 <= list_id < len(self._lists):
+            raise ValueError(f"unknown list id {list_id}")
+        self._discarded.add(list_id)
+
     def finish(self, path: Path | None = None, fingerprint: str = "") -> DomainIndex:
         """Sort, drop repeats and return the index: written to `path` and mapped, or in memory.
 
@@ -403,6 +416,7 @@ class IndexBuilder:
         if spill is not None:
             spill.flush()
         duplicates = self.duplicates
+        discarded = self._discarded
         bits = max(0, min(_DIR_BITS, self._words.bit_length() - 4))
         shift = 64 - bits
         directory = self._directory = array("I", [0]) * ((1 << bits) + 1)
@@ -417,6 +431,8 @@ class IndexBuilder:
                     words.fromfile(spill, size)
                 words.extend(tail)
                 del tail
+            if discarded:
+                words = array("Q", [w for w in words if w & _LIST_MASK not in discarded])
             unique = set(words)
             if len(unique) != len(words):
                 for word, seen in Counter(words).items():

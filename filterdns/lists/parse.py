@@ -12,10 +12,17 @@ One file may mix formats; each line is recognised on its own:
     example.com/some/path                host/path (UT1 `urls`) or a pasted `https://host:port/path`
                                          -> the host is kept and counted in `hosts_from_urls`
 
-Blank lines, `#` and `!` comments and `[Adblock Plus 2.0]` headers are only counted as lines;
-an inline ` # comment` (after whitespace) is dropped. Every other line that yields nothing is
-counted under one of `SKIP_REASONS`, with the first examples as "source:line: text". Nothing in
-a list is ever fatal: undecodable bytes, a BOM, CRLF / lone CR line endings and tabs are all taken.
+Blank lines, `#` and `!` comments and `[Adblock Plus 2.0]` headers are only counted as lines.
+As in hosts(5), `#` starts a comment anywhere on a line (`0.0.0.0 a.com#b.com` lists a.com only),
+except in adblock element-hiding rules (`x.com##.ad`, skipped as `cosmetic_rule`) and dnsmasq
+`address=/#/` lines, where it is syntax. Every other line that yields nothing is counted under one
+of `SKIP_REASONS`, with the first examples as "source:line: text". Nothing in a list is ever fatal:
+undecodable bytes, a BOM, CRLF / lone CR line endings and tabs are all taken.
+
+Alongside, the report counts what tells a list from something that is not one (see
+`lists.validate`): content lines (neither blank nor comments), the content lines that were
+invalid (they yielded nothing, for a reason in `INVALID_LINE_REASONS`), lines that are not UTF-8,
+and lines holding a NUL byte.
 
 Parsing streams: names are yielded as they are read, so the index builder can hash them without
 the whole list in memory. The per-line hot path (a lower-case plain name or `0.0.0.0 name`) is one
@@ -64,6 +71,11 @@ INVALID_NAME_REASONS = frozenset(
 )
 """The reasons `normalize_domain` can give (a subset of SKIP_REASONS)."""
 
+INVALID_LINE_REASONS = INVALID_NAME_REASONS - {"ip_address"} | {"unrecognised"}
+"""The reasons that make a line invalid: not a name in any format. The others (addresses in a
+domains list, hosts-file local names, adblock rules DNS cannot apply) are valid lines of a list,
+merely of no use to a DNS filter."""
+
 EXAMPLES_PER_REASON = 3
 EXAMPLE_WIDTH = 80
 
@@ -85,6 +97,7 @@ _ASCII_LABEL = re.compile(r"[a-z0-9_-]+").fullmatch
 _DOTS = re.compile("[\u3002\uff0e\uff61]")  # the dots IDNA treats as label separators
 _INLINE_COMMENT = re.compile(r"\s#").search
 _COSMETIC = re.compile(r"#@?[?$%]{0,2}@?#|\$@?\$").search
+_COSMETIC_AT = re.compile(r"#@?[?$%]{0,2}@?#").match  # an element-hiding marker, at a position
 
 # Names a hosts file maps to itself; never entries. `ip6-*` single labels are local too.
 LOCAL_NAMES = frozenset(
@@ -109,6 +122,7 @@ _SINKS = frozenset({"0.0.0.0", "127.0.0.1", "::", "::1", "0:0:0:0:0:0:0:0", "::0
 _DNSMASQ_KEYS = frozenset({"address", "server", "local"})
 _BOM = b"\xef\xbb\xbf"
 CHUNK_SIZE = 1 << 20
+MAX_LINE = 1 << 20  # a "line" longer than this (binary junk) is cut, so memory stays bounded
 
 # Result kinds of the per-line slow path.
 _BLOCK, _ALLOW, _FROM_URL, _SKIP, _IGNORE = range(5)
@@ -136,6 +150,10 @@ class SourceReport:
     hosts_from_urls: int = 0
     skipped: collections.Counter[str] = field(default_factory=collections.Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    content_lines: int = 0  # neither blank nor a comment
+    invalid_lines: int = 0  # content lines that yielded nothing, for an INVALID_LINE_REASONS
+    undecodable_lines: int = 0  # not UTF-8
+    nul_lines: int = 0  # holding a NUL byte: not text
 
     def skip(self, reason: str, line: int, text: str) -> None:
         """Count one skip for `reason`; keep "source:line: text" among its first examples."""
@@ -160,6 +178,10 @@ class SourceReport:
             "hosts_from_urls": self.hosts_from_urls,
             "skipped": {k: self.skipped[k] for k in sorted(self.skipped)},
             "examples": {k: list(self.examples[k]) for k in sorted(self.examples)},
+            "content_lines": self.content_lines,
+            "invalid_lines": self.invalid_lines,
+            "undecodable_lines": self.undecodable_lines,
+            "nul_lines": self.nul_lines,
         }
 
     @classmethod
@@ -177,6 +199,10 @@ class SourceReport:
             allow_entries=count("allow_entries"),
             duplicates=count("duplicates"),
             hosts_from_urls=count("hosts_from_urls"),
+            content_lines=count("content_lines"),
+            invalid_lines=count("invalid_lines"),
+            undecodable_lines=count("undecodable_lines"),
+            nul_lines=count("nul_lines"),
         )
         skipped = data.get("skipped")
         if isinstance(skipped, dict):
@@ -349,6 +375,12 @@ def _hosts_name(tok: str) -> _Item:
     return _name(tok)
 
 
+def _is_hosts_line(text: str) -> bool:
+    """Whether a line starts with an address, as a hosts file line does."""
+    head = text.split(None, 1)[0]
+    return head in _SINKS or _is_ip(head)
+
+
 def _line(parts: list[str]) -> list[_Item]:
     """The slow path for one split line: every format, every reason."""
     if len(parts) == 1:
@@ -377,7 +409,8 @@ def _parse(lines: Iterable[bytes], report: SourceReport) -> Iterator[tuple[str, 
     hot = _HOT
     hot_ipv4 = _HOT_IPV4
     local_dotted = _LOCAL_DOTTED_BYTES
-    n_lines = entries = allows = from_urls = 0
+    invalid_reasons = INVALID_LINE_REASONS
+    n_lines = fast = entries = allows = from_urls = content = invalid = undecodable = nul = 0
     try:
         for raw in itertools.chain((first,), it):
             n_lines += 1
@@ -385,15 +418,19 @@ def _parse(lines: Iterable[bytes], report: SourceReport) -> Iterator[tuple[str, 
             if m is not None:
                 name = m[1]
                 if len(name) <= MAX_NAME and name not in local_dotted:
-                    entries += 1
+                    fast += 1  # one entry and one content line: one count keeps the path short
                     yield name.decode("ascii"), False
                     continue
             elif hot_ipv4(raw):
+                content += 1
                 report.skip("ip_address", n_lines, raw.decode("ascii"))
                 continue
+            if b"\0" in raw:
+                nul += 1
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
+                undecodable += 1
                 line = raw.decode("utf-8", "replace")
             if "#" in line:
                 stripped = line.strip()
@@ -402,32 +439,51 @@ def _parse(lines: Iterable[bytes], report: SourceReport) -> Iterator[tuple[str, 
                 m2 = _INLINE_COMMENT(stripped)
                 if m2:
                     stripped = stripped[: m2.start()]
-                if _COSMETIC(stripped):
-                    report.skip("cosmetic_rule", n_lines, line)
-                    continue
+                cut = stripped.find("#")
+                if cut >= 0:
+                    if _COSMETIC_AT(stripped, cut) and not _is_hosts_line(stripped):
+                        content += 1
+                        report.skip("cosmetic_rule", n_lines, line)
+                        continue
+                    if "=/" not in stripped:  # dnsmasq `address=/#/...`: there `#` is syntax
+                        stripped = stripped[:cut]  # hosts(5): a comment anywhere on a line
                 parts = stripped.split()
             else:
                 parts = line.split()
             if not parts:
                 continue
+            used = bad = False
+            counted = True
             for text, kind in _line(parts):
                 if kind == _BLOCK:
                     entries += 1
+                    used = True
                     yield text, False
                 elif kind == _FROM_URL:
                     entries += 1
                     from_urls += 1
+                    used = True
                     yield text, False
                 elif kind == _ALLOW:
                     allows += 1
+                    used = True
                     yield text, True
                 elif kind == _SKIP:
                     report.skip(text, n_lines, line)
+                    bad = bad or text in invalid_reasons
+                else:  # _IGNORE: an adblock comment or header, unbound's `server:`
+                    counted = False
+            content += counted
+            invalid += bad and not used
     finally:
         report.lines += n_lines
-        report.entries += entries
+        report.entries += fast + entries
         report.allow_entries += allows
         report.hosts_from_urls += from_urls
+        report.content_lines += fast + content
+        report.invalid_lines += invalid
+        report.undecodable_lines += undecodable
+        report.nul_lines += nul
 
 
 def _split_lines(raw: bytes) -> list[bytes]:
@@ -460,6 +516,9 @@ def _line_batches(stream: BinaryIO, chunk_size: int) -> Iterator[list[bytes]]:
         if cut >= 0:
             yield bytes(buf[: cut + 1]).splitlines()
             del buf[: cut + 1]
+        elif len(buf) > MAX_LINE:  # no line break in a megabyte: junk, taken in pieces
+            yield bytes(buf).splitlines()
+            buf.clear()
     if buf:
         yield bytes(buf).splitlines()
 

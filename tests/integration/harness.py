@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +16,8 @@ import dns.rdatatype
 from filterdns.app import App
 from filterdns.config import load_config_text
 from filterdns.transport import Transport
+
+LISTS_TIMEOUT = 60.0  # the longest a test waits for the configured lists to be built
 
 
 class FakeClock:
@@ -65,13 +68,20 @@ async def running_proxy(
     transport: Transport | None = None,
     clock: Callable[[], float] | None = None,
     wall_clock: Callable[[], float] | None = None,
+    lists_ready: bool = True,
 ) -> AsyncIterator[Proxy]:
-    """The proxy built from `yaml_text` (dedented), listening on its first address."""
+    """The proxy built from `yaml_text` (dedented), listening on its first address.
+
+    It answers at once, maybe from the previous index while the configured lists are built in
+    the background; with `lists_ready` (the default) this waits until they serve.
+    """
     config = load_config_text(textwrap.dedent(yaml_text), source="<test>")
     clocks = {"clock": clock, "wall_clock": wall_clock}
     app = App(config, transport=transport, **{k: v for k, v in clocks.items() if v})
     bound = await app.start()
     try:
+        if lists_ready:
+            await asyncio.wait_for(app.lists.ready.wait(), timeout=LISTS_TIMEOUT)
         yield Proxy(app, bound[0].host, bound[0].port)
     finally:
         await app.stop()

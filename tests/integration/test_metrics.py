@@ -220,7 +220,13 @@ def test_component_gauges() -> None:
     cache = CacheStats(hits=3, misses=4, entries=2)
     health = {"udp://192.0.2.1:53": Health(failures=1, rtt=0.01), "udp://192.0.2.2:53": Health()}
     text = Metrics().render(
-        lambda: component_gauges(cache=cache, upstreams=health, list_sizes={"gambling": 812})
+        lambda: component_gauges(
+            cache=cache,
+            upstreams=health,
+            list_sizes={"gambling": 812},
+            list_rejected={("gambling", "/etc/g.txt"): True, ("adult", "/etc/a.txt"): False},
+            lists_ready=False,
+        )
     )
     parse(text)
     assert "filterdns_cache_hits_total 3" in text
@@ -229,6 +235,9 @@ def test_component_gauges() -> None:
     assert 'filterdns_upstream_rtt_seconds{server="udp://192.0.2.1:53"} 0.01' in text
     assert 'filterdns_upstream_consecutive_failures{server="udp://192.0.2.2:53"} 0' in text
     assert 'filterdns_list_names{category="gambling"} 812' in text
+    assert 'filterdns_list_rejected{category="gambling",source="/etc/g.txt"} 1' in text
+    assert 'filterdns_list_rejected{category="adult",source="/etc/a.txt"} 0' in text
+    assert "filterdns_lists_ready 0" in text
 
 
 async def test_resolver_times_and_counts_each_query() -> None:

@@ -17,7 +17,7 @@ from filterdns import app as app_module
 from filterdns.app import App
 from filterdns.config import load_config
 from tests.fakes.upstream import FakeUpstream
-from tests.integration.harness import addresses, config_for
+from tests.integration.harness import LISTS_TIMEOUT, addresses, config_for
 from tests.integration.test_lifecycle import LISTENING
 
 NAMES = {(f"site{i}.example", "A"): [f"198.51.100.{i}"] for i in range(25)}
@@ -48,6 +48,7 @@ async def running_app(path: Path) -> AsyncIterator[tuple[App, int]]:
     app = App(load_config(path))
     bound = await app.start()
     try:
+        await asyncio.wait_for(app.lists.ready.wait(), timeout=LISTS_TIMEOUT)
         yield app, bound[0].port
     finally:
         await app.stop()

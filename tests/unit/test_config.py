@@ -1548,10 +1548,47 @@ def test_categories_name_their_sources(text: str, expected: object) -> None:
             2,
             id="max-megabytes",
         ),
+        pytest.param(
+            "lists:\n  refresh: 1h\n  max_shrink: 120%\n",
+            "lists.max_shrink",
+            '"120%" is more than 100%',
+            3,
+            id="max-shrink-over-100",
+        ),
+        pytest.param(
+            "lists:\n  max_shrink: -5%\n",
+            "lists.max_shrink",
+            '"-5%" is not a percentage like 90% (0 to 100)',
+            2,
+            id="max-shrink-negative",
+        ),
+        pytest.param(
+            "lists:\n  max_shrink: most\n",
+            "lists.max_shrink",
+            '"most" is not a percentage like 90% (0 to 100)',
+            2,
+            id="max-shrink-words",
+        ),
     ],
 )
 def test_bad_categories_and_lists(text: str, path: str, message: str, line: int) -> None:
     assert the_problem(text) == Problem(path, message, line)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("lists: {}", 90.0, id="default"),
+        pytest.param("lists: {max_shrink: 90%}", 90.0, id="percent"),
+        pytest.param("lists: {max_shrink: 75 %}", 75.0, id="percent-space"),
+        pytest.param("lists: {max_shrink: 50}", 50.0, id="plain-number"),
+        pytest.param("lists: {max_shrink: 99.5%}", 99.5, id="fraction"),
+        pytest.param("lists: {max_shrink: 100%}", 100.0, id="disabled"),
+        pytest.param("lists: {max_shrink: 0}", 0.0, id="no-shrink-at-all"),
+    ],
+)
+def test_max_shrink_is_a_percentage(text: str, expected: float) -> None:
+    assert sut(text).lists.max_shrink == expected
 
 
 # The parental policy: age bands

@@ -156,6 +156,32 @@ def test_a_spilled_build_equals_an_in_memory_one(
     sut.close()
 
 
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
+def test_a_discarded_list_holds_nothing_and_keeps_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: Path | None, spill: bool
+) -> None:
+    monkeypatch.setattr("filterdns.lists.index._BATCH", 16)
+    monkeypatch.setattr("filterdns.lists.index._SPILL_WORDS", 64)
+    builder = IndexBuilder(spill_dir=tmp_path / "spill" if spill else None)
+    (tmp_path / "spill").mkdir()
+    ads = builder.add_list(ADS)
+    rejected = builder.add_list(MALWARE)
+    builder.add_many(ads, [f"host{i}.example.com" for i in range(300)])
+    builder.add_many(rejected, [f"host{i}.example.com" for i in range(200, 500)])
+    builder.discard(rejected)
+    builder.add(rejected, "late.example.com")  # after the discard: left out too
+    again = builder.add_list(MALWARE)  # e.g. the last good copy, in its place
+    builder.add_many(again, ["copy.example.com", "copy.example.com"])
+    sut = builder.finish(where)
+    assert len(sut) == 301
+    assert sut.lists == (ADS, MALWARE, MALWARE)
+    assert sut.match("www.host250.example.com") == [Match("host250.example.com", ads)]
+    assert sut.match("host400.example.com") == sut.match("late.example.com") == []
+    assert sut.match("copy.example.com") == [Match("copy.example.com", again)]
+    assert builder.duplicates == {0: 0, 1: 0, 2: 1}
+    sut.close()
+
+
 def test_an_unfinished_spilling_builder_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from filterdns.lists.parse import (
@@ -165,7 +166,23 @@ LINE_CASES: list[tuple[str, str, list[tuple[str, bool]], dict[str, int], int]] =
     ("comment", "# a comment", [], {}, 0),
     ("comment-indented", "   # a comment", [], {}, 0),
     ("inline-comment", "example.com # comment", [("example.com", B)], {}, 0),
-    ("hash-in-name", "exa#mple.com", [], {"bad_character": 1}, 0),
+    # hosts(5): `#` starts a comment anywhere on a line
+    ("hash-in-name", "exa#mple.com", [], {"single_label": 1}, 0),
+    ("hash-glued-plain", "a.com#b.com", [("a.com", B)], {}, 0),
+    ("hash-glued-hosts", "0.0.0.0 a.com#b.com", [("a.com", B)], {}, 0),
+    (
+        "hash-glued-hosts-second",
+        "0.0.0.0 a.com b.com#c.com d.com",
+        [("a.com", B), ("b.com", B)],
+        {},
+        0,
+    ),
+    ("hash-glued-hosts-double", "0.0.0.0 a.com##b.com", [("a.com", B)], {}, 0),
+    ("hash-glued-adblock", "||a.com^#b.com", [("a.com", B)], {}, 0),
+    ("hash-glued-url", "https://a.com/path#frag", [("a.com", B)], {}, 1),
+    ("hash-dnsmasq-server", "server=/a.com/#", [("a.com", B)], {}, 0),
+    ("hash-then-dollars", "a.com#x$$y", [("a.com", B)], {}, 0),
+    ("hash-cosmetic-after-comment", "a.com # see b.com##.ad", [("a.com", B)], {}, 0),
     # garbage
     ("prose", "Permission is hereby granted", [], {"unrecognised": 1}, 0),
     ("regex-expression", "(^|[-/])(adult|porn)", [], {"url_rule": 1}, 0),
@@ -365,6 +382,10 @@ def test_to_json():
         "hosts_from_urls": 1,
         "skipped": {"ip_address": 1},
         "examples": {"ip_address": ["list.txt:4: 1.2.3.4"]},
+        "content_lines": 4,
+        "invalid_lines": 0,
+        "undecodable_lines": 0,
+        "nul_lines": 0,
     }
 
 
@@ -619,3 +640,59 @@ def test_normalize_is_idempotent(text: str):
     assert normalize_domain(once) == once
     assert once.isascii()
     assert "." in once
+
+
+labels = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
+domains = st.lists(labels, min_size=1, max_size=3).map(lambda ls: ".".join([*ls, "example"]))
+# Text with no line break of any kind (splitlines breaks on more than \n and \r).
+comment_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs")), max_size=30
+)
+
+
+@fast
+@given(st.lists(domains, min_size=1, max_size=4), comment_text, st.sampled_from(["", " ", "\t"]))
+def test_a_hash_starts_a_comment_anywhere_on_a_hosts_line(names: list[str], comment: str, gap: str):
+    line = f"0.0.0.0 {' '.join(names)}{gap}#{comment}"
+    entries, _ = parse_bytes(line.encode(), "hosts")
+    assert entries == [(name, B) for name in names]
+
+
+@fast
+@given(domains, comment_text)
+def test_a_hash_ends_a_plain_name(name: str, comment: str):
+    assume(not re.match(r"@?[?$%]{0,2}@?#", comment))  # `x.com##.ad`: an adblock cosmetic rule
+    entries, _ = parse_bytes(f"{name}#{comment}".encode(), "plain")
+    assert entries == [(name, B)]
+
+
+# What tells a list from something that is not one: content, invalid, undecodable, NUL lines.
+TEXT_CASES = [
+    pytest.param(b"# title\n\na.com\n0.0.0.0 b.com\n", (2, 0, 0, 0), id="list"),
+    pytest.param(
+        b"! adblock\n[Adblock Plus 2.0]\n||a.com^\nx.com##.ad\n", (2, 0, 0, 0), id="adblock"
+    ),
+    pytest.param(b"a.com\n1.2.3.4\n127.0.0.1 localhost\n", (3, 0, 0, 0), id="valid-not-names"),
+    pytest.param(b"a.com\nhello\n<html>\nsee a b c\n", (4, 3, 0, 0), id="invalid-lines"),
+    pytest.param(b"0.0.0.0 a.com localhost\n0.0.0.0 bad! b.com\n", (2, 0, 0, 0), id="mixed-hosts"),
+    pytest.param(b"a.com\n\xff\xfe\xfd\nb\xe9.com\n", (3, 2, 2, 0), id="undecodable"),
+    pytest.param(b"a.com\nb.c\x00m\n\x00\x01\x02\n", (3, 2, 0, 2), id="nul"),
+]
+
+
+@pytest.mark.parametrize(("data", "counts"), TEXT_CASES)
+def test_text_and_validity_counts(data: bytes, counts: tuple[int, int, int, int]):
+    _, report = parse_bytes(data, "t")
+    assert (
+        report.content_lines,
+        report.invalid_lines,
+        report.undecodable_lines,
+        report.nul_lines,
+    ) == counts
+
+
+def test_a_line_without_a_break_is_cut_so_memory_stays_bounded():
+    junk = b"x" * (3 * (1 << 20))
+    lines = list(iter_lines(io.BytesIO(junk + b"\na.com\n"), chunk_size=1 << 16))
+    assert lines[-1] == b"a.com"
+    assert max(map(len, lines)) <= (1 << 20) + (1 << 16)
