@@ -10,10 +10,14 @@ from __future__ import annotations
 def is_private_address(rdata: bytes) -> bool:
     """Whether A or AAAA RDATA is an address no public name should point at (DNS rebinding).
 
-    IPv4: 0/8, 10/8, 100.64/10 (CGNAT), 127/8, 169.254/16, 172.16/12, 192.168/16. IPv6: ::,
-    ::1, fc00::/7, fe80::/10, fec0::/10, and IPv4-mapped (::ffff:0:0/96) or NAT64 (64:ff9b::/96)
-    addresses of those IPv4 networks.
+    IPv4: 0/8, 10/8, 100.64/10 (CGNAT), 127/8, 169.254/16, 172.16/12, 192.168/16. IPv6: ::1,
+    fc00::/7, fe80::/10, fec0::/10, and IPv4-mapped (::ffff:0:0/96) or NAT64 (64:ff9b::/96)
+    addresses of those IPv4 networks. The unspecified addresses themselves (0.0.0.0 and ::)
+    are not: filtering upstreams (family resolvers, ad blockers) answer them for the names they
+    block, and that answer is already a block.
     """
+    if rdata in _UNSPECIFIED:
+        return False
     if len(rdata) == 16:
         if rdata[:12] in _EMBEDDING_V4:  # ::, ::1 and the rest of ::/96, mapped, NAT64
             return _private_v4(rdata[12:])
@@ -33,4 +37,5 @@ def _private_v4(a: bytes) -> bool:
     )
 
 
+_UNSPECIFIED = (bytes(4), bytes(16))
 _EMBEDDING_V4 = (bytes(12), bytes(10) + b"\xff\xff", b"\x00\x64\xff\x9b" + bytes(8))
