@@ -161,6 +161,7 @@ class App:
         transport: Transport | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        neighbours: Neighbours | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -168,7 +169,7 @@ class App:
         self.transport = transport or Transport()
         self.lists = ListSet(config.lists, config.categories)
         self.grants = GrantStore(grants_path(config.log.database))
-        self.neighbours: Neighbours | None = None
+        self.neighbours = neighbours  # made when a client rule needs it, unless given (tests)
         self.querylog = QueryLog(config.log, clock=wall_clock)
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
@@ -188,7 +189,9 @@ class App:
 
     def _assemble(self, config: Config, lists: ListSet, cache: CacheResolver | None = None) -> None:
         """Build everything a configuration decides (not the listeners, the log or the cache)."""
-        if any(client.mac for client in config.clients) and self.neighbours is None:
+        # The neighbour table finds a device by MAC, and its other addresses (one device, one
+        # profile on IPv4 and IPv6): needed as soon as one client rule exists.
+        if config.clients and self.neighbours is None:
             self.neighbours = Neighbours()
         rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
         self.directory = ClientDirectory(rules, config.default_profile, self.neighbours)

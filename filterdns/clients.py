@@ -7,16 +7,25 @@ rule wins, in this order:
    an `ip` rule for the same address, because the MAC follows the device when its lease changes
    while the IP may have been handed to another device;
 2. an `ip` rule for the exact address;
-3. the `cidr` rule with the longest prefix containing the address;
-4. else `default_profile`.
+3. an `ip` rule for another address of the same device: the neighbour table gives the source's
+   MAC, and that MAC's other addresses (a phone asks over IPv6 with a rule for its IPv4 address);
+4. the `cidr` rule with the longest prefix containing the address;
+5. a `cidr` rule containing another address of the same device (a classroom's IPv4 subnet
+   for its devices' IPv6 addresses);
+6. else `default_profile`.
+
+So one device gets one profile on both address families. Steps 3 and 5 look at the other
+family only, and only when rules of that family exist: an IPv6 source is looked up in the
+neighbour table when there are IPv4 rules, and the other way round.
 
 Addresses are compared in canonical form: scope ids are dropped ("fe80::1%eth0" is fe80::1) and
 IPv4-mapped IPv6 addresses count as IPv4 ("::ffff:10.0.0.5" is 10.0.0.5), in rules as in queries.
 
-Speed: the address-only part of a verdict (steps 2-4) never changes for one directory, so it is
-cached per source text (bounded; cleared whole past 65536 entries). The MAC step is never cached:
-it is one lookup in the in-memory neighbour table per query, so a MAC that moves to a new IP is
-followed as soon as the table is refreshed. CIDR rules are kept per prefix length as dicts of
+Speed: the address-only part of a verdict (steps 2, 4, 6) never changes for one directory, so it
+is cached per source text (bounded; cleared whole past 65536 entries). The MAC step is never
+cached: it is one lookup in the in-memory neighbour table per query, so a MAC that moves to a new
+IP is followed as soon as the table is refreshed. Steps 3 and 5 are remembered per source until
+the neighbour table changes (its `generation`). CIDR rules are kept per prefix length as dicts of
 network integers, longest prefix first, so a lookup costs one dict probe per distinct length.
 """
 
@@ -133,6 +142,10 @@ class ClientDirectory:
             mask = ((1 << length) - 1) << (bits - length)
             self._prefixes[version].append(_Prefix(mask, networks))
         self._cache: dict[str, tuple[str | None, ClientMatch]] = {}
+        # Which families have ip/cidr rules: a source of the other one may be a device that has.
+        families = {4 if "." in k.partition(" ")[2] else 6 for k in owners if k[0] in "ic"}
+        self._look_across = {4: 6 in families, 6: 4 in families}
+        self._devices: dict[str, tuple[int, ClientMatch]] = {}  # source -> (generation, verdict)
 
     @property
     def default_profile(self) -> str:
@@ -147,13 +160,25 @@ class ClientDirectory:
                 self._cache.clear()
             self._cache[ip] = entry
         key, verdict = entry
-        if self._by_mac and self._neighbours is not None and key is not None:
-            mac = self._neighbours.mac_of(key)
+        neighbours = self._neighbours
+        if neighbours is None or key is None:
+            return verdict
+        if self._by_mac:
+            mac = neighbours.mac_of(key)
             if mac is not None:
                 by_mac = self._by_mac.get(mac)
                 if by_mac is not None:
                     return by_mac
-        return verdict
+        if verdict.how[0] == "i" or not self._look_across[6 if ":" in key else 4]:
+            return verdict  # an exact ip rule, or no rule of the other family
+        known = self._devices.get(key)
+        if known is not None and known[0] == neighbours.generation:
+            return known[1]
+        found = self._same_device(key, verdict, neighbours)
+        if len(self._devices) >= _MAX_CACHE:
+            self._devices.clear()
+        self._devices[key] = (neighbours.generation, found)
+        return found
 
     def match_mac(self, mac: str) -> ClientMatch | None:
         """The verdict of the `mac` rule for `mac` (any accepted spelling), or None."""
@@ -161,6 +186,25 @@ class ClientDirectory:
             return self._by_mac.get(normalize_mac(mac))
         except ValueError:
             return None
+
+    def _same_device(self, key: str, verdict: ClientMatch, neighbours: Neighbours) -> ClientMatch:
+        """Steps 3 and 5: the rule of another address of the device `key` belongs to."""
+        mac = neighbours.mac_of(key)
+        if mac is None:
+            return verdict
+        networks: list[ClientMatch] = []
+        for other in neighbours.addresses_of(mac):
+            if other == key:
+                continue
+            _, found = self._cache.get(other) or self._by_address(other)
+            if found.how[0] == "i":  # an exact ip rule of the same device
+                return ClientMatch(found.name, found.profile, f"{found.how} (same device {mac})")
+            if found.how[0] == "c":
+                networks.append(found)
+        if verdict.how[0] == "c" or not networks:
+            return verdict
+        found = networks[0]
+        return ClientMatch(found.name, found.profile, f"{found.how} (same device {mac})")
 
     def _by_address(self, ip: str) -> tuple[str | None, ClientMatch]:
         """(canonical address text or None, the verdict of the ip/cidr rules or the default)."""

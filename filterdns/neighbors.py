@@ -194,6 +194,7 @@ class Neighbours:
         self._clock = clock
         self._min_interval = min_interval
         self._macs: dict[str, str] = {}
+        self._addresses: dict[str, tuple[str, ...]] = {}  # MAC -> its addresses, sorted
         self._misses: dict[str, float] = {}
         self._last_read: float | None = None
         self._wanted = False
@@ -239,6 +240,10 @@ class Neighbours:
             self._wake.set()
         return None
 
+    def addresses_of(self, mac: str) -> tuple[str, ...]:
+        """Every address the current table gives the device `mac` (IPv4 and IPv6), sorted."""
+        return self._addresses.get(mac, ())
+
     def read(self) -> NeighbourTable:
         """Read and merge both sources now (blocking; `refresh` runs it in a thread)."""
         try:
@@ -264,7 +269,11 @@ class Neighbours:
         self.reads += 1
         table = await asyncio.to_thread(self.read)
         if table.macs != self._macs:
+            by_mac: dict[str, list[str]] = {}
+            for address, mac in table.macs.items():
+                by_mac.setdefault(mac, []).append(address)
             self._macs = table.macs
+            self._addresses = {mac: tuple(sorted(ips)) for mac, ips in by_mac.items()}
             self.generation += 1
         self.skipped = table.skipped
         self.incomplete = table.incomplete

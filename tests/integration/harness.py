@@ -15,6 +15,7 @@ import dns.rdatatype
 
 from filterdns.app import App
 from filterdns.config import load_config_text
+from filterdns.neighbors import Neighbours
 from filterdns.transport import Transport
 
 LISTS_TIMEOUT = 60.0  # the longest a test waits for the configured lists to be built
@@ -69,6 +70,7 @@ async def running_proxy(
     clock: Callable[[], float] | None = None,
     wall_clock: Callable[[], float] | None = None,
     lists_ready: bool = True,
+    neighbours: Neighbours | None = None,
 ) -> AsyncIterator[Proxy]:
     """The proxy built from `yaml_text` (dedented), listening on its first address.
 
@@ -77,7 +79,8 @@ async def running_proxy(
     """
     config = load_config_text(textwrap.dedent(yaml_text), source="<test>")
     clocks = {"clock": clock, "wall_clock": wall_clock}
-    app = App(config, transport=transport, **{k: v for k, v in clocks.items() if v})
+    given = {k: v for k, v in clocks.items() if v}
+    app = App(config, transport=transport, neighbours=neighbours, **given)
     bound = await app.start()
     try:
         if lists_ready:

@@ -9,8 +9,9 @@ import dns.rcode
 import pytest
 
 from filterdns.cli import main
+from filterdns.neighbors import Neighbours
 from tests.fakes.upstream import FakeUpstream
-from tests.integration.harness import addresses, config_for, running_proxy
+from tests.integration.harness import Proxy, addresses, config_for, running_proxy
 
 RECORDS = {
     ("example.com", "A"): ["93.184.216.34"],
@@ -74,3 +75,30 @@ def test_explain_without_a_file_blocks_adult_sites(
     assert trace["action"] == "block"
     assert trace["profile"] == "household"
     assert trace["category"] == "adult"
+
+
+async def test_a_device_named_by_its_ipv4_address_keeps_its_profile_over_ipv6(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # The neighbour table knows the device by both addresses (one MAC), as `ip neigh` would.
+    table = "127.0.0.2 dev lo lladdr 02:00:00:00:00:02 REACHABLE\n"
+    table += "::1 dev lo lladdr 02:00:00:00:00:02 REACHABLE\n"
+    neighbours = Neighbours(tmp_path / "no-arp", ip_neigh=lambda: table)
+    extra = """\
+        profiles:
+          parents: {age_band: adult}
+          minh: {age_band: 9-12, block: [example.com]}
+        clients:
+          - {name: minh-laptop, ip: 127.0.0.2, profile: minh}
+        default_profile: parents
+    """
+    text = config_for(upstream.address, extra=extra, listen="[::1]:0")
+    text = text.replace('listen: ["[::1]:0"]', 'listen: ["127.0.0.1:0", "[::1]:0"]')
+    async with running_proxy(text, neighbours=neighbours) as proxy:
+        over_v4 = await proxy.query("example.com", source="127.0.0.2")
+        v6 = Proxy(proxy.app, "::1", proxy.app.server.bound[1].port)
+        over_v6 = await v6.query("example.com", tcp=True)
+        stranger = await proxy.query("example.com", source="127.0.0.3")
+    assert over_v4.rcode() == dns.rcode.NXDOMAIN
+    assert over_v6.rcode() == dns.rcode.NXDOMAIN  # minh's block list, not the parents' default
+    assert addresses(stranger) == ["93.184.216.34"]

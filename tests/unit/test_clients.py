@@ -514,3 +514,78 @@ def test_unknown_address_with_100_cidr_rules_is_fast() -> None:
         fresh.match(ip)
     per_miss = (time.perf_counter() - start) / len(addresses)
     assert per_miss < 50e-6, f"{per_miss * 1e6:.1f} µs per uncached match"
+
+
+# --- one device, one profile on IPv4 and IPv6 ---------------------------------------------------
+
+DUAL_STACK = [
+    ClientRule("minh-laptop", "minh", ip="192.168.1.23"),
+    ClientRule("room-6a", "class-6a", cidr="10.6.1.0/24"),
+    ClientRule("v6-kids", "kids", cidr="fd00:1::/32"),
+    ClientRule("tv", "family", ip="2001:db8:1::77"),
+]
+
+
+async def _dual_stack(text: str | None = None) -> tuple[ClientDirectory, Neighbours, IpNeigh]:
+    ip_neigh = IpNeigh(text if text is not None else _read(DATA / "dual_stack_neigh.txt"))
+    neighbours = Neighbours(Path("/nonexistent/arp"), ip_neigh=ip_neigh, clock=FakeClock())
+    await neighbours.refresh()
+    return ClientDirectory(DUAL_STACK, "guests", neighbours), neighbours, ip_neigh
+
+
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        pytest.param("2001:db8:1::23", ClientMatch(
+            "minh-laptop", "minh", "ip 192.168.1.23 (same device 02:00:00:00:00:23)"),
+            id="ipv6-of-an-ipv4-ip-rule"),
+        pytest.param("fe80::23%wlan0", ClientMatch(
+            "minh-laptop", "minh", "ip 192.168.1.23 (same device 02:00:00:00:00:23)"),
+            id="link-local-too"),
+        pytest.param("2001:db8:6::40", ClientMatch(
+            "room-6a", "class-6a", "cidr 10.6.1.0/24 (same device 02:00:00:00:06:40)"),
+            id="ipv6-of-a-classroom-subnet"),
+        pytest.param("fd00:1::41", ClientMatch("v6-kids", "kids", "cidr fd00:1::/32"),
+                     id="its-own-ipv6-network-first"),
+        pytest.param("192.168.1.77", ClientMatch(
+            "tv", "family", "ip 2001:db8:1::77 (same device 02:00:00:00:00:77)"),
+            id="ipv4-of-an-ipv6-ip-rule"),
+        pytest.param("2001:db8:9::99", ClientMatch(None, "guests", "default"),
+                     id="a-device-with-no-rule"),
+        pytest.param("2001:db8:1::50", ClientMatch(None, "guests", "default"),
+                     id="not-in-the-table"),
+    ],
+)  # fmt: skip
+async def test_a_rule_for_one_address_of_a_device_covers_its_others(
+    ip: str, expected: ClientMatch
+) -> None:
+    sut, _neighbours, _ip_neigh = await _dual_stack()
+    assert sut.match(ip) == expected
+    assert sut.match(ip) == expected, "the remembered answer is the same"
+
+
+async def test_a_new_ipv6_address_of_a_device_is_followed_after_a_refresh() -> None:
+    sut, neighbours, ip_neigh = await _dual_stack()
+    assert sut.match("2001:db8:1::abcd").how == "default"
+    assert neighbours.refresh_wanted, "an unknown IPv6 source asks for a read"
+    ip_neigh.text += "2001:db8:1::abcd dev wlan0 lladdr 02:00:00:00:00:23 REACHABLE\n"
+    await neighbours.refresh()
+    assert sut.match("2001:db8:1::abcd").profile == "minh"
+
+
+async def test_without_rules_of_the_other_family_the_table_is_not_asked() -> None:
+    ip_neigh = IpNeigh(_read(DATA / "dual_stack_neigh.txt"))
+    neighbours = Neighbours(Path("/nonexistent/arp"), ip_neigh=ip_neigh, clock=FakeClock())
+    await neighbours.refresh()
+    sut = ClientDirectory([ClientRule("pc", "minh", ip="192.168.1.23")], "guests", neighbours)
+    assert sut.match("10.9.9.9").how == "default"
+    assert not neighbours.refresh_wanted
+    assert sut.match("2001:db8:1::23").profile == "minh"
+
+
+async def test_addresses_of_a_device_come_from_the_table() -> None:
+    _sut, neighbours, _ip_neigh = await _dual_stack()
+    assert neighbours.addresses_of("02:00:00:00:00:23") == (
+        "192.168.1.23", "2001:db8:1::23", "fe80::23",
+    )  # fmt: skip
+    assert neighbours.addresses_of("02:00:00:00:00:50") == ()
