@@ -25,7 +25,7 @@ from filterdns import wire
 from filterdns.answers import AnswerJudge
 from filterdns.app import build_forwarder
 from filterdns.clients import ClientDirectory, ClientMatch, ClientRule
-from filterdns.config import DEFAULT_CATEGORIES, Config, is_domain_name, system_timezone
+from filterdns.config import DEFAULT_CATEGORIES, Config, is_domain_name
 from filterdns.duration import parse_duration
 from filterdns.grants import GrantStore, grants_path
 from filterdns.lists.catalog import ListSet
@@ -35,6 +35,7 @@ from filterdns.names import normalize_name
 from filterdns.neighbors import normalize_mac
 from filterdns.policy import Decision, Grant, Policy
 from filterdns.resolvers.querylog import qtype_number
+from filterdns.timezones import zone_of
 from filterdns.transport import Transport
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -94,7 +95,7 @@ def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
             )
             return 1
         profile = config.profile(match.profile)
-        zone = ZoneInfo(profile.timezone or config.server.timezone or system_timezone())
+        zone = zone_of(profile.timezone, config.server.timezone)
         if args.at:
             try:
                 when = datetime.strptime(args.at, TIME_FORMAT).replace(tzinfo=zone)

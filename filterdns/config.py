@@ -23,13 +23,11 @@ The parental policy (`age_bands`, `profiles`, `calendars`, `clients`, `default_p
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import ipaddress
 import os
 import re
-import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
@@ -43,6 +41,7 @@ from filterdns.configschema import Walker, compose, is_null, join, kind, line_of
 from filterdns.errors import ConfigError, Problem
 from filterdns.names import normalize_name
 from filterdns.schedule import Calendar, Window, parse_calendar, parse_clock, parse_days
+from filterdns.timezones import parse_timezone
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -623,54 +622,6 @@ def parse_mac(text: str) -> str:
     if not _MAC.fullmatch(digits) or len({len(group) for group in groups}) != 1:
         raise ValueError(f"{show(text)} is not a MAC address like aa:bb:cc:dd:ee:ff")
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
-
-
-def is_timezone(key: str) -> bool:
-    """True when `key` names an IANA time zone this system knows (Europe/Berlin, UTC)."""
-    try:
-        zoneinfo.ZoneInfo(key)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
-
-
-@functools.cache
-def _zone_names() -> tuple[str, ...]:
-    return tuple(sorted(zoneinfo.available_timezones()))
-
-
-def parse_timezone(text: str) -> str:
-    """An IANA time zone name as written; ValueError naming the closest one otherwise."""
-    key = text.strip()
-    if is_timezone(key):
-        return key
-    message = f"{show(text)} is not an IANA time zone like Europe/Berlin or Asia/Ho_Chi_Minh"
-    close = difflib.get_close_matches(key, _zone_names(), n=1)
-    if close:
-        message += f" (did you mean {show(close[0])}?)"
-    raise ValueError(message)
-
-
-def _zone_key(text: str) -> str:
-    """`/usr/share/zoneinfo/Europe/Berlin` -> `Europe/Berlin`; other text unchanged."""
-    marker = "zoneinfo/"
-    return text.rsplit(marker, 1)[1] if marker in text else text
-
-
-def system_timezone(environ: Mapping[str, str] | None = None, etc: Path = Path("/etc")) -> str:
-    """The system's IANA time zone: $TZ, else /etc/timezone, else the zone /etc/localtime links
-    to; "UTC" when none of them names a zone this system knows."""
-    env = os.environ if environ is None else environ
-    candidates = [_zone_key(env.get("TZ", "").strip().lstrip(":"))]
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        candidates.append((etc / "timezone").read_text(encoding="utf-8").partition("\n")[0])
-    with contextlib.suppress(OSError):
-        candidates.append(_zone_key(os.readlink(etc / "localtime")))
-    for candidate in candidates:
-        key = candidate.strip()
-        if key and not key.startswith("/") and is_timezone(key):
-            return key
-    return "UTC"
 
 
 def _date_range(text: str) -> tuple[date, date]:

@@ -46,10 +46,10 @@ from filterdns.config import (
     Config,
     ProfileConfig,
     ScheduleRule,
-    system_timezone,
 )
 from filterdns.lists.index import DomainIndex
 from filterdns.names import is_subdomain
+from filterdns.timezones import zone_of
 
 CANARY_NAMES = ("use-application-dns.net",)  # Firefox: NXDOMAIN turns DNS over HTTPS off
 RELAY_NAMES = ("mask.icloud.com", "mask-h2.icloud.com")  # iCloud Private Relay: NXDOMAIN
@@ -169,7 +169,6 @@ class Policy:
         self._index = index
         self._grants = grants
         self._grants_seen: Sequence[Grant] | None = None
-        server_zone = ZoneInfo(config.server.timezone or system_timezone())
         self.profiles: dict[str, _Profile] = {}
         for profile in config.profiles:
             band = config.band(profile.age_band)
@@ -178,7 +177,7 @@ class Policy:
                 band=band.name,
                 categories=frozenset(band.categories) | frozenset(profile.categories),
                 rules=config.schedules_of(profile),
-                tz=ZoneInfo(profile.timezone) if profile.timezone else server_zone,
+                tz=zone_of(profile.timezone, config.server.timezone),
                 safesearch=band.safesearch if profile.safesearch is None else profile.safesearch,
                 youtube=band.youtube if profile.youtube is None else profile.youtube,
                 bypass_protection=config.blocking.bypass_protection and band.name != "adult",

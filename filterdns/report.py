@@ -79,9 +79,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from filterdns.config import Config, ProfileConfig, system_timezone
+from filterdns.config import Config, ProfileConfig
 from filterdns.duration import parse_duration
 from filterdns.schedule import DAYS, Window
+from filterdns.timezones import zone_of
 
 JSON_VERSION = 1
 TOP_NAMES = 20
@@ -244,7 +245,7 @@ def _setting(config: Config, key: str, default: str) -> str:
 
 def report_zone(config: Config) -> ZoneInfo:
     """The time zone reports are shown in: `server.timezone`, else the system's."""
-    return ZoneInfo(config.server.timezone or system_timezone())
+    return zone_of(None, config.server.timezone)
 
 
 def classify_bypass(name: str, rule: str | None, source: str | None) -> str:
@@ -460,14 +461,13 @@ def collect(
         )
     ]
 
-    server_zone = result.zone
     for candidate in config.profiles:
         if profile is not None and candidate.name != profile:
             continue
         windows = _block_all_windows(config, candidate)
         if not windows:
             continue
-        tz = ZoneInfo(candidate.timezone) if candidate.timezone else server_zone
+        tz = zone_of(candidate.timezone, config.server.timezone)
         spans = _spans(windows, since, until, tz)
         starts = [span[0] for span in spans]
         lookups = blocked_count = 0

@@ -48,11 +48,11 @@ from filterdns.config import (
     load_config,
     load_config_text,
     parse_upstream,
-    system_timezone,
 )
 from filterdns.configschema import compose
 from filterdns.errors import ConfigError, Problem
 from filterdns.schedule import Calendar
+from filterdns.timezones import parse_timezone, system_timezone
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path("/srv/filterdns-state")
@@ -2009,12 +2009,50 @@ def test_blocking(text: str, expected: BlockingConfig) -> None:
     [
         pytest.param("timezone: Asia/Ho_Chi_Minh", "Asia/Ho_Chi_Minh", id="iana"),
         pytest.param("timezone: UTC", "UTC", id="utc"),
+        pytest.param("timezone: Asia/Hanoi", "Asia/Ho_Chi_Minh", id="hanoi-means-ho-chi-minh"),
+        pytest.param("timezone: Asia/Saigon", "Asia/Ho_Chi_Minh", id="the-old-name"),
+        pytest.param("timezone: asia/ho_chi_minh", "Asia/Ho_Chi_Minh", id="any-case"),
+        pytest.param("timezone: Asia/Ho Chi Minh", "Asia/Ho_Chi_Minh", id="spaces"),
+        pytest.param("timezone: europe/berlin", "Europe/Berlin", id="lower-case"),
         pytest.param("timezone: null", None, id="system"),
         pytest.param("timezone:", None, id="empty"),
     ],
 )
 def test_server_timezone(text: str, expected: str | None) -> None:
     assert sut(f"server:\n  {text}\n").server.timezone == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("GMT+7", '"GMT+7" is a UTC offset, not a time zone; write the place, whose '
+                     "daylight saving rules come with it, e.g. Asia/Ho_Chi_Minh for UTC+7; or "
+                     "Etc/GMT-7 (the Etc/ names count the other way: Etc/GMT-7 is UTC+7)",
+                     id="gmt-plus-7"),
+        pytest.param("UTC+07:00", '"UTC+07:00" is a UTC offset, not a time zone; write the place,'
+                     " whose daylight saving rules come with it, e.g. Asia/Ho_Chi_Minh for UTC+7;"
+                     " or Etc/GMT-7 (the Etc/ names count the other way: Etc/GMT-7 is UTC+7)",
+                     id="utc-plus-07-00"),
+        pytest.param("-5", '"-5" is a UTC offset, not a time zone; write the place, whose '
+                     "daylight saving rules come with it, e.g. America/New_York for UTC-5; or "
+                     "Etc/GMT+5 (the Etc/ names count the other way: Etc/GMT+5 is UTC-5)",
+                     id="bare-minus-5"),
+        pytest.param("UTC+5:30", '"UTC+5:30" is a UTC offset, not a time zone; write the place, '
+                     "whose daylight saving rules come with it, e.g. Asia/Kolkata for UTC+5:30",
+                     id="half-hour"),
+        pytest.param("Europe/Berln", '"Europe/Berln" is not an IANA time zone like Europe/Berlin'
+                     ' or Asia/Ho_Chi_Minh (did you mean "Europe/Berlin", UTC+',
+                     id="misspelt-with-its-offset"),
+        pytest.param("Mars/Olympus", '"Mars/Olympus" is not an IANA time zone like Europe/Berlin'
+                     " or Asia/Ho_Chi_Minh", id="nothing-close"),
+    ],
+)  # fmt: skip
+def test_time_zones_that_are_not_zones_say_what_to_write(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        parse_timezone(text)
+    assert str(raised.value).startswith(message)
+    if "Asia/Ho_Chi_Minh for" in message:
+        assert "Asia/Yangon" not in str(raised.value)
 
 
 def test_system_timezone(tmp_path: Path) -> None:
@@ -2164,7 +2202,7 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             KID + "    timezone: Asia/Saigon_\n",
             "profiles.kid.timezone",
             '"Asia/Saigon_" is not an IANA time zone like Europe/Berlin or Asia/Ho_Chi_Minh '
-            '(did you mean "Asia/Saigon"?)',
+            '(did you mean "Asia/Ho_Chi_Minh", UTC+7 now?)',
             4,
             id="profile-timezone",
         ),
