@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -135,6 +135,7 @@ class Firing:
     profile: str | None
     ts: float  # when it fired (unix time)
     events: tuple[Event, ...]
+    display_name: str | None = None  # what people call the profile ("Bình (lớp 6A)")
 
     def names(self) -> list[str]:
         return _distinct(e.name for e in self.events)
@@ -150,7 +151,7 @@ class Firing:
         elif self.profile is None:
             who = "from devices without a profile"
         else:
-            who = f"for {self.profile}"
+            who = f"for {self.display_name or self.profile}"
         names = self.names()
         shown = ", ".join(names[:MESSAGE_NAMES])
         if len(names) > MESSAGE_NAMES:
@@ -164,6 +165,7 @@ class Firing:
         return {
             "rule": self.rule.name,
             "profile": self.profile,
+            "profile_display_name": self.display_name or self.profile,
             "categories": list(self.rule.categories),
             "count": len(self.events),
             "window_seconds": self.rule.within,
@@ -186,8 +188,10 @@ class Alerter:
         record: Record | None = None,
         clock: Callable[[], float] = time.time,
         backoff: float = 0.5,
+        display_names: Mapping[str, str] | None = None,
     ) -> None:
         self.rules = tuple(rules)
+        self.display_names = dict(display_names or {})  # profile -> what people call it
         self.record = record
         self.clock = clock
         self.backoff = backoff
@@ -231,7 +235,9 @@ class Alerter:
             events = tuple(e for _, e in seen)
             seen.clear()
             window.silent_until = now + rule.within
-            self._fire(Firing(rule, key[1], now, events))
+            profile = key[1]
+            shown = self.display_names.get(profile) if profile is not None else None
+            self._fire(Firing(rule, profile, now, events, shown))
 
     def _fire(self, firing: Firing) -> None:
         self.fired += 1

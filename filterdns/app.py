@@ -200,6 +200,7 @@ class App:
             [AlertRule.of(rule) for rule in config.alerts],
             record=self.querylog.put_alert,
             clock=self.wall_clock,
+            display_names={p.name: p.display_name for p in config.profiles if p.display_name},
         )
         self.chain = build_chain(
             config,

@@ -28,6 +28,7 @@ import functools
 import ipaddress
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
@@ -207,6 +208,7 @@ class ProfileConfig:
     schedules: tuple[ScheduleRule, ...] = ()  # in addition to the band's
     timezone: str | None = None  # None: server.timezone
     band_schedules: bool = True  # False: the band's default schedules (bedtime) do not apply
+    display_name: str | None = None  # how people call it, any text: "Bình (lớp 6A)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +360,13 @@ class Config:
                 return profile
         raise KeyError(name)
 
+    def display_name(self, name: str) -> str:
+        """What people call profile `name`: its `display_name`, else the name itself."""
+        for profile in self.profiles:
+            if profile.name == name:
+                return profile.display_name or name
+        return name
+
     def schedules_of(self, profile: ProfileConfig) -> tuple[ScheduleRule, ...]:
         """The schedule rules of `profile`: its band's (unless turned off), then its own."""
         band = self.band(profile.age_band).schedules if profile.band_schedules else ()
@@ -420,8 +429,11 @@ DEFAULT_CATEGORIES = (
 SHIPPED_SOURCE = "shipped"
 _CATEGORY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _PERCENT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Letters of any script (Bình, Лена), digits, '-', '_' and '.': a name is typed on command lines
+# and stored in the log; spaces and the rest belong in `display_name`.
+_NAME = re.compile(r"[^\W_][\w.-]{0,63}")
 NAME_RULE = "letters, digits, '-', '_' and '.', at most 64, starting with a letter or digit"
+DISPLAY_HINT = '; for spaces and the like add display_name, e.g. bo-me: {display_name: "bố mẹ"}'
 _MAC = re.compile(r"[0-9a-f]{12}")
 
 MAX_CONNECTIONS = 1_000_000
@@ -960,9 +972,10 @@ class _ConfigWalker(Walker):
 
     def name_key(self, key: str, key_node: Node, path: str, what: str) -> bool:
         """True when `key` is a valid name for a profile or calendar; a problem otherwise."""
-        if _NAME.fullmatch(key):
+        if _NAME.fullmatch(unicodedata.normalize("NFC", key)):
             return True
-        self.problem(key_node, path, f"{show(key)} is not a {what} name ({NAME_RULE})")
+        hint = DISPLAY_HINT if what == "profile" else ""
+        self.problem(key_node, path, f"{show(key)} is not a {what} name ({NAME_RULE}{hint})")
         return False
 
     def calendars(self, node: Node | None, path: str) -> tuple[Calendar, ...] | None:
@@ -1135,12 +1148,14 @@ class _ConfigWalker(Walker):
         found: list[ProfileConfig] = []
         names: list[str] = []
         expected = "a mapping of profile names to profiles, e.g. {minh: {age_band: 9-12}}"
-        for name, key_node, value in self.pairs(node, path, expected):
+        for key, key_node, value in self.pairs(node, path, expected):
+            name = unicodedata.normalize("NFC", key)
             profile_path = join(path, name)
-            if not self.name_key(name, key_node, profile_path, "profile"):
-                continue
-            names.append(name)
             before = len(self.problems)
+            # A bad name is one problem; what the profile holds is still checked, so every
+            # problem shows in one pass.
+            self.name_key(name, key_node, profile_path, "profile")
+            names.append(name)  # a bad name is not also an unknown profile where it is used
             section = self.section(value, profile_path, PROFILE_KEYS)
             band = self.field(section, profile_path, "age_band", self.band_name, "")
             if "age_band" not in section:
@@ -1162,10 +1177,23 @@ class _ConfigWalker(Walker):
                 self.field(section, profile_path, "schedules", self.schedules, ()),
                 self.field(section, profile_path, "timezone", self.timezone, None),
                 self.field(section, profile_path, "band_schedules", self.boolean, True),
+                self.field(section, profile_path, "display_name", self.display_name, None),
             )
             if len(self.problems) == before:
                 found.append(profile)
         return found, names
+
+    def display_name(self, node: Node, path: str) -> str | None:
+        """Any text of 1 to 64 characters without control characters, NFC-normalised."""
+        text = self.text(node, path, 'a name for people, e.g. "Bình (lớp 6A)"')
+        if text is None:
+            return None
+        text = unicodedata.normalize("NFC", text.strip())
+        if not 0 < len(text) <= 64 or any(unicodedata.category(c)[0] == "C" for c in text):
+            message = f"{show(text)} is not a display name: 1 to 64 characters, no control ones"
+            self.problem(node, path, message)
+            return None
+        return text
 
     def optional_boolean(self, node: Node, path: str) -> bool | None:
         return self.boolean(node, path)
@@ -1187,7 +1215,7 @@ class _ConfigWalker(Walker):
                 ("ip", parse_address),
                 ("cidr", lambda text: str(parse_network(text))),
                 ("mac", parse_mac),
-                ("profile", lambda text: text.strip()),
+                ("profile", lambda text: unicodedata.normalize("NFC", text.strip())),
             ):
                 key_node = section.get(key)
                 if key_node is None:
@@ -1452,12 +1480,13 @@ def _policy(w: _ConfigWalker, top: Mapping[str, Node], base: Config, config: Con
     if "default_profile" in top:
         node = top["default_profile"]
         text = w.text(node, "default_profile", "a profile name")
-        if text is not None and text.strip() not in names:
+        text = None if text is None else unicodedata.normalize("NFC", text.strip())
+        if text is not None and text not in names:
             w.problem(
                 node, "default_profile", f"{show(text)} is not a profile; profiles: {choices}"
             )
         elif text is not None:
-            default_profile = text.strip()
+            default_profile = text
     return replace(
         config,
         age_bands=age_bands,

@@ -66,7 +66,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -308,6 +308,11 @@ class Report:
     bedtime: dict[str, tuple[int, int]] = field(default_factory=dict)
     drops: int = 0
     alerts: list[AlertRow] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # profile -> its display_name
+
+    def shown(self, profile: str) -> str:
+        """A profile as people call it: "Bình (lớp 6A)", else its name."""
+        return self.labels.get(profile, profile)
 
     def iso(self, ts: float) -> str:
         return datetime.fromtimestamp(ts, self.zone).isoformat(timespec="seconds")
@@ -322,6 +327,7 @@ class Report:
             "until": self.iso(self.until),
             "timezone": self.zone.key,
             "filters": {"profile": self.profile, "client": self.client},
+            "display_names": dict(self.labels),
             "blocked_total": self.blocked_total,
             "profiles": {
                 name: {"blocked": sum(counts.values()), "categories": dict(counts)}
@@ -417,6 +423,7 @@ def collect(
 ) -> Report:
     """The report of the blocked lookups logged in [since, until)."""
     result = Report(since, until, report_zone(config), profile, client)
+    result.labels = {p.name: p.display_name for p in config.profiles if p.display_name}
     where, params = _filters(since, until, profile, client)
     blocked = f"{where} AND kind = 'blocked'"
 
@@ -603,7 +610,7 @@ def print_report(console: Console, result: Report, lang: str, footer: str = "") 
     )
     everything = texts["all"]
     console.print(
-        f"{texts['profile']}: {result.profile or everything}; "
+        f"{texts['profile']}: {result.shown(result.profile) if result.profile else everything}; "
         f"{texts['client']}: {result.client or everything}",
         markup=False,
         highlight=False,
@@ -615,7 +622,7 @@ def print_report(console: Console, result: Report, lang: str, footer: str = "") 
         table = _count_table(texts, "profile", "category", "count")
         for name, counts in result.profiles.items():
             for category, count in counts.items():
-                table.add_row(escape(name), escape(category), str(count))
+                table.add_row(escape(result.shown(name)), escape(category), str(count))
         console.print(table)
         console.print(_heading(texts, "categories"))
         table = _count_table(texts, "category", "count")
@@ -644,7 +651,7 @@ def print_report(console: Console, result: Report, lang: str, footer: str = "") 
             table.add_row(
                 escape(attempt.name),
                 escape(texts[f"kind_{attempt.kind}"]),
-                escape(attempt.profile or "-"),
+                escape(result.shown(attempt.profile) if attempt.profile else "-"),
                 str(attempt.count),
                 style="bold red",
             )
@@ -656,7 +663,7 @@ def print_report(console: Console, result: Report, lang: str, footer: str = "") 
     if result.bedtime:
         table = _count_table(texts, "profile", "lookups", "blocked")
         for name, (lookups, blocked) in result.bedtime.items():
-            table.add_row(escape(name), str(lookups), str(blocked))
+            table.add_row(escape(result.shown(name)), str(lookups), str(blocked))
         console.print(table)
     else:
         console.print(texts["bedtime_none"])
@@ -676,7 +683,7 @@ def print_report(console: Console, result: Report, lang: str, footer: str = "") 
             table.add_row(
                 result.local(alert.ts),
                 escape(alert.rule),
-                escape(alert.profile or everything),
+                escape(result.shown(alert.profile) if alert.profile else everything),
                 escape(", ".join(alert.categories)),
                 str(alert.count),
                 escape(alert.message),
@@ -771,7 +778,8 @@ def render_html(result: Report, lang: str, footer: str = "") -> str:
         f"<h1>{_e(texts['title'])}</h1>",
         f'<p class="meta">{_e(texts["period"])}: {_e(result.local(result.since))} {DASH} '
         f"{_e(result.local(result.until))} ({_e(texts['timezone'])} {_e(result.zone.key)})</p>",
-        f'<p class="meta">{_e(texts["profile"])}: {_e(result.profile or everything)}; '
+        f'<p class="meta">{_e(texts["profile"])}: '
+        f"{_e(result.shown(result.profile) if result.profile else everything)}; "
         f"{_e(texts['client'])}: {_e(result.client or everything)}</p>",
         f'<p class="total"><strong>{result.blocked_total}</strong>{_e(texts["total"])}</p>',
     ]
@@ -779,7 +787,7 @@ def render_html(result: Report, lang: str, footer: str = "") -> str:
     parts.append(f"<section><h2>{_e(texts['by_profile'])}</h2>")
     if result.profiles:
         bars: list[tuple[Sequence[str], int]] = [
-            ((name, category), count)
+            ((result.shown(name), category), count)
             for name, counts in result.profiles.items()
             for category, count in counts.items()
         ]
@@ -816,7 +824,8 @@ def render_html(result: Report, lang: str, footer: str = "") -> str:
     if result.bypass:
         lines = [
             f"<tr><td>{_e(b.name)}</td><td>{_e(texts['kind_' + b.kind])}</td>"
-            f'<td>{_e(b.profile or "-")}</td><td class="n">{b.count}</td></tr>'
+            f"<td>{_e(result.shown(b.profile) if b.profile else '-')}</td>"
+            f'<td class="n">{b.count}</td></tr>'
             for b in result.bypass
         ]
         headers = [texts["name"], texts["kind"], texts["profile"], texts["count"]]
@@ -828,7 +837,8 @@ def render_html(result: Report, lang: str, footer: str = "") -> str:
     parts.append(f"<section><h2>{_e(texts['bedtime'])}</h2>")
     if result.bedtime:
         lines = [
-            f'<tr><td>{_e(name)}</td><td class="n">{lookups}</td><td class="n">{blocked}</td></tr>'
+            f"<tr><td>{_e(result.shown(name))}</td>"
+            f'<td class="n">{lookups}</td><td class="n">{blocked}</td></tr>'
             for name, (lookups, blocked) in result.bedtime.items()
         ]
         headers = [texts["profile"], texts["lookups"], texts["blocked"]]
@@ -849,7 +859,8 @@ def render_html(result: Report, lang: str, footer: str = "") -> str:
     if result.alerts:
         lines = [
             f"<tr><td>{_e(result.local(a.ts))}</td><td>{_e(a.rule)}</td>"
-            f"<td>{_e(a.profile or everything)}</td><td>{_e(', '.join(a.categories))}</td>"
+            f"<td>{_e(result.shown(a.profile) if a.profile else everything)}</td>"
+            f"<td>{_e(', '.join(a.categories))}</td>"
             f'<td class="n">{a.count}</td><td>{_e(a.message)}</td>'
             f"<td>{_e(texts['yes'] if a.delivered else texts['no'])}</td></tr>"
             for a in result.alerts
@@ -913,14 +924,14 @@ def _new_rows(db: sqlite3.Connection, after: int, profile: str | None) -> list[T
     return [TailRow(*row) for row in db.execute(f"{sql} ORDER BY id", params).fetchall()]
 
 
-def _tail_table(rows: Sequence[TailRow], zone: ZoneInfo) -> Table:
+def _tail_table(rows: Sequence[TailRow], zone: ZoneInfo, shown: Callable[[str], str]) -> Table:
     table = Table(title="filterdns tail", expand=False)
     for column in ("time", "profile", "client", "name", "category", "reason"):
         table.add_column(column)
     for row in rows:
         table.add_row(
             datetime.fromtimestamp(row.ts, zone).strftime("%H:%M:%S"),
-            escape(row.profile or "-"),
+            escape(shown(row.profile) if row.profile else "-"),
             escape(row.client_name or row.client),
             escape(row.name),
             escape(row.category or "-"),
@@ -929,7 +940,7 @@ def _tail_table(rows: Sequence[TailRow], zone: ZoneInfo) -> Table:
     return table
 
 
-def _plain(row: TailRow, zone: ZoneInfo, as_json: bool) -> str:
+def _plain(row: TailRow, zone: ZoneInfo, as_json: bool, shown: Callable[[str], str]) -> str:
     when = datetime.fromtimestamp(row.ts, zone)
     if as_json:
         return json.dumps(
@@ -939,6 +950,7 @@ def _plain(row: TailRow, zone: ZoneInfo, as_json: bool) -> str:
                 "client": row.client,
                 "client_name": row.client_name,
                 "profile": row.profile,
+                "profile_display_name": shown(row.profile) if row.profile else None,
                 "name": row.name,
                 "qtype": row.qtype,
                 "category": row.category,
@@ -948,7 +960,7 @@ def _plain(row: TailRow, zone: ZoneInfo, as_json: bool) -> str:
         )
     fields_ = (
         when.strftime("%Y-%m-%d %H:%M:%S"),
-        row.profile or "-",
+        shown(row.profile) if row.profile else "-",
         row.client_name or row.client,
         row.name,
         row.category or "-",
@@ -990,7 +1002,7 @@ def tail(
             recent: deque[TailRow] = deque(maxlen=TAIL_ROWS)
             with _live(console, console.is_terminal and not as_json) as live:
                 if live is not None:
-                    live.update(_tail_table(recent, zone))
+                    live.update(_tail_table(recent, zone, config.display_name))
                 while not (done or waiter.is_set()):
                     for row in _new_rows(db, last, profile):
                         last = row.id
@@ -999,7 +1011,7 @@ def tail(
                             recent.append(row)
                         else:
                             console.print(
-                                _plain(row, zone, as_json),
+                                _plain(row, zone, as_json, config.display_name),
                                 markup=False,
                                 highlight=False,
                                 emoji=False,
@@ -1009,7 +1021,7 @@ def tail(
                             done = True
                             break
                     if live is not None:
-                        live.update(_tail_table(recent, zone))
+                        live.update(_tail_table(recent, zone, config.display_name))
                     if not done:
                         waiter.wait(interval)
     except FileNotFoundError:

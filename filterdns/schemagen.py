@@ -72,7 +72,9 @@ MAC_PATTERN = r"^\s*[0-9A-Fa-f]{2}([:.-]?[0-9A-Fa-f]{2}){5}\s*$"
 CATEGORY_PATTERN = r"^\s*[a-z0-9][a-z0-9_-]{0,39}\s*$"
 CATEGORY_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 NAME_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-NAME_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\s*$"
+# Letters of any script, digits, '-', '_', '.' (ECMA regexes without the u flag know no \p{L}:
+# every other printable ASCII character is left out instead).
+NAME_PATTERN = r"^\s*[^\s!-/:-@\[-`{-~][^\s!-,/:-@\[-^`{-~]{0,63}\s*$"
 CLOCK_PATTERN = r"^\s*\d{1,2}:\d{2}\s*$"
 DAY_PATTERN = r"^\s*[A-Za-z]+(\s*-\s*[A-Za-z]+)?\s*$"
 DATE_PATTERN = r"^\s*\d{4}-\d{2}-\d{2}(\s*\.\.\s*\d{4}-\d{2}-\d{2})?\s*$"
@@ -465,6 +467,11 @@ def _profile_schema() -> Schema:
         "safesearch": _boolean("SafeSearch; default: the band's"),
         "youtube": _enum("YouTube restriction; default: the band's", YOUTUBE_LEVELS),
         "schedules": _with(_ref("schedules"), description="Rules added to the band's schedules"),
+        "display_name": _string(
+            'How people call the profile in reports, tail and alerts, e.g. "Bình (lớp 6A)"',
+            minLength=1,
+            maxLength=64,
+        ),
         "band_schedules": _boolean(
             "Whether the band's default schedules (its bedtime) apply to this profile"
         ),

@@ -100,6 +100,19 @@ async def test_threshold_within_window_fires_once() -> None:
     )
 
 
+async def test_an_alert_calls_the_child_by_the_profile_display_name() -> None:
+    clock, record = Clock(), Recorder()
+    names = {"minh": "Minh (lớp 6A)"}
+    alerter = Alerter([rule()], record=record, clock=clock, display_names=names)
+    feed(alerter, clock, ["pornhub.com", "xvideos.com", "pornhub.com"], step=60)
+    await alerter.close()
+    [alert] = record.alerts
+    assert alert["profile"] == "minh"
+    assert alert["message"] == (
+        "3 blocked adult lookups for Minh (lớp 6A) within 10 minutes (pornhub.com, xvideos.com)"
+    )
+
+
 async def test_below_threshold_does_not_fire() -> None:
     clock, record = Clock(), Recorder()
     alerter = Alerter([rule()], record=record, clock=clock)
@@ -262,6 +275,7 @@ async def test_command_receives_the_event_as_json(tmp_path: Path) -> None:
     event = json.loads(out.read_text())
     assert event["rule"] == "alert 1"
     assert event["profile"] == "minh"
+    assert event["profile_display_name"] == "minh"  # no display_name: the name itself
     assert event["categories"] == ["adult"]
     assert event["count"] == 3
     assert event["window_seconds"] == 600.0

@@ -32,6 +32,7 @@ profiles:
   minh: {{age_band: 9-12}}
   lan:
     age_band: adult
+    display_name: "Lan (lớp 6A)"
     schedules:
       - {{name: homework, days: daily, from: "18:00", to: "19:00", block: all}}
   parents: {{age_band: adult}}
@@ -316,6 +317,8 @@ def test_report_json_command(database: Path) -> None:
     data = json.loads(buffer.getvalue())
     assert data["blocked_total"] == 18
     assert data["drops"] == 5
+    assert data["display_names"] == {"lan": "Lan (lớp 6A)"}
+    assert "lan" in data["profiles"]  # keys stay the profile names
     out, buffer = console()
     assert report(make_config(database), parse("report", "--json", "--since", "30d"), out) == 0
     data = json.loads(buffer.getvalue())
@@ -335,6 +338,7 @@ def test_report_in_the_terminal(database: Path) -> None:
     assert "use-application-dns.net" in text
     assert "█" in text
     assert "Report harmful content" in text
+    assert "Lan (lớp 6A)" in text  # the display name, not the profile's key
 
     out, buffer = console()
     assert report(make_config(database, lang="vi"), parse("report"), out) == 0
@@ -397,6 +401,7 @@ def test_html_page_is_self_contained(database: Path, tmp_path: Path) -> None:
         assert f"{heading}</h" in text
     assert "Report harmful content: call 111 &lt;hotline&gt;" in text
     assert "minh: 3 gambling lookups &lt;in 10m&gt; &amp; more" in text
+    assert "<td>Lan (lớp 6A)</td>" in text
     assert "@media print" in text
     for external in ("http://", "https://", "<script", "@import", "url("):
         assert external not in text
@@ -470,7 +475,9 @@ def test_tail_prints_new_blocked_lookups(database: Path) -> None:
     lines = buffer.getvalue().splitlines()
     assert len(lines) == 2
     when = datetime.fromtimestamp(now, TZ).strftime("%Y-%m-%d %H:%M:%S")
-    assert lines[0] == f"{when} lan 192.168.1.30 tiktok.com social tiktok.com is blocked"
+    assert lines[0] == (
+        f"{when} Lan (lớp 6A) 192.168.1.30 tiktok.com social tiktok.com is blocked"
+    )
     assert lines[1].endswith("minh minh-tablet casino.example gambling casino.example is blocked")
 
 

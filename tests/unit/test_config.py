@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import textwrap
+import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -2150,7 +2151,8 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             "profiles:\n  kid one: {age_band: 9-12}\n",
             "profiles.kid one",
             "\"kid one\" is not a profile name (letters, digits, '-', '_' and '.', at most 64, "
-            "starting with a letter or digit)",
+            "starting with a letter or digit; for spaces and the like add display_name, e.g. "
+            'bo-me: {display_name: "bố mẹ"})',
             2,
             id="profile-name",
         ),
@@ -2158,7 +2160,7 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             KID + "    colour: blue\n",
             "profiles.kid.colour",
             "unknown key 'colour'; valid keys: age_band, block, allow, categories, safesearch, "
-            "youtube, schedules, timezone, band_schedules",
+            "youtube, schedules, timezone, band_schedules, display_name",
             4,
             id="profile-unknown-key",
         ),
@@ -2781,3 +2783,46 @@ def test_rate_limit_defaults_to_50_a_second_with_bursts_of_200_and_null_turns_it
         RateLimit(50, 5)
     )
     assert load_config_text("server:\n  rate_limit: null\n").server.rate_limit is None
+
+
+# Names people write: letters of any script, display names, every problem at once
+
+
+def test_a_profile_name_may_be_vietnamese_and_carry_a_display_name() -> None:
+    text = (
+        "profiles:\n  Bình: {age_band: 9-12, display_name: \"Bình (lớp 6A)\"}\n"
+        "clients:\n  - {name: máy tính bảng, ip: 10.0.0.5, profile: Bình}\n"
+        "default_profile: Bình\n"
+    )
+    decomposed = unicodedata.normalize("NFD", text)  # as some editors save it
+    for config in (sut(text), sut(decomposed)):
+        assert config.profile("Bình").display_name == "Bình (lớp 6A)"
+        assert config.display_name("Bình") == "Bình (lớp 6A)"
+        assert config.display_name("household") == "household"
+        assert config.clients[0].profile == config.default_profile == "Bình"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [pytest.param('""', id="empty"), pytest.param('"a\\tb"', id="control"),
+     pytest.param('"' + "x" * 65 + '"', id="too-long")],
+)  # fmt: skip
+def test_a_display_name_is_short_printable_text(value: str) -> None:
+    (problem,) = problems_of(f"profiles:\n  kid: {{age_band: 9-12, display_name: {value}}}\n")
+    assert problem.path == "profiles.kid.display_name"
+
+
+def test_a_bad_profile_name_does_not_hide_what_is_wrong_inside() -> None:
+    problems = problems_of(
+        "profiles:\n"
+        "  bố mẹ:\n"
+        "    age_band: 9-13\n"
+        "    schedules:\n"
+        '      - {days: [mon], from: "08:00", to: "25:00", block: all}\n'
+        "clients:\n  - {name: phone, ip: 10.0.0.9, profile: bố mẹ}\n"
+    )
+    assert [(p.path, p.line) for p in problems] == [
+        ("profiles.bố mẹ", 2),
+        ("profiles.bố mẹ.age_band", 3),
+        ("profiles.bố mẹ.schedules[0].to", 5),
+    ]  # and the client naming it is not also "not a profile"
