@@ -475,9 +475,7 @@ def test_tail_prints_new_blocked_lookups(database: Path) -> None:
     lines = buffer.getvalue().splitlines()
     assert len(lines) == 2
     when = datetime.fromtimestamp(now, TZ).strftime("%Y-%m-%d %H:%M:%S")
-    assert lines[0] == (
-        f"{when} Lan (lớp 6A) 192.168.1.30 tiktok.com social tiktok.com is blocked"
-    )
+    assert lines[0] == (f"{when} Lan (lớp 6A) 192.168.1.30 tiktok.com social tiktok.com is blocked")
     assert lines[1].endswith("minh minh-tablet casino.example gambling casino.example is blocked")
 
 

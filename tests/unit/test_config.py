@@ -2790,7 +2790,7 @@ def test_rate_limit_defaults_to_50_a_second_with_bursts_of_200_and_null_turns_it
 
 def test_a_profile_name_may_be_vietnamese_and_carry_a_display_name() -> None:
     text = (
-        "profiles:\n  Bình: {age_band: 9-12, display_name: \"Bình (lớp 6A)\"}\n"
+        'profiles:\n  Bình: {age_band: 9-12, display_name: "Bình (lớp 6A)"}\n'
         "clients:\n  - {name: máy tính bảng, ip: 10.0.0.5, profile: Bình}\n"
         "default_profile: Bình\n"
     )
