@@ -154,6 +154,8 @@ def _serve(args: argparse.Namespace) -> int:
             origin,
             servers,
         )
+        if config.source is None:  # a first try: say how to ask it, on the port it really has
+            log.info("try it: %s", dig_hint(bound))
 
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -164,6 +166,14 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def dig_hint(bound: Sequence[ListenAddress]) -> str:
+    """The `dig` command that asks the proxy where it listens: port 53 needs no -p."""
+    first = next((a for a in bound if ":" not in a.host), bound[0])
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(first.host, first.host)
+    port = "" if first.port == 53 else f" -p {first.port}"
+    return f"dig @{host}{port} example.com"
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

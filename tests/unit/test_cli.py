@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from filterdns import runstate
-from filterdns.cli import main
-from filterdns.config import STATE_DIR_ENV, default_config, load_config
+from filterdns.cli import dig_hint, main
+from filterdns.config import STATE_DIR_ENV, ListenAddress, default_config, load_config
 
 VALID = """\
 server:
@@ -272,3 +272,21 @@ def test_reload_of_a_server_without_a_file_says_how_to_use_one(
     runstate.save_running(tmp_path / "state", default_config(), now=0)
     assert main(["reload", "-c", str(old)]) == 1
     assert f"reads no file; start it with -c {old}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("bound", "expected"),
+    [
+        pytest.param([("127.0.0.1", 5353), ("::1", 5353)], "dig @127.0.0.1 -p 5353 example.com",
+                     id="a-user-on-5353"),
+        pytest.param([("0.0.0.0", 53), ("::", 53)], "dig @127.0.0.1 example.com",
+                     id="root-on-53-everywhere"),
+        pytest.param([("::", 53)], "dig @::1 example.com", id="ipv6-only"),
+        pytest.param([("192.168.1.2", 5300)], "dig @192.168.1.2 -p 5300 example.com",
+                     id="one-address"),
+    ],
+)  # fmt: skip
+def test_the_start_up_hint_digs_the_port_really_bound(
+    bound: list[tuple[str, int]], expected: str
+) -> None:
+    assert dig_hint([ListenAddress(host, port) for host, port in bound]) == expected
