@@ -1125,22 +1125,26 @@ class _ConfigWalker(Walker):
         expected = "a mapping of age bands to overrides, e.g. {9-12: {youtube: moderate}}"
         for name, key_node, value in self.pairs(node, path, expected):
             band_path = join(path, name)
-            if name not in bands:
+            known = name in bands
+            if not known:
                 message = f"{show(name)} is not an age band; valid bands: " + ", ".join(BANDS)
                 self.problem(key_node, band_path, message)
-                continue
             section = self.section(value, band_path, BAND_KEYS)
-            band = bands[name]
+            # An unknown band's overrides are still checked (every problem in one pass), as if
+            # they were the adult band's.
+            band = bands[name] if known else bands["adult"]
             categories = self.field(
                 section, band_path, "categories", self.category_list, band.categories
             )
-            bands[name] = BandConfig(
+            overridden = BandConfig(
                 name,
                 with_always_blocked(categories),
                 self.field(section, band_path, "safesearch", self.boolean, band.safesearch),
                 self.field(section, band_path, "youtube", self.youtube, band.youtube),
                 self.field(section, band_path, "schedules", self.schedules, band.schedules),
             )
+            if known:
+                bands[name] = overridden
         return list(bands.values())
 
     def profiles(self, node: Node | None, path: str) -> tuple[list[ProfileConfig], list[str]]:

@@ -2826,3 +2826,12 @@ def test_a_bad_profile_name_does_not_hide_what_is_wrong_inside() -> None:
         ("profiles.bố mẹ.age_band", 3),
         ("profiles.bố mẹ.schedules[0].to", 5),
     ]  # and the client naming it is not also "not a profile"
+
+
+def test_an_unknown_age_band_still_has_its_overrides_checked() -> None:
+    problems = problems_of("age_bands:\n  10-12:\n    youtube: sometimes\n    colour: red\n")
+    assert [(p.path, p.line) for p in problems] == [
+        ("age_bands.10-12", 2),
+        ("age_bands.10-12.youtube", 3),
+        ("age_bands.10-12.colour", 4),
+    ]
