@@ -32,7 +32,7 @@ from filterdns.lists.catalog import ListSet
 from filterdns.lists.shipped import shipped_path
 from filterdns.model import Kind, Request, Response, answer_records
 from filterdns.names import normalize_name
-from filterdns.neighbors import normalize_mac
+from filterdns.neighbors import Neighbours, normalize_mac
 from filterdns.policy import Decision, Grant, Policy
 from filterdns.resolvers.querylog import qtype_number
 from filterdns.timezones import zone_of
@@ -177,6 +177,10 @@ def _client(config: Config, text: str) -> ClientMatch | None:
         ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return None
+    if rules:  # as the server does: the neighbour table finds MAC rules and a device's others
+        neighbours = Neighbours()
+        neighbours.use(neighbours.read())
+        directory = ClientDirectory(rules, config.default_profile, neighbours)
     return directory.match(text)
 
 

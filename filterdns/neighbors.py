@@ -267,7 +267,10 @@ class Neighbours:
         self._wanted = False
         self._last_read = self._clock()
         self.reads += 1
-        table = await asyncio.to_thread(self.read)
+        self.use(await asyncio.to_thread(self.read))
+
+    def use(self, table: NeighbourTable) -> None:
+        """Swap `table` in (what `refresh` read; `explain` reads once, synchronously)."""
         if table.macs != self._macs:
             by_mac: dict[str, list[str]] = {}
             for address, mac in table.macs.items():
