@@ -5,8 +5,9 @@ first server in the strategy's order is asked at once; when it has not answered 
 `timeout / number of servers` (at least 100 ms) the next one is asked too, and so on, and the
 first good answer wins. A server that fails fast (ICMP unreachable, SERVFAIL) hands over to the
 next at once. A failing server is skipped for a back-off period that doubles with each failure
-(1 s, 2 s, 4 s ... up to `upstreams.backoff`); when every server is backing off they are all tried
-anyway rather than answering SERVFAIL unasked. Identical queries in flight at the same moment
+(1 s, 2 s, 4 s ... up to `upstreams.backoff`, however long the outage: `backoff_pause` never
+computes a power past MAX_DOUBLINGS); when every server is backing off they are all tried anyway
+rather than answering SERVFAIL unasked. Identical queries in flight at the same moment
 share one exchange.
 """
 
@@ -30,9 +31,19 @@ log = logging.getLogger(__name__)
 
 MIN_STAGGER = 0.1
 FIRST_BACKOFF = 1.0
+# 2**62 s is longer than any back-off anyone writes; past it the pause stays flat. Without this
+# bound, 2 ** failures overflows a float after about 1,000 failures in a row (a long outage).
+MAX_DOUBLINGS = 62
 EWMA_WEIGHT = 0.3  # weight of the newest round-trip time in the `fastest` estimate
 # Answers that say "this server could not help", not "this name has no data": try another.
 FAILURE_RCODES = {wire.SERVFAIL: "SERVFAIL", wire.REFUSED: "REFUSED", 4: "NOTIMP", 1: "FORMERR"}
+
+
+def backoff_pause(failures: int, ceiling: float) -> float:
+    """Seconds a server is skipped after `failures` consecutive failures: 1, 2, 4 ... `ceiling`."""
+    if failures <= 0:
+        return 0.0
+    return min(ceiling, FIRST_BACKOFF * 2.0 ** min(failures - 1, MAX_DOUBLINGS))
 
 
 class Exchanger(Protocol):
@@ -231,7 +242,7 @@ class UpstreamResolver:
         health = self.health[server]
         health.failures += 1
         health.failed += 1
-        pause = min(self.backoff, FIRST_BACKOFF * 2 ** (health.failures - 1))
+        pause = backoff_pause(health.failures, self.backoff)
         health.skip_until = asyncio.get_running_loop().time() + pause
         if health.rtt is not None:
             health.rtt = max(health.rtt, self.timeout)  # `fastest` prefers others for a while

@@ -19,7 +19,7 @@ from filterdns.config import UpstreamServer
 from filterdns.errors import UpstreamError
 from filterdns.model import Kind, Request, Response
 from filterdns.resolvers.conditional import ConditionalResolver
-from filterdns.resolvers.upstream import UpstreamResolver
+from filterdns.resolvers.upstream import UpstreamResolver, backoff_pause
 
 A = UpstreamServer("udp", "192.0.2.1", 53)
 B = UpstreamServer("udp", "192.0.2.2", 53)
@@ -217,6 +217,63 @@ async def test_back_off_doubles_and_is_capped() -> None:
         await sut.resolve(request(f"n{index}.example"))
         pauses.append(round(sut.health[A].skip_until - loop.time()))
     assert pauses == [1, 2, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected"),
+    [
+        pytest.param(0, 0.0, id="none"),
+        pytest.param(1, 1.0, id="first"),
+        pytest.param(5, 16.0, id="doubling"),
+        pytest.param(6, 30.0, id="capped"),
+        pytest.param(1_025, 30.0, id="past-float-range"),
+        pytest.param(10**6, 30.0, id="a-million"),
+        pytest.param(10**100, 30.0, id="absurd"),
+    ],
+)
+def test_back_off_is_bounded_for_any_number_of_failures(failures: int, expected: float) -> None:
+    assert backoff_pause(failures, 30.0) == expected
+
+
+def test_back_off_reaches_any_ceiling_without_overflow() -> None:
+    assert backoff_pause(10**6, 1e300) == 2.0**62  # flat past 2**62 s, never an OverflowError
+    assert backoff_pause(10**6, float("inf")) == 2.0**62
+
+
+async def test_two_thousand_failures_in_a_row_keep_answering_servfail_quickly() -> None:
+    # Past ~1,024 failures the old doubling overflowed and every query raised.
+    transport = ScriptedTransport({A: unreachable()})
+    sut = resolver(transport, A, backoff=3.0)
+    kinds = {(await sut.resolve(request(f"n{index}.example"))).kind for index in range(2_000)}
+    assert kinds == {Kind.FAILED}
+    assert sut.health[A].failures == 2_000
+    assert sut.health[A].skip_until - asyncio.get_running_loop().time() == pytest.approx(3.0, 0.1)
+
+
+@pytest.mark.parametrize("strategy", ["failover", "round_robin", "fastest"])
+async def test_after_a_million_failures_a_server_is_still_asked_and_can_recover(
+    strategy: str,
+) -> None:
+    transport = ScriptedTransport({A: unreachable(), B: silent()})
+    sut = resolver(transport, strategy=strategy, timeout=0.3, backoff=30.0)
+    for server in (A, B):
+        sut.health[server].failures = 10**6  # as after a day-long outage
+        sut.health[server].rtt = 0.3
+    failed = await sut.resolve(request("one.example"))
+    assert failed.kind is Kind.FAILED
+    assert sut.health[A].failures == sut.health[B].failures == 10**6 + 1
+    loop = asyncio.get_running_loop()
+    assert sut.health[A].skip_until - loop.time() == pytest.approx(30.0, abs=0.5)
+
+    # The "is the other server faster" path: A is asked first and stays silent, B answers
+    # after the stagger, and A's silence counts as one failure more.
+    transport.scripts = {A: silent(), B: answers("10.0.0.2")}
+    sut.health[A].skip_until = 0.0
+    answered = await sut.resolve(request("two.example"))
+    assert address_of(answered) == ["10.0.0.2"]
+    assert transport.asked()[-2:] == [A, B]
+    assert sut.health[B].failures == 0
+    assert sut.health[A].failures == 10**6 + 2
 
 
 async def test_round_robin_takes_turns() -> None:
