@@ -33,7 +33,7 @@ from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.policy import ClientResolver, PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
-from filterdns.resolvers.upstream import UpstreamResolver
+from filterdns.resolvers.upstream import Outstanding, UpstreamResolver
 from filterdns.server import DnsServer, addresses_text
 from filterdns.store import QueryLog
 from filterdns.transport import Transport
@@ -55,9 +55,16 @@ def build_forwarder(
     config: Config,
     transport: Transport,
     on_exchange: Callable[[str, float | None, bool], None] | None = None,
+    outstanding: Outstanding | None = None,
 ) -> tuple[Resolver, UpstreamResolver]:
-    """The bottom of the chain (conditional routes, then the upstreams) and its upstream link."""
+    """The bottom of the chain (conditional routes, then the upstreams) and its upstream link.
+
+    Every upstream link shares `outstanding` (new caps from `config` when none is given), so the
+    caps on exchanges in flight hold across conditional routes and reloads.
+    """
     up = config.upstreams
+    if outstanding is None:
+        outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
 
     def upstream_for(servers: Sequence[UpstreamServer]) -> UpstreamResolver:
         return UpstreamResolver(
@@ -67,6 +74,7 @@ def build_forwarder(
             backoff=up.backoff,
             transport=transport,
             on_exchange=on_exchange,
+            outstanding=outstanding,
         )
 
     # upstream: terminal; the configured resolvers, one deadline per query, coalesced.
@@ -92,13 +100,14 @@ def build_chain(
     alerter: Alerter | None = None,
     cache: CacheResolver | None = None,
     metrics: Metrics | None = None,
+    outstanding: Outstanding | None = None,
 ) -> Chain:
     """Order the links of the request path, from the terminal upstream up to the ACL.
 
     `cache` reuses the cache of a previous chain (a reload keeps every cached answer).
     """
     on_exchange = metrics.upstream if metrics is not None else None
-    head, upstream = build_forwarder(config, transport, on_exchange)
+    head, upstream = build_forwarder(config, transport, on_exchange, outstanding)
     # cache: below the policy so one cache serves every profile and a schedule flip applies
     # on the very next query; serves stale data when everything below fails.
     if cache is None:
@@ -173,6 +182,8 @@ class App:
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
         self.metrics_address: ListenAddress | None = None
+        up = config.upstreams
+        self.outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
         self._assemble(config, self.lists)
         self.server = DnsServer(self.chain.head, config.server)
         self._stop = asyncio.Event()
@@ -192,6 +203,8 @@ class App:
             self.neighbours = Neighbours()
         rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
         self.directory = ClientDirectory(rules, config.default_profile, self.neighbours)
+        up = config.upstreams
+        self.outstanding.resize(up.max_outstanding, up.max_outstanding_per_server)
         self.policy = Policy(config, lambda: lists.index, self.grants.current)
         self.alerter = Alerter(
             [AlertRule.of(rule) for rule in config.alerts],
@@ -210,6 +223,7 @@ class App:
             cache=cache,
             # Counted only when scraped: without server.metrics no link times each query.
             metrics=self.metrics if config.server.metrics is not None else None,
+            outstanding=self.outstanding,
         )
 
     async def start(self) -> list[ListenAddress]:
@@ -264,6 +278,7 @@ class App:
                 if s.kind != "shipped"
             },
             lists_ready=self.lists.ready.is_set(),
+            outstanding=self.outstanding,
         )
         refused = self.chain.access.refused
         gauges.append(("filterdns_refused_total", REFUSED_HELP, {}, float(refused)))

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from filterdns.model import Request, Response
 from filterdns.resolvers.base import Link, Resolver
 from filterdns.resolvers.cache import CacheStats
-from filterdns.resolvers.upstream import Health
+from filterdns.resolvers.upstream import Health, Outstanding
 from filterdns.store import QueryLog
 
 log = logging.getLogger(__name__)
@@ -203,12 +203,14 @@ def component_gauges(
     list_sizes: Mapping[str, int] | None = None,
     list_rejected: Mapping[tuple[str, str], bool] | None = None,
     lists_ready: bool | None = None,
+    outstanding: Outstanding | None = None,
 ) -> list[Gauge]:
     """The scrape-time values of the running components, for `Metrics.render(gauges=...)`.
 
     `list_sizes` maps a category to the number of names its lists hold; `list_rejected` a
     (category, source) to whether its content was rejected (its last good copy serves);
-    `lists_ready` says whether the index of the configured sources serves yet.
+    `lists_ready` says whether the index of the configured sources serves yet; `outstanding`
+    counts the exchanges in flight to the upstreams and the queries its caps turned away.
     """
     out: list[Gauge] = []
     if cache is not None:
@@ -244,6 +246,8 @@ def component_gauges(
             "filterdns_upstream_consecutive_failures", "Failures since the last answer.",
             {"server": server}, health.failures,
         ))  # fmt: skip
+    if outstanding is not None:
+        out += _outstanding_gauges(outstanding, upstreams or {})
     for category, size in sorted((list_sizes or {}).items()):
         out.append((
             "filterdns_list_names", "Names held by the blocklists of each category.",
@@ -262,6 +266,29 @@ def component_gauges(
             "1 once the index of the configured list sources serves; 0 while the previous "
             "index or the shipped lists serve during its first build.",
             {}, float(lists_ready),
+        ))  # fmt: skip
+    return out
+
+
+def _outstanding_gauges(outstanding: Outstanding, upstreams: Mapping[str, Health]) -> list[Gauge]:
+    by_server = {str(server): count for server, count in outstanding.by_server.items()}
+    out: list[Gauge] = [
+        ("filterdns_upstream_outstanding",
+         "Exchanges in flight to the upstreams (at most upstreams.max_outstanding).", {},
+         outstanding.in_flight),
+        ("filterdns_upstream_joined",
+         "Queries waiting on the exchange of an identical query in flight.", {},
+         outstanding.joined),
+        ("filterdns_upstream_overflow_total",
+         "Queries answered at once with stale data or SERVFAIL, without asking an upstream, "
+         "because upstreams.max_outstanding or max_outstanding_per_server was reached.", {},
+         outstanding.overflowed),
+    ]  # fmt: skip
+    for server in sorted({*upstreams, *by_server}):  # every configured server, even at 0
+        out.append((
+            "filterdns_upstream_server_outstanding",
+            "Exchanges in flight to each upstream (at most upstreams.max_outstanding_per_server).",
+            {"server": server}, by_server.get(server, 0),
         ))  # fmt: skip
     return out
 

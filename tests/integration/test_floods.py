@@ -1,0 +1,164 @@
+"""Floods: upstreams that stop answering for long, many queries held upstream, TCP hoarders.
+
+A query waiting on an upstream holds memory and, over UDP, a socket: the proxy caps those
+(`upstreams.max_outstanding`, `max_outstanding_per_server`) and answers past the caps at once
+from stale data or with SERVFAIL. A long outage (thousands of failures in a row) must never
+stop serve-stale. One client address may hold only `server.max_tcp_connections_per_client` TCP
+connections, so it can never lock the others out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import dns.message
+import dns.rcode
+import pytest
+
+from tests.fakes.upstream import FakeUpstream
+from tests.integration.harness import FakeClock, Proxy, addresses, config_for, running_proxy
+
+REAL = "93.184.216.34"
+FLOODERS = [f"127.0.0.{i}" for i in range(2, 8)]  # six addresses, as in the report
+VICTIM = "127.0.0.9"
+
+
+def open_files() -> int:
+    """File descriptors this process (proxy, fakes and test clients) holds now."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def scrape(proxy: Proxy) -> dict[str, float]:
+    """The proxy's /metrics samples without labels, and with them as written."""
+    where = proxy.app.metrics_address
+    assert where is not None
+    reader, writer = await asyncio.open_connection(where.host, where.port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    body = (await reader.read()).decode()
+    writer.close()
+    await writer.wait_closed()
+    found = re.findall(r"^([a-z_]+(?:\{[^}]*\})?) (\S+)$", body, re.M)
+    return {name: float(value) for name, value in found}
+
+
+def _query(name: str, msg_id: int) -> bytes:
+    query = dns.message.make_query(name, "A")
+    query.id = msg_id
+    return query.to_wire()
+
+
+@contextmanager
+def _clients(sources: list[str], proxy: Proxy) -> Iterator[list[socket.socket]]:
+    """One UDP socket per source address, connected to the proxy, with room for replies."""
+    with ExitStack() as stack:
+        socks = []
+        for source in sources:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.bind((source, 0))
+            sock.connect((proxy.host, proxy.port))
+            sock.setblocking(False)
+            socks.append(sock)
+        yield socks
+
+
+def _drain(sock: socket.socket) -> list[dns.message.Message]:
+    replies = []
+    while True:
+        try:
+            replies.append(dns.message.from_wire(sock.recv(65535)))
+        except BlockingIOError:
+            return replies
+
+
+async def _replies(sock: socket.socket, count: int, timeout: float) -> list[dns.message.Message]:
+    """`count` replies on `sock`, waiting for them (the last ones come at an upstream deadline)."""
+    loop = asyncio.get_running_loop()
+    replies = _drain(sock)
+    async with asyncio.timeout(timeout):
+        while len(replies) < count:
+            replies.append(dns.message.from_wire(await loop.sock_recv(sock, 65535)))
+    return replies
+
+
+def _flood_config(*upstreams: str, server: str = "", upstream_keys: str = "") -> str:
+    text = config_for(*upstreams, server=f'rate_limit: null\nmetrics: "127.0.0.1:0"\n{server}')
+    return text.replace("  timeout: 1s\n", f"  timeout: 1s\n{upstream_keys}")
+
+
+async def test_a_silent_upstream_holds_no_more_than_the_caps_and_cached_names_still_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    per_source = 1000
+    clock = FakeClock()
+    records = {("victim.example", "A"): [REAL]}
+    async with FakeUpstream(records) as first, FakeUpstream(records) as second:
+        text = _flood_config(first.address, second.address)
+        async with running_proxy(text, clock=clock) as proxy:
+            assert addresses(await proxy.query("victim.example", source=VICTIM)) == [REAL]
+            clock.now += 400  # the victim's answer expired: only stale data is left
+            first.silent = second.silent = True
+            baseline = open_files()
+            peak_files = peak_outstanding = 0
+            with _clients(FLOODERS, proxy) as flooders:
+                for batch in range(0, per_source, 50):
+                    for index, sock in enumerate(flooders):
+                        for serial in range(batch, batch + 50):
+                            sock.send(_query(f"n{serial}.s{index}.flood.example", serial))
+                    await asyncio.sleep(0)  # let the proxy read: socket buffers are finite
+                    peak_files = max(peak_files, open_files() - baseline)
+                    peak_outstanding = max(peak_outstanding, proxy.app.outstanding.in_flight)
+                stale = await proxy.query("victim.example", source=VICTIM)
+                unknown = await proxy.query("other.example", source=VICTIM)
+                metrics = await scrape(proxy)
+                replies = [await _replies(sock, per_source, timeout=10) for sock in flooders]
+            after = proxy.app.outstanding.in_flight
+
+    assert addresses(stale) == [REAL]
+    assert stale.answer[0].ttl == 30  # served stale (RFC 8767), not asked again
+    assert unknown.rcode() == dns.rcode.SERVFAIL
+    assert all(r.rcode() == dns.rcode.SERVFAIL for rs in replies for r in rs)  # all answered
+    assert peak_outstanding == 512  # two servers at 256 each: the global cap
+    assert peak_files <= 512 + 8  # one socket per exchange, a few TCP and metrics ones
+    assert metrics["filterdns_upstream_outstanding"] == 512
+    assert metrics["filterdns_upstream_overflow_total"] >= 6 * per_source - 512
+    assert metrics[f'filterdns_upstream_server_outstanding{{server="{first.address}"}}'] == 256
+    assert after == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    warnings = [r.getMessage() for r in caplog.records if "upstreams.max_outstanding" in r.msg]
+    assert len(warnings) == 1  # once a minute, not once a query
+
+
+async def test_a_flood_of_one_name_to_a_silent_upstream_waits_only_up_to_the_cap() -> None:
+    clock = FakeClock()
+    records = {("victim.example", "A"): [REAL]}
+    async with FakeUpstream(records) as upstream:
+        text = _flood_config(upstream.address, upstream_keys="  max_outstanding: 16\n")
+        async with running_proxy(text, clock=clock) as proxy:
+            await proxy.query("victim.example", source=VICTIM)
+            clock.now += 400
+            upstream.silent = True
+            peak_joined = 0
+            with _clients(FLOODERS, proxy) as flooders:
+                for serial in range(0, 600, 20):
+                    for sock in flooders:
+                        for msg_id in range(serial, serial + 20):
+                            sock.send(_query("flooded.example", msg_id))
+                    await asyncio.sleep(0)  # let the proxy read: socket buffers are finite
+                    peak_joined = max(peak_joined, proxy.app.outstanding.joined)
+                stale = await proxy.query("victim.example", source=VICTIM)
+                metrics = await scrape(proxy)
+                replies = [await _replies(sock, 600, timeout=10) for sock in flooders]
+
+    assert addresses(stale) == [REAL]
+    assert peak_joined == 16 * 8  # the rest were answered at once
+    assert upstream.queries.count(("flooded.example", "A")) <= 2  # one per timeout at most
+    assert metrics["filterdns_upstream_overflow_total"] >= 6 * 600 - 1 - 16 * 8
+    assert all(r.rcode() == dns.rcode.SERVFAIL for rs in replies for r in rs)
