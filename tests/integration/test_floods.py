@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 import dns.message
@@ -162,3 +162,60 @@ async def test_a_flood_of_one_name_to_a_silent_upstream_waits_only_up_to_the_cap
     assert upstream.queries.count(("flooded.example", "A")) <= 2  # one per timeout at most
     assert metrics["filterdns_upstream_overflow_total"] >= 6 * 600 - 1 - 16 * 8
     assert all(r.rcode() == dns.rcode.SERVFAIL for rs in replies for r in rs)
+
+
+async def _ask_all(sock: socket.socket, names: list[str]) -> dict[str, dns.message.Message]:
+    """Send one query per name at once from `sock`; each name's reply."""
+    for msg_id, name in enumerate(names):
+        sock.send(_query(name, msg_id))
+        if msg_id % 50 == 49:
+            await asyncio.sleep(0)  # let the proxy read: socket buffers are finite
+    replies = await _replies(sock, len(names), timeout=10)
+    return {r.question[0].name.to_text(omit_final_dot=True): r for r in replies}
+
+
+def _fail_fast(fake: FakeUpstream) -> None:
+    fake.rcode = dns.rcode.SERVFAIL
+
+
+def _fall_silent(fake: FakeUpstream) -> None:
+    fake.silent = True
+
+
+@pytest.mark.parametrize(
+    ("outage", "timeout"),
+    [
+        pytest.param(_fail_fast, "1s", id="servfail"),
+        pytest.param(_fall_silent, "250ms", id="silent"),
+    ],
+)
+async def test_thousands_of_failures_in_a_row_never_stop_serve_stale(
+    outage: Callable[[FakeUpstream], None], timeout: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cached = [f"c{i}.example" for i in range(20)]
+    clock = FakeClock()
+    async with FakeUpstream({(name, "A"): [REAL] for name in cached}) as upstream:
+        text = config_for(upstream.address, server="rate_limit: null")
+        text = text.replace("timeout: 1s", f"timeout: {timeout}")
+        async with running_proxy(text, clock=clock) as proxy:
+            health = proxy.app.chain.upstream.health
+            for name in cached:
+                await proxy.query(name)
+            clock.now += 400  # every cached answer expired: only stale data is left
+            outage(upstream)
+            rounds = 0
+            with _clients([VICTIM], proxy) as (client,):
+                while min(h.failures for h in health.values()) < 1_100:
+                    rounds += 1
+                    unknown = [f"u{i}.r{rounds}.example" for i in range(300)]
+                    replies = await _ask_all(client, cached + unknown)
+                    assert {addresses(replies[name])[0] for name in cached} == {REAL}
+                    assert {replies[name].answer[0].ttl for name in cached} == {30}
+                    assert {replies[name].rcode() for name in unknown} == {dns.rcode.SERVFAIL}
+            upstream.rcode, upstream.silent = None, False
+            recovered = await proxy.query("c0.example")
+
+    assert addresses(recovered) == [REAL]
+    assert recovered.answer[0].ttl > 30  # a fresh answer: the upstream is asked again
+    assert all(h.failures == 0 for h in health.values())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
