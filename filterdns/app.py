@@ -23,7 +23,14 @@ from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
 from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.grants import GrantStore, grants_path
 from filterdns.lists.catalog import ListSet
-from filterdns.metrics import Gauge, Metrics, MetricsResolver, MetricsServer, component_gauges
+from filterdns.metrics import (
+    Gauge,
+    Metrics,
+    MetricsResolver,
+    MetricsServer,
+    component_gauges,
+    tcp_gauges,
+)
 from filterdns.neighbors import Neighbours
 from filterdns.policy import Policy
 from filterdns.protection import Difference, difference
@@ -287,7 +294,7 @@ class App:
         gauges.append(("filterdns_malformed_total", MALFORMED_HELP, {},
                        stats["formerr"] + stats["dropped"]))  # fmt: skip
         gauges.append(("filterdns_packets_total", PACKETS_HELP, {}, stats["queries"]))
-        return gauges
+        return gauges + tcp_gauges(self.server.tcp)
 
     # Reloading
 
@@ -537,7 +544,12 @@ def restart_notes(old: Config, new: Config) -> list[str]:
     if old.server.listen != new.server.listen:
         listen = ", ".join(str(a) for a in new.server.listen)
         notes.append(f"server.listen changed to {listen}; restart filterdns to listen there")
-    for key in ("tcp_idle_timeout", "max_tcp_connections", "shutdown_grace"):
+    for key in (
+        "tcp_idle_timeout",
+        "max_tcp_connections",
+        "max_tcp_connections_per_client",
+        "shutdown_grace",
+    ):
         if getattr(old.server, key) != getattr(new.server, key):
             notes.append(f"server.{key} changed; it applies after a restart")
     if old.log != new.log:

@@ -20,12 +20,14 @@ import re
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from filterdns.model import Request, Response
 from filterdns.resolvers.base import Link, Resolver
 from filterdns.resolvers.cache import CacheStats
 from filterdns.resolvers.upstream import Health, Outstanding
 from filterdns.store import QueryLog
+from filterdns.tcpslots import TcpSlots
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +293,19 @@ def _outstanding_gauges(outstanding: Outstanding, upstreams: Mapping[str, Health
             {"server": server}, by_server.get(server, 0),
         ))  # fmt: skip
     return out
+
+
+def tcp_gauges(slots: TcpSlots[Any]) -> list[Gauge]:
+    """Open TCP client connections, and the ones refused or closed to keep the caps."""
+    refused = "TCP client connections closed at once, by the cap they met."
+    return [
+        ("filterdns_tcp_connections", "Open TCP client connections.", {}, len(slots)),
+        ("filterdns_tcp_refused_total", refused, {"cap": "per_client"}, slots.refused_per_client),
+        ("filterdns_tcp_refused_total", refused, {"cap": "total"}, slots.refused_full),
+        ("filterdns_tcp_evicted_total",
+         "TCP connections closed to make room for a client holding fewer, when all were taken.",
+         {}, slots.evicted),
+    ]  # fmt: skip
 
 
 class MetricsResolver(Link):

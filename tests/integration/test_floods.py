@@ -219,3 +219,54 @@ async def test_thousands_of_failures_in_a_row_never_stop_serve_stale(
     assert recovered.answer[0].ttl > 30  # a fresh answer: the upstream is asked again
     assert all(h.failures == 0 for h in health.values())
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def _hold(proxy: Proxy, source: str, count: int) -> list[asyncio.StreamWriter]:
+    """Open `count` TCP connections from `source` and keep them (the proxy may close some)."""
+    writers = []
+    for _ in range(count):
+        _reader, writer = await asyncio.open_connection(
+            proxy.host, proxy.port, local_addr=(source, 0)
+        )
+        writers.append(writer)
+    return writers
+
+
+async def _tcp_answers(proxy: Proxy, source: str, count: int) -> int:
+    """How many of `count` queries over TCP from `source` (a connection each) are answered."""
+    answered = 0
+    for _ in range(count):
+        reply = await proxy.query("victim.example", tcp=True, source=source, timeout=2)
+        answered += addresses(reply) == [REAL]
+    return answered
+
+
+@pytest.mark.parametrize(
+    ("holders", "each"),
+    [
+        pytest.param(["127.0.0.2"], 300, id="one-address-300"),
+        pytest.param([f"127.0.0.{i}" for i in range(10, 30)], 16, id="twenty-addresses-320"),
+    ],
+)
+async def test_tcp_hoarders_never_lock_another_client_out(holders: list[str], each: int) -> None:
+    records = {("victim.example", "A"): [REAL]}
+    async with (
+        FakeUpstream(records) as upstream,
+        running_proxy(_flood_config(upstream.address)) as proxy,
+    ):
+        held = [w for source in holders for w in await _hold(proxy, source, each)]
+        answered = await _tcp_answers(proxy, VICTIM, 24)
+        slots = proxy.app.server.tcp
+        most = max(slots.held_by(source) for source in holders)
+        open_now = len(slots)
+        metrics = await scrape(proxy)
+        for writer in held:
+            writer.close()
+
+    assert answered == 24
+    assert most <= 16  # server.max_tcp_connections_per_client
+    assert open_now <= 256  # server.max_tcp_connections
+    refused = metrics['filterdns_tcp_refused_total{cap="per_client"}']
+    assert refused == sum(max(0, each - 16) for _ in holders)
+    if len(holders) * 16 > 256:
+        assert metrics["filterdns_tcp_evicted_total"] >= 24  # the victim made room each time
