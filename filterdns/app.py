@@ -21,6 +21,7 @@ from filterdns.answers import AnswerJudge
 from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
 from filterdns.errors import ConfigError, FilterDnsError
+from filterdns.fdlimit import fit_open_files
 from filterdns.grants import GrantStore, grants_path
 from filterdns.lists.catalog import ListSet
 from filterdns.metrics import (
@@ -248,6 +249,7 @@ class App:
             self.grants.reload_if_changed()
             if self.neighbours is not None:
                 await self.neighbours.refresh()
+            fit_open_files(self.config)  # before the first socket a flood could need
             bound = await self.server.start(skip_unavailable=self.config.source is None)
             where = self.config.server.metrics
             if where is not None:
@@ -354,6 +356,7 @@ class App:
             old_alerter, had_neighbours = self.alerter, self.neighbours is not None
             self._assemble(config, lists, cache=self.chain.cache)
             self.server.chain = self.chain.head  # the swap: new queries take the new chain
+            fit_open_files(config)  # upstreams.max_outstanding applies at once
             if config.server.rate_limit != self.config.server.rate_limit:
                 self.server.limit_rate(config.server.rate_limit)
             self.config = config

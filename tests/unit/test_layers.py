@@ -17,7 +17,7 @@ LAYERS = {
     "effective": 3, "protection": 3,
     "transport": 4, "store": 4, "ratelimit": 4, "tcpslots": 4, "alerts": 4, "sdnotify": 4,
     "privileges": 4,
-    "runstate": 4,
+    "runstate": 4, "fdlimit": 4,
     "resolvers": 5,
     "server": 6, "metrics": 6,
     "app": 7, "report": 7,
