@@ -13,10 +13,14 @@ import asyncio
 import logging
 import os
 import re
+import resource
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
+import dns.asyncquery
 import dns.message
 import dns.rcode
 import pytest
@@ -270,3 +274,89 @@ async def test_tcp_hoarders_never_lock_another_client_out(holders: list[str], ea
     assert refused == sum(max(0, each - 16) for _ in holders)
     if len(holders) * 16 > 256:
         assert metrics["filterdns_tcp_evicted_total"] >= 24  # the victim made room each time
+
+
+def _process_figures(pid: int) -> tuple[int, float]:
+    """Open files and resident memory (MB) of process `pid`."""
+    with open(f"/proc/{pid}/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return len(os.listdir(f"/proc/{pid}/fd")), rss / 1024
+
+
+def _flood(port: int, pid: int, rounds: int) -> tuple[int, int, float]:
+    """Six addresses send new names and one name over and over, as fast as they can; the
+    queries sent and the most open files and memory the proxy process reached meanwhile."""
+    sent, peak_files, peak_rss = 0, 0, 0.0
+    with ExitStack() as stack:
+        socks = []
+        for source in FLOODERS:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            sock.bind((source, 0))
+            sock.connect(("127.0.0.1", port))
+            socks.append(sock)
+        for serial in range(rounds):
+            for index, sock in enumerate(socks):
+                name = "same.flood.example" if index % 2 else f"n{serial}.s{index}.flood.example"
+                sock.send(_query(name, serial % 65536))
+                sent += 1
+            if serial % 200 == 0:
+                files, rss = _process_figures(pid)
+                peak_files, peak_rss = max(peak_files, files), max(peak_rss, rss)
+    return sent, peak_files, peak_rss
+
+
+async def test_the_real_process_stays_within_its_open_files_under_a_flood_to_a_silent_upstream(
+    tmp_path: Path,
+) -> None:
+    # The process gets the usual limit of 1,024 open files and may not raise it.
+    def usual_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    async with FakeUpstream({("victim.example", "A"): [REAL]}) as upstream:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            config_for(upstream.address, server="rate_limit: null")
+            + f"log: {{database: {tmp_path / 'log.db'}}}\n"
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "filterdns", "serve", "-c", str(config),
+            stderr=asyncio.subprocess.PIPE, preexec_fn=usual_limit,
+        )  # fmt: skip
+        try:
+            assert process.stderr is not None
+            port = await _listening_port(process.stderr)
+            log_text = asyncio.create_task(process.stderr.read())  # the pipe must not fill
+            victim = await _udp_query(port, "victim.example")
+            upstream.silent = True
+            files_before, rss_before = _process_figures(process.pid)
+            sent, peak_files, peak_rss = await asyncio.to_thread(_flood, port, process.pid, 4000)
+            cached = await _udp_query(port, "victim.example")
+            unknown = await _udp_query(port, "unknown.example")
+        finally:
+            process.terminate()
+            await process.wait()
+        stderr = (await log_text).decode()
+
+    assert sent == 24_000
+    assert addresses(victim) == addresses(cached) == [REAL]
+    assert unknown.rcode() == dns.rcode.SERVFAIL
+    assert peak_files - files_before <= 256 + 8  # one upstream: its per-server cap
+    assert peak_rss - rss_before < 50  # MB; thousands of waiting queries held 100+
+    assert "Traceback" not in stderr
+    assert "Too many open files" not in stderr
+
+
+async def _listening_port(stderr: asyncio.StreamReader) -> int:
+    seen = []
+    while True:
+        line = (await asyncio.wait_for(stderr.readline(), timeout=20)).decode()
+        assert line, f"filterdns exited before listening: {seen}"
+        seen.append(line)
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if match:
+            return int(match.group(1))
+
+
+async def _udp_query(port: int, name: str) -> dns.message.Message:
+    query = dns.message.make_query(name, "A")
+    return await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=5, source=VICTIM)
