@@ -34,9 +34,10 @@ unit: $(STAMP)
 bench: $(STAMP)
 	bash bench/setup.sh && $(BIN)/python bench/run.py $(if $(QUICK),--quick)
 
-## stress: a million hostile packets and a 10-minute soak with a 1M-name list (SOAK=seconds)
+## stress: a million hostile packets, a 10-minute soak with a 1M-name list, a 60 s upstream
+## outage and a TCP connection hold (SOAK, PACKETS, OUTAGE=seconds, HOLD=connections)
 stress: $(STAMP)
-	bash bench/setup.sh && $(BIN)/python bench/stress.py $(if $(SOAK),--soak $(SOAK)) $(if $(PACKETS),--packets $(PACKETS))
+	bash bench/setup.sh && $(BIN)/python bench/stress.py $(if $(SOAK),--soak $(SOAK)) $(if $(PACKETS),--packets $(PACKETS)) $(if $(OUTAGE),--outage $(OUTAGE)) $(if $(HOLD),--hold $(HOLD))
 
 clean:
 	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
 # ruff: noqa: E501  (the report tables are long lines of text)
-"""The long attacks of `make stress`: a fuzz campaign and a soak, against the real process.
+"""The long attacks of `make stress` against the real process: fuzz, soak, outage and TCP hold.
 
-    python bench/stress.py [--packets 1000000] [--soak 600] [--names 1000000]
+    python bench/stress.py [--packets 1000000] [--soak 600] [--names 1000000] [--outage 60]
+                           [--hold 1000]
 
 1. Fuzz: `--packets` hostile packets (tests/fakes/hostile.py: mutated and well-formed queries
    and random bytes) sent to `filterdns serve` over UDP, and one in ten as TCP frames, with a
@@ -12,6 +13,10 @@
    household/school workload, then `--soak` seconds of dnsperf at a steady rate over that
    workload. Reported: dnsperf's loss, RSS and open files before and after (growth must stay
    under 5 % and 0), and the query log's rows against the NXDOMAIN (blocked) answers dnsperf got.
+3. Outage and 4. hold (bench/floods.py): `--outage` seconds of queries while the upstream is
+   silent, then gone (stale answers for every cached name, bounded open files and memory, no
+   traceback, thousands of failures in a row); one address holding `--hold` TCP connections,
+   then 40 addresses holding 20 each, while another address's TCP queries are all answered.
 
 Exit status 1 when a check fails. Only loopback is used; every port is picked free.
 """
@@ -39,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import floods  # noqa: E402  (bench/floods.py: the outage and hold phases)
 import run as bench  # noqa: E402  (bench/run.py: servers, lists, dnsperf)
 
 from filterdns.config import load_config_text  # noqa: E402
@@ -240,6 +246,19 @@ def main() -> int:
     ap.add_argument("--soak", type=float, default=600.0, help="seconds of steady load (0: none)")
     ap.add_argument("--rate", type=int, default=3000, help="queries a second during the soak")
     ap.add_argument("--names", type=int, default=1_000_000)
+    ap.add_argument(
+        "--outage", type=float, default=60.0, help="seconds of upstream outage (0: none)"
+    )
+    ap.add_argument("--outage-rate", type=int, default=2000, help="queries a second during it")
+    ap.add_argument(
+        "--hold",
+        type=int,
+        default=1000,
+        help="TCP connections one address opens (0: no hold phase)",
+    )
+    ap.add_argument(
+        "--hold-secs", type=float, default=20.0, help="seconds each hold lasts at least"
+    )
     args = ap.parse_args()
     if not shutil.which("dnsperf") or not shutil.which("dnsmasq"):
         log("dnsperf and dnsmasq are needed: run bench/setup.sh")
@@ -298,6 +317,17 @@ def main() -> int:
 
         # -- 2. soak -----------------------------------------------------------------------
         soaked = soak_run(args, fdns, port, work, failures) if args.soak > 0 else []
+        fdns.stop()
+
+        # -- 3. a long outage, 4. a TCP connection hold (their own servers) ---------------
+        outage: list[str] = []
+        if args.outage > 0:
+            outage, failed = floods.outage_phase(work, args.outage, args.outage_rate)
+            failures += failed
+        held: list[str] = []
+        if args.hold > 0:
+            held, failed = floods.hold_phase(work, args.hold, args.hold_secs)
+            failures += failed
 
         out = [
             f"# filterdns stress ({datetime.now(UTC):%Y-%m-%d %H:%M UTC})",
@@ -320,6 +350,8 @@ def main() -> int:
             f"| list parser lines | {parsers['list_lines']:,} |",
             "",
             *soaked,
+            *outage,
+            *held,
             "Result: " + ("all checks passed" if not failures else "FAILED: " + "; ".join(failures)),
             "",
             f"Total run time: {time.monotonic() - started:.0f} s.",

@@ -21,9 +21,17 @@ from filterdns.answers import AnswerJudge
 from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
 from filterdns.errors import ConfigError, FilterDnsError
+from filterdns.fdlimit import fit_open_files
 from filterdns.grants import GrantStore, grants_path
 from filterdns.lists.catalog import ListSet
-from filterdns.metrics import Gauge, Metrics, MetricsResolver, MetricsServer, component_gauges
+from filterdns.metrics import (
+    Gauge,
+    Metrics,
+    MetricsResolver,
+    MetricsServer,
+    component_gauges,
+    tcp_gauges,
+)
 from filterdns.neighbors import Neighbours
 from filterdns.policy import Policy
 from filterdns.protection import Difference, difference
@@ -33,7 +41,7 @@ from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.policy import ClientResolver, PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
-from filterdns.resolvers.upstream import UpstreamResolver
+from filterdns.resolvers.upstream import Outstanding, UpstreamResolver
 from filterdns.server import DnsServer, addresses_text
 from filterdns.store import QueryLog
 from filterdns.transport import Transport
@@ -55,9 +63,16 @@ def build_forwarder(
     config: Config,
     transport: Transport,
     on_exchange: Callable[[str, float | None, bool], None] | None = None,
+    outstanding: Outstanding | None = None,
 ) -> tuple[Resolver, UpstreamResolver]:
-    """The bottom of the chain (conditional routes, then the upstreams) and its upstream link."""
+    """The bottom of the chain (conditional routes, then the upstreams) and its upstream link.
+
+    Every upstream link shares `outstanding` (new caps from `config` when none is given), so the
+    caps on exchanges in flight hold across conditional routes and reloads.
+    """
     up = config.upstreams
+    if outstanding is None:
+        outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
 
     def upstream_for(servers: Sequence[UpstreamServer]) -> UpstreamResolver:
         return UpstreamResolver(
@@ -67,6 +82,7 @@ def build_forwarder(
             backoff=up.backoff,
             transport=transport,
             on_exchange=on_exchange,
+            outstanding=outstanding,
         )
 
     # upstream: terminal; the configured resolvers, one deadline per query, coalesced.
@@ -92,13 +108,14 @@ def build_chain(
     alerter: Alerter | None = None,
     cache: CacheResolver | None = None,
     metrics: Metrics | None = None,
+    outstanding: Outstanding | None = None,
 ) -> Chain:
     """Order the links of the request path, from the terminal upstream up to the ACL.
 
     `cache` reuses the cache of a previous chain (a reload keeps every cached answer).
     """
     on_exchange = metrics.upstream if metrics is not None else None
-    head, upstream = build_forwarder(config, transport, on_exchange)
+    head, upstream = build_forwarder(config, transport, on_exchange, outstanding)
     # cache: below the policy so one cache serves every profile and a schedule flip applies
     # on the very next query; serves stale data when everything below fails.
     if cache is None:
@@ -174,6 +191,8 @@ class App:
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
         self.metrics_address: ListenAddress | None = None
+        up = config.upstreams
+        self.outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
         self._assemble(config, self.lists)
         self.server = DnsServer(self.chain.head, config.server)
         self._stop = asyncio.Event()
@@ -195,6 +214,8 @@ class App:
             self.neighbours = Neighbours()
         rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
         self.directory = ClientDirectory(rules, config.default_profile, self.neighbours)
+        up = config.upstreams
+        self.outstanding.resize(up.max_outstanding, up.max_outstanding_per_server)
         self.policy = Policy(config, lambda: lists.index, self.grants.current)
         self.alerter = Alerter(
             [AlertRule.of(rule) for rule in config.alerts],
@@ -214,6 +235,7 @@ class App:
             cache=cache,
             # Counted only when scraped: without server.metrics no link times each query.
             metrics=self.metrics if config.server.metrics is not None else None,
+            outstanding=self.outstanding,
         )
 
     async def start(self) -> list[ListenAddress]:
@@ -231,6 +253,7 @@ class App:
             self.grants.reload_if_changed()
             if self.neighbours is not None:
                 await self.neighbours.refresh()
+            fit_open_files(self.config)  # before the first socket a flood could need
             bound = await self.server.start(skip_unavailable=self.config.source is None)
             where = self.config.server.metrics
             if where is not None:
@@ -268,6 +291,7 @@ class App:
                 if s.kind != "shipped"
             },
             lists_ready=self.lists.ready.is_set(),
+            outstanding=self.outstanding,
         )
         refused = self.chain.access.refused
         gauges.append(("filterdns_refused_total", REFUSED_HELP, {}, float(refused)))
@@ -276,7 +300,7 @@ class App:
         gauges.append(("filterdns_malformed_total", MALFORMED_HELP, {},
                        stats["formerr"] + stats["dropped"]))  # fmt: skip
         gauges.append(("filterdns_packets_total", PACKETS_HELP, {}, stats["queries"]))
-        return gauges
+        return gauges + tcp_gauges(self.server.tcp)
 
     # Reloading
 
@@ -336,6 +360,7 @@ class App:
             old_alerter, had_neighbours = self.alerter, self.neighbours is not None
             self._assemble(config, lists, cache=self.chain.cache)
             self.server.chain = self.chain.head  # the swap: new queries take the new chain
+            fit_open_files(config)  # upstreams.max_outstanding applies at once
             if config.server.rate_limit != self.config.server.rate_limit:
                 self.server.limit_rate(config.server.rate_limit)
             self.config = config
@@ -526,7 +551,12 @@ def restart_notes(old: Config, new: Config) -> list[str]:
     if old.server.listen != new.server.listen:
         listen = ", ".join(str(a) for a in new.server.listen)
         notes.append(f"server.listen changed to {listen}; restart filterdns to listen there")
-    for key in ("tcp_idle_timeout", "max_tcp_connections", "shutdown_grace"):
+    for key in (
+        "tcp_idle_timeout",
+        "max_tcp_connections",
+        "max_tcp_connections_per_client",
+        "shutdown_grace",
+    ):
         if getattr(old.server, key) != getattr(new.server, key):
             notes.append(f"server.{key} changed; it applies after a restart")
     if old.log != new.log:

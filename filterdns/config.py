@@ -107,6 +107,8 @@ class ServerConfig:
     allow_clients: tuple[IPNetwork, ...]
     tcp_idle_timeout: float = 10.0
     max_tcp_connections: int = 256
+    # Below max_tcp_connections, so one address never holds every TCP connection.
+    max_tcp_connections_per_client: int = 16
     shutdown_grace: float = 5.0
     timezone: str | None = None  # IANA zone of schedules; None: the system's (system_timezone)
     user: str | None = None  # started as root without systemd: run as this user after binding
@@ -122,6 +124,10 @@ class UpstreamsConfig:
     strategy: str = "failover"
     timeout: float = 2.0
     backoff: float = 30.0
+    # Exchanges in flight at once (each UDP one holds a socket): with the TCP connections they
+    # fit the usual limit of 1,024 open files (see systemd/filterdns.service).
+    max_outstanding: int = 512
+    max_outstanding_per_server: int = 256  # half: one dead server leaves room for the others
     conditional: tuple[tuple[str, tuple[UpstreamServer, ...]], ...] = ()
 
 
@@ -437,6 +443,7 @@ DISPLAY_HINT = '; for spaces and the like add display_name, e.g. bo-me: {display
 _MAC = re.compile(r"[0-9a-f]{12}")
 
 MAX_CONNECTIONS = 1_000_000
+MAX_OUTSTANDING = 65536  # ids on one pooled TCP connection to an upstream
 MAX_CACHE_ENTRIES = 100_000_000
 
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
@@ -1283,6 +1290,13 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         max_tcp_connections=w.field(
             section, path, "max_tcp_connections", w.whole(1, MAX_CONNECTIONS), b.max_tcp_connections
         ),
+        max_tcp_connections_per_client=w.field(
+            section,
+            path,
+            "max_tcp_connections_per_client",
+            w.whole(1, MAX_CONNECTIONS),
+            b.max_tcp_connections_per_client,
+        ),
         shutdown_grace=w.field(section, path, "shutdown_grace", w.duration, b.shutdown_grace),
         timezone=_optional(
             w, section, path=path, key="timezone", read=w.timezone, default=b.timezone
@@ -1295,6 +1309,11 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
             w, section, path=path, key="rate_limit", read=w.rate_limit, default=b.rate_limit
         ),
     )
+    per_client = _below(
+        w, section, path, ("max_tcp_connections_per_client", "max_tcp_connections"),
+        (server.max_tcp_connections_per_client, server.max_tcp_connections), strict=True,
+    )  # fmt: skip
+    server = replace(server, max_tcp_connections_per_client=per_client)
 
     path = "upstreams"
     section = w.section(top.get(path), path, SECTIONS[path], _notes(path))
@@ -1304,8 +1323,23 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         strategy=w.field(section, path, "strategy", w.strategy, u.strategy),
         timeout=w.field(section, path, "timeout", w.positive, u.timeout),
         backoff=w.field(section, path, "backoff", w.duration, u.backoff),
+        max_outstanding=w.field(
+            section, path, "max_outstanding", w.whole(1, MAX_OUTSTANDING), u.max_outstanding
+        ),
+        max_outstanding_per_server=w.field(
+            section,
+            path,
+            "max_outstanding_per_server",
+            w.whole(1, MAX_OUTSTANDING),
+            u.max_outstanding_per_server,
+        ),
         conditional=w.field(section, path, "conditional", w.conditional, u.conditional),
     )
+    per_server = _below(
+        w, section, path, ("max_outstanding_per_server", "max_outstanding"),
+        (upstreams.max_outstanding_per_server, upstreams.max_outstanding), strict=False,
+    )  # fmt: skip
+    upstreams = replace(upstreams, max_outstanding_per_server=per_server)
 
     path = "cache"
     section = w.section(top.get(path), path, SECTIONS[path], _notes(path))
@@ -1398,6 +1432,36 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
     if "alerts" in top:
         config = replace(config, alerts=w.alerts(top["alerts"], "alerts"))
     return replace(config, given=_given(top))
+
+
+def _below(
+    w: _ConfigWalker,
+    section: Mapping[str, Node],
+    path: str,
+    keys: tuple[str, str],
+    values: tuple[int, int],
+    *,
+    strict: bool,
+) -> int:
+    """A per-client or per-server cap kept within its global cap (`strict`: below it, unless the
+    global cap is 1). Left at its default, it follows a smaller global cap down; set in the file
+    above it, it is a problem."""
+    (key, whole_key), (part, whole) = keys, values
+    most = max(1, whole - 1) if strict else whole
+    if part <= most:
+        return part
+    node = section.get(key)
+    if node is None:
+        return most
+    if strict:
+        message = (
+            f"{part} must be less than {path}.{whole_key} ({whole}), or one client could "
+            "hold every connection"
+        )
+    else:
+        message = f"{part} must be at most {path}.{whole_key} ({whole})"
+    w.problem(node, join(path, key), message)
+    return most
 
 
 def _given(top: Mapping[str, Node]) -> tuple[str, ...]:

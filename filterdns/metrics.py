@@ -20,12 +20,14 @@ import re
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from filterdns.model import Request, Response
 from filterdns.resolvers.base import Link, Resolver
 from filterdns.resolvers.cache import CacheStats
-from filterdns.resolvers.upstream import Health
+from filterdns.resolvers.upstream import Health, Outstanding
 from filterdns.store import QueryLog
+from filterdns.tcpslots import TcpSlots
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +205,14 @@ def component_gauges(
     list_sizes: Mapping[str, int] | None = None,
     list_rejected: Mapping[tuple[str, str], bool] | None = None,
     lists_ready: bool | None = None,
+    outstanding: Outstanding | None = None,
 ) -> list[Gauge]:
     """The scrape-time values of the running components, for `Metrics.render(gauges=...)`.
 
     `list_sizes` maps a category to the number of names its lists hold; `list_rejected` a
     (category, source) to whether its content was rejected (its last good copy serves);
-    `lists_ready` says whether the index of the configured sources serves yet.
+    `lists_ready` says whether the index of the configured sources serves yet; `outstanding`
+    counts the exchanges in flight to the upstreams and the queries its caps turned away.
     """
     out: list[Gauge] = []
     if cache is not None:
@@ -244,6 +248,8 @@ def component_gauges(
             "filterdns_upstream_consecutive_failures", "Failures since the last answer.",
             {"server": server}, health.failures,
         ))  # fmt: skip
+    if outstanding is not None:
+        out += _outstanding_gauges(outstanding, upstreams or {})
     for category, size in sorted((list_sizes or {}).items()):
         out.append((
             "filterdns_list_names", "Names held by the blocklists of each category.",
@@ -264,6 +270,42 @@ def component_gauges(
             {}, float(lists_ready),
         ))  # fmt: skip
     return out
+
+
+def _outstanding_gauges(outstanding: Outstanding, upstreams: Mapping[str, Health]) -> list[Gauge]:
+    by_server = {str(server): count for server, count in outstanding.by_server.items()}
+    out: list[Gauge] = [
+        ("filterdns_upstream_outstanding",
+         "Exchanges in flight to the upstreams (at most upstreams.max_outstanding).", {},
+         outstanding.in_flight),
+        ("filterdns_upstream_joined",
+         "Queries waiting on the exchange of an identical query in flight.", {},
+         outstanding.joined),
+        ("filterdns_upstream_overflow_total",
+         "Queries answered at once with stale data or SERVFAIL, without asking an upstream, "
+         "because upstreams.max_outstanding or max_outstanding_per_server was reached.", {},
+         outstanding.overflowed),
+    ]  # fmt: skip
+    for server in sorted({*upstreams, *by_server}):  # every configured server, even at 0
+        out.append((
+            "filterdns_upstream_server_outstanding",
+            "Exchanges in flight to each upstream (at most upstreams.max_outstanding_per_server).",
+            {"server": server}, by_server.get(server, 0),
+        ))  # fmt: skip
+    return out
+
+
+def tcp_gauges(slots: TcpSlots[Any]) -> list[Gauge]:
+    """Open TCP client connections, and the ones refused or closed to keep the caps."""
+    refused = "TCP client connections closed at once, by the cap they met."
+    return [
+        ("filterdns_tcp_connections", "Open TCP client connections.", {}, len(slots)),
+        ("filterdns_tcp_refused_total", refused, {"cap": "per_client"}, slots.refused_per_client),
+        ("filterdns_tcp_refused_total", refused, {"cap": "total"}, slots.refused_full),
+        ("filterdns_tcp_evicted_total",
+         "TCP connections closed to make room for a client holding fewer, when all were taken.",
+         {}, slots.evicted),
+    ]  # fmt: skip
 
 
 class MetricsResolver(Link):

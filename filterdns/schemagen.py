@@ -35,6 +35,7 @@ from filterdns.config import (
     DEFAULT_CATEGORIES,
     MAX_CACHE_ENTRIES,
     MAX_CONNECTIONS,
+    MAX_OUTSTANDING,
     MAX_RATE,
     PROFILE_KEYS,
     REPORT_LANGUAGES,
@@ -273,6 +274,12 @@ def _sections() -> dict[str, dict[str, Schema]]:
             "max_tcp_connections": _integer(
                 "At most this many TCP client connections", 1, MAX_CONNECTIONS
             ),
+            "max_tcp_connections_per_client": _integer(
+                "At most this many TCP connections from one client address; less than "
+                "max_tcp_connections",
+                1,
+                MAX_CONNECTIONS,
+            ),
             "shutdown_grace": _duration("On SIGTERM or Ctrl-C, queries in flight get this long"),
             "timezone": {
                 "description": "The IANA time zone schedules are read in, e.g. Europe/Berlin; "
@@ -312,6 +319,17 @@ def _sections() -> dict[str, dict[str, Schema]]:
             ),
             "timeout": _duration("One deadline for a query across all servers", positive=True),
             "backoff": _duration("Longest time a failing server is skipped (doubling)"),
+            "max_outstanding": _integer(
+                "Queries in flight to the upstreams at once; past it, stale data or SERVFAIL "
+                "at once",
+                1,
+                MAX_OUTSTANDING,
+            ),
+            "max_outstanding_per_server": _integer(
+                "Queries in flight to one upstream at once; at most max_outstanding",
+                1,
+                MAX_OUTSTANDING,
+            ),
             "conditional": _mapping(
                 "Names under a domain suffix go to their own servers",
                 _list(_ref("upstream")),

@@ -3,7 +3,8 @@
 UDP sockets are read with `loop.add_reader` + `recvfrom` rather than a datagram protocol: on stock
 asyncio that is about four times cheaper per packet (see ARCHITECTURE.md). TCP uses asyncio
 streams with RFC 1035 2-byte framing, several queries in flight per connection (RFC 7766
-pipelining, answers in completion order), an idle timeout and a cap on open connections.
+pipelining, answers in completion order), an idle timeout and caps on open connections, in all
+and per client address (`tcpslots`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from filterdns.errors import ServerError, WireError
 from filterdns.model import Request, Response, refused, servfail
 from filterdns.ratelimit import RateLimiter
 from filterdns.resolvers.base import Resolver
+from filterdns.tcpslots import TcpSlots
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,20 @@ UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes asked for each UDP listening socke
 _FRAME = struct.Struct("!H")
 
 _Send = Callable[[bytes], None]
+
+
+class _TcpClient:
+    """One client TCP connection and the queries in flight on it."""
+
+    __slots__ = ("pending", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.pending: set[asyncio.Task[None]] = set()
+
+
+def _busy(client: _TcpClient) -> bool:
+    return bool(client.pending)
 
 
 class DnsServer:
@@ -46,6 +62,9 @@ class DnsServer:
         self._udp: list[socket.socket] = []
         self._tcp: list[asyncio.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
+        self.tcp: TcpSlots[_TcpClient] = TcpSlots(
+            config.max_tcp_connections, config.max_tcp_connections_per_client
+        )
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.stats = {
@@ -152,13 +171,17 @@ class DnsServer:
     # -- TCP -------------------------------------------------------------------------------
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._writers) >= self.config.max_tcp_connections or self._stopping:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        client = _TcpClient(writer)
+        admitted, room = (False, None) if self._stopping else self.tcp.admit(peer[0], client, _busy)
+        if not admitted:
             self.stats["tcp_refused"] += 1
             writer.close()
             return
+        if room is not None:  # the hoarder's connection ends; its read loop sees the close
+            room.writer.close()
         self._writers.add(writer)
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        pending: set[asyncio.Task[None]] = set()
+        pending = client.pending
         try:
             await self._read_frames(reader, writer, peer, pending)
         finally:
@@ -166,6 +189,7 @@ class DnsServer:
                 await asyncio.wait(pending, timeout=self.config.shutdown_grace)
             self._writers.discard(writer)
             writer.close()
+            self.tcp.release(peer[0], client)  # once its socket is closed: it held a descriptor
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 

@@ -5,9 +5,17 @@ first server in the strategy's order is asked at once; when it has not answered 
 `timeout / number of servers` (at least 100 ms) the next one is asked too, and so on, and the
 first good answer wins. A server that fails fast (ICMP unreachable, SERVFAIL) hands over to the
 next at once. A failing server is skipped for a back-off period that doubles with each failure
-(1 s, 2 s, 4 s ... up to `upstreams.backoff`); when every server is backing off they are all tried
-anyway rather than answering SERVFAIL unasked. Identical queries in flight at the same moment
-share one exchange.
+(1 s, 2 s, 4 s ... up to `upstreams.backoff`, however long the outage: `backoff_pause` never
+computes a power past MAX_DOUBLINGS); when every server is backing off they are all tried anyway
+rather than answering SERVFAIL unasked. Identical queries in flight at the same moment share one
+exchange.
+
+Exchanges in flight are capped (`Outstanding`: `upstreams.max_outstanding` in all and
+`max_outstanding_per_server` to each server), because each one holds memory and, over UDP, a
+socket until its answer or deadline: an upstream that stops answering would otherwise collect
+every query sent meanwhile, and the process would run out of open files. A server at its cap is
+passed over for the next; a query that finds no room is answered at once with SERVFAIL
+(Kind.FAILED, so the cache above serves stale data instead when it has some), asking nothing.
 """
 
 from __future__ import annotations
@@ -30,9 +38,24 @@ log = logging.getLogger(__name__)
 
 MIN_STAGGER = 0.1
 FIRST_BACKOFF = 1.0
+# 2**62 s is longer than any back-off anyone writes; past it the pause stays flat. Without this
+# bound, 2 ** failures overflows a float after about 1,000 failures in a row (a long outage).
+MAX_DOUBLINGS = 62
+OVERFLOW_WARN_EVERY = 60.0  # seconds between two warnings that the caps are reached
+# Queries that may wait on exchanges other queries started, per exchange allowed in flight: a
+# classroom asking one new name at once joins one exchange; a flood of one name (about 5 KB a
+# waiting query) stops at 8 x 512 = 4,096 by default.
+JOINERS_PER_EXCHANGE = 8
 EWMA_WEIGHT = 0.3  # weight of the newest round-trip time in the `fastest` estimate
 # Answers that say "this server could not help", not "this name has no data": try another.
 FAILURE_RCODES = {wire.SERVFAIL: "SERVFAIL", wire.REFUSED: "REFUSED", 4: "NOTIMP", 1: "FORMERR"}
+
+
+def backoff_pause(failures: int, ceiling: float) -> float:
+    """Seconds a server is skipped after `failures` consecutive failures: 1, 2, 4 ... `ceiling`."""
+    if failures <= 0:
+        return 0.0
+    return min(ceiling, FIRST_BACKOFF * 2.0 ** min(failures - 1, MAX_DOUBLINGS))
 
 
 class Exchanger(Protocol):
@@ -56,6 +79,77 @@ class Health:
     failed: int = 0
 
 
+class Outstanding:
+    """Exchanges in flight to the upstreams, capped in all and per server.
+
+    One is shared by every upstream link (conditional routes too) and kept across reloads, so
+    the caps hold whatever the chain; a reload may change them (`resize`).
+    """
+
+    def __init__(self, total: int = 512, per_server: int = 256) -> None:
+        self.total = total
+        self.per_server = per_server
+        self.in_flight = 0
+        self.by_server: dict[UpstreamServer, int] = {}
+        self.joined = 0  # queries waiting on an identical one's exchange
+        self.overflowed = 0  # queries answered without asking, because of the caps
+        self._warned_at: float | None = None
+
+    def resize(self, total: int, per_server: int) -> None:
+        """New caps; exchanges already in flight finish and count until they do."""
+        self.total, self.per_server = total, per_server
+
+    def has_room(self, servers: Sequence[UpstreamServer]) -> bool:
+        """Whether an exchange with one of `servers` may start now."""
+        if self.in_flight >= self.total:
+            return False
+        return any(self.by_server.get(server, 0) < self.per_server for server in servers)
+
+    def may_join(self) -> bool:
+        """Whether one more query may wait on an identical one's exchange."""
+        return self.joined < self.total * JOINERS_PER_EXCHANGE
+
+    def take(self, server: UpstreamServer) -> bool:
+        """Count one exchange with `server` when there is room for it."""
+        count = self.by_server.get(server, 0)
+        if self.in_flight >= self.total or count >= self.per_server:
+            return False
+        self.in_flight += 1
+        self.by_server[server] = count + 1
+        return True
+
+    def give_back_when_done(self, server: UpstreamServer, task: asyncio.Future[bytes]) -> None:
+        """Keep counting the exchange `task` (taken for `server`) until it ends, however."""
+        task.add_done_callback(lambda _done: self.give_back(server))
+
+    def give_back(self, server: UpstreamServer) -> None:
+        """One exchange with `server` is over."""
+        self.in_flight -= 1
+        count = self.by_server[server] - 1
+        if count:
+            self.by_server[server] = count
+        else:
+            del self.by_server[server]  # only servers with exchanges in flight stay
+
+    def overflow(self, query: Query, now: float) -> Response:
+        """The at-once answer to a query that found no room (warned about once a minute)."""
+        self.overflowed += 1
+        if self._warned_at is None or now - self._warned_at >= OVERFLOW_WARN_EVERY:
+            self._warned_at = now
+            log.warning(
+                "queries to the upstreams at their caps: %d in flight (upstreams.max_outstanding"
+                " %d, max_outstanding_per_server %d), %d more waiting on identical ones (at most"
+                " %d); new ones get stale data or SERVFAIL at once until some are answered or"
+                " time out",
+                self.in_flight,
+                self.total,
+                self.per_server,
+                self.joined,
+                self.total * JOINERS_PER_EXCHANGE,
+            )
+        return servfail(query, "too many queries in flight to the upstreams")
+
+
 class UpstreamResolver:
     """Forward a query to the configured upstreams; SERVFAIL (Kind.FAILED) when all fail."""
 
@@ -68,6 +162,7 @@ class UpstreamResolver:
         backoff: float,
         transport: Exchanger,
         on_exchange: Callable[[str, float | None, bool], None] | None = None,
+        outstanding: Outstanding | None = None,
     ) -> None:
         if not servers:
             raise ValueError("an upstream resolver needs at least one server")
@@ -77,6 +172,7 @@ class UpstreamResolver:
         self.backoff = backoff
         self.transport = transport
         self.on_exchange = on_exchange  # (server, seconds or None, ok): metrics
+        self.outstanding = outstanding or Outstanding()
         self.health = {server: Health() for server in self.servers}
         self.coalesced = 0
         self._turn = itertools.count()
@@ -89,16 +185,25 @@ class UpstreamResolver:
     async def resolve(self, request: Request) -> Response:
         """Ask the upstreams, joining an identical exchange already in flight."""
         key = request.query.key
+        outstanding = self.outstanding
         pending = self._inflight.get(key)
         if pending is None:
+            if not outstanding.has_room(self.servers):  # no task, no socket: answer now
+                return outstanding.overflow(request.query, asyncio.get_running_loop().time())
             pending = asyncio.ensure_future(self._resolve(request.query))
             self._inflight[key] = pending
             pending.add_done_callback(lambda done: self._forget(key, done))
-        else:
-            self.coalesced += 1
-        # shield: one client giving up (TCP connection closed) must not cancel the exchange
-        # that other clients are waiting on.
-        return await asyncio.shield(pending)
+            # shield: one client giving up (TCP connection closed) must not cancel the
+            # exchange that other clients are waiting on.
+            return await asyncio.shield(pending)
+        if not outstanding.may_join():  # the same name, flooded: every waiter holds memory
+            return outstanding.overflow(request.query, asyncio.get_running_loop().time())
+        self.coalesced += 1
+        outstanding.joined += 1
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            outstanding.joined -= 1
 
     def _forget(self, key: bytes, done: asyncio.Future[Response]) -> None:
         if self._inflight.get(key) is done:
@@ -129,18 +234,22 @@ class UpstreamResolver:
         waiting = iter(order)
 
         def launch() -> bool:
-            server = next(waiting, None)
-            if server is None:
-                return False
-            task = asyncio.ensure_future(
-                self.transport.exchange(
-                    server, query.qname_wire, query.qtype, query.qclass, deadline
-                )
-            )
-            attempts[task] = (server, loop.time())
-            return True
+            """Ask the next server with room for one more exchange; False when none is left."""
+            for server in waiting:
+                if self.outstanding.take(server):
+                    task = asyncio.ensure_future(
+                        self.transport.exchange(
+                            server, query.qname_wire, query.qtype, query.qclass, deadline
+                        )
+                    )
+                    self.outstanding.give_back_when_done(server, task)
+                    attempts[task] = (server, loop.time())
+                    return True
+            return False
 
         more = launch()
+        if not attempts:  # the room seen by `resolve` was taken meanwhile
+            return self.outstanding.overflow(query, start)
         next_launch = start + stagger
         try:
             while attempts:
@@ -231,7 +340,7 @@ class UpstreamResolver:
         health = self.health[server]
         health.failures += 1
         health.failed += 1
-        pause = min(self.backoff, FIRST_BACKOFF * 2 ** (health.failures - 1))
+        pause = backoff_pause(health.failures, self.backoff)
         health.skip_until = asyncio.get_running_loop().time() + pause
         if health.rtt is not None:
             health.rtt = max(health.rtt, self.timeout)  # `fastest` prefers others for a while

@@ -119,7 +119,10 @@ async def test_slowloris_connections_cannot_keep_tcp_from_others_for_long(
 ) -> None:
     server = "max_tcp_connections: 4\ntcp_idle_timeout: 300ms"
     async with running_proxy(_config(upstream, server)) as proxy:
-        hogs = [await asyncio.open_connection(proxy.host, proxy.port) for _ in range(4)]
+        hogs = [  # from four addresses: one may hold only 3 of the 4 (per-client cap)
+            await asyncio.open_connection(proxy.host, proxy.port, local_addr=(f"127.0.0.{i}", 0))
+            for i in range(2, 6)
+        ]
         for _reader, writer in hogs:
             writer.write(b"\x00")  # one byte of a length, then nothing
         # UDP is untouched, and once the idle timeout frees the slots TCP answers again.

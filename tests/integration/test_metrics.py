@@ -12,6 +12,7 @@ import dns.message
 import pytest
 
 from filterdns import wire
+from filterdns.config import UpstreamServer
 from filterdns.metrics import (
     BUCKETS,
     CONTENT_TYPE,
@@ -23,7 +24,7 @@ from filterdns.metrics import (
 )
 from filterdns.model import Kind, Request, Response, error_answer
 from filterdns.resolvers.cache import CacheStats
-from filterdns.resolvers.upstream import Health
+from filterdns.resolvers.upstream import Health, Outstanding
 
 
 def request(name: str = "example.com.", profile: str | None = "minh") -> Request:
@@ -238,6 +239,22 @@ def test_component_gauges() -> None:
     assert 'filterdns_list_rejected{category="gambling",source="/etc/g.txt"} 1' in text
     assert 'filterdns_list_rejected{category="adult",source="/etc/a.txt"} 0' in text
     assert "filterdns_lists_ready 0" in text
+
+
+def test_outstanding_gauges_name_every_server_even_at_zero() -> None:
+    busy, idle = UpstreamServer("udp", "192.0.2.1", 53), UpstreamServer("udp", "192.0.2.2", 53)
+    caps = Outstanding(total=4, per_server=2)
+    assert caps.take(busy) and caps.take(busy) and not caps.take(busy)
+    caps.overflowed, caps.joined = 7, 3
+    health = {str(busy): Health(), str(idle): Health()}
+    text = Metrics().render(lambda: component_gauges(upstreams=health, outstanding=caps))
+    types = parse(text)
+    assert types["filterdns_upstream_overflow_total"] == "counter"
+    assert "filterdns_upstream_outstanding 2" in text
+    assert "filterdns_upstream_joined 3" in text
+    assert "filterdns_upstream_overflow_total 7" in text
+    assert 'filterdns_upstream_server_outstanding{server="192.0.2.1:53"} 2' in text
+    assert 'filterdns_upstream_server_outstanding{server="192.0.2.2:53"} 0' in text
 
 
 async def test_resolver_times_and_counts_each_query() -> None:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from filterdns.config import default_config, load_config
+from filterdns.fdlimit import files_needed
+
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "filterdns.service"
 SYSUSERS = ROOT / "systemd" / "filterdns.sysusers"
@@ -69,6 +72,13 @@ def _one(service: dict[str, list[str]], key: str) -> str:
 )
 def test_the_unit_has_the_directive(service: dict[str, list[str]], key: str, value: str) -> None:
     assert _one(service, key) == value
+
+
+def test_the_open_file_limit_fits_the_caps(service: dict[str, list[str]]) -> None:
+    # A soft limit of 1,024 was reached by six local addresses querying a silent upstream.
+    limit = int(_one(service, "LimitNOFILE"))
+    assert limit >= 4 * files_needed(default_config(is_root=True))
+    assert limit >= files_needed(load_config(ROOT / "config.example.yaml"))
 
 
 def test_network_is_limited_to_the_families_the_proxy_uses(service: dict[str, list[str]]) -> None:

@@ -356,8 +356,8 @@ TOP_KEYS = (
     "calendars, clients, default_profile, alerts"
 )
 SERVER_KEYS = (
-    "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, shutdown_grace, timezone, "
-    "user, metrics, rate_limit"
+    "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, max_tcp_connections_per_client, "
+    "shutdown_grace, timezone, user, metrics, rate_limit"
 )
 
 
@@ -619,6 +619,71 @@ def test_bad_values_name_the_problem_and_its_line(
     assert the_problem(text) == Problem(path, message, line)
 
 
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        pytest.param(
+            "server: {max_tcp_connections: 10, max_tcp_connections_per_client: 10}",
+            "server.max_tcp_connections_per_client",
+            "10 must be less than server.max_tcp_connections (10), or one client could hold "
+            "every connection",
+            id="per-client-equal-to-global",
+        ),
+        pytest.param(
+            "server: {max_tcp_connections_per_client: 300}",
+            "server.max_tcp_connections_per_client",
+            "300 must be less than server.max_tcp_connections (256), or one client could hold "
+            "every connection",
+            id="per-client-above-default-global",
+        ),
+        pytest.param(
+            "upstreams: {max_outstanding: 100, max_outstanding_per_server: 101}",
+            "upstreams.max_outstanding_per_server",
+            "101 must be at most upstreams.max_outstanding (100)",
+            id="per-server-above-global",
+        ),
+        pytest.param(
+            "upstreams: {max_outstanding: 0}",
+            "upstreams.max_outstanding",
+            "0 must be at least 1",
+            id="no-outstanding",
+        ),
+        pytest.param(
+            "upstreams: {max_outstanding_per_server: 70000}",
+            "upstreams.max_outstanding_per_server",
+            "70000 must be at most 65536",
+            id="more-than-one-connection-holds",
+        ),
+    ],
+)
+def test_caps_per_client_and_per_server_stay_within_their_global_cap(
+    text: str, path: str, message: str
+) -> None:
+    assert the_problem(text) == Problem(path, message, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "per_client", "per_server"),
+    [
+        pytest.param("server: {max_tcp_connections: 4}", 3, 256, id="small-tcp-cap"),
+        pytest.param("server: {max_tcp_connections: 1}", 1, 256, id="one-connection"),
+        pytest.param("upstreams: {max_outstanding: 100}", 16, 100, id="small-outstanding"),
+        pytest.param(
+            "server: {max_tcp_connections: 64, max_tcp_connections_per_client: 63}",
+            63,
+            256,
+            id="given-below",
+        ),
+    ],
+)
+def test_caps_left_at_their_default_follow_a_smaller_global_cap(
+    text: str, per_client: int, per_server: int
+) -> None:
+    config = sut(text)
+    assert config.server.max_tcp_connections_per_client == per_client
+    assert config.upstreams.max_outstanding_per_server == per_server
+
+
 def test_min_ttl_may_not_exceed_a_given_max_ttl() -> None:
     assert the_problem("cache:\n  max_ttl: 5s\n  min_ttl: 10s\n").path == "cache.min_ttl"
 
@@ -649,7 +714,8 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
             "upstreams:\n  conditonal: {}\n",
             "upstreams.conditonal",
             "unknown key 'conditonal'; valid keys: servers, strategy, timeout, backoff, "
-            "conditional (did you mean 'conditional'?)",
+            "max_outstanding, max_outstanding_per_server, conditional (did you mean "
+            "'conditional'?)",
             2,
             id="nested-typo",
         ),

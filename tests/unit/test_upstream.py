@@ -19,7 +19,7 @@ from filterdns.config import UpstreamServer
 from filterdns.errors import UpstreamError
 from filterdns.model import Kind, Request, Response
 from filterdns.resolvers.conditional import ConditionalResolver
-from filterdns.resolvers.upstream import UpstreamResolver
+from filterdns.resolvers.upstream import Outstanding, UpstreamResolver, backoff_pause
 
 A = UpstreamServer("udp", "192.0.2.1", 53)
 B = UpstreamServer("udp", "192.0.2.2", 53)
@@ -88,12 +88,14 @@ class ScriptedTransport:
         self.scripts = scripts
         self.calls: list[tuple[UpstreamServer, str, float]] = []
         self.gate: asyncio.Event | None = None
+        self._called = asyncio.Event()
 
     async def exchange(
         self, server: UpstreamServer, qname_wire: bytes, qtype: int, qclass: int, deadline: float
     ) -> bytes:
         loop = asyncio.get_running_loop()
         self.calls.append((server, wire.name_to_text(qname_wire), loop.time()))
+        self._called.set()
         if self.gate is not None:
             await self.gate.wait()
         try:
@@ -101,6 +103,12 @@ class ScriptedTransport:
                 return await self.scripts[server](qname_wire, qtype)
         except TimeoutError:
             raise UpstreamError(f"upstream {server} timed out") from None
+
+    async def wait_for_calls(self, count: int) -> None:
+        """Return once `count` exchanges have started."""
+        while len(self.calls) < count:
+            self._called.clear()
+            await self._called.wait()
 
     def asked(self) -> list[UpstreamServer]:
         return [server for server, _name, _at in self.calls]
@@ -122,6 +130,7 @@ def resolver(
     strategy: str = "failover",
     timeout: float = 1.0,
     backoff: float = 30.0,
+    outstanding: Outstanding | None = None,
 ) -> UpstreamResolver:
     return UpstreamResolver(
         servers or (A, B),
@@ -129,6 +138,7 @@ def resolver(
         timeout=timeout,
         backoff=backoff,
         transport=transport,
+        outstanding=outstanding,
     )
 
 
@@ -219,6 +229,63 @@ async def test_back_off_doubles_and_is_capped() -> None:
     assert pauses == [1, 2, 3, 3]
 
 
+@pytest.mark.parametrize(
+    ("failures", "expected"),
+    [
+        pytest.param(0, 0.0, id="none"),
+        pytest.param(1, 1.0, id="first"),
+        pytest.param(5, 16.0, id="doubling"),
+        pytest.param(6, 30.0, id="capped"),
+        pytest.param(1_025, 30.0, id="past-float-range"),
+        pytest.param(10**6, 30.0, id="a-million"),
+        pytest.param(10**100, 30.0, id="absurd"),
+    ],
+)
+def test_back_off_is_bounded_for_any_number_of_failures(failures: int, expected: float) -> None:
+    assert backoff_pause(failures, 30.0) == expected
+
+
+def test_back_off_reaches_any_ceiling_without_overflow() -> None:
+    assert backoff_pause(10**6, 1e300) == 2.0**62  # flat past 2**62 s, never an OverflowError
+    assert backoff_pause(10**6, float("inf")) == 2.0**62
+
+
+async def test_two_thousand_failures_in_a_row_keep_answering_servfail_quickly() -> None:
+    # Past ~1,024 failures the old doubling overflowed and every query raised.
+    transport = ScriptedTransport({A: unreachable()})
+    sut = resolver(transport, A, backoff=3.0)
+    kinds = {(await sut.resolve(request(f"n{index}.example"))).kind for index in range(2_000)}
+    assert kinds == {Kind.FAILED}
+    assert sut.health[A].failures == 2_000
+    assert sut.health[A].skip_until - asyncio.get_running_loop().time() == pytest.approx(3.0, 0.1)
+
+
+@pytest.mark.parametrize("strategy", ["failover", "round_robin", "fastest"])
+async def test_after_a_million_failures_a_server_is_still_asked_and_can_recover(
+    strategy: str,
+) -> None:
+    transport = ScriptedTransport({A: unreachable(), B: silent()})
+    sut = resolver(transport, strategy=strategy, timeout=0.3, backoff=30.0)
+    for server in (A, B):
+        sut.health[server].failures = 10**6  # as after a day-long outage
+        sut.health[server].rtt = 0.3
+    failed = await sut.resolve(request("one.example"))
+    assert failed.kind is Kind.FAILED
+    assert sut.health[A].failures == sut.health[B].failures == 10**6 + 1
+    loop = asyncio.get_running_loop()
+    assert sut.health[A].skip_until - loop.time() == pytest.approx(30.0, abs=0.5)
+
+    # The "is the other server faster" path: A is asked first and stays silent, B answers
+    # after the stagger, and A's silence counts as one failure more.
+    transport.scripts = {A: silent(), B: answers("10.0.0.2")}
+    sut.health[A].skip_until = 0.0
+    answered = await sut.resolve(request("two.example"))
+    assert address_of(answered) == ["10.0.0.2"]
+    assert transport.asked()[-2:] == [A, B]
+    assert sut.health[B].failures == 0
+    assert sut.health[A].failures == 10**6 + 2
+
+
 async def test_round_robin_takes_turns() -> None:
     transport = ScriptedTransport({A: answers("10.0.0.1"), B: answers("10.0.0.2")})
     sut = resolver(transport, strategy="round_robin")
@@ -260,6 +327,90 @@ async def test_one_waiter_giving_up_does_not_cancel_the_shared_exchange() -> Non
     transport.gate.set()
     assert address_of(await stayer) == ["10.0.0.1"]
     assert quitter.cancelled()
+
+
+async def test_past_the_caps_queries_fail_at_once_without_asking() -> None:
+    transport = ScriptedTransport({A: silent(), B: silent()})
+    caps = Outstanding(total=3, per_server=2)
+    sut = resolver(transport, timeout=0.5, outstanding=caps)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    queries = [asyncio.ensure_future(sut.resolve(request(f"n{i}.example"))) for i in range(10)]
+    done, pending = await asyncio.wait(queries, timeout=0.2)  # well before the deadline
+    assert len(pending) == 3  # two to A, then A is full and the third goes to B
+    assert transport.asked() == [A, A, B]
+    assert (caps.in_flight, caps.by_server) == (3, {A: 2, B: 1})
+    assert all(q.result().kind is Kind.FAILED for q in done)
+    assert all("too many queries in flight" in q.result().reason for q in done)
+    assert caps.overflowed == 7
+    await asyncio.gather(*pending)
+    assert loop.time() - started < 1.0
+    await asyncio.sleep(0)  # the exchanges' done callbacks
+    assert (caps.in_flight, caps.by_server) == (0, {})  # everything given back at the deadline
+
+
+async def test_a_server_at_its_cap_hands_new_queries_to_the_next() -> None:
+    transport = ScriptedTransport({A: silent(), B: answers("10.0.0.2")})
+    caps = Outstanding(total=10, per_server=2)
+    sut = resolver(transport, timeout=0.6, outstanding=caps)
+    waiting = [asyncio.ensure_future(sut.resolve(request(f"w{i}.example"))) for i in range(2)]
+    await transport.wait_for_calls(2)
+    response = await sut.resolve(request("third.example"))
+    assert address_of(response) == ["10.0.0.2"]
+    assert transport.asked() == [A, A, B]  # no stagger's wait: A had no room
+    assert sut.health[A].failures == 0  # a full server is not a failing one
+    # The two waiting on A get B too after the stagger.
+    assert [address_of(r) for r in await asyncio.gather(*waiting)] == [["10.0.0.2"]] * 2
+
+
+async def test_identical_questions_in_flight_count_once() -> None:
+    transport = ScriptedTransport({A: answers("10.0.0.1")})
+    transport.gate = asyncio.Event()
+    caps = Outstanding(total=8, per_server=1)
+    sut = resolver(transport, A, outstanding=caps)
+    same = [asyncio.ensure_future(sut.resolve(request("example.com"))) for _ in range(50)]
+    await transport.wait_for_calls(1)
+    assert (caps.in_flight, caps.joined) == (1, 49)
+    transport.gate.set()
+    responses = await asyncio.gather(*same)
+    assert all(address_of(r) == ["10.0.0.1"] for r in responses)
+    assert caps.overflowed == 0
+    assert caps.joined == 0
+
+
+async def test_a_flood_of_one_question_waits_only_up_to_the_cap() -> None:
+    # Each waiting query holds memory; a flood of the same name must not collect them all.
+    transport = ScriptedTransport({A: answers("10.0.0.1")})
+    transport.gate = asyncio.Event()
+    caps = Outstanding(total=2, per_server=2)  # 8 may join per exchange allowed: 16
+    sut = resolver(transport, A, outstanding=caps)
+    flood = [asyncio.ensure_future(sut.resolve(request("example.com"))) for _ in range(40)]
+    done, _pending = await asyncio.wait(flood, timeout=0.1)
+    assert len(done) == 40 - 1 - 16
+    assert all(q.result().kind is Kind.FAILED for q in done)
+    other = asyncio.ensure_future(sut.resolve(request("other.example")))  # its own exchange
+    transport.gate.set()
+    assert address_of(await other) == ["10.0.0.1"]
+    await asyncio.gather(*flood)
+    answered = [address_of(q.result()) for q in flood if q not in done]
+    assert answered == [["10.0.0.1"]] * 17
+
+
+async def test_the_caps_are_shared_by_every_upstream_link() -> None:
+    router = UpstreamServer("udp", "10.9.9.9", 53)
+    transport = ScriptedTransport({A: silent(), router: answers("10.9.9.9")})
+    caps = Outstanding(total=1, per_server=1)
+    main = resolver(transport, A, timeout=0.3, outstanding=caps)
+    local = resolver(transport, router, outstanding=caps)
+    sut = ConditionalResolver(main, [("home.arpa", local)])
+    held = asyncio.ensure_future(sut.resolve(request("slow.example")))
+    await transport.wait_for_calls(1)
+    turned_away = await sut.resolve(request("nas.home.arpa"))
+    assert turned_away.kind is Kind.FAILED
+    assert transport.asked() == [A]
+    assert (await held).kind is Kind.FAILED  # A's deadline
+    await asyncio.sleep(0)
+    assert address_of(await sut.resolve(request("nas.home.arpa"))) == ["10.9.9.9"]
 
 
 @pytest.mark.parametrize(
