@@ -225,6 +225,7 @@ class App:
             await self.querylog.start()
             await asyncio.to_thread(self._save_running, self.config, start=True)
             self.grants.reload_if_changed()
+            await asyncio.to_thread(runstate.make_state_private, self.config)
             if self.neighbours is not None:
                 await self.neighbours.refresh()
             bound = await self.server.start(skip_unavailable=self.config.source is None)
@@ -415,16 +416,21 @@ class App:
 
     async def run(self, ready: Callable[[list[ListenAddress]], None] | None = None) -> None:
         """Start, report readiness, serve until SIGTERM/SIGINT or `request_stop`, then stop."""
-        bound = await self.start()
         user = self.config.server.user
-        if user is not None:  # root without systemd: the ports are bound, now give root up
+        # Root without systemd: the state is the user's before anything is written to it (a
+        # list build in a child process then runs as that user), and again once the start
+        # wrote it as root; then, the ports bound, root is given up.
+        if user is not None:
+            runstate.hand_state_to(self.config, user)
+        bound = await self.start()
+        if user is not None:
             try:
-                for directory in {self.config.log.database.parent, self.config.lists.cache_dir}:
-                    privileges.chown_state(directory, user)
+                runstate.hand_state_to(self.config, user)
                 privileges.drop_privileges(user)
             except FilterDnsError:
                 await self.stop()
                 raise
+            runstate.check_reachable(self.state_dir)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
