@@ -20,8 +20,9 @@ from filterdns.alerts import Alerter, AlertRule
 from filterdns.answers import AnswerJudge
 from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
+from filterdns.dbfile import DamagedError
 from filterdns.errors import ConfigError, FilterDnsError
-from filterdns.grants import GrantStore, grants_path
+from filterdns.grants import GrantStore
 from filterdns.lists.catalog import ListSet
 from filterdns.metrics import Gauge, Metrics, MetricsResolver, MetricsServer, component_gauges
 from filterdns.neighbors import Neighbours
@@ -167,7 +168,7 @@ class App:
         self.wall_clock = wall_clock
         self.transport = transport or Transport()
         self.lists = ListSet(config.lists, config.categories)
-        self.grants = GrantStore(grants_path(config.log.database))
+        self.grants = GrantStore(config.log.database)
         self.neighbours: Neighbours | None = None
         self.querylog = QueryLog(config.log, clock=wall_clock)
         self.metrics = Metrics()
@@ -224,7 +225,7 @@ class App:
             await self.lists.start()
             await self.querylog.start()
             await asyncio.to_thread(self._save_running, self.config, start=True)
-            self.grants.reload_if_changed()
+            await self._read_grants()
             await asyncio.to_thread(runstate.make_state_private, self.config)
             if self.neighbours is not None:
                 await self.neighbours.refresh()
@@ -242,12 +243,20 @@ class App:
             raise
         self._refresh_task = asyncio.create_task(self.lists.run(), name="lists-refresh")
         self._tasks = [
-            asyncio.create_task(self.grants.watch(), name="grants-watch"),
+            asyncio.create_task(self.grants.watch(self.querylog.check), name="grants-watch"),
             asyncio.create_task(self._watch_config(), name="config-watch"),
         ]
         if self.neighbours is not None:
             self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
         return bound
+
+    async def _read_grants(self) -> None:
+        """Grants in force before the first answer (an old grants.json imported first)."""
+        await asyncio.to_thread(self.grants.import_if_changed)
+        try:
+            await asyncio.to_thread(self.grants.reload_if_changed)
+        except DamagedError:
+            await self.querylog.check()  # replaced by a fresh database: no grants to read
 
     def _gauges(self) -> list[Gauge]:
         """Read at each scrape, so a reload's new objects are the ones reported."""
@@ -406,6 +415,7 @@ class App:
             await self.metrics_server.stop()
         await self.alerter.close()
         await self.querylog.close()  # every queued row is written before exit
+        self.grants.close()
         await self.chain.cache.close()
         await self.transport.close()
         await self.lists.aclose()  # a build in progress stops too
