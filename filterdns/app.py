@@ -432,6 +432,7 @@ class App:
         # wrote it as root; then, the ports bound, root is given up.
         if user is not None:
             runstate.hand_state_to(self.config, user)
+        runstate.check_owner(self.config)
         bound = await self.start()
         if user is not None:
             try:

@@ -71,6 +71,26 @@ def hand_state_to(config: Config, user: str) -> None:
         privileges.chown_state(directory, user)
 
 
+def check_owner(config: Config) -> None:
+    """Root serving without server.user on a state directory another user owns (the service's,
+    started by hand): say that what it writes now will be root's, unreadable by the service."""
+    if os.geteuid() != 0 or config.server.user is not None:
+        return
+    directory = state_dir(config)
+    try:
+        owner = directory.stat().st_uid
+    except OSError:
+        return
+    if owner != 0:
+        log.warning(
+            "%s belongs to uid %d, but this server runs as root without server.user: files it "
+            "writes there will be root's, unreadable by that user's server; set server.user, or "
+            "start the service instead (systemctl start filterdns)",
+            directory,
+            owner,
+        )
+
+
 def check_reachable(directory: Path) -> None:
     """Warn when the user root became cannot reach its own state (a parent closed to it)."""
     if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
