@@ -135,19 +135,29 @@ def is_damage(exc: BaseException) -> bool:
     )
 
 
-def prepare(path: Path, *, now: float, repair: bool, suspect: bool = False) -> Replaced | None:
+def prepare(
+    path: Path,
+    *,
+    now: float,
+    repair: bool,
+    suspect: bool = False,
+    damaged: str | None = None,
+) -> Replaced | None:
     """Make `path` a current filterdns database ready to write: created, checked, migrated.
 
     A damaged file raises DamagedError, or with `repair` is moved aside and replaced by a fresh
     database (returned as Replaced). `suspect` (a write just failed as corrupt) also runs
-    `PRAGMA quick_check`, which reads every page. SchemaError for a newer schema; sqlite3.Error
-    or OSError for what the file system refuses.
+    `PRAGMA quick_check`, which reads every page; `damaged` says the caller knows the file is
+    (e.g. emptied under an open connection). SchemaError for a newer schema; sqlite3.Error or
+    OSError for what the file system refuses.
     """
     path = Path(path)
     _make_directory(path.parent)
     _forget_leftovers(path)
     _create(path)
     try:
+        if damaged is not None:
+            raise DamagedError(path, damaged)
         _check_and_migrate(path, suspect=suspect)
     except DamagedError as exc:
         if not repair:

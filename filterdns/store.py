@@ -413,47 +413,57 @@ class QueryLog:
         otherwise _Unavailable. Call with the lock held.
         """
         if self._conn is not None:
-            if await self._still_good():
+            good, damaged = await self._still_good()
+            if good:
                 return self._conn
             await self._disconnect()
+            if damaged is not None:
+                return await self._open(damaged=damaged)
             force = True
         if not force and time.monotonic() < self._retry_at:
             raise _Unavailable(self._error_text)
         return await self._open()
 
-    async def _still_good(self) -> bool:
+    async def _still_good(self) -> tuple[bool, str | None]:
         """Whether the open connection still writes to the file at the path, and that file is
-        still a database; says why not."""
+        still a database (else why not, when the file is to be moved aside); logs why not."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             log.warning("query log: %s was deleted; creating it again", self.path)
-            return False
+            return False, None
         if (st.st_dev, st.st_ino) != self._inode:
             log.warning("query log: %s was replaced; opening it again", self.path)
-            return False
+            return False, None
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
-            return True
+            return True, None
+        if st.st_size == 0 and self._stamp is not None and self._stamp[1] > 0:
+            # Emptied under this connection (`: > file`): its write-ahead log must not be
+            # replayed into what is left; both are moved aside.
+            log.warning("query log: %s was emptied while in use; checking the file", self.path)
+            return False, "emptied while in use"
         # Rewritten since the last look: by a checkpoint, or junk written over it in place,
         # which this connection would not notice (it trusts the pages it holds).
         try:
             await asyncio.to_thread(dbfile.probe, self.path)
         except dbfile.DamagedError as exc:
             log.warning("query log: %s (%s); checking the file", self.path, exc.reason)
-            return False
+            return False, None
         except (sqlite3.Error, OSError, FilterDnsError) as exc:
             log.debug("query log: probing %s: %s", self.path, exc)
         self._stamp = stamp
-        return True
+        return True, None
 
-    async def _open(self, *, suspect: bool = False) -> aiosqlite.Connection:
+    async def _open(
+        self, *, suspect: bool = False, damaged: str | None = None
+    ) -> aiosqlite.Connection:
         """Open the database `dbfile.prepare` made ready (a damaged one is replaced by a fresh
         one, and the replacement recorded in it); the lock is held."""
         path = self.path
         self._retry_at = time.monotonic() + self.retry_interval
         replaced = await asyncio.to_thread(
-            dbfile.prepare, path, now=self.clock(), repair=True, suspect=suspect
+            dbfile.prepare, path, now=self.clock(), repair=True, suspect=suspect, damaged=damaged
         )
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -488,14 +498,19 @@ class QueryLog:
             pass
 
     async def check(self) -> None:
-        """Open the database afresh (now, if a retry is due), replacing it if it is damaged:
-        someone else (the grants reader) found it unreadable."""
+        """Look at the file now (someone else, the grants reader, found it unreadable): a file
+        that is no database any more is replaced, as the next batch would."""
         async with self._lock:
             if self._closing or (self._failing and time.monotonic() < self._retry_at):
                 return  # failing already: the writer tries again when the retry is due
-            await self._disconnect()
+            damaged = None
+            if self._conn is not None:
+                good, damaged = await self._still_good()
+                if good:
+                    return
+                await self._disconnect()
             try:
-                await self._open()
+                await self._open(damaged=damaged)
             except Exception as exc:
                 self._failed(f"cannot open {self.path}", exc)
         self._notify()

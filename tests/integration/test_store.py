@@ -357,7 +357,7 @@ def replacement_events(path: Path) -> list[tuple[str, str, int]]:
     return [(rule, message, count) for rule, message, count in rows(path, sql)]
 
 
-async def overwrite(path: Path, offset: int, data: bytes) -> None:
+async def overwrite(path: Path, offset: int, data: bytes, *, truncate: bool = False) -> None:
     """Write `data` into the file at `offset` from another process, as a stray program would.
 
     Not from this one: closing a descriptor of the file here would drop the locks the log's
@@ -365,11 +365,13 @@ async def overwrite(path: Path, offset: int, data: bytes) -> None:
     """
     script = (
         "import sys; f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2]));"
-        " f.write(sys.stdin.buffer.read())"
+        " f.write(sys.stdin.buffer.read()); sys.argv[3:] and f.truncate()"
     )
+    options = ["truncate"] if truncate else []
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, str(path), str(offset), stdin=asyncio.subprocess.PIPE
-    )
+        sys.executable, "-c", script, str(path), str(offset), *options,
+        stdin=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     await process.communicate(data)
     assert process.returncode == 0
 
@@ -415,7 +417,7 @@ async def test_a_file_that_is_no_database_is_moved_aside_at_start(
     assert str(path) in error.getMessage() and str(tmp_path / moved) in error.getMessage()
 
 
-@pytest.mark.parametrize("how", ["overwritten-in-place", "replaced"])
+@pytest.mark.parametrize("how", ["overwritten-in-place", "replaced", "emptied"])
 async def test_junk_over_the_database_while_running_is_replaced_at_the_next_batch(
     tmp_path: Path, how: str
 ) -> None:
@@ -432,6 +434,8 @@ async def test_junk_over_the_database_while_running_is_replaced_at_the_next_batc
             junk = tmp_path / "junk"
             junk.write_bytes(JUNK)
             junk.replace(path)
+        elif how == "emptied":  # `: > filterdns.db`
+            await overwrite(path, 0, b"", truncate=True)
         else:
             await overwrite(path, 0, JUNK)
         for i in range(3):
