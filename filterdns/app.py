@@ -420,6 +420,16 @@ class App:
         await self.transport.close()
         await self.lists.aclose()  # a build in progress stops too
 
+    async def _give_root_up(self, user: str) -> None:
+        """The ports are bound: the state becomes `user`'s again, then the process does."""
+        try:
+            runstate.hand_state_to(self.config, user)
+            privileges.drop_privileges(user)
+        except FilterDnsError:
+            await self.stop()
+            raise
+        runstate.check_reachable(self.state_dir)
+
     def request_stop(self) -> None:
         """Ask `run` to stop (signal handlers call this)."""
         self._stop.set()
@@ -435,13 +445,7 @@ class App:
         runstate.check_owner(self.config)
         bound = await self.start()
         if user is not None:
-            try:
-                runstate.hand_state_to(self.config, user)
-                privileges.drop_privileges(user)
-            except FilterDnsError:
-                await self.stop()
-                raise
-            runstate.check_reachable(self.state_dir)
+            await self._give_root_up(user)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
