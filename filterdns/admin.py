@@ -1,8 +1,11 @@
 """The policy's commands: `explain`, `grant`, `grants` and `revoke`.
 
 `explain` builds the same `Policy` the server builds (same configuration, same list index on
-disk, same grants file) and calls the same `Policy.decide`, asking it for the trace, so what it
+disk, same grants) and calls the same `Policy.decide`, asking it for the trace, so what it
 prints is what `serve` answers at that instant.
+
+`grant`, `grants` and `revoke` read and write the grants in the installation's database
+(grants.py); a grant that cannot be saved says why in one line and exits 1.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from filterdns.answers import AnswerJudge
 from filterdns.app import build_forwarder
 from filterdns.clients import ClientDirectory, ClientMatch, ClientRule
 from filterdns.config import DEFAULT_CATEGORIES, Config, is_domain_name
-from filterdns.duration import parse_duration
-from filterdns.grants import GrantStore, grants_path
+from filterdns.duration import MissingUnitError, parse_span
+from filterdns.errors import FilterDnsError
+from filterdns.grants import GrantStore
 from filterdns.lists.catalog import ListSet
 from filterdns.lists.shipped import shipped_path
 from filterdns.model import Kind, Request, Response, answer_records
@@ -65,7 +69,9 @@ def add_commands(
     what = grant.add_mutually_exclusive_group(required=True)
     what.add_argument("--allow", metavar="DOMAIN", help="a domain (and its subdomains)")
     what.add_argument("--category", help="a category normally blocked for the profile")
-    grant.add_argument("--for", dest="duration", required=True, help="how long: 45m, 2h, 1d")
+    grant.add_argument(
+        "--for", dest="duration", required=True, help="how long, with a unit: 45m, 2h, 1d"
+    )
     grant.add_argument("--reason", default="", help="a note kept with the grant")
     grants = sub.add_parser("grants", help="the grants in force")
     revoke = sub.add_parser("revoke", help="end a grant now")
@@ -82,8 +88,11 @@ def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
     listset = ListSet(config.lists, config.categories)
     result = listset.build()
     listset.index = result.index
-    store = GrantStore(grants_path(config.log.database))
-    store.reload_if_changed()
+    store = GrantStore(config.log.database)
+    try:
+        store.reload_if_changed()
+    except FilterDnsError as exc:  # the grants cannot be read: explain says so, without them
+        console.print(f"[yellow]warning: {escape(str(exc))}[/yellow]", highlight=False)
     try:
         policy = Policy(config, lambda: listset.index, store.current)
         match = _client(config, args.client)
@@ -127,6 +136,7 @@ def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
             )
     finally:
         listset.close()
+        store.close()
     return 0
 
 
@@ -296,12 +306,11 @@ def grant(config: Config, args: argparse.Namespace, console: Console) -> int:
     if args.profile not in profiles:
         return _error(console, f"no profile {args.profile!r}; profiles: {', '.join(profiles)}")
     try:
-        seconds = parse_duration(args.duration)
+        seconds = parse_span(args.duration)
+    except MissingUnitError:
+        return _error(console, f'--for needs a unit: 30m, 2h, 1d (not "{args.duration.strip()}")')
     except ValueError:
-        console.print(
-            f'[red]--for "{escape(args.duration)}" is not a duration like 45m, 2h or 1d[/red]'
-        )
-        return 1
+        return _error(console, f'--for "{args.duration}" is not a duration like 45m, 2h or 1d')
     if seconds <= 0:
         console.print("[red]--for must be more than 0[/red]")
         return 1
@@ -317,10 +326,12 @@ def grant(config: Config, args: argparse.Namespace, console: Console) -> int:
             f"[red]no category {escape(args.category)!r}; categories: {', '.join(valid)}[/red]"
         )
         return 1
-    store = GrantStore(grants_path(config.log.database))
-    made = store.add(
-        args.profile, seconds, domain=domain, category=args.category, reason=args.reason
-    )
+    try:
+        made = GrantStore(config.log.database).add(
+            args.profile, seconds, domain=domain, category=args.category, reason=args.reason
+        )
+    except FilterDnsError as exc:
+        return _error(console, str(exc))
     if args.json:
         print(json.dumps(_grant_json(made)))
     else:
@@ -330,7 +341,10 @@ def grant(config: Config, args: argparse.Namespace, console: Console) -> int:
 
 def list_grants(config: Config, args: argparse.Namespace, console: Console) -> int:
     """The grants in force, soonest to end first."""
-    active = GrantStore(grants_path(config.log.database)).active()
+    try:
+        active = GrantStore(config.log.database).active()
+    except FilterDnsError as exc:
+        return _error(console, str(exc))
     if args.json:
         print(json.dumps([_grant_json(g) for g in active]))
         return 0
@@ -351,7 +365,10 @@ def list_grants(config: Config, args: argparse.Namespace, console: Console) -> i
 
 def revoke(config: Config, args: argparse.Namespace, console: Console) -> int:
     """End a grant now."""
-    gone = GrantStore(grants_path(config.log.database)).revoke(args.id)
+    try:
+        gone = GrantStore(config.log.database).revoke(args.id)
+    except FilterDnsError as exc:
+        return _error(console, str(exc))
     if gone is None:
         console.print(f"[red]no grant #{args.id}[/red]")
         return 1

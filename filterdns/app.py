@@ -20,9 +20,10 @@ from filterdns.alerts import Alerter, AlertRule
 from filterdns.answers import AnswerJudge
 from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
+from filterdns.dbfile import DamagedError
 from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.fdlimit import fit_open_files
-from filterdns.grants import GrantStore, grants_path
+from filterdns.grants import GrantStore
 from filterdns.lists.catalog import ListSet
 from filterdns.metrics import (
     Gauge,
@@ -185,7 +186,7 @@ class App:
         self.wall_clock = wall_clock
         self.transport = transport or Transport()
         self.lists = ListSet(config.lists, config.categories)
-        self.grants = GrantStore(grants_path(config.log.database))
+        self.grants = GrantStore(config.log.database)
         self.neighbours = neighbours  # made when a client rule needs it, unless given (tests)
         self.querylog = QueryLog(config.log, clock=wall_clock)
         self.metrics = Metrics()
@@ -250,7 +251,8 @@ class App:
             await self.lists.start()
             await self.querylog.start()
             await asyncio.to_thread(self._save_running, self.config, start=True)
-            self.grants.reload_if_changed()
+            await self._read_grants()
+            await asyncio.to_thread(runstate.make_state_private, self.config)
             if self.neighbours is not None:
                 await self.neighbours.refresh()
             fit_open_files(self.config)  # before the first socket a flood could need
@@ -268,12 +270,20 @@ class App:
             raise
         self._refresh_task = asyncio.create_task(self.lists.run(), name="lists-refresh")
         self._tasks = [
-            asyncio.create_task(self.grants.watch(), name="grants-watch"),
+            asyncio.create_task(self.grants.watch(self.querylog.check), name="grants-watch"),
             asyncio.create_task(self._watch_config(), name="config-watch"),
         ]
         if self.neighbours is not None:
             self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
         return bound
+
+    async def _read_grants(self) -> None:
+        """Grants in force before the first answer (an old grants.json imported first)."""
+        await asyncio.to_thread(self.grants.import_if_changed)
+        try:
+            await asyncio.to_thread(self.grants.reload_if_changed)
+        except DamagedError:
+            await self.querylog.check()  # replaced by a fresh database: no grants to read
 
     def _gauges(self) -> list[Gauge]:
         """Read at each scrape, so a reload's new objects are the ones reported."""
@@ -434,9 +444,20 @@ class App:
             await self.metrics_server.stop()
         await self.alerter.close()
         await self.querylog.close()  # every queued row is written before exit
+        self.grants.close()
         await self.chain.cache.close()
         await self.transport.close()
         await self.lists.aclose()  # a build in progress stops too
+
+    async def _give_root_up(self, user: str) -> None:
+        """The ports are bound: the state becomes `user`'s again, then the process does."""
+        try:
+            runstate.hand_state_to(self.config, user)
+            privileges.drop_privileges(user)
+        except FilterDnsError:
+            await self.stop()
+            raise
+        runstate.check_reachable(self.state_dir)
 
     def request_stop(self) -> None:
         """Ask `run` to stop (signal handlers call this)."""
@@ -444,16 +465,16 @@ class App:
 
     async def run(self, ready: Callable[[list[ListenAddress]], None] | None = None) -> None:
         """Start, report readiness, serve until SIGTERM/SIGINT or `request_stop`, then stop."""
-        bound = await self.start()
         user = self.config.server.user
-        if user is not None:  # root without systemd: the ports are bound, now give root up
-            try:
-                for directory in {self.config.log.database.parent, self.config.lists.cache_dir}:
-                    privileges.chown_state(directory, user)
-                privileges.drop_privileges(user)
-            except FilterDnsError:
-                await self.stop()
-                raise
+        # Root without systemd: the state is the user's before anything is written to it (a
+        # list build in a child process then runs as that user), and again once the start
+        # wrote it as root; then, the ports bound, root is given up.
+        if user is not None:
+            runstate.hand_state_to(self.config, user)
+        runstate.check_owner(self.config)
+        bound = await self.start()
+        if user is not None:
+            await self._give_root_up(user)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

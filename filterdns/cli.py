@@ -1,4 +1,10 @@
-"""The `filterdns` command line: serve, check, reload. Owns the rich Console and the exit codes."""
+"""The `filterdns` command line: serve, check, reload. Owns the rich Console and the exit codes.
+
+Every command runs with umask 0077: what it creates (the database, list copies, an HTML report)
+holds children's browsing history. Commands that write the state (`grant`, `revoke`, `grants`,
+`explain`, `lists`) run as the state directory's owner when root starts them
+(privileges.act_as_owner), so the server can still read what they write.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -16,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from filterdns import __version__, admin, control, report
+from filterdns import __version__, admin, control, privileges, report
 from filterdns.app import App
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.errors import ConfigError, FilterDnsError
@@ -38,14 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check,
         "reload": _reload,
         "lists": _lists,
-        "explain": _admin(admin.explain),
-        "grant": _admin(admin.grant),
-        "grants": _admin(admin.list_grants),
-        "revoke": _admin(admin.revoke),
+        "explain": _admin(admin.explain, as_owner=True),
+        "grant": _admin(admin.grant, as_owner=True),
+        "grants": _admin(admin.list_grants, as_owner=True),
+        "revoke": _admin(admin.revoke, as_owner=True),
+        # Read-only: root reads the database as it is (SQLite gives any -shm file it creates
+        # the database's owner), and may write --html where it likes.
         "report": _admin(report.report),
         "tail": _admin(report.tail),
     }[args.command]
-    code: int = handler(args)
+    previous = os.umask(0o077)
+    try:
+        code: int = handler(args)
+    finally:
+        os.umask(previous)
     return code
 
 
@@ -95,9 +108,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _admin(
-    command: Callable[[Config, argparse.Namespace, Console], int],
+    command: Callable[[Config, argparse.Namespace, Console], int], *, as_owner: bool = False
 ) -> Callable[[argparse.Namespace], int]:
-    """A policy command with the configuration loaded (problems listed, exit 1)."""
+    """A policy command with the configuration loaded (problems listed, exit 1), run as the
+    state directory's owner when `as_owner` and root runs it."""
 
     def run(args: argparse.Namespace) -> int:
         try:
@@ -105,9 +119,21 @@ def _admin(
         except ConfigError as exc:
             _print_problems(Console(stderr=True, soft_wrap=True), exc)
             return 1
+        if as_owner and not _act_as_owner(config):
+            return 1
         return command(config, args, Console(soft_wrap=True))
 
     return run
+
+
+def _act_as_owner(config: Config) -> bool:
+    """Become the state directory's owner when root; False (said why) when that fails."""
+    try:
+        privileges.act_as_owner(config.log.database.parent, config.server.user)
+    except FilterDnsError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[red]{escape(str(exc))}[/red]")
+        return False
+    return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -293,6 +319,8 @@ def _lists(args: argparse.Namespace) -> int:
         config = _load(args)
     except ConfigError as exc:
         _print_problems(Console(stderr=True, soft_wrap=True), exc)
+        return 1
+    if not _act_as_owner(config):
         return 1
     listset = ListSet(config.lists, config.categories)
     before = _entries_by_source(listset) if args.lists_command == "update" else {}

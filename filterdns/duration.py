@@ -1,4 +1,9 @@
-"""Durations written as "500ms", "10s", "5m", "24h", "90d" or a bare number of seconds."""
+"""Durations written as "500ms", "10s", "5m", "24h", "90d" or a bare number of seconds.
+
+The configuration takes a bare number as seconds (`timeout: 2`); a command line does not
+(`parse_span`): `--for 30` meant 30 minutes to everyone who typed it, and a grant of 30 seconds
+that "silently does nothing" is worse than a question.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,21 @@ def parse_duration(value: object) -> float:
         if match:
             return float(match.group(1)) * _UNITS[match.group(2) or "s"]
     raise ValueError(f"{value!r} is not a duration like 10s, 5m, 24h or 90d")
+
+
+class MissingUnitError(ValueError):
+    """A bare number where a duration with a unit is wanted."""
+
+
+def parse_span(text: str) -> float:
+    """Seconds in a duration that names its unit ("45m", "2h", "1d"); ValueError otherwise.
+
+    A bare number raises MissingUnitError.
+    """
+    match = _DURATION.match(text)
+    if match is not None and match.group(2) is None:
+        raise MissingUnitError(f"{text.strip()!r} has no unit")
+    return parse_duration(text)
 
 
 def format_duration(seconds: float) -> str:

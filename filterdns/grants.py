@@ -1,109 +1,152 @@
-"""Grants: timed exceptions for one profile, made from the command line, kept in a file.
+"""Grants: timed exceptions for one profile, kept in the installation's database.
 
-`filterdns grant minh --allow youtube.com --for 45m` adds a grant to `grants.json` beside the log
-database (the state directory); the running server notices the change within half a second
-(it compares the file's modification time twice a second, a cheap `stat`) and the policy applies
-it on the next query. Grants survive restarts because they live in the file, and expire by
-themselves: the policy ignores a grant past its time and schedules a recomputation for the instant
-it ends.
+`filterdns grant minh --allow youtube.com --for 45m` adds a row to the `grants` table of the
+database the server already owns (`log.database`, schema in dbfile.py). The running server
+reads the table again whenever the database changed (`PRAGMA data_version` on its own read-only
+connection, and the file's identity, looked at four times a second in a worker thread), so a
+grant applies within a second, and the policy applies it on the next query. Grants survive
+restarts and expire by themselves: the policy ignores a grant past its time and schedules a
+recomputation for the instant it ends; expired rows are deleted when the next grant is made.
 
-Only someone who can write the state directory can make a grant: the file is created with mode
-0600, and nothing on the network can reach it (the server only reads it). Writers take an
-exclusive lock (`grants.lock`) and replace the file atomically, so two commands at once never
-lose a grant and the server never reads half a file.
+Why the database and not a file of its own: the server's user owns the database, and every
+command that writes it runs as that user (`filterdns` switches to the state directory's owner
+when root runs it, see privileges.act_as_owner), so a grant made with sudo, as root or as the
+service user lands in the same place with the same owner, and SQLite's locking makes concurrent
+commands safe. A grant that cannot be saved says why in one line (GrantError); nothing on the
+network can make one.
+
+Grants kept in `grants.json` by earlier versions are imported into the table (ids kept) and the
+file renamed to `grants.json.imported-<UTC time>`: by the server at start, and again whenever
+the file changes (a `chown` that makes it readable counts), and by the commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
+import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+from filterdns import dbfile
+from filterdns.dbfile import DamagedError
+from filterdns.errors import FilterDnsError
 from filterdns.policy import Grant
 
 log = logging.getLogger(__name__)
 
-GRANTS_FILE = "grants.json"
-POLL_INTERVAL = 0.5
+LEGACY_FILE = "grants.json"
+LEGACY_LOCK = "grants.lock"
+POLL_INTERVAL = 0.25  # seconds between two looks at the database: a grant applies within 1 s
+COLUMNS = "id, profile, expires_at, domain, category, reason"
 
 
-def grants_path(database: Path) -> Path:
-    """Where the grants of an installation live: beside its log database."""
-    return Path(database).with_name(GRANTS_FILE)
+class GrantError(FilterDnsError):
+    """A grant could not be saved or read; the message names the file and what to do."""
 
 
 class GrantStore:
-    """The grants file: read by the server, written by `filterdns grant` and `revoke`."""
+    """The grants of one installation: read by the server, written by the commands."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, database: Path) -> None:
+        self.path = Path(database)
+        self.legacy = self.path.with_name(LEGACY_FILE)
         self._grants: tuple[Grant, ...] = ()
-        self._stamp: tuple[int, int] | None = None
-        self._last_error = ""
-        self.errors = 0
+        self._reader: sqlite3.Connection | None = None
+        self._seen: tuple[object, ...] | None = None
+        self._legacy_seen: tuple[int, ...] | None = None
+        self._problem = ""
 
-    # Reading (server)
+    # Reading (server, explain)
 
     def current(self) -> tuple[Grant, ...]:
-        """The grants as last loaded; the same object until the file changes."""
+        """The grants as last read; the same object until they change."""
         return self._grants
 
     def reload_if_changed(self) -> bool:
-        """Load the file when its size or modification time moved; True when it did."""
+        """Read the grants again if the database changed; True when they did.
+
+        Problems are logged once each and leave the grants as they were; DamagedError when the
+        file is no database any more (the server then has the query log replace it).
+        """
         try:
-            stat = self.path.stat()
-            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except (FileNotFoundError, NotADirectoryError):
-            stamp = None
-        except OSError as exc:
-            if str(exc) != self._last_error:  # checked twice a second: say it once
-                self._last_error = str(exc)
-                log.warning("cannot read grants %s: %s", self.path, exc)
+            grants = self._read_if_changed()
+        except DamagedError:
+            self._close_reader()
+            raise
+        except (sqlite3.Error, OSError, FilterDnsError) as exc:
+            self._close_reader()
+            if dbfile.is_damage(exc):
+                raise DamagedError(self.path, str(exc)) from None
+            self._say(f"cannot read grants from {self.path}: {_reason(exc)}")
             return False
-        if stamp == self._stamp:
+        if self._problem:
+            log.info("grants: %s is readable again", self.path)
+            self._problem = ""
+        if grants is None or grants == self._grants:
             return False
-        self._stamp = stamp
-        self._grants = tuple(self.read())
+        self._grants = grants
         return True
 
-    def read(self) -> list[Grant]:
-        """Every grant in the file (expired ones too); a broken file counts as none, logged."""
+    def _read_if_changed(self) -> tuple[Grant, ...] | None:
+        """None when nothing changed since the last read."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            st = os.stat(self.path)
         except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as exc:
-            self.errors += 1
-            log.warning("grants file %s is unreadable (%s); no grants apply", self.path, exc)
-            return []
-        grants = []
-        for item in data.get("grants", []) if isinstance(data, dict) else []:
-            try:
-                grants.append(
-                    Grant(
-                        id=int(item["id"]),
-                        profile=str(item["profile"]),
-                        expires_at=float(item["expires_at"]),
-                        domain=item.get("domain"),
-                        category=item.get("category"),
-                        reason=str(item.get("reason", "")),
-                    )
-                )
-            except (KeyError, TypeError, ValueError):
-                self.errors += 1
+            self._close_reader()
+            return ()
+        stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != (self._seen or ())[:4]:
+            # Rewritten (a checkpoint, or junk over it): read it afresh, not from a cache.
+            self._close_reader()
+        if self._reader is None:
+            uri = f"{self.path.absolute().as_uri()}?mode=ro"
+            self._reader = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=0.5)
+            dbfile.inspect(self._reader, self.path)
+        # data_version moves when another connection commits: a grant, a log batch.
+        (version,) = self._reader.execute("PRAGMA data_version").fetchone()
+        seen = (*stamp, version)
+        if seen == self._seen:
+            return None
+        grants = _select(self._reader, "SELECT " + COLUMNS + " FROM grants ORDER BY id")
+        self._seen = seen
         return grants
 
-    async def watch(self) -> None:
-        """Reload whenever the file changes (polled twice a second) until cancelled."""
+    async def watch(self, on_damage: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Keep the grants current (and import a legacy file) until cancelled."""
         while True:
-            self.reload_if_changed()
+            try:
+                await asyncio.to_thread(self._poll)
+            except DamagedError as exc:
+                self._say(f"cannot read grants: {exc}")
+                if on_damage is not None:
+                    await on_damage()
+            except Exception:  # the watch must outlive any surprise: grants depend on it
+                log.exception("grants: unexpected error while reading %s", self.path)
             await asyncio.sleep(POLL_INTERVAL)
+
+    def _poll(self) -> None:
+        self.import_if_changed()
+        self.reload_if_changed()
+
+    def close(self) -> None:
+        """Close the server's read connection."""
+        self._close_reader()
+
+    def _close_reader(self) -> None:
+        reader, self._reader, self._seen = self._reader, None, None
+        if reader is not None:
+            with contextlib.suppress(sqlite3.Error):
+                reader.close()
+
+    def _say(self, problem: str) -> None:
+        if problem != self._problem:  # looked at four times a second: say it once
+            self._problem = problem
+            log.warning("grants: %s", problem)
 
     # Writing (command line)
 
@@ -119,73 +162,196 @@ class GrantStore:
     ) -> Grant:
         """Store a new grant that ends `seconds` from now; returns it with its id."""
         now = time.time() if now is None else now
-        with self._locked() as grants:
-            grant = Grant(
-                id=max([self._last_id(), *(g.id for g in grants)]) + 1,
-                profile=profile,
-                expires_at=now + seconds,
-                domain=domain,
-                category=category,
-                reason=reason,
+        with self._writing(now, "save the grant in") as conn:
+            conn.execute("DELETE FROM grants WHERE expires_at <= ?", (now,))
+            cursor = conn.execute(
+                "INSERT INTO grants (profile, domain, category, reason, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (profile, domain, category, reason, now, now + seconds),
             )
-            grants.append(grant)
-        return grant
+            grant_id = int(cursor.lastrowid or 0)
+        return Grant(grant_id, profile, now + seconds, domain, category, reason)
 
-    def revoke(self, grant_id: int) -> Grant | None:
+    def revoke(self, grant_id: int, now: float | None = None) -> Grant | None:
         """Remove a grant; returns it, or None when there is no such grant."""
-        with self._locked() as grants:
-            for grant in grants:
-                if grant.id == grant_id:
-                    grants.remove(grant)
-                    return grant
-        return None
+        now = time.time() if now is None else now
+        with self._writing(now, "revoke the grant in") as conn:
+            sql = f"SELECT {COLUMNS} FROM grants WHERE id = ? AND expires_at > ?"
+            found = _select(conn, sql, (grant_id, now))
+            conn.execute("DELETE FROM grants WHERE id = ?", (grant_id,))
+        return found[0] if found else None
 
     def active(self, now: float | None = None) -> list[Grant]:
         """Grants not yet expired, soonest to end first."""
         now = time.time() if now is None else now
-        return sorted((g for g in self.read() if g.expires_at > now), key=lambda g: g.expires_at)
+        with contextlib.suppress(FilterDnsError, OSError, sqlite3.Error):
+            self.import_legacy(now)  # best effort: listing needs no write access
+        try:
+            conn = dbfile.open_reader(self.path)
+        except FileNotFoundError:
+            return []
+        try:
+            sql = f"SELECT {COLUMNS} FROM grants WHERE expires_at > ? ORDER BY expires_at"
+            return list(_select(conn, sql, (now,)))
+        except sqlite3.Error as exc:
+            raise GrantError(dbfile.cannot(self.path, "read the grants in", exc)) from None
+        finally:
+            conn.close()
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[list[Grant]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name("grants.lock")
-        with open(lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            now = time.time()
-            # Expired grants are dropped whenever the file is written; ids keep growing.
-            kept = self.read()
-            grants = [g for g in kept if g.expires_at > now]
-            top = max([self._last_id(), *(g.id for g in kept)])
-            yield grants
-            self._write(grants, top)
-
-    def _last_id(self) -> int:
-        """The highest id ever given (ids are never reused, even after a revoke)."""
+    def _writing(self, now: float, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the database, created or migrated first if need be."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return int(data.get("next_id", 1)) - 1
-        except (OSError, ValueError, TypeError, AttributeError):
+            dbfile.prepare(self.path, now=now, repair=False)
+            conn = dbfile.connect(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            raise GrantError(dbfile.cannot(self.path, doing, exc)) from None
+        try:
+            with contextlib.suppress(FilterDnsError, OSError, sqlite3.Error):
+                self._import(conn, now)  # an old grants.json first, so ids stay unique
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise GrantError(dbfile.cannot(self.path, doing, exc)) from None
+        finally:
+            conn.close()
+
+    # grants.json of earlier versions
+
+    def import_if_changed(self, now: float | None = None) -> int:
+        """Import `grants.json` when it exists and changed since the last attempt (the server)."""
+        try:
+            st = os.stat(self.legacy)
+        except OSError:
+            self._legacy_seen = None
+            return 0
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        if stamp == self._legacy_seen:
+            return 0
+        self._legacy_seen = stamp
+        try:
+            return self.import_legacy(now)
+        except (FilterDnsError, OSError, sqlite3.Error) as exc:
+            log.warning(
+                "grants: cannot import %s: %s; give it to the server's user (chown) and it is "
+                "imported within a second",
+                self.legacy,
+                _reason(exc),
+            )
             return 0
 
-    def _write(self, grants: Sequence[Grant], top: int) -> None:
-        data = {
-            "next_id": max([top, *(g.id for g in grants)]) + 1,
-            "grants": [
-                {
-                    "id": g.id,
-                    "profile": g.profile,
-                    "expires_at": g.expires_at,
-                    "domain": g.domain,
-                    "category": g.category,
-                    "reason": g.reason,
-                }
-                for g in grants
-            ],
-        }
-        temp = self.path.with_name(f".{GRANTS_FILE}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, self.path)
+    def import_legacy(self, now: float | None = None) -> int:
+        """Move the grants of an old `grants.json` into the database; how many were active."""
+        if not self.legacy.exists():
+            return 0
+        now = time.time() if now is None else now
+        dbfile.prepare(self.path, now=now, repair=False)
+        conn = dbfile.connect(self.path)
+        try:
+            return self._import(conn, now)
+        finally:
+            conn.close()
+
+    def _import(self, conn: sqlite3.Connection, now: float) -> int:
+        if not self.legacy.exists():
+            return 0
+        moved = self.legacy.with_name(f"{LEGACY_FILE}.imported-{_stamp(now)}")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not self.legacy.exists():  # another process imported it meanwhile
+                conn.execute("ROLLBACK")
+                return 0
+            grants, next_id = _read_legacy(self.legacy)
+            kept = [g for g in grants if g.expires_at > now]
+            for grant in kept:
+                _insert_legacy(conn, grant, now)
+            _reserve_ids(conn, next_id - 1)
+            # Renamed inside the transaction: a second importer waiting for the lock then finds
+            # no file, and a failed commit puts it back.
+            self.legacy.rename(moved)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if moved.exists() and not self.legacy.exists():
+                moved.rename(self.legacy)
+            raise
+        self.legacy.with_name(LEGACY_LOCK).unlink(missing_ok=True)
+        log.info("grants: imported %d grants from %s (now %s)", len(kept), self.legacy, moved)
+        return len(kept)
+
+
+def _select(
+    conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()
+) -> tuple[Grant, ...]:
+    """Grants from rows of COLUMNS; none when the table does not exist yet (an older schema)."""
+    try:
+        rows = conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return ()
+        raise
+    return tuple(
+        Grant(int(i), str(profile), float(expires), domain, category, str(reason or ""))
+        for i, profile, expires, domain, category, reason in rows
+    )
+
+
+def _read_legacy(path: Path) -> tuple[list[Grant], int]:
+    """The grants of an old grants.json and its next id; a broken file holds none."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return [], 1
+    grants = []
+    items = data.get("grants", []) if isinstance(data, dict) else []
+    for item in items if isinstance(items, list) else []:
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+            grants.append(
+                Grant(
+                    id=int(item["id"]),
+                    profile=str(item["profile"]),
+                    expires_at=float(item["expires_at"]),
+                    domain=item.get("domain"),
+                    category=item.get("category"),
+                    reason=str(item.get("reason", "")),
+                )
+            )
+    try:
+        next_id = int(data.get("next_id", 1)) if isinstance(data, dict) else 1
+    except (TypeError, ValueError):
+        next_id = 1
+    return grants, max([next_id, *(g.id + 1 for g in grants)])
+
+
+def _insert_legacy(conn: sqlite3.Connection, grant: Grant, now: float) -> None:
+    """Insert with the grant's own id when it is free (what `grants` showed), else a new one."""
+    taken = conn.execute("SELECT 1 FROM grants WHERE id = ?", (grant.id,)).fetchone()
+    values = (grant.profile, grant.domain, grant.category, grant.reason, now, grant.expires_at)
+    columns = "profile, domain, category, reason, created_at, expires_at"
+    if taken:
+        conn.execute(f"INSERT INTO grants ({columns}) VALUES (?, ?, ?, ?, ?, ?)", values)
+    else:
+        conn.execute(
+            f"INSERT INTO grants (id, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", (grant.id, *values)
+        )
+
+
+def _reserve_ids(conn: sqlite3.Connection, last: int) -> None:
+    """Ids up to `last` were given by grants.json: never give them again."""
+    updated = conn.execute(
+        "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'grants'", (last,)
+    )
+    if updated.rowcount == 0 and last > 0:
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('grants', ?)", (last,))
+
+
+def _stamp(now: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -80,7 +80,9 @@ from rich.table import Table
 from rich.text import Text
 
 from filterdns.config import Config, ProfileConfig
+from filterdns.dbfile import open_reader
 from filterdns.duration import parse_duration
+from filterdns.errors import FilterDnsError
 from filterdns.schedule import DAYS, Window
 from filterdns.timezones import zone_of
 
@@ -222,10 +224,9 @@ def add_commands(
 
 
 def open_database(path: Path) -> sqlite3.Connection:
-    """The log database at `path`, read-only; FileNotFoundError when there is none."""
-    if not path.is_file():
-        raise FileNotFoundError(str(path))
-    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    """The log database at `path`, read-only, checked as the server checks it (dbfile);
+    FileNotFoundError when there is none, FilterDnsError saying what else is wrong."""
+    return open_reader(path)
 
 
 def _rows(db: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> list[Any]:
@@ -548,6 +549,9 @@ def report(config: Config, args: argparse.Namespace, console: Console) -> int:
             )
     except FileNotFoundError:
         console.print(f"[red]{escape(texts['no_database'].format(path=path))}[/red]")
+        return 1
+    except FilterDnsError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 1
     except sqlite3.Error as exc:
         console.print(f"[red]{escape(str(path))}: {escape(str(exc))}[/red]")
@@ -1026,6 +1030,9 @@ def tail(
                         waiter.wait(interval)
     except FileNotFoundError:
         console.print(f"[red]{escape(TEXTS['en']['no_database'].format(path=path))}[/red]")
+        return 1
+    except FilterDnsError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 1
     except sqlite3.Error as exc:
         console.print(f"[red]{escape(str(path))}: {escape(str(exc))}[/red]")

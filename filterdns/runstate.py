@@ -14,21 +14,27 @@ so it is written with mode 0600, atomically (a reader never sees half of it).
 gone, or is not filterdns (`/proc/<pid>/cmdline`), and nothing is signalled.
 
 The state directory is the directory of `log.database` (`/var/lib/filterdns` under systemd).
+It is private (`make_state_private`): children's browsing history is in it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from filterdns import dbfile, privileges
 from filterdns.config import Config, default_config, load_config_text
 from filterdns.errors import ConfigError, ControlError
 from filterdns.protection import Difference, difference
+from filterdns.store import KEY_FILE
+
+log = logging.getLogger(__name__)
 
 RUNNING_FILE = "running-config.yaml"
 PID_FILE = "filterdns.pid"
@@ -38,6 +44,62 @@ HEADER = "# filterdns running configuration: applied "
 def state_dir(config: Config) -> Path:
     """The state directory of an installation: where its log database lives."""
     return Path(config.log.database).parent
+
+
+def make_state_private(config: Config) -> None:
+    """Only the owner (and root) may read the state: the state directory and the list cache
+    0700, every file in them 0600; an installation of an older version (0755, 0644) too."""
+    directory = state_dir(config)
+    database = config.log.database
+    known = [
+        database,
+        *(Path(f"{database}{suffix}") for suffix in dbfile.SIDE_FILES),
+        *(directory / name for name in (KEY_FILE, RUNNING_FILE, PID_FILE)),
+    ]
+    directories = [directory]
+    cache_dir = Path(config.lists.cache_dir).absolute()
+    if not cache_dir.is_relative_to(directory.absolute()):
+        directories.append(cache_dir)
+    for path in directories:
+        for problem in privileges.make_private(path, known):
+            log.warning("cannot make %s private (0600, directories 0700)", problem)
+
+
+def hand_state_to(config: Config, user: str) -> None:
+    """Root without systemd: the state directory and the list cache become `user`'s."""
+    for directory in {state_dir(config), Path(config.lists.cache_dir)}:
+        privileges.chown_state(directory, user)
+
+
+def check_owner(config: Config) -> None:
+    """Root serving without server.user on a state directory another user owns (the service's,
+    started by hand): say that what it writes now will be root's, unreadable by the service."""
+    if os.geteuid() != 0 or config.server.user is not None:
+        return
+    directory = state_dir(config)
+    try:
+        owner = directory.stat().st_uid
+    except OSError:
+        return
+    if owner != 0:
+        log.warning(
+            "%s belongs to uid %d, but this server runs as root without server.user: files it "
+            "writes there will be root's, unreadable by that user's server; set server.user, or "
+            "start the service instead (systemctl start filterdns)",
+            directory,
+            owner,
+        )
+
+
+def check_reachable(directory: Path) -> None:
+    """Warn when the user root became cannot reach its own state (a parent closed to it)."""
+    if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+        log.warning(
+            "%s is out of reach of the user filterdns now runs as (a parent directory is closed"
+            " to it): the log and grants stop working when they must open it again; keep the "
+            "state under a directory every user may pass, such as /var/lib",
+            directory,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +177,7 @@ def remove_pid(directory: Path) -> None:
     """Remove the pid file if it is still this process's (a newer server may have replaced it)."""
     path = Path(directory) / PID_FILE
     with contextlib.suppress(OSError, ValueError):
-        if int(path.read_text(encoding="ascii").strip()) == os.getpid():
+        if int(path.read_bytes().strip()) == os.getpid():  # no codec to load: root may be gone
             path.unlink()
 
 
@@ -170,7 +232,7 @@ def _is_filterdns(pid: int) -> bool:
 
 def _write(path: Path, text: str) -> None:
     """Replace `path` by `text` atomically, mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         temp.unlink()  # a leftover would keep its own mode

@@ -9,12 +9,17 @@ them in one transaction; rows dropped for a full queue or a database error are r
 When the database cannot be written (locked, disk full, read-only, deleted, a bad path) the
 batch is dropped and counted, the error is logged at most once a minute, and the writer opens
 the database again a few seconds later: writing resumes by itself when the fault clears. A
-database file deleted while running is noticed (its inode changed) and created again.
+database file deleted or replaced while running is noticed (its inode changed) and opened again.
 
-The schema (version 1, `meta.schema_version`) is below; a database from a newer filterdns is
-refused at `start()` without being touched. A retention task deletes rows older than
-`log.retention` in small batches. aiosqlite is imported here only; the report commands read the
-database with the standard library (`open_reader`).
+Every open goes through `dbfile.prepare` (schema, migrations, checks). A file that is no
+filterdns database (junk bytes, damaged pages, another program's tables), found at start, when
+a write fails as corrupt, or when `check()` is asked (the grants reader saw it), is moved aside
+as `<name>.corrupt-<UTC time>` and a fresh database takes its place: one ERROR line names both
+files, and the fresh log records the event (a row in `alerts`, rule "query log", which `report`
+lists) and the rows lost meanwhile (`drops`). A database of a newer schema is refused at
+`start()` without being touched. A retention task deletes rows older than `log.retention` in
+small batches. aiosqlite is imported here only; the commands read the database with the
+standard library (`dbfile.open_reader`).
 """
 
 from __future__ import annotations
@@ -31,63 +36,31 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 import aiosqlite
 
+from filterdns import dbfile
 from filterdns.config import LogConfig
+from filterdns.dbfile import SCHEMA_V1, SCHEMA_VERSION, SchemaError
 from filterdns.errors import FilterDnsError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+__all__ = [  # the schema lives in dbfile; its names stay importable from here
+    "SCHEMA_V1",
+    "SCHEMA_VERSION",
+    "LogRecord",
+    "LogStats",
+    "QueryLog",
+    "SchemaError",
+    "open_reader",
+]
+
 BUSY_TIMEOUT_MS = 2000  # how long a write waits for another connection's lock
 LOG_EVERY = 60.0  # seconds between two logged database errors
 RETENTION_INTERVAL = 600.0  # seconds between two retention passes
 PRUNE_BATCH = 5000  # rows deleted per statement, yielding to the loop in between
 KEY_FILE = "client-key"
-
-SCHEMA_V1: Final = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS queries (
-  id INTEGER PRIMARY KEY,
-  ts REAL NOT NULL,
-  client TEXT NOT NULL,
-  client_name TEXT,
-  profile TEXT,
-  name TEXT NOT NULL,
-  qtype TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  category TEXT,
-  rule TEXT,
-  reason TEXT NOT NULL DEFAULT '',
-  source TEXT,
-  response TEXT
-)""",
-    "CREATE INDEX IF NOT EXISTS queries_ts ON queries (ts)",
-    "CREATE INDEX IF NOT EXISTS queries_profile_ts ON queries (profile, ts)",
-    "CREATE INDEX IF NOT EXISTS queries_kind_ts ON queries (kind, ts)",
-    """CREATE TABLE IF NOT EXISTS drops (
-  id INTEGER PRIMARY KEY,
-  ts REAL NOT NULL,
-  count INTEGER NOT NULL,
-  reason TEXT NOT NULL
-)""",
-    "CREATE INDEX IF NOT EXISTS drops_ts ON drops (ts)",
-    """CREATE TABLE IF NOT EXISTS alerts (
-  id INTEGER PRIMARY KEY,
-  ts REAL NOT NULL,
-  rule TEXT NOT NULL,
-  profile TEXT,
-  categories TEXT NOT NULL,
-  count INTEGER NOT NULL,
-  window REAL NOT NULL,
-  message TEXT NOT NULL,
-  delivered INTEGER NOT NULL,
-  error TEXT
-)""",
-    "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts)",
-)
 
 INSERT_QUERY = (
     "INSERT INTO queries (ts, client, client_name, profile, name, qtype, kind, category, rule,"
@@ -99,6 +72,7 @@ INSERT_ALERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 PRUNED_TABLES = ("queries", "drops", "alerts")
+REPLACED_RULE = "query log"  # the alert row that records a damaged database moved aside
 QUEUE_FULL = "queue full"
 
 
@@ -128,10 +102,6 @@ class LogStats:
     dropped: int = 0  # rows lost: queue full, database error, put after close
     errors: int = 0  # failed attempts to open or write the database
     pruned: int = 0  # rows deleted by retention (all tables)
-
-
-class SchemaError(FilterDnsError):
-    """The database was written by a newer filterdns (or its version is unreadable)."""
 
 
 class _Unavailable(Exception):
@@ -167,6 +137,7 @@ class QueryLog:
         self._wake = asyncio.Event()
         self._conn: aiosqlite.Connection | None = None
         self._inode: tuple[int, int] | None = None
+        self._stamp: tuple[int, int] | None = None  # the file's mtime and size, last looked at
         self._lock = asyncio.Lock()  # one transaction at a time on the connection
         self._drops: dict[str, tuple[float, int]] = {}  # reason -> (first time, count)
         self._retry_at = 0.0  # monotonic time of the next attempt to open the database
@@ -243,7 +214,7 @@ class QueryLog:
         async with self._lock:
             await self._disconnect()
         if self._drops:
-            lost = sum(count for _, count in self._drops.values())
+            lost = self._lost_while_failing
             log.warning("query log closed; %d dropped rows could not be recorded", lost)
         self._notify()
 
@@ -368,23 +339,20 @@ class QueryLog:
         drops = self._drops
         self._drops = {}
         try:
+            rows = [self._row(record) for record in batch]
             async with self._lock:
                 conn = await self._connection(force=final)
-                rows = [self._row(record) for record in batch]
-                await conn.execute("BEGIN IMMEDIATE")
                 try:
-                    if rows:
-                        await conn.executemany(INSERT_QUERY, rows)
-                    if drops:
-                        await conn.executemany(
-                            INSERT_DROP,
-                            [(ts, count, reason) for reason, (ts, count) in drops.items()],
-                        )
-                    await conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await conn.execute("ROLLBACK")
-                    raise
+                    await _insert(conn, rows, drops)
+                except sqlite3.DatabaseError as exc:
+                    if not dbfile.is_damage(exc):
+                        raise
+                    # Junk written over the file, or damaged pages: check it, replace it if it
+                    # is no database any more, and write the batch there.
+                    log.warning("query log: %s: %s; checking the file", self.path, exc)
+                    await self._disconnect()
+                    conn = await self._open(suspect=True)
+                    await _insert(conn, rows, drops)
         except Exception as exc:
             for reason, (ts, count) in drops.items():
                 self._count_drop(reason, count, ts)
@@ -445,39 +413,64 @@ class QueryLog:
         otherwise _Unavailable. Call with the lock held.
         """
         if self._conn is not None:
-            try:
-                st = os.stat(self.path)
-                same = (st.st_dev, st.st_ino) == self._inode
-            except FileNotFoundError:
-                same = False
-            if same:
+            good, damaged = await self._still_good()
+            if good:
                 return self._conn
-            log.warning("query log: %s was deleted or replaced; creating it again", self.path)
             await self._disconnect()
+            if damaged is not None:
+                return await self._open(damaged=damaged)
             force = True
         if not force and time.monotonic() < self._retry_at:
             raise _Unavailable(self._error_text)
         return await self._open()
 
-    async def _open(self) -> aiosqlite.Connection:
-        """Open, configure and migrate the database; the lock is held."""
+    async def _still_good(self) -> tuple[bool, str | None]:
+        """Whether the open connection still writes to the file at the path, and that file is
+        still a database (else why not, when the file is to be moved aside); logs why not."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            log.warning("query log: %s was deleted; creating it again", self.path)
+            return False, None
+        if (st.st_dev, st.st_ino) != self._inode:
+            log.warning("query log: %s was replaced; opening it again", self.path)
+            return False, None
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return True, None
+        if st.st_size == 0 and self._stamp is not None and self._stamp[1] > 0:
+            # Emptied under this connection (`: > file`): its write-ahead log must not be
+            # replayed into what is left; both are moved aside.
+            log.warning("query log: %s was emptied while in use; checking the file", self.path)
+            return False, "emptied while in use"
+        # Rewritten since the last look: by a checkpoint, or junk written over it in place,
+        # which this connection would not notice (it trusts the pages it holds).
+        try:
+            await asyncio.to_thread(dbfile.probe, self.path)
+        except dbfile.DamagedError as exc:
+            log.warning("query log: %s (%s); checking the file", self.path, exc.reason)
+            return False, None
+        except (sqlite3.Error, OSError, FilterDnsError) as exc:
+            log.debug("query log: probing %s: %s", self.path, exc)
+        self._stamp = stamp
+        return True, None
+
+    async def _open(
+        self, *, suspect: bool = False, damaged: str | None = None
+    ) -> aiosqlite.Connection:
+        """Open the database `dbfile.prepare` made ready (a damaged one is replaced by a fresh
+        one, and the replacement recorded in it); the lock is held."""
         path = self.path
         self._retry_at = time.monotonic() + self.retry_interval
-        _prepare(path)
+        replaced = await asyncio.to_thread(
+            dbfile.prepare, path, now=self.clock(), repair=True, suspect=suspect, damaged=damaged
+        )
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_MS)}")
-            version = await _schema_version(conn, path)
-            if version > SCHEMA_VERSION:
-                raise SchemaError(
-                    f"{path}: the query log has schema version {version}, newer than this"
-                    f" filterdns understands ({SCHEMA_VERSION}); upgrade filterdns or point"
-                    " log.database at another file"
-                )
-            await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = NORMAL")
-            if version < SCHEMA_VERSION:
-                await _migrate(conn, version)
+            if replaced is not None:
+                await self._record_replacement(conn, replaced)
             st = os.stat(path)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -485,7 +478,42 @@ class QueryLog:
             raise
         self._conn = conn
         self._inode = (st.st_dev, st.st_ino)
+        self._stamp = (st.st_mtime_ns, st.st_size)
         return conn
+
+    async def _record_replacement(
+        self, conn: aiosqlite.Connection, replaced: dbfile.Replaced
+    ) -> None:
+        """Say once, in the log and in the fresh database, that a damaged one was moved aside."""
+        lost = self._lost_while_failing
+        message = (
+            f"{self.path} was not a usable filterdns database ({replaced.reason}); it was moved"
+            f" aside to {replaced.moved_to} and a fresh one was started"
+        )
+        log.error("query log: %s (%d rows lost meanwhile)", message, lost)
+        # An alert row, so `report` lists the event beside the alerts; the lost rows follow as
+        # `drops` with the next batch.
+        row = (self.clock(), REPLACED_RULE, None, "", lost, 0.0, message, 0, None)
+        async with conn.execute(INSERT_ALERT, row):
+            pass
+
+    async def check(self) -> None:
+        """Look at the file now (someone else, the grants reader, found it unreadable): a file
+        that is no database any more is replaced, as the next batch would."""
+        async with self._lock:
+            if self._closing or (self._failing and time.monotonic() < self._retry_at):
+                return  # failing already: the writer tries again when the retry is due
+            damaged = None
+            if self._conn is not None:
+                good, damaged = await self._still_good()
+                if good:
+                    return
+                await self._disconnect()
+            try:
+                await self._open(damaged=damaged)
+            except Exception as exc:
+                self._failed(f"cannot open {self.path}", exc)
+        self._notify()
 
     async def _disconnect(self) -> None:
         conn, self._conn, self._inode = self._conn, None, None
@@ -539,7 +567,7 @@ class QueryLog:
             return os.urandom(32)
         key = os.urandom(32)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 os.fchmod(fd, 0o600)
@@ -551,46 +579,20 @@ class QueryLog:
         return key
 
 
-def _prepare(path: Path) -> None:
-    """Create the database's directory; remove the leftovers of a deleted database."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        # A write-ahead log left by a deleted database must not be replayed into a new one.
-        for suffix in ("-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-async def _schema_version(conn: aiosqlite.Connection, path: Path) -> int:
-    """meta.schema_version, 0 for a database without it."""
-    rows = list(
-        await conn.execute_fetchall(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        )
-    )
-    if not rows:
-        return 0
-    rows = list(await conn.execute_fetchall("SELECT value FROM meta WHERE key = 'schema_version'"))
-    if not rows:
-        return 0
-    try:
-        return int(rows[0][0])
-    except (TypeError, ValueError):
-        raise SchemaError(
-            f"{path}: unreadable schema version {rows[0][0]!r} in the query log"
-        ) from None
-
-
-async def _migrate(conn: aiosqlite.Connection, version: int) -> None:
-    """Bring the schema from `version` to SCHEMA_VERSION in one transaction."""
+async def _insert(
+    conn: aiosqlite.Connection,
+    rows: list[tuple[object, ...]],
+    drops: dict[str, tuple[float, int]],
+) -> None:
+    """One transaction: the rows and the drop counts, or nothing."""
     await conn.execute("BEGIN IMMEDIATE")
     try:
-        if version < 1:
-            for statement in SCHEMA_V1:
-                await conn.execute(statement)
-        await conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
+        if rows:
+            await conn.executemany(INSERT_QUERY, rows)
+        if drops:
+            await conn.executemany(
+                INSERT_DROP, [(ts, count, reason) for reason, (ts, count) in drops.items()]
+            )
         await conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(Exception):
@@ -606,29 +608,11 @@ def _describe(exc: BaseException) -> str:
 
 
 def open_reader(path: Path) -> sqlite3.Connection:
-    """A read-only connection to the query log for the report commands.
-
-    Raises FilterDnsError when the file is missing, is not a query log, or is newer than this
-    filterdns understands.
-    """
-    if not path.is_file():
+    """A read-only connection to the query log; FilterDnsError when the file is missing, is no
+    filterdns database, or is newer than this filterdns understands."""
+    try:
+        return dbfile.open_reader(path)
+    except FileNotFoundError:
         raise FilterDnsError(
             f"no query log at {path}: the server creates it (log.database) when it starts"
-        )
-    try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise FilterDnsError(f"cannot open the query log {path}: {exc}") from exc
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    except sqlite3.Error as exc:
-        conn.close()
-        raise FilterDnsError(f"{path} is not a filterdns query log: {exc}") from exc
-    version = row[0] if row else None
-    if str(version) != str(SCHEMA_VERSION):
-        conn.close()
-        raise FilterDnsError(
-            f"{path}: the query log has schema version {version}, this filterdns reads"
-            f" version {SCHEMA_VERSION}"
-        )
-    return conn
+        ) from None

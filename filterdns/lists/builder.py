@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from filterdns.config import ListsConfig
 
@@ -35,6 +36,21 @@ NICE = 10  # the child yields the CPU to the server whenever the two compete
 TERM_GRACE = 5.0  # seconds a stopped child has to remove its temporary files
 _LINE_LIMIT = 1 << 26  # the result line holds every source's report
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def identity_for(cache_dir: Path) -> dict[str, Any]:
+    """How root starts the child: as the owner of the list cache, so that what it writes there
+    (the index, copies, downloads) stays readable by the server that runs as that user after
+    giving root up (server.user). Nothing to change for anyone else."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        st = cache_dir.stat()
+    except OSError:
+        return {}
+    if st.st_uid == 0:
+        return {}
+    return {"user": st.st_uid, "group": st.st_gid, "extra_groups": []}
 
 
 class BuilderFailed(Exception):
@@ -76,6 +92,7 @@ class ChildBuilder:
                 sys.executable, "-m", "filterdns.lists.builder",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=env, limit=_LINE_LIMIT,
+                **identity_for(Path(config.cache_dir)),
             )  # fmt: skip
         except OSError as exc:
             raise BuilderFailed(f"cannot start {sys.executable}: {exc.strerror or exc}") from None

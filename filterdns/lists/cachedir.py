@@ -40,7 +40,7 @@ BUILDING_FILE = "building.json"
 def is_writable(cache_dir: Path) -> bool:
     """Whether the cache directory exists (it is made if need be) and may be written."""
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:
         return False
     return os.access(cache_dir, os.W_OK)

@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 MAX_REDIRECTS = 5
 SCHEMES = ("http", "https")
-DIR_MODE = 0o750
-FILE_MODE = 0o640
+DIR_MODE = 0o700  # private, like the rest of the state (see privileges.make_private)
+FILE_MODE = 0o600
 META_SUFFIX = ".meta.json"
 PART_SUFFIX = ".part"
 

@@ -309,7 +309,7 @@ class SourceAdder:
 
 def _snapshot(source: Path, directory: Path) -> Path:
     """A copy of `source` under a temporary name in `directory` (removed by the caller)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
     os.close(fd)
     try:

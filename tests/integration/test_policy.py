@@ -161,7 +161,7 @@ async def test_a_grant_from_the_command_line_unblocks_within_a_second(
         code = main(["grant", "minh", "--category", "gambling", "--for", "45m", "-c", str(config)])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 1.0
-        while True:  # the server notices the grants file by itself; no restart
+        while True:  # the server notices the new row in its database by itself; no restart
             reply = await proxy.query("casino.example", source="127.0.0.2")
             if reply.rcode() == dns.rcode.NOERROR or loop.time() > deadline:
                 break

@@ -88,7 +88,8 @@ def test_first_download_stores_body_and_metadata(server: ListServer, tmp_path: P
     assert meta["size"] == len(LIST_A)
     assert meta["url"] == url
     assert isinstance(meta["sha256"], str) and len(meta["sha256"]) == 64
-    assert cache_dir.stat().st_mode & 0o777 == 0o750
+    assert cache_dir.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in cache_dir.iterdir())
     assert sorted(p.name for p in cache_dir.iterdir()) == sorted(
         [result.path.name, result.path.stem + ".meta.json"]
     )

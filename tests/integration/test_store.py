@@ -9,6 +9,7 @@ import hmac
 import logging
 import sqlite3
 import stat
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -81,7 +82,7 @@ async def test_a_burst_of_10000_lookups_is_stored_in_full(tmp_path: Path) -> Non
     assert log.stats.written == 10_000
     assert log.stats.dropped == 0
     assert rows(path, "SELECT count(*), count(DISTINCT name) FROM queries") == [(10_000, 10_000)]
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
     assert rows(path, "SELECT * FROM queries WHERE id = 1") == [
         (
@@ -194,13 +195,15 @@ async def test_retention_prunes_old_rows_in_batches(
     ]
 
 
-async def test_a_fresh_database_gets_schema_version_1(tmp_path: Path) -> None:
+async def test_a_fresh_database_gets_the_current_schema_privately(tmp_path: Path) -> None:
     path = tmp_path / "new" / "log.db"
     async with running(query_log(LogConfig(database=path))):
         pass
-    assert rows(path, "SELECT key, value FROM meta") == [("schema_version", "1")]
+    assert rows(path, "SELECT key, value FROM meta") == [("schema_version", "2")]
     tables = {name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"meta", "queries", "drops", "alerts"}
+    assert tables == {"meta", "queries", "drops", "alerts", "grants", "sqlite_sequence"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
 async def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -301,7 +304,7 @@ async def test_a_database_deleted_while_running_is_created_again(tmp_path: Path)
             await log.wait_written(8)
     assert log.stats.dropped == 0
     assert rows(path, "SELECT count(*) FROM queries") == [(3,)]
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
 
 
 async def test_a_full_disk_drops_rows_logs_once_and_resumes_when_space_returns(
@@ -338,3 +341,165 @@ async def test_a_full_disk_drops_rows_logs_once_and_resumes_when_space_returns(
     assert rows(path, "SELECT name FROM queries") == [("casino1000.example",)]
     [(count,)] = rows(path, "SELECT sum(count) FROM drops")
     assert count == 300
+
+
+# A file that is no filterdns database: moved aside, a fresh one started, the event recorded.
+
+JUNK = b"these bytes were never a database\n" * 300
+
+
+def corrupt_files(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir() if ".corrupt-" in p.name)
+
+
+def replacement_events(path: Path) -> list[tuple[str, str, int]]:
+    sql = "SELECT rule, message, count FROM alerts WHERE rule = 'query log'"
+    return [(rule, message, count) for rule, message, count in rows(path, sql)]
+
+
+async def overwrite(path: Path, offset: int, data: bytes, *, truncate: bool = False) -> None:
+    """Write `data` into the file at `offset` from another process, as a stray program would.
+
+    Not from this one: closing a descriptor of the file here would drop the locks the log's
+    own connection holds on it.
+    """
+    script = (
+        "import sys; f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2]));"
+        " f.write(sys.stdin.buffer.read()); sys.argv[3:] and f.truncate()"
+    )
+    options = ["truncate"] if truncate else []
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, str(path), str(offset), *options,
+        stdin=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await process.communicate(data)
+    assert process.returncode == 0
+
+
+def foreign_database(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE recipes (name TEXT, steps TEXT)")
+        db.execute("INSERT INTO recipes VALUES ('pho', 'simmer the bones')")
+        db.commit()
+
+
+def no_database(path: Path, content: str) -> bytes:
+    """Put junk (with a -wal beside it) or another program's database at `path`."""
+    if content == "foreign":
+        foreign_database(path)
+    else:
+        path.write_bytes(JUNK)
+    if content == "junk-with-wal":
+        Path(f"{path}-wal").write_bytes(b"a write-ahead log of another file")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("content", ["junk", "foreign", "junk-with-wal"])
+async def test_a_file_that_is_no_database_is_moved_aside_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    path = tmp_path / "filterdns.db"
+    before = no_database(path, content)
+    caplog.set_level(logging.ERROR, logger="filterdns.store")
+    log = query_log(LogConfig(database=path))
+    async with running(log):
+        assert log.put(record(1))
+    [moved] = [name for name in corrupt_files(path) if not name.endswith(("-wal", "-shm"))]
+    assert moved == f"filterdns.db.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(NOW))}"
+    assert (tmp_path / moved).read_bytes() == before  # kept as it was, for whoever wants it
+    assert stat.S_IMODE((tmp_path / moved).stat().st_mode) == 0o600
+    if content == "junk-with-wal":
+        assert (tmp_path / f"{moved}-wal").read_bytes() == b"a write-ahead log of another file"
+    assert rows(path, "SELECT name FROM queries") == [("casino1.example",)]
+    [(_, message, lost)] = replacement_events(path)
+    assert str(tmp_path / moved) in message and str(path) in message and lost == 0
+    [error] = store_errors(caplog)
+    assert str(path) in error.getMessage() and str(tmp_path / moved) in error.getMessage()
+
+
+@pytest.mark.parametrize("how", ["overwritten-in-place", "replaced", "emptied"])
+async def test_junk_over_the_database_while_running_is_replaced_at_the_next_batch(
+    tmp_path: Path, how: str
+) -> None:
+    path = tmp_path / "filterdns.db"
+    log = query_log(LogConfig(database=path), flush_interval=0.01)
+    async with running(log):
+        for i in range(5):
+            log.put(record(i))
+        await until(log, lambda s: s.written >= 5)
+        async with log._lock:  # a checkpoint, then the junk: nothing of the log left in a WAL
+            assert log._conn is not None
+            await log._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if how == "replaced":
+            junk = tmp_path / "junk"
+            junk.write_bytes(JUNK)
+            junk.replace(path)
+        elif how == "emptied":  # `: > filterdns.db`
+            await overwrite(path, 0, b"", truncate=True)
+        else:
+            await overwrite(path, 0, JUNK)
+        for i in range(3):
+            log.put(record(10 + i))
+        await until(log, lambda s: s.written >= 8)
+    assert log.stats.dropped == 0  # the batch was written to the fresh database
+    assert rows(path, "SELECT count(*) FROM queries") == [(3,)]
+    assert len(replacement_events(path)) == 1
+    assert [n for n in corrupt_files(path) if not n.endswith(("-wal", "-shm"))]
+
+
+async def test_damaged_pages_found_by_a_write_are_checked_and_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "filterdns.db"
+    log = query_log(LogConfig(database=path), flush_interval=0.01)
+    async with running(log):
+        for i in range(2000):
+            log.put(record(i))
+        await until(log, lambda s: s.written >= 2000)
+        async with log._lock:
+            assert log._conn is not None
+            await log._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await log._conn.execute("PRAGMA cache_size = 1")  # the next write reads the disk
+        size = path.stat().st_size
+        await overwrite(path, 4096, JUNK[: size - 4096])  # the header stays: it looks like SQLite
+        log.put(record(5000))
+        await until(log, lambda s: s.written >= 2001)
+    assert rows(path, "SELECT name FROM queries") == [("casino5000.example",)]
+    [(_, message, _)] = replacement_events(path)
+    assert "corrupt" in message or "malformed" in message
+
+
+async def test_rows_lost_before_the_replacement_are_counted_in_the_fresh_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "filterdns.db"
+    path.write_bytes(JUNK)
+    refusals = 2
+    moving = store.dbfile.move_aside
+
+    def move_aside(target: Path, now: float) -> Path:  # the directory is read-only a while
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise PermissionError(13, "Permission denied", str(target))
+        return moving(target, now)
+
+    monkeypatch.setattr(store.dbfile, "move_aside", move_aside)
+    log = query_log(LogConfig(database=path), flush_interval=0.01, retry_interval=0.0)
+    async with running(log):
+        assert log.stats.errors == 1  # the start could not replace it; the server runs on
+        log.put(record(1))
+        await until(log, lambda s: s.dropped >= 1)
+        log.put(record(2))
+        await until(log, lambda s: s.written >= 1)
+    assert rows(path, "SELECT name FROM queries") == [("casino2.example",)]
+    [(count, reason)] = rows(path, "SELECT sum(count), min(reason) FROM drops")
+    assert count == 1 and "Permission denied" in reason
+    [(_, message, lost)] = replacement_events(path)
+    assert lost == 1 and "moved" in message
+
+
+def test_the_reader_names_a_file_that_is_no_database(tmp_path: Path) -> None:
+    path = tmp_path / "filterdns.db"
+    path.write_bytes(JUNK)
+    with pytest.raises(FilterDnsError, match=r"is not a usable filterdns database .*moves it"):
+        open_reader(path)
+    assert path.read_bytes() == JUNK  # readers never move anything

@@ -127,3 +127,9 @@ def test_systemd_analyze_security_rates_the_unit_ok() -> None:
     exposure, rating = float(match.group(1)), match.group(2)
     assert exposure <= MAX_EXPOSURE, f"exposure {exposure} ({rating}):\n{output}"
     assert rating in ("OK", "SAFE"), output
+
+
+def test_the_state_directory_is_the_services_alone(service: dict[str, list[str]]) -> None:
+    # Children's browsing history: the directory 0700, and whatever the service creates 0600.
+    assert _one(service, "StateDirectoryMode") == "0700"
+    assert _one(service, "UMask") == "0077"

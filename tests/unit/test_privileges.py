@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import shutil
 import socket
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from filterdns import privileges
 from filterdns.errors import FilterDnsError
+from filterdns.lists.builder import identity_for
 
 UNKNOWN = "filterdns-no-such-user"
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to change identity")
@@ -152,3 +156,107 @@ def test_chown_state_refuses_system_directories(path: str) -> None:
     _nobody()
     with pytest.raises(FilterDnsError, match="is a system directory"):
         privileges.chown_state(path, "nobody")
+
+
+def test_make_private_fixes_an_older_installation(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "lists" / "copies").mkdir(parents=True)
+    files = [
+        state / "filterdns.db",
+        state / "lists" / "index.bin",
+        state / "lists" / "copies" / "a",
+    ]
+    for file in files:
+        file.write_text("x")
+        file.chmod(0o644)
+    for directory in (state, state / "lists", state / "lists" / "copies"):
+        directory.chmod(0o755)
+    outside = tmp_path / "outside"
+    outside.write_text("not ours")
+    outside.chmod(0o644)
+    (state / "link").symlink_to(outside)
+    assert privileges.make_private(state) == []
+    for directory in (state, state / "lists", state / "lists" / "copies"):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+    for file in files:
+        assert file.stat().st_mode & 0o777 == 0o600, file
+    assert outside.stat().st_mode & 0o777 == 0o644  # the link was not followed
+
+
+def test_make_private_touches_only_its_own_files_in_a_system_directory(tmp_path: Path) -> None:
+    mine = tmp_path / "filterdns.db"
+    mine.write_text("x")
+    mine.chmod(0o644)
+    before = os.stat("/tmp").st_mode
+    assert privileges.make_private("/tmp", [mine, tmp_path / "missing"]) == []
+    assert os.stat("/tmp").st_mode == before
+    assert mine.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.fixture
+def passable() -> Iterator[Path]:
+    """A directory every user may pass (pytest's own are closed to others)."""
+    path = Path(tempfile.mkdtemp(prefix="filterdns-test-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@as_root
+def test_make_private_names_what_it_may_not_change(passable: Path) -> None:
+    entry = _nobody()
+    state = passable / "state"
+    state.mkdir(mode=0o755)
+    os.chown(state, entry.pw_uid, entry.pw_gid)
+    roots = state / "written-as-root"
+    roots.write_text("x")
+    roots.chmod(0o644)
+
+    def work() -> int:
+        os.setresgid(entry.pw_gid, entry.pw_gid, entry.pw_gid)
+        os.setresuid(entry.pw_uid, entry.pw_uid, entry.pw_uid)
+        problems = privileges.make_private(state)
+        expected = [f"{roots}: Operation not permitted (it belongs to root)"]
+        return 0 if problems == expected else 1
+
+    assert _in_child(work) == 0
+    assert state.stat().st_mode & 0o777 == 0o700  # what it owns, it fixed
+
+
+@as_root
+@pytest.mark.parametrize(
+    ("owner", "user", "becomes"),
+    [("nobody", None, "nobody"), ("root", "nobody", None), ("missing", None, None),
+     ("missing", "nobody", "nobody")],
+)  # fmt: skip
+def test_act_as_owner_becomes_the_state_directorys_owner(
+    passable: Path, owner: str, user: str | None, becomes: str | None
+) -> None:
+    entry = _nobody()
+    state = passable / "state"
+    if owner != "missing":
+        state.mkdir(mode=0o700)
+        uid = pwd.getpwnam(owner).pw_uid
+        os.chown(state, uid, uid and entry.pw_gid)
+
+    def work() -> int:
+        who = privileges.act_as_owner(state, user)
+        want = pwd.getpwnam(becomes).pw_uid if becomes else 0
+        if (who.user if who else None) != becomes or os.getresuid() != (want,) * 3:
+            return 1
+        return 0 if os.getgroups() in ([], [entry.pw_gid]) or not becomes else 2
+
+    assert _in_child(work) == 0
+    if owner == "missing" and user is not None:
+        assert state.stat().st_uid == entry.pw_uid and state.stat().st_mode & 0o777 == 0o700
+
+
+@as_root
+def test_a_list_build_started_by_root_runs_as_the_owner_of_the_cache(passable: Path) -> None:
+    entry = _nobody()
+    cache = passable / "lists"
+    cache.mkdir()
+    assert identity_for(cache) == {}  # root's own cache: nothing to change
+    os.chown(cache, entry.pw_uid, entry.pw_gid)
+    assert identity_for(cache) == {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    assert identity_for(passable / "missing") == {}

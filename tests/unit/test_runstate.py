@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import stat
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from filterdns import runstate
-from filterdns.config import default_config, load_config
+from filterdns.config import default_config, load_config, load_config_text
 from filterdns.errors import ControlError
 
 TEXT = """\
@@ -160,3 +161,19 @@ def test_what_a_file_weakens_since_the_last_run(tmp_path: Path) -> None:
     other.write_text(TEXT)
     assert runstate.since_last_run(tmp_path, load_config(other)) is None  # another file
     assert runstate.since_last_run(tmp_path / "fresh", load_config(source)) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a start as root")
+@pytest.mark.parametrize("server_user", [None, "nobody"])
+def test_root_without_server_user_on_another_users_state_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, server_user: str | None
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, pwd.getpwnam("nobody").pw_uid, 0)
+    user = f"server: {{user: {server_user}}}\n" if server_user else ""
+    config = load_config_text(f"{user}log: {{database: {state / 'filterdns.db'}}}\n")
+    with caplog.at_level("WARNING", logger="filterdns.runstate"):
+        runstate.check_owner(config)
+    warned = "runs as root without server.user" in caplog.text
+    assert warned == (server_user is None)
