@@ -15,7 +15,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from filterdns.addresses import is_private_address
 from filterdns.errors import WireError
 
 HEADER = struct.Struct("!6H")
@@ -47,8 +46,6 @@ _PLAIN_OR_DOT = bytes(_PRINTABLE) + b"."
 _OPT_TYPE = b"\x00\x29"
 TEXT_MEMO = 8192  # names whose text form is kept (popular names are asked again and again)
 _TEXTS: dict[bytes, str] = {}
-SHAPE_MEMO = 4096
-_SHAPES: dict[tuple[int, ...], tuple[int, ...]] = {}
 
 
 @dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
@@ -354,125 +351,6 @@ def question_of(data: bytes) -> bytes:
     if data[12] & 0xC0 or end + 4 > len(data):
         raise WireError("reply question is malformed")
     return data[12:end].lower() + data[end : end + 4]
-
-
-def analyse(data: bytes) -> Answer:
-    """Walk a whole reply once: drop its OPT record, find TTLs, work out how long it may be cached.
-
-    The OPT record and anything after it in the additional section are removed (additional
-    records are optional, and a client without EDNS must not receive one); the server appends
-    its own OPT when the client sent EDNS. Raises WireError on a malformed message.
-    """
-    if len(data) < 12:
-        raise WireError("reply shorter than a DNS header")
-    _msg_id, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
-    rcode = flags & 0xF
-    pos = 12
-    for _ in range(qdcount):
-        pos = skip_name(data, pos) + 4
-    offsets: list[int] = []
-    ttls: list[int] = []
-    answer_ttls: list[int] = []
-    targets: list[str] = []
-    private = False
-    soa_negative: int | None = None
-    cut = None
-    kept_additional = 0
-    for index in range(ancount + nscount + arcount):
-        start = pos
-        pos = skip_name(data, pos)
-        if pos + 10 > len(data):
-            raise WireError("record runs past the end of the reply")
-        rtype, _rclass, ttl, rdlen = RR_FIXED.unpack_from(data, pos)
-        ttl_at = pos + 4
-        pos += 10 + rdlen
-        if pos > len(data):
-            raise WireError("record data runs past the end of the reply")
-        if rtype == TYPE_OPT:
-            cut = start
-            break
-        if ttl & 0x80000000:  # RFC 2181 8: treat a TTL with the top bit set as zero
-            ttl = 0
-            data = data[:ttl_at] + U32.pack(0) + data[ttl_at + 4 :]
-        offsets.append(ttl_at)
-        ttls.append(ttl)
-        if index < ancount:
-            answer_ttls.append(ttl)
-            if rtype in (TYPE_A, TYPE_AAAA):
-                private = private or is_private_address(data[pos - rdlen : pos])
-            elif rtype in _LEADING:
-                target = _target(data, pos - rdlen, rdlen, rtype)
-                if target is not None:
-                    targets.append(target)
-                if rtype in (TYPE_SVCB, TYPE_HTTPS):
-                    private = private or _private_hints(data, pos - rdlen, pos)
-        elif index < ancount + nscount:
-            if rtype == TYPE_SOA and rdlen >= 20:
-                minimum = U32.unpack_from(data, pos - 4)[0]
-                soa_negative = min(ttl, minimum)
-        else:
-            kept_additional += 1
-    if cut is not None:
-        data = data[:cut]
-        data = data[:10] + U16.pack(kept_additional) + data[12:]
-    cache_ttl = _cache_ttl(rcode, flags, ancount, answer_ttls, soa_negative)
-    return Answer(
-        bytes(data), _shared(tuple(offsets)), _shared(tuple(ttls)), rcode, cache_ttl,
-        tuple(targets), private,
-    )  # fmt: skip
-
-
-_LEADING = frozenset({TYPE_CNAME, TYPE_DNAME, TYPE_SVCB, TYPE_HTTPS})
-_IPV4HINT, _IPV6HINT = 4, 6  # SvcParamKeys (RFC 9460 14.3.2)
-
-
-def _private_hints(data: bytes, rdata_at: int, end: int) -> bool:
-    """Whether an SVCB/HTTPS record's ipv4hint or ipv6hint holds a private address: clients
-    may connect to a hint before any A/AAAA answer, so hints are addresses too."""
-    pos = skip_name(data, rdata_at + 2)
-    while pos + 4 <= end:
-        key, length = TYPE_CLASS.unpack_from(data, pos)
-        pos += 4
-        size = 4 if key == _IPV4HINT else 16 if key == _IPV6HINT else 0
-        if size:
-            for at in range(pos, min(pos + length, end) - size + 1, size):
-                if is_private_address(data[at : at + size]):
-                    return True
-        pos += length
-    return False
-
-
-def _target(data: bytes, rdata_at: int, rdlen: int, rtype: int) -> str | None:
-    """The name a CNAME, DNAME, SVCB or HTTPS record leads to (None: the owner itself, "." in
-    SVCB). SVCB's TargetName follows its 2-byte SvcPriority (RFC 9460 2.2)."""
-    skip = 2 if rtype in (TYPE_SVCB, TYPE_HTTPS) else 0
-    if rdlen <= skip:
-        raise WireError("record data too short for its name")
-    name = read_name(data, rdata_at + skip)
-    return None if name == "." else name
-
-
-def _shared(values: tuple[int, ...]) -> tuple[int, ...]:
-    """One tuple object for equal TTL or offset layouts: most cached answers share a few."""
-    found = _SHAPES.get(values)
-    if found is None:
-        if len(_SHAPES) >= SHAPE_MEMO:
-            _SHAPES.clear()
-        _SHAPES[values] = found = values
-    return found
-
-
-def _cache_ttl(
-    rcode: int, flags: int, ancount: int, answer_ttls: list[int], soa_negative: int | None
-) -> int | None:
-    """How long a reply may be cached (RFC 2308 for negative answers), or None."""
-    if flags & TC:
-        return None
-    if rcode == NOERROR and ancount and answer_ttls:
-        return min(answer_ttls)
-    if rcode in (NOERROR, NXDOMAIN) and soa_negative is not None:
-        return soa_negative
-    return None
 
 
 def finish(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from filterdns import wire
+from filterdns import replies, wire
 from filterdns.config import UpstreamServer
 from filterdns.errors import UpstreamError, WireError
 from filterdns.model import Kind, Request, Response, servfail
@@ -185,7 +185,7 @@ class UpstreamResolver:
         """The Response from a finished attempt, or why it failed (and note the failure)."""
         try:
             reply = task.result()
-            answer = wire.analyse(reply)
+            answer = replies.analyse(reply)
         except UpstreamError as exc:
             return self._failed(server, str(exc))
         except WireError as exc:

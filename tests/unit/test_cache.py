@@ -14,7 +14,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from filterdns import wire
+from filterdns import replies, wire
 from filterdns.config import CacheConfig
 from filterdns.model import Kind, Request, Response, servfail
 from filterdns.resolvers.cache import STALE_TTL, CacheResolver
@@ -64,7 +64,7 @@ def _response(request: Request, reply: Reply) -> Response:
         message.flags |= dns.flags.TC
     message.answer.extend(_rrset(line) for line in reply.answer)
     message.authority.extend(_rrset(line) for line in reply.authority)
-    return Response(reply.kind, wire.analyse(message.to_wire()), upstream="192.0.2.53:53")
+    return Response(reply.kind, replies.analyse(message.to_wire()), upstream="192.0.2.53:53")
 
 
 class Upstream:

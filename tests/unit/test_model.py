@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filterdns import model, wire
+from filterdns import model, replies, wire
 from filterdns.wire import Answer, Query
 
 TTL = 300
@@ -95,7 +95,7 @@ def test_blocked_answer_knows_its_ttls_and_lifetime_as_a_walk_of_it_finds(
     # or a TTL cap would patch the wrong bytes.
     answer = build(_query("Ads.ExAmple.COM", qtype, edns=False))
 
-    walked = wire.analyse(answer.wire)
+    walked = replies.analyse(answer.wire)
 
     assert (answer.ttl_offsets, answer.ttls, answer.rcode, answer.cache_ttl) == (
         walked.ttl_offsets,
@@ -261,7 +261,7 @@ def _resolved(
         response.answer.append(
             dns.rrset.from_text(dns.name.from_text(owner), ttl, "IN", rtype, rdata)
         )
-    return wire.analyse(response.to_wire())
+    return replies.analyse(response.to_wire())
 
 
 SAFE = "forcesafesearch.google.com"
