@@ -117,7 +117,8 @@ def _skip_name(data: bytes, pos: int) -> int:
     return pos + (2 if data[pos] else 1)
 
 
-def _join(head: bytes, counts: list[int], found: list[bytes]) -> bytearray:
+def join(head: bytes, counts: list[int], found: list[bytes]) -> bytearray:
+    """A message from `split`'s parts (counts as given, whatever the records are)."""
     return bytearray(head[:4] + struct.pack("!4H", *counts) + head[12:] + b"".join(found))
 
 
@@ -137,7 +138,7 @@ def _misplaced_opt(rng: random.Random, data: bytes) -> bytearray:
     before = sum(counts[1:section])
     at = before + rng.randint(0, counts[section])
     counts[section] += 1
-    return _join(head, counts, [*found[:at], _opt(rng), *found[at:]])
+    return join(head, counts, [*found[:at], _opt(rng), *found[at:]])
 
 
 def _dropped_record(rng: random.Random, data: bytes) -> bytearray:
@@ -147,7 +148,7 @@ def _dropped_record(rng: random.Random, data: bytes) -> bytearray:
         return bytearray(data)
     counts, found, head = parts
     at = rng.randrange(len(found))
-    return _join(head, counts, found[:at] + (found[at + 1 :] if rng.random() < 0.5 else []))
+    return join(head, counts, found[:at] + (found[at + 1 :] if rng.random() < 0.5 else []))
 
 
 def _moved_record(rng: random.Random, data: bytes) -> bytearray:
@@ -162,7 +163,7 @@ def _moved_record(rng: random.Random, data: bytes) -> bytearray:
     section = rng.choice((1, 2, 3))
     to = sum(counts[1:section]) + rng.randint(0, counts[section])
     counts[section] += 1
-    return _join(head, counts, [*found[:to], record, *found[to:]])
+    return join(head, counts, [*found[:to], record, *found[to:]])
 
 
 def _lying_count(rng: random.Random, data: bytes) -> bytearray:
@@ -188,7 +189,7 @@ def _lying_length(rng: random.Random, data: bytes) -> bytearray:
     else:
         record[rdlen_at + 2 :] = bytes(rng.randrange(256) for _ in range(rdlen))
     found[at] = bytes(record)
-    return _join(head, counts, found)
+    return join(head, counts, found)
 
 
 def _flip(rng: random.Random, data: bytes) -> bytearray:

@@ -2,7 +2,8 @@
 
 It answers from a small table of records and can be told, at any moment, to misbehave in the
 ways real servers and networks do: answer late, truncate over UDP, send junk, use the wrong id,
-fail with an rcode, stay silent, or drop a TCP connection in the middle of an answer. It counts
+fail with an rcode, stay silent, drop a TCP connection in the middle of an answer, or rewrite
+each reply (`mangle`, e.g. an OPT record moved into the answer section). It counts
 what it received so tests can assert on what reached the upstream.
 
     async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as fake:
@@ -78,6 +79,7 @@ class FakeUpstream:
         self.close_tcp_midframe = False
         self.tcp_drop_queries = 0  # the next N queries over TCP/TLS: close the connection instead
         self.udp_decoys = False  # over UDP, send wrong answers from the right address first
+        self.mangle: Callable[[bytes], bytes] | None = None  # rewrites each reply as sent
         # counters
         self.calls = 0
         self.udp_calls = 0
@@ -298,6 +300,8 @@ class FakeUpstream:
         elif query.question:
             self._fill(response, query.question[0])
         wire = response.to_wire(max_size=65535)
+        if self.mangle is not None:
+            wire = self.mangle(wire)
         if self.wrong_id:
             wire = struct.pack("!H", (query.id + 1) % 65536) + wire[2:]
         return wire
