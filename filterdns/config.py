@@ -123,6 +123,7 @@ class UpstreamsConfig:
     timeout: float = 2.0
     backoff: float = 30.0
     conditional: tuple[tuple[str, tuple[UpstreamServer, ...]], ...] = ()
+    trust_ad: bool = False  # the servers validate DNSSEC: pass their AD bit on (not conditional)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1322,6 +1323,7 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
         timeout=w.field(section, path, "timeout", w.positive, u.timeout),
         backoff=w.field(section, path, "backoff", w.duration, u.backoff),
         conditional=w.field(section, path, "conditional", w.conditional, u.conditional),
+        trust_ad=w.field(section, path, "trust_ad", w.boolean, u.trust_ad),
     )
 
     path = "cache"

@@ -30,6 +30,7 @@ RD = 0x0100
 RA = 0x0080
 AD = 0x0020
 CD = 0x0010
+DO = 0x8000  # in the OPT record's TTL field (RFC 3225)
 
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16
@@ -44,6 +45,7 @@ MAX_NAME_WIRE = 255
 _PRINTABLE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*")
 _PLAIN_OR_DOT = bytes(_PRINTABLE) + b"."
 _OPT_TYPE = b"\x00\x29"
+_DNSSEC_KEYS = (b"", b"\x01", b"\x02", b"\x03")  # key suffix: DO + 2 * CD
 TEXT_MEMO = 8192  # names whose text form is kept (popular names are asked again and again)
 _TEXTS: dict[bytes, str] = {}
 
@@ -53,8 +55,10 @@ class Query:
     """The parts of a client query the proxy needs, read without a full parse.
 
     `key` identifies the question for the cache and for coalescing: the lower-cased name in wire
-    form plus type and class. `qname_wire` keeps the client's own spelling (0x20 mixed case) so
-    the answer echoes it exactly.
+    form plus type and class, plus one byte when the client set DO or CD (`question_key`): an
+    answer with DNSSEC records, or one a validating upstream did not check, never reaches a
+    client that did not ask for it. `qname_wire` keeps the client's own spelling (0x20 mixed
+    case) so the answer echoes it exactly.
     """
 
     msg_id: int
@@ -240,7 +244,6 @@ def parse_query(data: bytes) -> Query:
     qtype, qclass = TYPE_CLASS.unpack_from(data, qend)
     qname_wire = data[12:qend]
     lowered = qname_wire.lower()
-    key = lowered + data[qend : qend + 4]
     qname = _TEXTS.get(lowered)
     if qname is None:
         qname = name_to_text(qname_wire)
@@ -267,6 +270,9 @@ def parse_query(data: bytes) -> Query:
         edns, udp_size, dnssec_ok, version = _read_opt(
             data, pos, ancount + nscount, arcount, msg_id
         )
+    key = lowered + data[qend : qend + 4]
+    if dnssec_ok or flags & CD:
+        key += _DNSSEC_KEYS[dnssec_ok + (flags & CD) // 8]
     return Query(
         msg_id,
         flags,
@@ -313,25 +319,48 @@ def _read_opt(
 
 
 def make_query(
-    qname_wire: bytes, qtype: int, qclass: int, msg_id: int, *, rd: bool = True
+    qname_wire: bytes,
+    qtype: int,
+    qclass: int,
+    msg_id: int,
+    *,
+    rd: bool = True,
+    dnssec_ok: bool = False,
+    cd: bool = False,
 ) -> bytes:
-    """A query for upstreams: one question and an OPT record advertising 1232 bytes."""
-    flags = RD if rd else 0
+    """A query for upstreams: one question and an OPT record advertising 1232 bytes.
+
+    AD is always set (RFC 6840 5.7: we read the AD bit of the answer, and keep it for the
+    clients that ask); DO and CD are set when the client set them (DNSSEC passthrough).
+    """
+    flags = (RD if rd else 0) | AD | (CD if cd else 0)
     return (
         HEADER.pack(msg_id, flags, 1, 0, 0, 1)
         + qname_wire.lower()
         + TYPE_CLASS.pack(qtype, qclass)
-        + opt_record(EDNS_SIZE)
+        + (_OPT_DO if dnssec_ok else _OPT_PLAIN)
     )
 
 
-def opt_record(udp_size: int, ext_rcode: int = 0, options: bytes = b"") -> bytes:
-    """An OPT pseudo-record (RFC 6891) with the given payload size, extended rcode and options."""
-    return (
-        b"\x00"
-        + RR_FIXED.pack(TYPE_OPT, udp_size, (ext_rcode & 0xFF) << 24, len(options))
-        + options
-    )
+def question_key(
+    qname_wire: bytes, qtype: int, qclass: int, *, dnssec_ok: bool = False, flags: int = 0
+) -> bytes:
+    """The cache and coalescing key of a question (see `Query.key`), for a name asked on a
+    client's behalf: its DO bit and the CD bit of its `flags` are kept apart as the client's
+    own question would be."""
+    key = qname_wire.lower() + TYPE_CLASS.pack(qtype, qclass)
+    if dnssec_ok or flags & CD:
+        key += _DNSSEC_KEYS[dnssec_ok + (flags & CD) // 8]
+    return key
+
+
+def opt_record(
+    udp_size: int, ext_rcode: int = 0, options: bytes = b"", *, dnssec_ok: bool = False
+) -> bytes:
+    """An OPT pseudo-record (RFC 6891) with the given payload size, extended rcode and options,
+    and the DO bit (RFC 3225) when `dnssec_ok`."""
+    flags = (ext_rcode & 0xFF) << 24 | (DO if dnssec_ok else 0)
+    return b"\x00" + RR_FIXED.pack(TYPE_OPT, udp_size, flags, len(options)) + options
 
 
 def edns_option(code: int, payload: bytes) -> bytes:
@@ -364,15 +393,18 @@ def finish(
 ) -> bytes:
     """The bytes to send to the client for `answer`.
 
-    Copies the client's id, RD and CD bits and its spelling of the name; sets QR and RA; caps
-    TTLs at `ttl_cap`; appends an OPT record when the client sent EDNS (with `options`, e.g. an
-    Extended DNS Error); and when the result exceeds `limit` bytes, sends the header and question
-    alone with TC set so the client retries over TCP.
+    Copies the client's id, RD and CD bits and its spelling of the name; sets QR and RA; keeps
+    the AD bit (set only by an upstream trusted to validate, see `replies.analyse`) for a
+    client that set DO or AD (RFC 6840 5.8); caps TTLs at `ttl_cap`; appends an OPT record when
+    the client sent EDNS, with its DO bit (RFC 3225) and `options` (e.g. an Extended DNS
+    Error); and when the result exceeds `limit` bytes, sends the header and question alone with
+    TC set so the client retries over TCP.
     """
     buf = bytearray(answer.wire)
     flags = U16.unpack_from(buf, 2)[0]
     # A forwarder is not authoritative: clear AA; echo the client's RD and CD; opcode QUERY.
-    flags = (flags & ~(AA | RD | CD | 0x7800)) | QR | RA | (query.flags & (RD | CD))
+    keep = _KEEP_AD if query.dnssec_ok or query.flags & AD else _DROP_AD
+    flags = (flags & keep) | QR | RA | (query.flags & (RD | CD))
     U16.pack_into(buf, 0, query.msg_id)
     U16.pack_into(buf, 2, flags)
     qname_wire = query.qname_wire
@@ -387,9 +419,9 @@ def finish(
     if not query.edns:
         opt = b""
     elif ext_rcode or options:
-        opt = opt_record(EDNS_SIZE, ext_rcode, options)
+        opt = opt_record(EDNS_SIZE, ext_rcode, options, dnssec_ok=query.dnssec_ok)
     else:
-        opt = _OPT_PLAIN
+        opt = _OPT_DO if query.dnssec_ok else _OPT_PLAIN
     if len(buf) + len(opt) > limit:
         qdcount = U16.unpack_from(buf, 4)[0]
         end = 12 + (len(query.qname_wire) + 4 if qdcount == 1 else 0)
@@ -408,3 +440,6 @@ def header_only(msg_id: int, flags: int, rcode: int, question: bytes = b"") -> b
 
 
 _OPT_PLAIN = opt_record(EDNS_SIZE)
+_OPT_DO = opt_record(EDNS_SIZE, dnssec_ok=True)
+_KEEP_AD = ~(AA | RD | CD | 0x7800)
+_DROP_AD = ~(AA | AD | RD | CD | 0x7800)

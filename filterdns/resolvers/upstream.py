@@ -8,6 +8,10 @@ next at once. A failing server is skipped for a back-off period that doubles wit
 (1 s, 2 s, 4 s ... up to `upstreams.backoff`); when every server is backing off they are all tried
 anyway rather than answering SERVFAIL unasked. Identical queries in flight at the same moment
 share one exchange.
+
+DNSSEC passes through: the client's DO and CD bits go upstream with its question (and are part
+of the question's key, so a DNSSEC answer never meets a plain question); the AD bit of a reply
+is kept only when the servers are trusted to validate (`upstreams.trust_ad`).
 """
 
 from __future__ import annotations
@@ -39,9 +43,18 @@ class Exchanger(Protocol):
     """What the resolver needs of `transport.Transport` (tests script it per server)."""
 
     async def exchange(
-        self, server: UpstreamServer, qname_wire: bytes, qtype: int, qclass: int, deadline: float
+        self,
+        server: UpstreamServer,
+        qname_wire: bytes,
+        qtype: int,
+        qclass: int,
+        deadline: float,
+        *,
+        dnssec_ok: bool = False,
+        cd: bool = False,
     ) -> bytes:
-        """One validated reply from `server` before `deadline` (loop time), or UpstreamError."""
+        """One validated reply from `server` before `deadline` (loop time), or UpstreamError;
+        the query carries the DO and CD bits given."""
         ...
 
 
@@ -68,6 +81,7 @@ class UpstreamResolver:
         backoff: float,
         transport: Exchanger,
         on_exchange: Callable[[str, float | None, bool], None] | None = None,
+        trust_ad: bool = False,
     ) -> None:
         if not servers:
             raise ValueError("an upstream resolver needs at least one server")
@@ -77,6 +91,7 @@ class UpstreamResolver:
         self.backoff = backoff
         self.transport = transport
         self.on_exchange = on_exchange  # (server, seconds or None, ok): metrics
+        self.trust_ad = trust_ad  # the servers validate DNSSEC: their AD bit reaches clients
         self.health = {server: Health() for server in self.servers}
         self.coalesced = 0
         self._turn = itertools.count()
@@ -134,7 +149,13 @@ class UpstreamResolver:
                 return False
             task = asyncio.ensure_future(
                 self.transport.exchange(
-                    server, query.qname_wire, query.qtype, query.qclass, deadline
+                    server,
+                    query.qname_wire,
+                    query.qtype,
+                    query.qclass,
+                    deadline,
+                    dnssec_ok=query.dnssec_ok,
+                    cd=bool(query.flags & wire.CD),
                 )
             )
             attempts[task] = (server, loop.time())
@@ -185,7 +206,7 @@ class UpstreamResolver:
         """The Response from a finished attempt, or why it failed (and note the failure)."""
         try:
             reply = task.result()
-            answer = replies.analyse(reply)
+            answer = replies.analyse(reply, trust_ad=self.trust_ad)
         except UpstreamError as exc:
             return self._failed(server, str(exc))
         except WireError as exc:

@@ -32,11 +32,16 @@ def _strictly_readable(answer: wire.Answer) -> dns.message.Message:
     """dnspython's reading of an Answer, and of what each kind of client would be sent."""
     try:
         message = dns.message.from_wire(answer.wire)
-        for client in CLIENTS.values():
-            dns.message.from_wire(wire.finish(answer, wire.parse_query(client.to_wire()),
-                                              limit=65535))  # fmt: skip
+        sent = {
+            kind: dns.message.from_wire(
+                wire.finish(answer, wire.parse_query(client.to_wire()), limit=65535)
+            )
+            for kind, client in CLIENTS.items()
+        }
     except dns.exception.DNSException as exc:  # pragma: no cover - the assertion says why
         raise AssertionError(f"analyse accepted what dnspython refuses: {exc}") from exc
+    assert (sent["plain"].edns, sent["edns"].edns, sent["dnssec"].edns) == (-1, 0, 0)
+    assert not sent["edns"].ednsflags & dns.flags.DO and sent["dnssec"].ednsflags & dns.flags.DO
     assert message.opt is None  # the server adds its own for each client
     for offset, ttl in zip(answer.ttl_offsets, answer.ttls, strict=True):
         assert int.from_bytes(answer.wire[offset : offset + 4], "big") == ttl
