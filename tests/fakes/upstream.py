@@ -89,6 +89,7 @@ class FakeUpstream:
         self.queries: list[tuple[str, str]] = []
         self.udp_peers: list[tuple[str, int]] = []
         self.query_ids: list[int] = []
+        self.query_flags: list[tuple[int, int]] = []  # (header flags, EDNS flags) of each query
         self._udp: asyncio.DatagramTransport | None = None
         self._servers: list[asyncio.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
@@ -193,6 +194,7 @@ class FakeUpstream:
         else:
             self.udp_calls += 1
         self.query_ids.append(query.id)
+        self.query_flags.append((query.flags, query.ednsflags))
         if query.question:
             q = query.question[0]
             name = q.name.to_text(omit_final_dot=True).lower()
@@ -298,7 +300,7 @@ class FakeUpstream:
         if self.rcode is not None:
             response.set_rcode(self.rcode)
         elif query.question:
-            self._fill(response, query.question[0])
+            self._fill(response, query)
         wire = response.to_wire(max_size=65535)
         if self.mangle is not None:
             wire = self.mangle(wire)
@@ -306,7 +308,8 @@ class FakeUpstream:
             wire = struct.pack("!H", (query.id + 1) % 65536) + wire[2:]
         return wire
 
-    def _fill(self, response: dns.message.Message, question: dns.rrset.RRset) -> None:
+    def _fill(self, response: dns.message.Message, query: dns.message.Message) -> None:
+        question = query.question[0]
         name = question.name
         rtype = dns.rdatatype.to_text(question.rdtype)
         for _ in range(8):  # follow CNAMEs inside the table
