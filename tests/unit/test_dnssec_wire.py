@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import dns.flags
 import dns.message
+import dns.rdatatype
 import dns.rrset
 import pytest
 
@@ -110,3 +111,22 @@ def test_upstream_queries_carry_the_clients_do_and_cd_and_always_ad(do: bool, cd
     assert bool(sut.flags & dns.flags.CD) is cd
     assert sut.flags & dns.flags.AD and sut.flags & dns.flags.RD
     assert sut.payload == wire.EDNS_SIZE
+
+
+def test_a_rewrite_for_a_dnssec_client_keeps_the_targets_signatures() -> None:
+    # The CNAME is made up here and unsigned; the target's records keep their RRSIG, so a
+    # validating client can check those against the target's zone.
+    target = "forcesafesearch.google.com."
+    upstream = dns.message.make_response(dns.message.make_query(target, "A", want_dnssec=True))
+    for rdtype, rdata in (
+        ("A", "216.239.38.120"),
+        ("RRSIG", "A 13 3 300 20300101000000 20200101000000 1 google.com. AAAA"),
+    ):
+        upstream.answer.append(dns.rrset.from_text(target, 300, "IN", rdtype, rdata))
+    query = wire.parse_query(
+        dns.message.make_query("www.google.com", "A", want_dnssec=True).to_wire()
+    )
+    answer = model.cname_answer(query, target, replies.analyse(upstream.to_wire()), 300)
+    sut = _client_view(wire.finish(answer, query, limit=1232))
+    assert [dns.rdatatype.to_text(rrset.rdtype) for rrset in sut.answer] == ["CNAME", "A", "RRSIG"]
+    assert sut.ednsflags & dns.flags.DO
