@@ -403,8 +403,10 @@ def finish(
     buf = bytearray(answer.wire)
     flags = U16.unpack_from(buf, 2)[0]
     # A forwarder is not authoritative: clear AA; echo the client's RD and CD; opcode QUERY.
-    keep = _KEEP_AD if query.dnssec_ok or query.flags & AD else _DROP_AD
-    flags = (flags & keep) | QR | RA | (query.flags & (RD | CD))
+    # AD only for a client that asked (RFC 6840 5.8), tested only when set: it rarely is.
+    flags = (flags & _KEEP) | QR | RA | (query.flags & (RD | CD))
+    if flags & AD and not (query.dnssec_ok or query.flags & AD):
+        flags &= _DROP_AD
     U16.pack_into(buf, 0, query.msg_id)
     U16.pack_into(buf, 2, flags)
     qname_wire = query.qname_wire
@@ -441,5 +443,5 @@ def header_only(msg_id: int, flags: int, rcode: int, question: bytes = b"") -> b
 
 _OPT_PLAIN = opt_record(EDNS_SIZE)
 _OPT_DO = opt_record(EDNS_SIZE, dnssec_ok=True)
-_KEEP_AD = ~(AA | RD | CD | 0x7800)
-_DROP_AD = ~(AA | AD | RD | CD | 0x7800)
+_KEEP = ~(AA | RD | CD | 0x7800)
+_DROP_AD = ~AD
