@@ -1,9 +1,9 @@
 """DNS wire format by hand, for the hot path.
 
 A full dnslib parse and pack costs 75-130 µs per message; the cached and blocked paths must not
-pay it. This module reads a query's header, question and OPT record, walks an answer once to find
-its TTL fields, and patches id, flags, TTLs and the OPT record into stored bytes. Anything richer
-(building synthetic records) lives in `model`, with dnslib.
+pay it. This module reads a query's header, question and OPT record, and patches id, flags, TTLs
+and the OPT record into stored bytes; `replies.analyse` walks an answer once to check it and find
+its TTL fields. Anything richer (building synthetic records) lives in `model`, with dnslib.
 
 Layout reminders (RFC 1035 4.1): a 12-byte header (id, flags, qdcount, ancount, nscount,
 arcount), then the question (name, type, class), then resource records (name, type, class,
@@ -87,10 +87,10 @@ class Answer:
     the message may be cached: the smallest TTL of a positive answer, the negative TTL of RFC 2308
     (min of the SOA's TTL and MINIMUM field), or None when it must not be cached.
 
-    What the policy inspects, found by the one walk of `analyse` (so a cache hit costs nothing
-    more): `targets`, the names the answer section leads to (CNAME and DNAME targets, SVCB/HTTPS
-    target names), in order; `private`, whether it holds an A/AAAA address of a private,
-    loopback, link-local, shared (CGNAT) or unique-local network (DNS rebinding).
+    What the policy inspects, found by the one walk of `replies.analyse` (so a cache hit costs
+    nothing more): `targets`, the names the answer section leads to (CNAME and DNAME targets,
+    SVCB/HTTPS target names), in order; `private`, whether it holds an A/AAAA address of a
+    private, loopback, link-local, shared (CGNAT) or unique-local network (DNS rebinding).
     """
 
     wire: bytes
