@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import dnslib
 
 from filterdns import replies, wire
+from filterdns.errors import WireError
 from filterdns.wire import Answer, Query
 
 
@@ -276,7 +277,10 @@ def cname_answer(query: Query, target: str, resolved: Answer | None, ttl: int) -
     record = dnslib.DNSRecord.parse(alone)
     for rr in copied:
         record.add_answer(rr)
-    return replies.analyse(bytes(record.pack()))
+    try:
+        return replies.analyse(bytes(record.pack()))
+    except WireError:  # dnslib wrote a record as no strict parser reads it: never send that
+        return replies.analyse(alone)
 
 
 def _chain_records(target_wire: bytes, resolved: Answer | None) -> list[object]:

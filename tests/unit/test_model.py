@@ -11,6 +11,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import dnslib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -320,6 +321,18 @@ def test_cname_answer_as_the_client_reads_it(
     assert sut.question[0].name.to_text() == "WwW.GooGle.com."
     assert _records(sut) == expected
     assert (sut.authority, sut.additional) == ([], [])
+
+
+def test_cname_answer_falls_back_to_the_cname_alone_when_the_copy_is_unreadable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    packed = dnslib.DNSRecord.pack
+    monkeypatch.setattr(dnslib.DNSRecord, "pack", lambda self: packed(self) + b"\x00")
+    query = _query("www.google.com", "A")
+
+    sut = _client_view(model.cname_answer(query, SAFE, _resolved(SAFE, "A", CHAIN), 3600), query)
+
+    assert _records(sut) == [("www.google.com.", CNAME, "forcesafesearch.google.com.", 3600)]
 
 
 def test_cname_answer_is_cached_for_its_shortest_ttl() -> None:
