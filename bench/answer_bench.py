@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from filterdns import wire
+from filterdns import replies, wire
 from filterdns.app import App
 from filterdns.config import load_config_text
 from filterdns.model import Request
@@ -49,7 +49,7 @@ def reply(name: str, shape: str) -> wire.Answer:
         rdata = bytes((93, 184, 216, last))
         records.append(owner + wire.RR_FIXED.pack(1, 1, 300, 4) + rdata)
     header = wire.HEADER.pack(1, 0x8180, 1, len(records), 0, 0)
-    return wire.analyse(header + question + b"".join(records))
+    return replies.analyse(header + question + b"".join(records))
 
 
 def requests(names: list[str]) -> list[Request]:

@@ -1,7 +1,7 @@
 """Addresses no public name should point at: the networks of DNS rebinding protection.
 
 Checked on the raw RDATA of A and AAAA records while an upstream answer is walked once
-(`wire.analyse`), so it works on bytes and builds no `ipaddress` objects.
+(`replies.analyse`), so it works on bytes and builds no `ipaddress` objects.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ An allowed name can still take a child somewhere its profile blocks: its answer 
 (or DNAME, or SVCB/HTTPS alias) to a blocked name ("CNAME cloaking": a harmless-looking name
 pointing at an adult site, a casino or a DNS over HTTPS resolver), or a public name may point
 into the local network (DNS rebinding: a web page talking to the router or to 127.0.0.1).
-`AnswerJudge.judge` decides both for one profile, from what `wire.analyse` noted when the answer
+`AnswerJudge.judge` decides both for one profile, from what `replies.analyse` noted when the answer
 arrived (`Answer.targets`, `Answer.private`); the policy link asks it for every answer it lets
 through, cached or not, and `filterdns explain --resolve` asks the same.
 

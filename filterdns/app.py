@@ -75,7 +75,7 @@ def build_forwarder(
     if outstanding is None:
         outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
 
-    def upstream_for(servers: Sequence[UpstreamServer]) -> UpstreamResolver:
+    def upstream_for(servers: Sequence[UpstreamServer], trust_ad: bool) -> UpstreamResolver:
         return UpstreamResolver(
             servers,
             strategy=up.strategy,
@@ -84,15 +84,17 @@ def build_forwarder(
             transport=transport,
             on_exchange=on_exchange,
             outstanding=outstanding,
+            trust_ad=trust_ad,
         )
 
     # upstream: terminal; the configured resolvers, one deadline per query, coalesced.
-    upstream = upstream_for(up.servers)
+    upstream = upstream_for(up.servers, up.trust_ad)
     head: Resolver = upstream
     # conditional: local suffixes (home.arpa, the LAN's reverse zone) go to the router; below
     # the cache so those answers are cached too. All share one transport (and its TCP pool).
     if up.conditional:
-        routes = [(suffix, upstream_for(servers)) for suffix, servers in up.conditional]
+        # Their AD bit is never trusted: a router's answers for local names are not validated.
+        routes = [(suffix, upstream_for(servers, False)) for suffix, servers in up.conditional]
         head = ConditionalResolver(head, routes)
     return head, upstream
 

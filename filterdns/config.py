@@ -129,6 +129,7 @@ class UpstreamsConfig:
     max_outstanding: int = 512
     max_outstanding_per_server: int = 256  # half: one dead server leaves room for the others
     conditional: tuple[tuple[str, tuple[UpstreamServer, ...]], ...] = ()
+    trust_ad: bool = False  # the servers validate DNSSEC: pass their AD bit on (not conditional)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1334,6 +1335,7 @@ def _build(w: _ConfigWalker, root: Node | None, base: Config, source: str | None
             u.max_outstanding_per_server,
         ),
         conditional=w.field(section, path, "conditional", w.conditional, u.conditional),
+        trust_ad=w.field(section, path, "trust_ad", w.boolean, u.trust_ad),
     )
     per_server = _below(
         w, section, path, ("max_outstanding_per_server", "max_outstanding"),

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import dnslib
 
-from filterdns import wire
+from filterdns import replies, wire
+from filterdns.errors import WireError
 from filterdns.wire import Answer, Query
 
 
@@ -119,14 +120,14 @@ def minimal_any(query: Query, ttl: int = 3600) -> Response:
     record = b"\xc0\x0c" + wire.RR_FIXED.pack(13, query.qclass, ttl, len(rdata)) + rdata
     question = query.qname_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass)
     header = wire.HEADER.pack(query.msg_id, wire.QR | wire.RA | (query.flags & wire.RD), 1, 1, 0, 0)
-    answer = wire.analyse(header + question + record)
+    answer = replies.analyse(header + question + record)
     return Response(Kind.LOCAL, answer, reason="ANY answered minimally (RFC 8482)")
 
 
 # --- Answers the policy gives instead of the real one -------------------------------------------
 #
 # Blocked answers are a hot path: they are written byte by byte, owner names pointing at the
-# question (0xC00C), then walked once by `wire.analyse` so the TTL offsets are known.
+# question (0xC00C), then walked once by `replies.analyse` so the TTL offsets are known.
 
 EDE_OPTION = 15  # EDNS option code of an Extended DNS Error (RFC 8914)
 EDE_BLOCKED = 15  # INFO-CODE "Blocked"
@@ -178,7 +179,7 @@ def _message(
 
     The TTL offsets are known from the layout (each record: 2-byte name pointer, type, class,
     then the TTL), so the message is not walked again; a test checks them against
-    `wire.analyse`.
+    `replies.analyse`.
     """
     flags = wire.QR | wire.RA | (query.flags & wire.RD) | rcode
     header = wire.HEADER.pack(query.msg_id, flags, 1, len(answers), len(authority), 0)
@@ -272,11 +273,14 @@ def cname_answer(query: Query, target: str, resolved: Answer | None, ttl: int) -
     alone = prefix + _QUESTION_PTR + cname + target_wire
     copied = _chain_records(target_wire, resolved)
     if not copied:
-        return wire.analyse(alone)
+        return replies.analyse(alone)
     record = dnslib.DNSRecord.parse(alone)
     for rr in copied:
         record.add_answer(rr)
-    return wire.analyse(bytes(record.pack()))
+    try:
+        return replies.analyse(bytes(record.pack()))
+    except WireError:  # dnslib wrote a record as no strict parser reads it: never send that
+        return replies.analyse(alone)
 
 
 def _chain_records(target_wire: bytes, resolved: Answer | None) -> list[object]:

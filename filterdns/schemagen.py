@@ -335,6 +335,9 @@ def _sections() -> dict[str, dict[str, Schema]]:
                 _list(_ref("upstream")),
                 examples=[{"home.arpa": "192.168.1.1"}],
             ),
+            "trust_ad": _boolean(
+                "The servers validate DNSSEC: pass their AD bit to clients that set DO or AD"
+            ),
         },
         "cache": {
             "max_entries": _integer(

@@ -222,9 +222,19 @@ class Transport:
         self._closed = False
 
     async def exchange(
-        self, server: UpstreamServer, qname_wire: bytes, qtype: int, qclass: int, deadline: float
+        self,
+        server: UpstreamServer,
+        qname_wire: bytes,
+        qtype: int,
+        qclass: int,
+        deadline: float,
+        *,
+        dnssec_ok: bool = False,
+        cd: bool = False,
     ) -> bytes:
-        """The validated reply of `server` to one question, or UpstreamError naming the server."""
+        """The validated reply of `server` to one question, or UpstreamError naming the server.
+
+        `dnssec_ok` and `cd` set the DO and CD bits of the query (the client's, passed on)."""
         loop = asyncio.get_running_loop()
         budget = deadline - loop.time()
         timed_out = f"upstream {server} timed out after {max(budget, 0.0):.1f} s"
@@ -234,7 +244,7 @@ class Transport:
             raise UpstreamError(timed_out)
         msg_id = 0 if server.scheme == "https" else secrets.randbelow(65536)
         try:
-            query = wire.make_query(qname_wire, qtype, qclass, msg_id)
+            query = wire.make_query(qname_wire, qtype, qclass, msg_id, dnssec_ok=dnssec_ok, cd=cd)
             question = wire.question_of(query)
             async with asyncio.timeout_at(deadline):
                 if server.scheme == "udp":

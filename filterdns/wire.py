@@ -1,9 +1,9 @@
 """DNS wire format by hand, for the hot path.
 
 A full dnslib parse and pack costs 75-130 µs per message; the cached and blocked paths must not
-pay it. This module reads a query's header, question and OPT record, walks an answer once to find
-its TTL fields, and patches id, flags, TTLs and the OPT record into stored bytes. Anything richer
-(building synthetic records) lives in `model`, with dnslib.
+pay it. This module reads a query's header, question and OPT record, and patches id, flags, TTLs
+and the OPT record into stored bytes; `replies.analyse` walks an answer once to check it and find
+its TTL fields. Anything richer (building synthetic records) lives in `model`, with dnslib.
 
 Layout reminders (RFC 1035 4.1): a 12-byte header (id, flags, qdcount, ancount, nscount,
 arcount), then the question (name, type, class), then resource records (name, type, class,
@@ -15,7 +15,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from filterdns.addresses import is_private_address
 from filterdns.errors import WireError
 
 HEADER = struct.Struct("!6H")
@@ -31,6 +30,7 @@ RD = 0x0100
 RA = 0x0080
 AD = 0x0020
 CD = 0x0010
+DO = 0x8000  # in the OPT record's TTL field (RFC 3225)
 
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16
@@ -45,10 +45,9 @@ MAX_NAME_WIRE = 255
 _PRINTABLE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*")
 _PLAIN_OR_DOT = bytes(_PRINTABLE) + b"."
 _OPT_TYPE = b"\x00\x29"
+_DNSSEC_KEYS = (b"", b"\x01", b"\x02", b"\x03")  # key suffix: DO + 2 * CD
 TEXT_MEMO = 8192  # names whose text form is kept (popular names are asked again and again)
 _TEXTS: dict[bytes, str] = {}
-SHAPE_MEMO = 4096
-_SHAPES: dict[tuple[int, ...], tuple[int, ...]] = {}
 
 
 @dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
@@ -56,8 +55,10 @@ class Query:
     """The parts of a client query the proxy needs, read without a full parse.
 
     `key` identifies the question for the cache and for coalescing: the lower-cased name in wire
-    form plus type and class. `qname_wire` keeps the client's own spelling (0x20 mixed case) so
-    the answer echoes it exactly.
+    form plus type and class, plus one byte when the client set DO or CD (`question_key`): an
+    answer with DNSSEC records, or one a validating upstream did not check, never reaches a
+    client that did not ask for it. `qname_wire` keeps the client's own spelling (0x20 mixed
+    case) so the answer echoes it exactly.
     """
 
     msg_id: int
@@ -86,10 +87,10 @@ class Answer:
     the message may be cached: the smallest TTL of a positive answer, the negative TTL of RFC 2308
     (min of the SOA's TTL and MINIMUM field), or None when it must not be cached.
 
-    What the policy inspects, found by the one walk of `analyse` (so a cache hit costs nothing
-    more): `targets`, the names the answer section leads to (CNAME and DNAME targets, SVCB/HTTPS
-    target names), in order; `private`, whether it holds an A/AAAA address of a private,
-    loopback, link-local, shared (CGNAT) or unique-local network (DNS rebinding).
+    What the policy inspects, found by the one walk of `replies.analyse` (so a cache hit costs
+    nothing more): `targets`, the names the answer section leads to (CNAME and DNAME targets,
+    SVCB/HTTPS target names), in order; `private`, whether it holds an A/AAAA address of a
+    private, loopback, link-local, shared (CGNAT) or unique-local network (DNS rebinding).
     """
 
     wire: bytes
@@ -243,7 +244,6 @@ def parse_query(data: bytes) -> Query:
     qtype, qclass = TYPE_CLASS.unpack_from(data, qend)
     qname_wire = data[12:qend]
     lowered = qname_wire.lower()
-    key = lowered + data[qend : qend + 4]
     qname = _TEXTS.get(lowered)
     if qname is None:
         qname = name_to_text(qname_wire)
@@ -270,6 +270,9 @@ def parse_query(data: bytes) -> Query:
         edns, udp_size, dnssec_ok, version = _read_opt(
             data, pos, ancount + nscount, arcount, msg_id
         )
+    key = lowered + data[qend : qend + 4]
+    if dnssec_ok or flags & CD:
+        key += _DNSSEC_KEYS[dnssec_ok + (flags & CD) // 8]
     return Query(
         msg_id,
         flags,
@@ -316,25 +319,48 @@ def _read_opt(
 
 
 def make_query(
-    qname_wire: bytes, qtype: int, qclass: int, msg_id: int, *, rd: bool = True
+    qname_wire: bytes,
+    qtype: int,
+    qclass: int,
+    msg_id: int,
+    *,
+    rd: bool = True,
+    dnssec_ok: bool = False,
+    cd: bool = False,
 ) -> bytes:
-    """A query for upstreams: one question and an OPT record advertising 1232 bytes."""
-    flags = RD if rd else 0
+    """A query for upstreams: one question and an OPT record advertising 1232 bytes.
+
+    AD is always set (RFC 6840 5.7: we read the AD bit of the answer, and keep it for the
+    clients that ask); DO and CD are set when the client set them (DNSSEC passthrough).
+    """
+    flags = (RD if rd else 0) | AD | (CD if cd else 0)
     return (
         HEADER.pack(msg_id, flags, 1, 0, 0, 1)
         + qname_wire.lower()
         + TYPE_CLASS.pack(qtype, qclass)
-        + opt_record(EDNS_SIZE)
+        + (_OPT_DO if dnssec_ok else _OPT_PLAIN)
     )
 
 
-def opt_record(udp_size: int, ext_rcode: int = 0, options: bytes = b"") -> bytes:
-    """An OPT pseudo-record (RFC 6891) with the given payload size, extended rcode and options."""
-    return (
-        b"\x00"
-        + RR_FIXED.pack(TYPE_OPT, udp_size, (ext_rcode & 0xFF) << 24, len(options))
-        + options
-    )
+def question_key(
+    qname_wire: bytes, qtype: int, qclass: int, *, dnssec_ok: bool = False, flags: int = 0
+) -> bytes:
+    """The cache and coalescing key of a question (see `Query.key`), for a name asked on a
+    client's behalf: its DO bit and the CD bit of its `flags` are kept apart as the client's
+    own question would be."""
+    key = qname_wire.lower() + TYPE_CLASS.pack(qtype, qclass)
+    if dnssec_ok or flags & CD:
+        key += _DNSSEC_KEYS[dnssec_ok + (flags & CD) // 8]
+    return key
+
+
+def opt_record(
+    udp_size: int, ext_rcode: int = 0, options: bytes = b"", *, dnssec_ok: bool = False
+) -> bytes:
+    """An OPT pseudo-record (RFC 6891) with the given payload size, extended rcode and options,
+    and the DO bit (RFC 3225) when `dnssec_ok`."""
+    flags = (ext_rcode & 0xFF) << 24 | (DO if dnssec_ok else 0)
+    return b"\x00" + RR_FIXED.pack(TYPE_OPT, udp_size, flags, len(options)) + options
 
 
 def edns_option(code: int, payload: bytes) -> bytes:
@@ -356,125 +382,6 @@ def question_of(data: bytes) -> bytes:
     return data[12:end].lower() + data[end : end + 4]
 
 
-def analyse(data: bytes) -> Answer:
-    """Walk a whole reply once: drop its OPT record, find TTLs, work out how long it may be cached.
-
-    The OPT record and anything after it in the additional section are removed (additional
-    records are optional, and a client without EDNS must not receive one); the server appends
-    its own OPT when the client sent EDNS. Raises WireError on a malformed message.
-    """
-    if len(data) < 12:
-        raise WireError("reply shorter than a DNS header")
-    _msg_id, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
-    rcode = flags & 0xF
-    pos = 12
-    for _ in range(qdcount):
-        pos = skip_name(data, pos) + 4
-    offsets: list[int] = []
-    ttls: list[int] = []
-    answer_ttls: list[int] = []
-    targets: list[str] = []
-    private = False
-    soa_negative: int | None = None
-    cut = None
-    kept_additional = 0
-    for index in range(ancount + nscount + arcount):
-        start = pos
-        pos = skip_name(data, pos)
-        if pos + 10 > len(data):
-            raise WireError("record runs past the end of the reply")
-        rtype, _rclass, ttl, rdlen = RR_FIXED.unpack_from(data, pos)
-        ttl_at = pos + 4
-        pos += 10 + rdlen
-        if pos > len(data):
-            raise WireError("record data runs past the end of the reply")
-        if rtype == TYPE_OPT:
-            cut = start
-            break
-        if ttl & 0x80000000:  # RFC 2181 8: treat a TTL with the top bit set as zero
-            ttl = 0
-            data = data[:ttl_at] + U32.pack(0) + data[ttl_at + 4 :]
-        offsets.append(ttl_at)
-        ttls.append(ttl)
-        if index < ancount:
-            answer_ttls.append(ttl)
-            if rtype in (TYPE_A, TYPE_AAAA):
-                private = private or is_private_address(data[pos - rdlen : pos])
-            elif rtype in _LEADING:
-                target = _target(data, pos - rdlen, rdlen, rtype)
-                if target is not None:
-                    targets.append(target)
-                if rtype in (TYPE_SVCB, TYPE_HTTPS):
-                    private = private or _private_hints(data, pos - rdlen, pos)
-        elif index < ancount + nscount:
-            if rtype == TYPE_SOA and rdlen >= 20:
-                minimum = U32.unpack_from(data, pos - 4)[0]
-                soa_negative = min(ttl, minimum)
-        else:
-            kept_additional += 1
-    if cut is not None:
-        data = data[:cut]
-        data = data[:10] + U16.pack(kept_additional) + data[12:]
-    cache_ttl = _cache_ttl(rcode, flags, ancount, answer_ttls, soa_negative)
-    return Answer(
-        bytes(data), _shared(tuple(offsets)), _shared(tuple(ttls)), rcode, cache_ttl,
-        tuple(targets), private,
-    )  # fmt: skip
-
-
-_LEADING = frozenset({TYPE_CNAME, TYPE_DNAME, TYPE_SVCB, TYPE_HTTPS})
-_IPV4HINT, _IPV6HINT = 4, 6  # SvcParamKeys (RFC 9460 14.3.2)
-
-
-def _private_hints(data: bytes, rdata_at: int, end: int) -> bool:
-    """Whether an SVCB/HTTPS record's ipv4hint or ipv6hint holds a private address: clients
-    may connect to a hint before any A/AAAA answer, so hints are addresses too."""
-    pos = skip_name(data, rdata_at + 2)
-    while pos + 4 <= end:
-        key, length = TYPE_CLASS.unpack_from(data, pos)
-        pos += 4
-        size = 4 if key == _IPV4HINT else 16 if key == _IPV6HINT else 0
-        if size:
-            for at in range(pos, min(pos + length, end) - size + 1, size):
-                if is_private_address(data[at : at + size]):
-                    return True
-        pos += length
-    return False
-
-
-def _target(data: bytes, rdata_at: int, rdlen: int, rtype: int) -> str | None:
-    """The name a CNAME, DNAME, SVCB or HTTPS record leads to (None: the owner itself, "." in
-    SVCB). SVCB's TargetName follows its 2-byte SvcPriority (RFC 9460 2.2)."""
-    skip = 2 if rtype in (TYPE_SVCB, TYPE_HTTPS) else 0
-    if rdlen <= skip:
-        raise WireError("record data too short for its name")
-    name = read_name(data, rdata_at + skip)
-    return None if name == "." else name
-
-
-def _shared(values: tuple[int, ...]) -> tuple[int, ...]:
-    """One tuple object for equal TTL or offset layouts: most cached answers share a few."""
-    found = _SHAPES.get(values)
-    if found is None:
-        if len(_SHAPES) >= SHAPE_MEMO:
-            _SHAPES.clear()
-        _SHAPES[values] = found = values
-    return found
-
-
-def _cache_ttl(
-    rcode: int, flags: int, ancount: int, answer_ttls: list[int], soa_negative: int | None
-) -> int | None:
-    """How long a reply may be cached (RFC 2308 for negative answers), or None."""
-    if flags & TC:
-        return None
-    if rcode == NOERROR and ancount and answer_ttls:
-        return min(answer_ttls)
-    if rcode in (NOERROR, NXDOMAIN) and soa_negative is not None:
-        return soa_negative
-    return None
-
-
 def finish(
     answer: Answer,
     query: Query,
@@ -486,15 +393,20 @@ def finish(
 ) -> bytes:
     """The bytes to send to the client for `answer`.
 
-    Copies the client's id, RD and CD bits and its spelling of the name; sets QR and RA; caps
-    TTLs at `ttl_cap`; appends an OPT record when the client sent EDNS (with `options`, e.g. an
-    Extended DNS Error); and when the result exceeds `limit` bytes, sends the header and question
-    alone with TC set so the client retries over TCP.
+    Copies the client's id, RD and CD bits and its spelling of the name; sets QR and RA; keeps
+    the AD bit (set only by an upstream trusted to validate, see `replies.analyse`) for a
+    client that set DO or AD (RFC 6840 5.8); caps TTLs at `ttl_cap`; appends an OPT record when
+    the client sent EDNS, with its DO bit (RFC 3225) and `options` (e.g. an Extended DNS
+    Error); and when the result exceeds `limit` bytes, sends the header and question alone with
+    TC set so the client retries over TCP.
     """
     buf = bytearray(answer.wire)
     flags = U16.unpack_from(buf, 2)[0]
     # A forwarder is not authoritative: clear AA; echo the client's RD and CD; opcode QUERY.
-    flags = (flags & ~(AA | RD | CD | 0x7800)) | QR | RA | (query.flags & (RD | CD))
+    # AD only for a client that asked (RFC 6840 5.8), tested only when set: it rarely is.
+    flags = (flags & _KEEP) | QR | RA | (query.flags & (RD | CD))
+    if flags & AD and not (query.dnssec_ok or query.flags & AD):
+        flags &= _DROP_AD
     U16.pack_into(buf, 0, query.msg_id)
     U16.pack_into(buf, 2, flags)
     qname_wire = query.qname_wire
@@ -509,9 +421,9 @@ def finish(
     if not query.edns:
         opt = b""
     elif ext_rcode or options:
-        opt = opt_record(EDNS_SIZE, ext_rcode, options)
+        opt = opt_record(EDNS_SIZE, ext_rcode, options, dnssec_ok=query.dnssec_ok)
     else:
-        opt = _OPT_PLAIN
+        opt = _OPT_DO if query.dnssec_ok else _OPT_PLAIN
     if len(buf) + len(opt) > limit:
         qdcount = U16.unpack_from(buf, 4)[0]
         end = 12 + (len(query.qname_wire) + 4 if qdcount == 1 else 0)
@@ -530,3 +442,6 @@ def header_only(msg_id: int, flags: int, rcode: int, question: bytes = b"") -> b
 
 
 _OPT_PLAIN = opt_record(EDNS_SIZE)
+_OPT_DO = opt_record(EDNS_SIZE, dnssec_ok=True)
+_KEEP = ~(AA | RD | CD | 0x7800)
+_DROP_AD = ~AD

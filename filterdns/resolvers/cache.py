@@ -1,6 +1,6 @@
 """The answer cache: LRU by question, decaying TTLs, serve-stale (RFC 8767) and prefetch.
 
-Only upstream answers (Kind.RESOLVED) with a cache lifetime are stored; `wire.analyse` already
+Only upstream answers (Kind.RESOLVED) with a cache lifetime are stored; `replies.analyse` already
 refuses one to truncated, SERVFAIL and REFUSED replies. A stored answer keeps its clamped TTLs
 and the moment it was stored; a hit patches `ttl - elapsed` into a copy, so a TTL a client sees
 never goes up and never below zero.

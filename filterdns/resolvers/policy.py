@@ -169,7 +169,13 @@ class PolicyResolver(Link):
             query,
             qname=decision.target,
             qname_wire=target_wire,
-            key=target_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass),
+            key=wire.question_key(
+                target_wire,
+                query.qtype,
+                query.qclass,
+                dnssec_ok=query.dnssec_ok,
+                flags=query.flags,
+            ),
         )
         resolved = await self.next.resolve(dataclasses.replace(request, query=target))
         ok = resolved.kind is not Kind.FAILED and resolved.answer.rcode == wire.NOERROR

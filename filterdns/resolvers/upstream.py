@@ -16,6 +16,10 @@ socket until its answer or deadline: an upstream that stops answering would othe
 every query sent meanwhile, and the process would run out of open files. A server at its cap is
 passed over for the next; a query that finds no room is answered at once with SERVFAIL
 (Kind.FAILED, so the cache above serves stale data instead when it has some), asking nothing.
+
+DNSSEC passes through: the client's DO and CD bits go upstream with its question (and are part
+of the question's key, so a DNSSEC answer never meets a plain question); the AD bit of a reply
+is kept only when the servers are trusted to validate (`upstreams.trust_ad`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from filterdns import wire
+from filterdns import replies, wire
 from filterdns.config import UpstreamServer
 from filterdns.errors import UpstreamError, WireError
 from filterdns.model import Kind, Request, Response, servfail
@@ -62,9 +66,18 @@ class Exchanger(Protocol):
     """What the resolver needs of `transport.Transport` (tests script it per server)."""
 
     async def exchange(
-        self, server: UpstreamServer, qname_wire: bytes, qtype: int, qclass: int, deadline: float
+        self,
+        server: UpstreamServer,
+        qname_wire: bytes,
+        qtype: int,
+        qclass: int,
+        deadline: float,
+        *,
+        dnssec_ok: bool = False,
+        cd: bool = False,
     ) -> bytes:
-        """One validated reply from `server` before `deadline` (loop time), or UpstreamError."""
+        """One validated reply from `server` before `deadline` (loop time), or UpstreamError;
+        the query carries the DO and CD bits given."""
         ...
 
 
@@ -163,6 +176,7 @@ class UpstreamResolver:
         transport: Exchanger,
         on_exchange: Callable[[str, float | None, bool], None] | None = None,
         outstanding: Outstanding | None = None,
+        trust_ad: bool = False,
     ) -> None:
         if not servers:
             raise ValueError("an upstream resolver needs at least one server")
@@ -173,6 +187,7 @@ class UpstreamResolver:
         self.transport = transport
         self.on_exchange = on_exchange  # (server, seconds or None, ok): metrics
         self.outstanding = outstanding or Outstanding()
+        self.trust_ad = trust_ad  # the servers validate DNSSEC: their AD bit reaches clients
         self.health = {server: Health() for server in self.servers}
         self.coalesced = 0
         self._turn = itertools.count()
@@ -239,7 +254,13 @@ class UpstreamResolver:
                 if self.outstanding.take(server):
                     task = asyncio.ensure_future(
                         self.transport.exchange(
-                            server, query.qname_wire, query.qtype, query.qclass, deadline
+                            server,
+                            query.qname_wire,
+                            query.qtype,
+                            query.qclass,
+                            deadline,
+                            dnssec_ok=query.dnssec_ok,
+                            cd=bool(query.flags & wire.CD),
                         )
                     )
                     self.outstanding.give_back_when_done(server, task)
@@ -294,7 +315,7 @@ class UpstreamResolver:
         """The Response from a finished attempt, or why it failed (and note the failure)."""
         try:
             reply = task.result()
-            answer = wire.analyse(reply)
+            answer = replies.analyse(reply, trust_ad=self.trust_ad)
         except UpstreamError as exc:
             return self._failed(server, str(exc))
         except WireError as exc:

@@ -2,7 +2,8 @@
 
 It answers from a small table of records and can be told, at any moment, to misbehave in the
 ways real servers and networks do: answer late, truncate over UDP, send junk, use the wrong id,
-fail with an rcode, stay silent, or drop a TCP connection in the middle of an answer. It counts
+fail with an rcode, stay silent, drop a TCP connection in the middle of an answer, or rewrite
+each reply (`mangle`, e.g. an OPT record moved into the answer section). It counts
 what it received so tests can assert on what reached the upstream.
 
     async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as fake:
@@ -78,6 +79,7 @@ class FakeUpstream:
         self.close_tcp_midframe = False
         self.tcp_drop_queries = 0  # the next N queries over TCP/TLS: close the connection instead
         self.udp_decoys = False  # over UDP, send wrong answers from the right address first
+        self.mangle: Callable[[bytes], bytes] | None = None  # rewrites each reply as sent
         # counters
         self.calls = 0
         self.udp_calls = 0
@@ -87,6 +89,7 @@ class FakeUpstream:
         self.queries: list[tuple[str, str]] = []
         self.udp_peers: list[tuple[str, int]] = []
         self.query_ids: list[int] = []
+        self.query_flags: list[tuple[int, int]] = []  # (header flags, EDNS flags) of each query
         self._udp: asyncio.DatagramTransport | None = None
         self._servers: list[asyncio.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
@@ -191,6 +194,7 @@ class FakeUpstream:
         else:
             self.udp_calls += 1
         self.query_ids.append(query.id)
+        self.query_flags.append((query.flags, query.ednsflags))
         if query.question:
             q = query.question[0]
             name = q.name.to_text(omit_final_dot=True).lower()
@@ -296,13 +300,16 @@ class FakeUpstream:
         if self.rcode is not None:
             response.set_rcode(self.rcode)
         elif query.question:
-            self._fill(response, query.question[0])
+            self._fill(response, query)
         wire = response.to_wire(max_size=65535)
+        if self.mangle is not None:
+            wire = self.mangle(wire)
         if self.wrong_id:
             wire = struct.pack("!H", (query.id + 1) % 65536) + wire[2:]
         return wire
 
-    def _fill(self, response: dns.message.Message, question: dns.rrset.RRset) -> None:
+    def _fill(self, response: dns.message.Message, query: dns.message.Message) -> None:
+        question = query.question[0]
         name = question.name
         rtype = dns.rdatatype.to_text(question.rdtype)
         for _ in range(8):  # follow CNAMEs inside the table

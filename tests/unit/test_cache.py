@@ -14,7 +14,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from filterdns import wire
+from filterdns import replies, wire
 from filterdns.config import CacheConfig
 from filterdns.model import Kind, Request, Response, servfail
 from filterdns.resolvers.cache import STALE_TTL, CacheResolver
@@ -64,7 +64,7 @@ def _response(request: Request, reply: Reply) -> Response:
         message.flags |= dns.flags.TC
     message.answer.extend(_rrset(line) for line in reply.answer)
     message.authority.extend(_rrset(line) for line in reply.authority)
-    return Response(reply.kind, wire.analyse(message.to_wire()), upstream="192.0.2.53:53")
+    return Response(reply.kind, replies.analyse(message.to_wire()), upstream="192.0.2.53:53")
 
 
 class Upstream:
@@ -113,6 +113,13 @@ def _request(name: str = "example.com", qtype: str = "A") -> Request:
     return Request(wire.parse_query(data), "192.168.1.5", 5555, "udp", 0.0)
 
 
+def _dnssec_request(*, do: bool, cd: bool = False) -> Request:
+    message = dns.message.make_query("example.com", "A", use_edns=0, want_dnssec=do)
+    if cd:
+        message.flags |= dns.flags.CD
+    return Request(wire.parse_query(message.to_wire()), "192.168.1.5", 5555, "udp", 0.0)
+
+
 def _sut(upstream: Upstream, clock: FakeClock, **config: Any) -> CacheResolver:
     return CacheResolver(upstream, CacheConfig(**config), clock=clock)
 
@@ -136,6 +143,18 @@ async def test_a_repeated_question_is_answered_from_the_cache() -> None:
     assert second.upstream is None
     assert second.answer.wire == first.answer.wire
     assert (sut.stats.hits, sut.stats.misses, sut.stats.entries) == (1, 1, 1)
+
+
+async def test_dnssec_and_plain_questions_never_share_an_entry() -> None:
+    # A DO answer holds signatures a plain client did not ask for; a CD answer was not
+    # validated by a validating upstream: each kind of question has its own entry.
+    upstream, clock = Upstream(), FakeClock()
+    sut = _sut(upstream, clock)
+    kinds = [(False, False), (True, False), (False, True), (True, True)]
+    for do, cd in kinds * 2:
+        await sut.resolve(_dnssec_request(do=do, cd=cd))
+    assert len(upstream.calls) == 4
+    assert (sut.stats.hits, sut.stats.entries) == (4, 4)
 
 
 @pytest.mark.parametrize(

@@ -318,6 +318,7 @@ def test_missing_keys_keep_their_defaults_next_to_given_ones() -> None:
         ),
         pytest.param("cache: {prefetch: false}", "cache.prefetch", False, id="bool-false"),
         pytest.param("log: {log_allowed: true}", "log.log_allowed", True, id="bool-true"),
+        pytest.param("upstreams: {trust_ad: true}", "upstreams.trust_ad", True, id="trust-ad"),
         pytest.param(
             "log: {anonymize_clients: True}", "log.anonymize_clients", True, id="bool-capital"
         ),
@@ -469,6 +470,13 @@ SERVER_KEYS = (
             '"1" is not true or false',
             2,
             id="bool-one",
+        ),
+        pytest.param(
+            "upstreams:\n  servers: [9.9.9.9]\n  trust_ad: yes\n",
+            "upstreams.trust_ad",
+            '"yes" is not true or false',
+            3,
+            id="trust-ad-yes",
         ),
         pytest.param(
             "log:\n  log_allowed: {a: 1}\n",
@@ -714,7 +722,7 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
             "upstreams:\n  conditonal: {}\n",
             "upstreams.conditonal",
             "unknown key 'conditonal'; valid keys: servers, strategy, timeout, backoff, "
-            "max_outstanding, max_outstanding_per_server, conditional (did you mean "
+            "max_outstanding, max_outstanding_per_server, conditional, trust_ad (did you mean "
             "'conditional'?)",
             2,
             id="nested-typo",

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "filterdns"
 
 LAYERS = {
-    "errors": 0, "model": 0, "names": 0, "wire": 0, "addresses": 0,
+    "errors": 0, "model": 0, "names": 0, "wire": 0, "addresses": 0, "records": 0, "replies": 0,
     "schedule": 1, "duration": 1, "timezones": 1,
     "config": 2, "configschema": 2, "schemagen": 2,
     "lists": 3, "clients": 3, "neighbors": 3, "policy": 3, "answers": 3,

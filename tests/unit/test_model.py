@@ -11,11 +11,12 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import dnslib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filterdns import model, wire
+from filterdns import model, replies, wire
 from filterdns.wire import Answer, Query
 
 TTL = 300
@@ -95,7 +96,7 @@ def test_blocked_answer_knows_its_ttls_and_lifetime_as_a_walk_of_it_finds(
     # or a TTL cap would patch the wrong bytes.
     answer = build(_query("Ads.ExAmple.COM", qtype, edns=False))
 
-    walked = wire.analyse(answer.wire)
+    walked = replies.analyse(answer.wire)
 
     assert (answer.ttl_offsets, answer.ttls, answer.rcode, answer.cache_ttl) == (
         walked.ttl_offsets,
@@ -261,7 +262,7 @@ def _resolved(
         response.answer.append(
             dns.rrset.from_text(dns.name.from_text(owner), ttl, "IN", rtype, rdata)
         )
-    return wire.analyse(response.to_wire())
+    return replies.analyse(response.to_wire())
 
 
 SAFE = "forcesafesearch.google.com"
@@ -320,6 +321,18 @@ def test_cname_answer_as_the_client_reads_it(
     assert sut.question[0].name.to_text() == "WwW.GooGle.com."
     assert _records(sut) == expected
     assert (sut.authority, sut.additional) == ([], [])
+
+
+def test_cname_answer_falls_back_to_the_cname_alone_when_the_copy_is_unreadable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    packed = dnslib.DNSRecord.pack
+    monkeypatch.setattr(dnslib.DNSRecord, "pack", lambda self: packed(self) + b"\x00")
+    query = _query("www.google.com", "A")
+
+    sut = _client_view(model.cname_answer(query, SAFE, _resolved(SAFE, "A", CHAIN), 3600), query)
+
+    assert _records(sut) == [("www.google.com.", CNAME, "forcesafesearch.google.com.", 3600)]
 
 
 def test_cname_answer_is_cached_for_its_shortest_ttl() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -87,14 +88,24 @@ class ScriptedTransport:
     def __init__(self, scripts: dict[UpstreamServer, Behaviour]) -> None:
         self.scripts = scripts
         self.calls: list[tuple[UpstreamServer, str, float]] = []
+        self.dnssec: list[tuple[bool, bool]] = []  # (DO, CD) of each exchange
         self.gate: asyncio.Event | None = None
         self._called = asyncio.Event()
 
     async def exchange(
-        self, server: UpstreamServer, qname_wire: bytes, qtype: int, qclass: int, deadline: float
+        self,
+        server: UpstreamServer,
+        qname_wire: bytes,
+        qtype: int,
+        qclass: int,
+        deadline: float,
+        *,
+        dnssec_ok: bool = False,
+        cd: bool = False,
     ) -> bytes:
         loop = asyncio.get_running_loop()
         self.calls.append((server, wire.name_to_text(qname_wire), loop.time()))
+        self.dnssec.append((dnssec_ok, cd))
         self._called.set()
         if self.gate is not None:
             await self.gate.wait()
@@ -435,3 +446,46 @@ async def test_conditional_routes_by_longest_suffix(name: str, expected: str) ->
     ]
     sut = ConditionalResolver(resolver(transport, A), routes)
     assert address_of(await sut.resolve(request(name))) == [expected]
+
+
+def dnssec_request(*, do: bool, cd: bool = False) -> Request:
+    message = dns.message.make_query("example.com", "A", want_dnssec=do, use_edns=0)
+    if cd:
+        message.flags |= dns.flags.CD
+    return Request(wire.parse_query(message.to_wire()), "127.0.0.1", 40000, "udp", 0.0)
+
+
+@pytest.mark.parametrize(("do", "cd"), [(False, False), (True, False), (False, True), (True, True)])
+async def test_the_clients_do_and_cd_bits_go_upstream(do: bool, cd: bool) -> None:
+    transport = ScriptedTransport({A: answers("10.0.0.1"), B: answers("10.0.0.2")})
+    await resolver(transport).resolve(dnssec_request(do=do, cd=cd))
+    assert transport.dnssec == [(do, cd)]
+
+
+async def test_a_dnssec_question_never_joins_a_plain_one_in_flight() -> None:
+    transport = ScriptedTransport({A: slow(0.05, "10.0.0.1"), B: answers("10.0.0.2")})
+    sut = resolver(transport)
+    questions = [dnssec_request(do=False), dnssec_request(do=True), dnssec_request(do=True)]
+    await asyncio.gather(*(sut.resolve(q) for q in questions))
+    assert sorted(transport.dnssec) == [(False, False), (True, False)]
+    assert sut.coalesced == 1
+
+
+def authenticated(qname_wire: bytes, qtype: int) -> Awaitable[bytes]:
+    async def behave() -> bytes:
+        reply = dns.message.from_wire(reply_for(qname_wire, qtype, "10.0.0.1"))
+        reply.flags |= dns.flags.AD
+        return reply.to_wire()
+
+    return behave()
+
+
+@pytest.mark.parametrize("trust_ad", [False, True])
+async def test_the_ad_bit_is_kept_only_from_servers_trusted_to_validate(trust_ad: bool) -> None:
+    transport = ScriptedTransport({A: authenticated, B: authenticated})
+    sut = UpstreamResolver(
+        (A, B), strategy="failover", timeout=1.0, backoff=30.0, transport=transport,
+        trust_ad=trust_ad,
+    )  # fmt: skip
+    response = await sut.resolve(dnssec_request(do=True))
+    assert bool(dns.message.from_wire(response.answer.wire).flags & dns.flags.AD) is trust_ad

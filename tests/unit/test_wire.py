@@ -11,7 +11,7 @@ import dnslib
 import pytest
 from dnslib import EDNS0, QTYPE, RR, DNSRecord
 
-from filterdns import wire
+from filterdns import replies, wire
 from filterdns.addresses import is_private_address
 from filterdns.errors import WireError
 
@@ -99,7 +99,7 @@ def test_malformed_queries_are_dropped_or_get_formerr(packet: bytes, msg_id: int
 
 def test_analyse_strips_opt_and_finds_every_ttl() -> None:
     query = _query("example.com")
-    sut = wire.analyse(_reply(query, "example.com. 300 A 1.2.3.4\nexample.com. 100 A 5.6.7.8"))
+    sut = replies.analyse(_reply(query, "example.com. 300 A 1.2.3.4\nexample.com. 100 A 5.6.7.8"))
     assert sut.ttls == (300, 100)
     assert sut.cache_ttl == 100
     assert _client_view(sut.wire).ar == []
@@ -117,12 +117,12 @@ def test_analyse_strips_opt_and_finds_every_ttl() -> None:
 def test_negative_answers_cache_for_the_rfc2308_ttl(
     zone: str, auth: str, rcode: int, cache_ttl: int | None
 ) -> None:
-    sut = wire.analyse(_reply(_query(), zone, auth=auth, rcode=rcode))
+    sut = replies.analyse(_reply(_query(), zone, auth=auth, rcode=rcode))
     assert (sut.rcode, sut.cache_ttl) == (rcode, cache_ttl)
 
 
 def test_finish_echoes_id_and_spelling_and_caps_ttls() -> None:
-    stored = wire.analyse(_reply(_query("example.com"), "example.com. 300 A 1.2.3.4"))
+    stored = replies.analyse(_reply(_query("example.com"), "example.com. 300 A 1.2.3.4"))
     query = wire.parse_query(_query("EXAMPLE.com"))
     sut = _client_view(wire.finish(stored, query, limit=512, ttl_cap=10))
     assert sut.header.id == query.msg_id
@@ -133,7 +133,7 @@ def test_finish_echoes_id_and_spelling_and_caps_ttls() -> None:
 
 
 def test_finish_adds_opt_when_the_client_sent_edns() -> None:
-    stored = wire.analyse(_reply(_query(), "example.com. 300 A 1.2.3.4"))
+    stored = replies.analyse(_reply(_query(), "example.com. 300 A 1.2.3.4"))
     query = wire.parse_query(_query(edns=1232))
     sut = _client_view(wire.finish(stored, query, limit=1232))
     assert [rr.rtype for rr in sut.ar] == [QTYPE.OPT]
@@ -141,7 +141,7 @@ def test_finish_adds_opt_when_the_client_sent_edns() -> None:
 
 def test_finish_truncates_to_the_client_limit_with_tc() -> None:
     zone = "\n".join(f"example.com. 300 A 10.0.{i // 250}.{i % 250}" for i in range(60))
-    stored = wire.analyse(_reply(_query(), zone))
+    stored = replies.analyse(_reply(_query(), zone))
     query = wire.parse_query(_query())
     out = wire.finish(stored, query, limit=512)
     sut = _client_view(out)
@@ -154,7 +154,7 @@ def test_finish_truncates_to_the_client_limit_with_tc() -> None:
 
 
 def test_with_ttls_patches_every_record() -> None:
-    stored = wire.analyse(
+    stored = replies.analyse(
         _reply(_query(), "example.com. 300 A 1.2.3.4\nexample.com. 200 A 1.2.3.5")
     )
     sut = _client_view(stored.with_ttls((30, 30)).wire)
@@ -225,7 +225,7 @@ def _answer(name: str, qtype: str, zone: str) -> bytes:
 def test_analyse_finds_the_names_an_answer_leads_to(
     zone: str, qtype: str, targets: tuple[str, ...]
 ) -> None:
-    sut = wire.analyse(_answer("example.com", qtype, zone))
+    sut = replies.analyse(_answer("example.com", qtype, zone))
     assert sut.targets == targets
     assert sut.with_ttls(tuple(0 for _ in sut.ttls)).targets == targets  # kept by cache hits
 
@@ -250,13 +250,13 @@ def test_analyse_finds_the_names_an_answer_leads_to(
 def test_private_addresses(address: str, private: bool) -> None:
     assert is_private_address(ipaddress.ip_address(address).packed) is private
     qtype = "AAAA" if ":" in address else "A"
-    answer = wire.analyse(_answer("x.example", qtype, f"x.example. 60 {qtype} {address}"))
+    answer = replies.analyse(_answer("x.example", qtype, f"x.example. 60 {qtype} {address}"))
     assert answer.private is private
 
 
 def test_one_private_address_among_public_ones_marks_the_answer() -> None:
     zone = "x.example. 60 A 1.1.1.1\nx.example. 60 A 10.0.0.1\nx.example. 60 A 8.8.8.8"
-    assert wire.analyse(_answer("x.example", "A", zone)).private
+    assert replies.analyse(_answer("x.example", "A", zone)).private
 
 
 @pytest.mark.parametrize(
@@ -271,14 +271,14 @@ def test_one_private_address_among_public_ones_marks_the_answer() -> None:
     ],
 )  # fmt: skip
 def test_svcb_address_hints_count_as_addresses(rdata: str, private: bool) -> None:
-    answer = wire.analyse(_answer("x.example", "HTTPS", f"x.example. 60 HTTPS {rdata}"))
+    answer = replies.analyse(_answer("x.example", "HTTPS", f"x.example. 60 HTTPS {rdata}"))
     assert answer.private is private
 
 
 def test_private_addresses_outside_the_answer_section_do_not_count() -> None:
     reply = _reply(_query("x.example"), "x.example. 60 A 1.1.1.1",
                    auth="x.example. 60 NS ns.x.example.")  # fmt: skip
-    assert not wire.analyse(reply).private
+    assert not replies.analyse(reply).private
 
 
 def test_read_name_follows_pointers_backwards_only() -> None:
@@ -297,4 +297,4 @@ def test_a_cname_whose_target_runs_off_the_message_is_malformed() -> None:
     reply = bytearray(_answer("x.example", "A", "x.example. 60 CNAME y.example."))
     reply[-2:] = b"\xc0\xff"  # the target's pointer now points past the end
     with pytest.raises(WireError):
-        wire.analyse(bytes(reply))
+        replies.analyse(bytes(reply))
