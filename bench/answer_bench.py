@@ -18,10 +18,10 @@ import statistics
 import time
 from pathlib import Path
 
-from filterdns import replies, wire
 from filterdns.app import App
 from filterdns.config import load_config_text
-from filterdns.model import Request
+from filterdns.dns import replies, wire
+from filterdns.dns.model import Request
 
 CONFIG = """\
 server: {{listen: ["127.0.0.1:0"], rate_limit: null}}

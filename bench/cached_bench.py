@@ -17,13 +17,13 @@ import statistics
 import time
 from pathlib import Path
 
-from filterdns import wire
 from filterdns.app import App
 from filterdns.config import load_config_text
-from filterdns.model import Request
+from filterdns.dns import wire
+from filterdns.dns.model import Request
 
 try:  # the same script measures commits from before replies.analyse moved out of wire
-    from filterdns.replies import analyse
+    from filterdns.dns.replies import analyse
 except ImportError:
     analyse = wire.analyse  # type: ignore[attr-defined]
 

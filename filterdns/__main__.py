@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from filterdns.cli import main
+from filterdns.cli.main import main
 
 sys.exit(main())

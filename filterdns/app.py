@@ -15,17 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filterdns import privileges, runstate, sdnotify
-from filterdns.alerts import Alerter, AlertRule
-from filterdns.answers import AnswerJudge
-from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
-from filterdns.dbfile import DamagedError
+from filterdns.dns.server import DnsServer, addresses_text
+from filterdns.dns.transport import Transport
 from filterdns.errors import ConfigError, FilterDnsError
-from filterdns.fdlimit import fit_open_files
-from filterdns.grants import GrantStore
 from filterdns.lists.catalog import ListSet
-from filterdns.metrics import (
+from filterdns.ops import privileges, runstate, sdnotify
+from filterdns.ops.fdlimit import fit_open_files
+from filterdns.ops.metrics import (
     Gauge,
     Metrics,
     MetricsResolver,
@@ -33,9 +30,15 @@ from filterdns.metrics import (
     component_gauges,
     tcp_gauges,
 )
-from filterdns.neighbors import Neighbours
-from filterdns.policy import Policy
-from filterdns.protection import Difference, difference
+from filterdns.policy.answers import AnswerJudge
+from filterdns.policy.clients import ClientDirectory, ClientRule
+from filterdns.policy.decisions import Policy
+from filterdns.policy.grants import GrantStore
+from filterdns.policy.neighbors import Neighbours
+from filterdns.policy.protection import Difference, difference
+from filterdns.querylog.alerts import Alerter, AlertRule
+from filterdns.querylog.dbfile import DamagedError
+from filterdns.querylog.store import QueryLog
 from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
 from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
@@ -43,9 +46,6 @@ from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.policy import ClientResolver, PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
 from filterdns.resolvers.upstream import Outstanding, UpstreamResolver
-from filterdns.server import DnsServer, addresses_text
-from filterdns.store import QueryLog
-from filterdns.transport import Transport
 
 log = logging.getLogger(__name__)
 

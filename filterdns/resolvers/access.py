@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from filterdns import wire
-from filterdns.model import Kind, Request, Response, error_answer, minimal_any
+from filterdns.dns import wire
+from filterdns.dns.model import Kind, Request, Response, error_answer, minimal_any
 from filterdns.resolvers.base import Link, Resolver
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from filterdns.model import Request, Response
+from filterdns.dns.model import Request, Response
 
 
 class Resolver(Protocol):

@@ -19,11 +19,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from filterdns import wire
 from filterdns.config import CacheConfig
-from filterdns.model import Kind, Request, Response
+from filterdns.dns import wire
+from filterdns.dns.model import Kind, Request, Response
+from filterdns.dns.wire import Answer
 from filterdns.resolvers.base import Link, Resolver
-from filterdns.wire import Answer
 
 log = logging.getLogger(__name__)
 

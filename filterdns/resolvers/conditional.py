@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from filterdns.model import Request, Response
-from filterdns.names import is_subdomain, normalize_name
+from filterdns.dns.model import Request, Response
+from filterdns.dns.names import is_subdomain, normalize_name
 from filterdns.resolvers.base import Link, Resolver
 
 Route = tuple[str, Resolver]

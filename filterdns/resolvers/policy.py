@@ -19,12 +19,12 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from filterdns import model, wire
-from filterdns.answers import AnswerJudge
-from filterdns.clients import ClientDirectory
 from filterdns.config import BlockingConfig
-from filterdns.model import Kind, Request, Response
-from filterdns.policy import Decision, Policy
+from filterdns.dns import model, wire
+from filterdns.dns.model import Kind, Request, Response
+from filterdns.policy.answers import AnswerJudge
+from filterdns.policy.clients import ClientDirectory
+from filterdns.policy.decisions import Decision, Policy
 from filterdns.resolvers.base import Link, Resolver
 
 MAX_REMEMBERED = 4096  # blocked answers kept ready

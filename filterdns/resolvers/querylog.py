@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from filterdns.model import Kind, Request, Response
+from filterdns.dns.model import Kind, Request, Response
+from filterdns.querylog.store import LogRecord
 from filterdns.resolvers.base import Link, Resolver
-from filterdns.store import LogRecord
 
 ALLOWED_KINDS = frozenset({Kind.RESOLVED, Kind.CACHED, Kind.REWRITTEN, Kind.STALE})
 QTYPES = {

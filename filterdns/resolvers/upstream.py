@@ -32,11 +32,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from filterdns import replies, wire
 from filterdns.config import UpstreamServer
+from filterdns.dns import replies, wire
+from filterdns.dns.model import Kind, Request, Response, servfail
+from filterdns.dns.wire import Query
 from filterdns.errors import UpstreamError, WireError
-from filterdns.model import Kind, Request, Response, servfail
-from filterdns.wire import Query
 
 log = logging.getLogger(__name__)
 

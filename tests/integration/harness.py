@@ -15,8 +15,8 @@ import dns.rdatatype
 
 from filterdns.app import App
 from filterdns.config import load_config_text
-from filterdns.neighbors import Neighbours
-from filterdns.transport import Transport
+from filterdns.dns.transport import Transport
+from filterdns.policy.neighbors import Neighbours
 
 LISTS_TIMEOUT = 60.0  # the longest a test waits for the configured lists to be built
 

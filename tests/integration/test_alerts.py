@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from filterdns.alerts import Alerter, AlertRule
+from filterdns.querylog.alerts import Alerter, AlertRule
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,10 @@ import dns.rcode
 import pytest
 import trustme
 
-from filterdns import wire
 from filterdns.config import UpstreamServer, parse_upstream
+from filterdns.dns import wire
+from filterdns.dns.transport import Transport
 from filterdns.errors import UpstreamError
-from filterdns.transport import Transport
 from tests.fakes.doh import FakeDoH
 from tests.integration.harness import addresses, config_for, running_proxy
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import dns.rcode
 import pytest
 
-from filterdns.cli import main
-from filterdns.neighbors import Neighbours
+from filterdns.cli.main import main
+from filterdns.policy.neighbors import Neighbours
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import Proxy, addresses, config_for, running_proxy
 

@@ -20,10 +20,10 @@ import dns.message
 import dns.rcode
 import pytest
 
-from filterdns.cli import main
-from filterdns.dbfile import SCHEMA_V1
+from filterdns.cli.main import main
 from filterdns.errors import FilterDnsError
-from filterdns.grants import LEGACY_FILE, GrantError, GrantStore
+from filterdns.policy.grants import LEGACY_FILE, GrantError, GrantStore
+from filterdns.querylog.dbfile import SCHEMA_V1
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.processes import (
     as_root,

@@ -10,7 +10,7 @@ from pathlib import Path
 import dns.rcode
 import pytest
 
-from filterdns.cli import main
+from filterdns.cli.main import main
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import Proxy, addresses, config_for, running_proxy
 

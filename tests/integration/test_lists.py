@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from filterdns.cli import main
+from filterdns.cli.main import main
 from filterdns.config import DEFAULT_CATEGORIES, ListsConfig
 from filterdns.lists.builder import ChildBuilder
 from filterdns.lists.cachedir import BUILDING_FILE, INDEX_FILE

@@ -11,9 +11,10 @@ import urllib.request
 import dns.message
 import pytest
 
-from filterdns import wire
 from filterdns.config import UpstreamServer
-from filterdns.metrics import (
+from filterdns.dns import wire
+from filterdns.dns.model import Kind, Request, Response, error_answer
+from filterdns.ops.metrics import (
     BUCKETS,
     CONTENT_TYPE,
     Gauge,
@@ -22,7 +23,6 @@ from filterdns.metrics import (
     MetricsServer,
     component_gauges,
 )
-from filterdns.model import Kind, Request, Response, error_answer
 from filterdns.resolvers.cache import CacheStats
 from filterdns.resolvers.upstream import Health, Outstanding
 

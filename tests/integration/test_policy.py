@@ -14,7 +14,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from filterdns.cli import main
+from filterdns.cli.main import main
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import FakeClock, addresses, config_for, running_proxy
 

@@ -23,8 +23,8 @@ import dns.message
 import dns.rcode
 import pytest
 
-from filterdns.dbfile import SCHEMA_V1
-from filterdns.store import open_reader
+from filterdns.querylog.dbfile import SCHEMA_V1
+from filterdns.querylog.store import open_reader
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.processes import (
     as_root,

@@ -14,8 +14,8 @@ import dns.rdatatype
 import pytest
 import trustme
 
+from filterdns.dns.transport import Transport
 from filterdns.errors import ServerError
-from filterdns.transport import Transport
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import FakeClock, addresses, config_for, running_proxy
 

@@ -18,7 +18,7 @@ import dns.rcode
 import pytest
 
 from filterdns import app as app_module
-from filterdns.cli import main
+from filterdns.cli.main import main
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import addresses
 from tests.integration.test_lifecycle import _start_serve

@@ -20,8 +20,15 @@ import pytest
 from rich.console import Console
 
 from filterdns.config import Config, default_config, load_config_text
-from filterdns.report import TEXTS, add_commands, build_report, classify_bypass, report, tail
-from filterdns.store import SCHEMA_V1
+from filterdns.querylog.report import (
+    TEXTS,
+    add_commands,
+    build_report,
+    classify_bypass,
+    report,
+    tail,
+)
+from filterdns.querylog.store import SCHEMA_V1
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SCHEMA = ";\n".join(SCHEMA_V1) + ";\n"  # the schema the server writes

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from filterdns import store
 from filterdns.config import LogConfig
 from filterdns.errors import FilterDnsError
-from filterdns.store import LogRecord, LogStats, QueryLog, open_reader
+from filterdns.querylog import store
+from filterdns.querylog.store import LogRecord, LogStats, QueryLog, open_reader
 
 NOW = 1_700_000_000.0
 DAY = 86400.0
@@ -69,7 +69,11 @@ async def until(log: QueryLog, predicate: Callable[[LogStats], bool]) -> None:
 
 
 def store_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "filterdns.store" and r.levelno >= logging.ERROR]
+    return [
+        r
+        for r in caplog.records
+        if r.name == "filterdns.querylog.store" and r.levelno >= logging.ERROR
+    ]
 
 
 async def test_a_burst_of_10000_lookups_is_stored_in_full(tmp_path: Path) -> None:
@@ -231,7 +235,7 @@ def test_the_reader_explains_a_missing_database(tmp_path: Path) -> None:
 async def test_an_unusable_path_drops_rows_logs_once_and_recovers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="filterdns.store")
+    caplog.set_level(logging.DEBUG, logger="filterdns.querylog.store")
     blocker = tmp_path / "state"
     blocker.write_text("a file where the database directory should be")
     path = blocker / "log.db"
@@ -258,7 +262,7 @@ async def test_a_locked_database_drops_rows_and_resumes_when_released(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 50)
-    caplog.set_level(logging.DEBUG, logger="filterdns.store")
+    caplog.set_level(logging.DEBUG, logger="filterdns.querylog.store")
     path = tmp_path / "log.db"
     log = query_log(LogConfig(database=path), flush_interval=0.01, retry_interval=0.0)
     async with running(log):
@@ -312,7 +316,7 @@ async def test_a_full_disk_drops_rows_logs_once_and_resumes_when_space_returns(
 ) -> None:
     # SQLite's own "disk full" (SQLITE_FULL), through a page limit on every connection the log
     # opens while the disk is "full": the same error path as a file system with no space left.
-    caplog.set_level(logging.DEBUG, logger="filterdns.store")
+    caplog.set_level(logging.DEBUG, logger="filterdns.querylog.store")
     full = True
     opening = QueryLog._open
 
@@ -400,7 +404,7 @@ async def test_a_file_that_is_no_database_is_moved_aside_at_start(
 ) -> None:
     path = tmp_path / "filterdns.db"
     before = no_database(path, content)
-    caplog.set_level(logging.ERROR, logger="filterdns.store")
+    caplog.set_level(logging.ERROR, logger="filterdns.querylog.store")
     log = query_log(LogConfig(database=path))
     async with running(log):
         assert log.put(record(1))

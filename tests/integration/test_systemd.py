@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from filterdns.config import default_config, load_config
-from filterdns.fdlimit import files_needed
+from filterdns.ops.fdlimit import files_needed
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "filterdns.service"

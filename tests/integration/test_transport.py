@@ -14,10 +14,10 @@ import dns.rrset
 import pytest
 import trustme
 
-from filterdns import wire
 from filterdns.config import UpstreamServer
+from filterdns.dns import wire
+from filterdns.dns.transport import Transport
 from filterdns.errors import UpstreamError
-from filterdns.transport import Transport
 from tests.fakes.upstream import FakeUpstream
 
 RECORDS = {

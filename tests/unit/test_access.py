@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 from dnslib import EDNS0, DNSRecord
 
-from filterdns import wire
-from filterdns.model import Kind, Request, Response, error_answer
+from filterdns.dns import wire
+from filterdns.dns.model import Kind, Request, Response, error_answer
 from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
 
 

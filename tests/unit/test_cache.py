@@ -14,9 +14,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from filterdns import replies, wire
 from filterdns.config import CacheConfig
-from filterdns.model import Kind, Request, Response, servfail
+from filterdns.dns import replies, wire
+from filterdns.dns.model import Kind, Request, Response, servfail
 from filterdns.resolvers.cache import STALE_TTL, CacheResolver
 
 A_300 = ("example.com. 300 IN A 93.184.216.34",)

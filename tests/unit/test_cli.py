@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from filterdns import runstate
-from filterdns.cli import dig_hint, main
+from filterdns.cli.main import dig_hint, main
 from filterdns.config import STATE_DIR_ENV, ListenAddress, default_config, load_config
+from filterdns.ops import runstate
 
 VALID = """\
 server:

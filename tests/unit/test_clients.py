@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from filterdns.clients import ClientDirectory, ClientMatch, ClientRule
-from filterdns.neighbors import (
+from filterdns.policy.clients import ClientDirectory, ClientMatch, ClientRule
+from filterdns.policy.neighbors import (
     Neighbours,
     NeighbourTable,
     canonical_ip,

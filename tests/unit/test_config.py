@@ -50,15 +50,17 @@ from filterdns.config import (
     load_config_text,
     parse_upstream,
 )
-from filterdns.configschema import compose
+from filterdns.config.walker import compose
 from filterdns.errors import ConfigError, Problem
-from filterdns.schedule import Calendar
-from filterdns.timezones import parse_timezone, system_timezone
+from filterdns.policy.schedule import Calendar
+from filterdns.policy.timezones import parse_timezone, system_timezone
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path("/srv/filterdns-state")
 DEFAULTS = default_config(is_root=False, state_dir=STATE)
-DEFAULT_YAML = resources.files("filterdns").joinpath("default.yaml").read_text(encoding="utf-8")
+DEFAULT_YAML = (
+    resources.files("filterdns.config").joinpath("default.yaml").read_text(encoding="utf-8")
+)
 
 
 def sut(text: str, base_dir: Path | None = None) -> Config:

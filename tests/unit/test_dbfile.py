@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from filterdns import dbfile
-from filterdns.dbfile import SCHEMA_V1, SCHEMA_VERSION, DamagedError, SchemaError
+from filterdns.querylog import dbfile
+from filterdns.querylog.dbfile import SCHEMA_V1, SCHEMA_VERSION, DamagedError, SchemaError
 
 NOW = 1_800_000_000.0
 

@@ -11,7 +11,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from filterdns import model, replies, wire
+from filterdns.dns import model, replies, wire
 
 
 def _query(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from filterdns.duration import MissingUnitError, parse_duration, parse_span
+from filterdns.config.duration import MissingUnitError, parse_duration, parse_span
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from filterdns import fdlimit
 from filterdns.config import default_config, load_config, load_config_text
-from filterdns.fdlimit import files_needed, fit_open_files
+from filterdns.ops import fdlimit
+from filterdns.ops.fdlimit import files_needed, fit_open_files
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 

@@ -16,7 +16,7 @@ import dns.rdatatype
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from filterdns import replies, wire
+from filterdns.dns import replies, wire
 from filterdns.errors import WireError
 from tests.fakes.replies import mutated_reply, valid_reply
 

@@ -13,7 +13,7 @@ import dns.message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from filterdns import model, wire
+from filterdns.dns import model, wire
 from filterdns.errors import WireError
 from tests.fakes.hostile import mutated_query, valid_query
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filterdns import model, replies, wire
-from filterdns.wire import Answer, Query
+from filterdns.dns import model, replies, wire
+from filterdns.dns.wire import Answer, Query
 
 TTL = 300
 SOA = dns.rdatatype.SOA

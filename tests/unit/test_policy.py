@@ -10,7 +10,7 @@ import pytest
 
 from filterdns.config import Config, default_config, load_config_text
 from filterdns.lists.index import DomainIndex, IndexBuilder, ListInfo
-from filterdns.policy import Grant, Policy
+from filterdns.policy.decisions import Grant, Policy
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CONFIG = """\

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from filterdns import privileges
 from filterdns.errors import FilterDnsError
 from filterdns.lists.builder import identity_for
+from filterdns.ops import privileges
 
 UNKNOWN = "filterdns-no-such-user"
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to change identity")
@@ -64,7 +64,7 @@ def test_not_root_is_a_logged_no_op(
     monkeypatch.setattr(privileges.os, "geteuid", lambda: 1000)
     for name in ("setgroups", "setresgid", "setresuid", "lchown"):
         monkeypatch.setattr(privileges.os, name, lambda *a, _n=name: calls.append(_n))
-    with caplog.at_level(logging.INFO, logger="filterdns.privileges"):
+    with caplog.at_level(logging.INFO, logger="filterdns.ops.privileges"):
         privileges.drop_privileges("nobody")
         privileges.chown_state(tmp_path / "state", "nobody")
     assert calls == []

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import Config, default_config, load_config_text
-from filterdns.effective import days_text
 from filterdns.errors import ConfigError
 from filterdns.lists.index import DomainIndex, IndexBuilder, ListInfo
-from filterdns.policy import Policy
-from filterdns.protection import EVERY_OTHER_DEVICE, difference
+from filterdns.policy.clients import ClientDirectory, ClientRule
+from filterdns.policy.decisions import Policy
+from filterdns.policy.effective import days_text
+from filterdns.policy.protection import EVERY_OTHER_DEVICE, difference
 
 DEFAULTS = default_config(is_root=False)
 KIDS = """\

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from filterdns.ratelimit import RateLimiter
+from filterdns.dns.ratelimit import RateLimiter
 from tests.integration.harness import FakeClock
 
 
@@ -58,7 +58,7 @@ def test_an_address_over_the_limit_is_named_once_a_minute(
 ) -> None:
     clock = FakeClock()
     limiter = RateLimiter(1, 1, clock=clock)
-    with caplog.at_level(logging.WARNING, logger="filterdns.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="filterdns.dns.ratelimit"):
         _allowed(limiter, "10.0.0.66", 100)
         clock.now += 30
         _allowed(limiter, "10.0.0.66", 100)

@@ -10,7 +10,7 @@ import dns.message
 import dns.rrset
 import pytest
 
-from filterdns import replies, wire
+from filterdns.dns import replies, wire
 from filterdns.errors import WireError
 
 OPT = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0)

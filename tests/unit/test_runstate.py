@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from filterdns import runstate
 from filterdns.config import default_config, load_config, load_config_text
 from filterdns.errors import ControlError
+from filterdns.ops import runstate
 
 TEXT = """\
 # the family's rules
@@ -173,7 +173,7 @@ def test_root_without_server_user_on_another_users_state_says_so(
     os.chown(state, pwd.getpwnam("nobody").pw_uid, 0)
     user = f"server: {{user: {server_user}}}\n" if server_user else ""
     config = load_config_text(f"{user}log: {{database: {state / 'filterdns.db'}}}\n")
-    with caplog.at_level("WARNING", logger="filterdns.runstate"):
+    with caplog.at_level("WARNING", logger="filterdns.ops.runstate"):
         runstate.check_owner(config)
     warned = "runs as root without server.user" in caplog.text
     assert warned == (server_user is None)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filterdns.schedule import (
+from filterdns.policy.schedule import (
     HORIZON_DAYS,
     Calendar,
     Window,

@@ -31,14 +31,14 @@ from filterdns.config import (
     load_config,
     load_config_text,
 )
-from filterdns.configschema import compose
+from filterdns.config.schema import config_schema
+from filterdns.config.walker import compose
 from filterdns.errors import ConfigError
-from filterdns.schemagen import config_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "schema" / "filterdns.schema.json"
 EXAMPLE = ROOT / "config.example.yaml"
-REGENERATE = "python -m filterdns.schemagen > schema/filterdns.schema.json"
+REGENERATE = "python -m filterdns.config.schema > schema/filterdns.schema.json"
 
 _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
@@ -75,7 +75,7 @@ def _document(text: str) -> Any:
 
 
 def _default_yaml() -> str:
-    return resources.files("filterdns").joinpath("default.yaml").read_text(encoding="utf-8")
+    return resources.files("filterdns.config").joinpath("default.yaml").read_text(encoding="utf-8")
 
 
 def _validator() -> Any:
@@ -114,7 +114,7 @@ def test_shipped_schema_is_the_generated_one() -> None:
 
 def test_module_prints_the_schema() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "filterdns.schemagen"],
+        [sys.executable, "-m", "filterdns.config.schema"],
         capture_output=True,
         text=True,
         check=True,

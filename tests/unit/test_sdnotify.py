@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from filterdns import sdnotify
+from filterdns.ops import sdnotify
 
 
 @pytest.fixture

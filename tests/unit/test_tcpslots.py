@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from filterdns.tcpslots import TcpSlots
+from filterdns.dns.tcpslots import TcpSlots
 from tests.integration.harness import FakeClock
 
 

@@ -15,10 +15,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from filterdns import wire
 from filterdns.config import UpstreamServer
+from filterdns.dns import wire
+from filterdns.dns.model import Kind, Request, Response
 from filterdns.errors import UpstreamError
-from filterdns.model import Kind, Request, Response
 from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.upstream import Outstanding, UpstreamResolver, backoff_pause
 

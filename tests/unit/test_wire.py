@@ -11,8 +11,8 @@ import dnslib
 import pytest
 from dnslib import EDNS0, QTYPE, RR, DNSRecord
 
-from filterdns import replies, wire
-from filterdns.addresses import is_private_address
+from filterdns.dns import replies, wire
+from filterdns.dns.addresses import is_private_address
 from filterdns.errors import WireError
 
 

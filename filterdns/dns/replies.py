@@ -23,10 +23,10 @@ names the answer leads to, private addresses), so a cache hit costs nothing more
 
 from __future__ import annotations
 
-from filterdns import records, wire
-from filterdns.addresses import is_private_address
+from filterdns.dns import records, wire
+from filterdns.dns.addresses import is_private_address
+from filterdns.dns.wire import AD, RR_FIXED, TC, TYPE_OPT, U16, U32, Answer
 from filterdns.errors import WireError
-from filterdns.wire import AD, RR_FIXED, TC, TYPE_OPT, U16, U32, Answer
 
 _LEADING = frozenset({wire.TYPE_CNAME, wire.TYPE_DNAME, wire.TYPE_SVCB, wire.TYPE_HTTPS})
 _ADDRESS = frozenset({wire.TYPE_A, wire.TYPE_AAAA})

@@ -35,7 +35,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from filterdns.neighbors import Neighbours, canonical_ip, normalize_mac
+from filterdns.policy.neighbors import Neighbours, canonical_ip, normalize_mac
 
 __all__ = ["ClientDirectory", "ClientMatch", "ClientRule"]
 

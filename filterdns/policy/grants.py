@@ -32,10 +32,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-from filterdns import dbfile
-from filterdns.dbfile import DamagedError
 from filterdns.errors import FilterDnsError
-from filterdns.policy import Grant
+from filterdns.policy.decisions import Grant
+from filterdns.querylog import dbfile
+from filterdns.querylog.dbfile import DamagedError
 
 log = logging.getLogger(__name__)
 

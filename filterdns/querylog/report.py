@@ -80,11 +80,11 @@ from rich.table import Table
 from rich.text import Text
 
 from filterdns.config import Config, ProfileConfig
-from filterdns.dbfile import open_reader
-from filterdns.duration import parse_duration
+from filterdns.config.duration import parse_duration
 from filterdns.errors import FilterDnsError
-from filterdns.schedule import DAYS, Window
-from filterdns.timezones import zone_of
+from filterdns.policy.schedule import DAYS, Window
+from filterdns.policy.timezones import zone_of
+from filterdns.querylog.dbfile import open_reader
 
 JSON_VERSION = 1
 TOP_NAMES = 20

@@ -21,7 +21,7 @@ from typing import TypeVar
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from filterdns.duration import parse_duration
+from filterdns.config.duration import parse_duration
 from filterdns.errors import Problem
 
 T = TypeVar("T")

@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-from filterdns.clients import ClientDirectory, ClientRule
 from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_SOURCE, ClientConfig, Config
-from filterdns.effective import compare, protection
+from filterdns.policy.clients import ClientDirectory, ClientRule
+from filterdns.policy.effective import compare, protection
 
 EVERY_OTHER_DEVICE = "every other device"  # those no client rule names: the default profile
 EVERYONE = "all devices"  # a change of the whole server (a blocking switch, a list source)

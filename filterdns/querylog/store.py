@@ -39,10 +39,10 @@ from pathlib import Path
 
 import aiosqlite
 
-from filterdns import dbfile
 from filterdns.config import LogConfig
-from filterdns.dbfile import SCHEMA_V1, SCHEMA_VERSION, SchemaError
 from filterdns.errors import FilterDnsError
+from filterdns.querylog import dbfile
+from filterdns.querylog.dbfile import SCHEMA_V1, SCHEMA_VERSION, SchemaError
 
 log = logging.getLogger(__name__)
 

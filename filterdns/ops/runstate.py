@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from filterdns import dbfile, privileges
 from filterdns.config import Config, default_config, load_config_text
 from filterdns.errors import ConfigError, ControlError
-from filterdns.protection import Difference, difference
-from filterdns.store import KEY_FILE
+from filterdns.ops import privileges
+from filterdns.policy.protection import Difference, difference
+from filterdns.querylog import dbfile
+from filterdns.querylog.store import KEY_FILE
 
 log = logging.getLogger(__name__)
 

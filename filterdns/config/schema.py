@@ -14,7 +14,7 @@ time zones, references between sections and so on): it never rejects a valid fil
 validator, like YAML 1.2, reads `[::1]` and `21:00` as strings; a single value may stand for a
 list of one, and an empty value for an empty list or mapping.
 
-`python -m filterdns.schemagen > schema/filterdns.schema.json` writes the shipped copy.
+`python -m filterdns.config.schema > schema/filterdns.schema.json` writes the shipped copy.
 """
 
 from __future__ import annotations

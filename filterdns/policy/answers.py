@@ -17,8 +17,8 @@ to.
 from __future__ import annotations
 
 from filterdns.config import Config
-from filterdns.policy import Decision, Policy
-from filterdns.wire import Answer
+from filterdns.dns.wire import Answer
+from filterdns.policy.decisions import Decision, Policy
 
 # Names that live on the local network whatever the upstreams say: their answers may hold
 # private addresses. RFC 6761/6762/8375 and the suffixes home routers hand out; single-label

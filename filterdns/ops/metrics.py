@@ -22,12 +22,12 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from filterdns.model import Request, Response
+from filterdns.dns.model import Request, Response
+from filterdns.dns.tcpslots import TcpSlots
+from filterdns.querylog.store import QueryLog
 from filterdns.resolvers.base import Link, Resolver
 from filterdns.resolvers.cache import CacheStats
 from filterdns.resolvers.upstream import Health, Outstanding
-from filterdns.store import QueryLog
-from filterdns.tcpslots import TcpSlots
 
 log = logging.getLogger(__name__)
 

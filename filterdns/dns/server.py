@@ -17,13 +17,13 @@ import socket
 import struct
 from collections.abc import Callable, Iterable
 
-from filterdns import wire
 from filterdns.config import ListenAddress, RateLimit, ServerConfig
+from filterdns.dns import wire
+from filterdns.dns.model import Request, Response, refused, servfail
+from filterdns.dns.ratelimit import RateLimiter
+from filterdns.dns.tcpslots import TcpSlots
 from filterdns.errors import ServerError, WireError
-from filterdns.model import Request, Response, refused, servfail
-from filterdns.ratelimit import RateLimiter
 from filterdns.resolvers.base import Resolver
-from filterdns.tcpslots import TcpSlots
 
 log = logging.getLogger(__name__)
 

@@ -38,11 +38,11 @@ from typing import TypeVar
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from filterdns.configschema import Walker, compose, is_null, join, kind, line_of, show
+from filterdns.config.walker import Walker, compose, is_null, join, kind, line_of, show
+from filterdns.dns.names import normalize_name
 from filterdns.errors import ConfigError, Problem
-from filterdns.names import normalize_name
-from filterdns.schedule import Calendar, Window, parse_calendar, parse_clock, parse_days
-from filterdns.timezones import parse_timezone
+from filterdns.policy.schedule import Calendar, Window, parse_calendar, parse_clock, parse_days
+from filterdns.policy.timezones import parse_timezone
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -1653,7 +1653,7 @@ def find_config(explicit: str | Path | None) -> Path | None:
 @functools.cache
 def _embedded() -> Config:
     """`default.yaml` read on top of empty lists (it sets every key); database left relative."""
-    text = resources.files("filterdns").joinpath("default.yaml").read_text(encoding="utf-8")
+    text = resources.files("filterdns.config").joinpath("default.yaml").read_text(encoding="utf-8")
     bare = Config(ServerConfig(listen=(), allow_clients=()), UpstreamsConfig(servers=()))
     return load_config_text(text, source="filterdns/default.yaml", defaults=bare)
 

@@ -47,9 +47,9 @@ from filterdns.config import (
     ProfileConfig,
     ScheduleRule,
 )
+from filterdns.dns.names import is_subdomain
 from filterdns.lists.index import DomainIndex
-from filterdns.names import is_subdomain
-from filterdns.timezones import zone_of
+from filterdns.policy.timezones import zone_of
 
 CANARY_NAMES = ("use-application-dns.net",)  # Firefox: NXDOMAIN turns DNS over HTTPS off
 RELAY_NAMES = ("mask.icloud.com", "mask-h2.icloud.com")  # iCloud Private Relay: NXDOMAIN

@@ -38,8 +38,8 @@ import ssl
 import struct
 from typing import TYPE_CHECKING, Any
 
-from filterdns import wire
 from filterdns.config import UpstreamServer
+from filterdns.dns import wire
 from filterdns.errors import UpstreamError, WireError
 
 if TYPE_CHECKING:  # httpx (~5 MB) is imported on the first DNS-over-HTTPS exchange only

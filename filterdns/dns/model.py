@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import dnslib
 
-from filterdns import replies, wire
+from filterdns.dns import replies, wire
+from filterdns.dns.wire import Answer, Query
 from filterdns.errors import WireError
-from filterdns.wire import Answer, Query
 
 
 class Kind(enum.Enum):

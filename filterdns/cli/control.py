@@ -20,10 +20,10 @@ from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.text import Text
 
-from filterdns import runstate
 from filterdns.config import Config, default_config, find_config, load_config
 from filterdns.errors import ConfigError, ControlError
-from filterdns.protection import Difference, difference
+from filterdns.ops import runstate
+from filterdns.policy.protection import Difference, difference
 
 RUNNING = "running"
 WAIT_POLL = 0.1  # seconds between two looks at the running configuration while waiting

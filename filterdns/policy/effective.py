@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from filterdns.config import YOUTUBE_LEVELS, Config, ScheduleRule
-from filterdns.schedule import DAYS, MINUTES_PER_DAY, Window, format_clock
+from filterdns.policy.schedule import DAYS, MINUTES_PER_DAY, Window, format_clock
 
 
 @dataclass(frozen=True, slots=True)

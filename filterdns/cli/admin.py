@@ -24,23 +24,23 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.markup import escape
 
-from filterdns import wire
-from filterdns.answers import AnswerJudge
 from filterdns.app import build_forwarder
-from filterdns.clients import ClientDirectory, ClientMatch, ClientRule
 from filterdns.config import DEFAULT_CATEGORIES, Config, is_domain_name
-from filterdns.duration import MissingUnitError, parse_span
+from filterdns.config.duration import MissingUnitError, parse_span
+from filterdns.dns import wire
+from filterdns.dns.model import Kind, Request, Response, answer_records
+from filterdns.dns.names import normalize_name
+from filterdns.dns.transport import Transport
 from filterdns.errors import FilterDnsError
-from filterdns.grants import GrantStore
 from filterdns.lists.catalog import ListSet
 from filterdns.lists.shipped import shipped_path
-from filterdns.model import Kind, Request, Response, answer_records
-from filterdns.names import normalize_name
-from filterdns.neighbors import Neighbours, normalize_mac
-from filterdns.policy import Decision, Grant, Policy
+from filterdns.policy.answers import AnswerJudge
+from filterdns.policy.clients import ClientDirectory, ClientMatch, ClientRule
+from filterdns.policy.decisions import Decision, Grant, Policy
+from filterdns.policy.grants import GrantStore
+from filterdns.policy.neighbors import Neighbours, normalize_mac
+from filterdns.policy.timezones import zone_of
 from filterdns.resolvers.querylog import qtype_number
-from filterdns.timezones import zone_of
-from filterdns.transport import Transport
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
