@@ -415,7 +415,7 @@ SCHEDULE_KEYS = ("name", "days", "from", "to", "block", "allow", "allow_categori
 CLIENT_KEYS = ("name", "ip", "cidr", "mac", "profile")
 RATE_LIMIT_KEYS = tuple(f.name for f in fields(RateLimit))
 MAX_RATE = 1_000_000
-# The categories shipped in filterdns/blocklists (lists.shipped keeps the same tuple).
+# The categories shipped in blocklists/ (lists.shipped keeps the same tuple).
 DEFAULT_CATEGORIES = (
     "adult",
     "gambling",

@@ -1,10 +1,10 @@
 """The default categories and their list sources: files shipped in the package, remote URLs.
 
-Every category has one shipped file, `filterdns/blocklists/<category>.txt`, so a fresh install
+Every category has one shipped file, `blocklists/<category>.txt`, so a fresh install
 filters offline from its first query. Sources too large to ship (UT1 adult, malware, phishing
 and redirector, StevenBlack's unified hosts) and the GPL-3.0 DoH list are remote: they are
 downloaded on the first refresh and then every `lists.refresh`. Origins, licences, the category
-mapping and the counts are in `filterdns/blocklists/SOURCES.md`; `scripts/build_blocklists.py`
+mapping and the counts are in `blocklists/SOURCES.md`; `scripts/build_blocklists.py`
 regenerates the shipped files and checks that this manifest matches what it builds.
 """
 
@@ -14,6 +14,8 @@ from pathlib import Path
 
 from filterdns.config import DEFAULT_CATEGORIES
 
+# The repository's top-level blocklists/, which the package reaches as its own blocklists/ (a
+# link in a checkout; wheels copy the files in as package data).
 SHIPPED_DIR: Path = Path(__file__).parent.parent / "blocklists"
 SHIPPED_PREFIX = "shipped:"
 

@@ -21,6 +21,7 @@ writes stays readable by the server.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import logging
 import os
@@ -194,7 +195,9 @@ def chown_state(path: str | Path, user: str, group: str | None = None) -> None:
         os.lchown(root, who.uid, who.gid)
         for directory, subdirs, files in os.walk(root):
             for name in (*subdirs, *files):
-                os.lchown(os.path.join(directory, name), who.uid, who.gid)
+                # A list build may remove its temporary files meanwhile: gone is fine.
+                with contextlib.suppress(FileNotFoundError):
+                    os.lchown(os.path.join(directory, name), who.uid, who.gid)
     except OSError as exc:
         raise FilterDnsError(f"cannot hand {root} to user {who.user}: {exc}") from exc
 

@@ -28,7 +28,7 @@ NAMES = [f"site{i}.adult-test.example" for i in range(200)]
 GOOD = ("# my adult list\n" + "".join(f"0.0.0.0 {n}\n" for n in NAMES)).encode()
 OTHER = "unlisted.example"
 RECORDS = {(name, "A"): ["192.0.2.1"] for name in [*NAMES, OTHER, "new.adult-test.example"]}
-SHIPPED_MALWARE = "7dot.cn"  # in filterdns/blocklists/malware.txt
+SHIPPED_MALWARE = "7dot.cn"  # in blocklists/malware.txt
 
 # What a broken script, a failed copy or a bad edit leaves behind, and the reason given.
 DAMAGE = {

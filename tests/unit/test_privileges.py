@@ -260,3 +260,24 @@ def test_a_list_build_started_by_root_runs_as_the_owner_of_the_cache(passable: P
     os.chown(cache, entry.pw_uid, entry.pw_gid)
     assert identity_for(cache) == {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
     assert identity_for(passable / "missing") == {}
+
+
+def test_handing_over_the_state_tolerates_files_vanishing_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    (state / "lists").mkdir(parents=True)
+    (state / "lists" / "index.bin.tmp").write_bytes(b"")
+
+    changed: list[str] = []
+
+    def racing_lchown(path: str | Path, uid: int, gid: int) -> None:
+        if str(path).endswith(".tmp"):  # a list build renamed its temporary file just now
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        changed.append(str(path))
+
+    monkeypatch.setattr(os, "lchown", racing_lchown)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    me = "nobody"  # an unprivileged user that exists; nothing is really changed below
+    privileges.chown_state(state, me)  # no FilterDnsError
+    assert changed == [str(state), str(state / "lists")]

@@ -111,9 +111,12 @@ def test_shipped_path() -> None:
             shipped_path(bad)
 
 
-def test_shipped_dir_is_inside_the_package() -> None:
+def test_shipped_dir_is_installed_with_the_package() -> None:
     package = Path(filterdns.__file__).resolve().parent
-    assert SHIPPED_DIR.resolve() == package / "blocklists"
+    # The lists live at the top of the repository; the package reaches them as its blocklists/
+    # (a link in the checkout, copied into wheels by the package data).
+    assert package / "blocklists" == SHIPPED_DIR
+    assert SHIPPED_DIR.resolve() == package.parent / "blocklists"
     # Only the generated files live there: the category lists and SOURCES.md.
     present = {p.name for p in SHIPPED_DIR.iterdir() if not p.name.startswith(".")}
     assert present == {shipped_path(s).name for s in SHIPPED_SOURCES} | {"SOURCES.md"}
