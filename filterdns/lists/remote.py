@@ -26,30 +26,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import importlib.metadata
 import json
 import logging
 import os
 import re
-import socket
-import ssl
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Literal
+
+from filterdns.lists.http import SCHEMES, Body, Failure, Limits, download
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
-MAX_REDIRECTS = 5
-SCHEMES = ("http", "https")
 DIR_MODE = 0o700  # private, like the rest of the state (see privileges.make_private)
 FILE_MODE = 0o600
 META_SUFFIX = ".meta.json"
@@ -98,96 +91,9 @@ class _Meta:
     sha256: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Body:
-    """A 200 response written to a temporary file."""
-
-    temp: Path
-    etag: str | None
-    last_modified: str | None
-    size: int
-    sha256: str
-
-
-class _Failure(Exception):
-    """A download failed; the message is the reason without the URL."""
-
-
-def _human_size(n: int) -> str:
-    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= factor and n % factor == 0:
-            return f"{n // factor} {unit}"
-    return f"{n} bytes"
-
-
 def _slug(host: str | None) -> str:
     slug = re.sub(r"[^a-z0-9.-]+", "-", (host or "").lower()).strip(".-")[:60]
     return slug or "nohost"
-
-
-def _describe_os_error(exc: BaseException, host: str, timeout: float) -> str:
-    """A short reason for a low-level network error."""
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {timeout:g} s"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve {host}: {exc.strerror or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by the server"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed: {exc.verify_message or exc.reason}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
-    return str(exc) or type(exc).__name__
-
-
-def _describe_http_exception(exc: http.client.HTTPException) -> str:
-    if isinstance(exc, http.client.RemoteDisconnected):
-        return "the server closed the connection without a response"
-    if isinstance(exc, http.client.IncompleteRead):
-        return "the connection closed before the whole body arrived"
-    return f"bad HTTP response ({type(exc).__name__}: {exc})"
-
-
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    """Follow at most MAX_REDIRECTS redirects, to http(s) only, within the fetch's deadline."""
-
-    # urllib's own loop detection would answer first with a less helpful message
-    max_repeats = MAX_REDIRECTS * 2
-    max_redirections = MAX_REDIRECTS * 2
-
-    def __init__(self, deadline: float, timeout: float) -> None:
-        super().__init__()
-        self.deadline = deadline
-        self.timeout = timeout
-        self.count = 0
-
-    def redirect_request(  # noqa: PLR0917 (urllib's signature)
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        # The redirect body is never used: read a little of it so the connection ends
-        # cleanly, then close, so urllib's own unbounded read of it finds nothing.
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            if isinstance(fp, http.client.HTTPResponse):
-                fp.read1(CHUNK)
-        fp.close()
-        self.count += 1
-        if self.count > MAX_REDIRECTS:
-            raise _Failure(f"more than {MAX_REDIRECTS} redirects (last to {newurl})")
-        if urllib.parse.urlsplit(newurl).scheme.lower() not in SCHEMES:
-            raise _Failure(f"redirected to {newurl}, which is not http(s)")
-        if time.monotonic() >= self.deadline:
-            raise _Failure(f"timed out after {self.timeout:g} s (following redirects)")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class RemoteCache:
@@ -322,8 +228,8 @@ class RemoteCache:
         previous = self._read_meta(body) if body.is_file() else None
         deadline = time.monotonic() + self.timeout
         try:
-            got = self._download(url, host, body, previous, deadline)
-        except _Failure as exc:
+            got = self._download(url, body, previous, deadline)
+        except Failure as exc:
             return self._failed(url, f"{url}: {exc}")
         if got is None:  # 304: only sent conditions when there is a copy
             assert previous is not None
@@ -339,7 +245,7 @@ class RemoteCache:
         url: str,
         body: Path,
         previous: _Meta | None,
-        got: _Body,
+        got: Body,
         validate: Callable[[Path], str | None] | None,
     ) -> FetchResult:
         """Validate the downloaded body and move it and its metadata into place."""
@@ -387,126 +293,26 @@ class RemoteCache:
         return FetchResult(url, body, False, "not_modified", None, now, size)
 
     def _download(
-        self, url: str, host: str, body: Path, previous: _Meta | None, deadline: float
-    ) -> _Body | None:
-        """GET `url` into a temporary file; None for 304. Raises _Failure with the reason."""
+        self, url: str, body: Path, previous: _Meta | None, deadline: float
+    ) -> Body | None:
+        """GET `url` into a temporary file beside `body`; None for 304. Raises Failure."""
         headers = {"User-Agent": self.user_agent, "Accept-Encoding": "gzip"}
         if previous is not None:
             if previous.etag:
                 headers["If-None-Match"] = previous.etag
             if previous.last_modified:
                 headers["If-Modified-Since"] = previous.last_modified
-        opener = urllib.request.build_opener(_Redirects(deadline, self.timeout))
-        try:
-            request = urllib.request.Request(url, headers=headers)
-            response = opener.open(request, timeout=self.timeout)
-        except urllib.error.HTTPError as exc:
-            with exc:
-                if exc.code == 304 and previous is not None:
-                    return None
-                raise _Failure(f"HTTP {exc.code} {exc.reason}") from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, BaseException):
-                raise _Failure(_describe_os_error(reason, host, self.timeout)) from None
-            raise _Failure(str(reason)) from None
-        except http.client.HTTPException as exc:
-            raise _Failure(_describe_http_exception(exc)) from None
-        except (OSError, ValueError) as exc:
-            raise _Failure(_describe_os_error(exc, host, self.timeout)) from None
-        with response:
-            if not isinstance(response, http.client.HTTPResponse):  # pragma: no cover
-                raise _Failure(f"unexpected response type {type(response).__name__}")
-            if response.status != 200:
-                raise _Failure(f"HTTP {response.status} {response.reason}")
-            return self._receive(response, host, body, deadline)
-
-    def _receive(
-        self, response: http.client.HTTPResponse, host: str, body: Path, deadline: float
-    ) -> _Body:
-        """Stream the body into a temporary file beside `body`, within the limits."""
-        encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding in ("gzip", "x-gzip"):
-            inflater: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "identity":
-            inflater = None
-        else:
-            raise _Failure(f"unsupported Content-Encoding {encoding!r}")
-        declared: int | None = None
-        length = response.headers.get("Content-Length")
-        if length is not None and length.strip().isdigit():
-            declared = int(length)
-            if inflater is None and declared > self.max_bytes:
-                raise _Failure(f"larger than {_human_size(self.max_bytes)} "
-                               f"(Content-Length {declared})")  # fmt: skip
-        too_big = f"larger than {_human_size(self.max_bytes)}"
         try:
             temp = self._new_temp(body.name)
         except OSError as exc:
-            raise _Failure(
-                f"cannot create a file in {self.cache_dir}: {exc.strerror or exc}"
-            ) from None
-        digest = hashlib.sha256()
-        received = size = 0
+            reason = exc.strerror or exc
+            raise Failure(f"cannot create a file in {self.cache_dir}: {reason}") from None
         try:
-            with temp.open("wb") as out:
-
-                def store(data: bytes) -> None:
-                    nonlocal size
-                    size += len(data)
-                    if size > self.max_bytes:
-                        raise _Failure(too_big)
-                    digest.update(data)
-                    try:
-                        out.write(data)
-                    except OSError as exc:
-                        raise _Failure(f"cannot write {temp}: {exc.strerror or exc}") from None
-
-                while True:
-                    if time.monotonic() >= deadline:
-                        raise _Failure(f"timed out after {self.timeout:g} s")
-                    try:
-                        chunk = response.read1(CHUNK)
-                    except http.client.HTTPException as exc:
-                        raise _Failure(_describe_http_exception(exc)) from None
-                    except OSError as exc:
-                        raise _Failure(_describe_os_error(exc, host, self.timeout)) from None
-                    if not chunk:
-                        break
-                    received += len(chunk)
-                    if received > self.max_bytes:
-                        raise _Failure(too_big)
-                    if inflater is None:
-                        store(chunk)
-                        continue
-                    data = chunk
-                    while data:  # bounded steps: a small gzip bomb never fills memory
-                        try:
-                            store(inflater.decompress(data, CHUNK))
-                        except zlib.error as exc:
-                            raise _Failure(f"bad gzip body: {exc}") from None
-                        data = inflater.unconsumed_tail
-                if declared is not None and received < declared:
-                    raise _Failure(f"the connection closed after {received} of {declared} bytes")
-                if inflater is not None:
-                    if not inflater.eof:
-                        raise _Failure("truncated gzip body")
-                    store(inflater.flush())
-                try:
-                    out.flush()
-                    os.fsync(out.fileno())
-                except OSError as exc:
-                    raise _Failure(f"cannot write {temp}: {exc.strerror or exc}") from None
-        except BaseException as exc:
+            got = download(url, headers, temp, Limits(self.timeout, self.max_bytes, deadline))
+        except BaseException:
             with contextlib.suppress(OSError):
                 temp.unlink(missing_ok=True)
-            if isinstance(exc, OSError):  # closing the file failed (disk full)
-                raise _Failure(f"cannot write {temp}: {exc.strerror or exc}") from None
             raise
-        return _Body(
-            temp,
-            response.headers.get("ETag"),
-            response.headers.get("Last-Modified"),
-            size,
-            digest.hexdigest(),
-        )
+        if got is None:
+            temp.unlink(missing_ok=True)
+        return got
