@@ -61,9 +61,7 @@ def human_size(n: int) -> str:
     return f"{n} bytes"
 
 
-def download(
-    url: str, headers: dict[str, str], temp: Path, limits: Limits
-) -> Body | None:
+def download(url: str, headers: dict[str, str], temp: Path, limits: Limits) -> Body | None:
     """GET `url` into `temp` (created by the caller); None on 304. Raises Failure."""
     host = httpx.URL(url).host
     context = ssl.create_default_context()  # the system's trust store, as for the rest
