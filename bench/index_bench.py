@@ -45,7 +45,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from filterdns.lists.index import DomainIndex, IndexBuilder, ListInfo, false_positive_rate
+from filterdns.lists.index import DomainIndex
+from filterdns.lists.indexbuild import IndexBuilder
+from filterdns.lists.indexfile import ListInfo, false_positive_rate
 
 DATA = Path("/work/shared/data")
 BLOCKLISTS = DATA / "blocklists"

@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as `python scripts/build_blocklists.py` from a checkout
     sys.path.insert(0, str(REPO))
 
-from filterdns.lists.parse import SourceReport, iter_file  # noqa: E402
+from filterdns.lists.parse import iter_file  # noqa: E402
 from filterdns.lists.shipped import CATEGORIES, SHIPPED, SHIPPED_PREFIX  # noqa: E402
+from filterdns.lists.sourcereport import SourceReport  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "blocklists"
 DEFAULT_OUT = REPO / "blocklists"

@@ -41,10 +41,11 @@ from filterdns.lists.cachedir import (
     save_reports,
     shipped_index,
 )
-from filterdns.lists.index import DomainIndex, IndexBuilder
-from filterdns.lists.parse import SourceReport
+from filterdns.lists.index import DomainIndex
+from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.remote import FetchResult, RemoteCache
 from filterdns.lists.shipped import SHIPPED_PREFIX, shipped_path
+from filterdns.lists.sourcereport import SourceReport
 from filterdns.lists.sources import (
     BuildResult,
     SourceAdder,

@@ -36,38 +36,6 @@ is skipped, which saves a hash and a bisection per lookup. The builder therefore
 without a dot; the list parsers drop such lines anyway, since a blocklist entry "com" would block
 a whole top-level domain.
 
-Building and persisting
------------------------
-`IndexBuilder` streams words into 256 `array("Q")` buckets keyed by their top 8 bits, then sorts
-one bucket at a time, drops repeated words (the same name twice in one list, counted per list in
-`IndexBuilder.duplicates`) and appends the bucket to the output, freeing it at once. No list of
-every name or word is ever held: at most the words (8 bytes each) and one bucket as Python ints.
-Given a `spill_dir`, the buckets move to an unnamed temporary file there every 2 MiB, so the
-build itself stays within a few megabytes. `discard(list_id)` leaves out, at `finish`, every
-name a list received: a source is judged after it was streamed in, and a rejected one must add
-nothing. Given a path, the output goes straight to a file that
-is then memory-mapped: a restart opens it in milliseconds instead of re-parsing the sources, and
-opening reads the checksum through the file rather than the mapping, so the new index's pages
-join the process only as lookups touch them. A rebuild next to a serving index therefore peaks
-near the old index plus a few megabytes, and the old pages leave with `close`. Without a path the
-index lives in an `array("Q")`, for tests and small configurations.
-
-The file is::
-
-    offset 0   magic b"FDNSIDX1", u32 version, u32 meta length, u64 entry count,
-               u32 crc32 of the entries and directory, u32 directory bits k
-               (32 bytes, little-endian)
-    offset 32  meta: UTF-8 JSON {"fingerprint": str, "lists": [{"category", "source", "allow"}]}
-               padded with spaces to a multiple of 8
-    then       the entries, packed little-endian uint64, 8-byte aligned
-    then       the directory, 2**k + 1 little-endian uint32
-
-It is written to a temporary file in the same directory and moved over the old one with
-`os.replace`, so a crash leaves either the old file or the new one, never half a file. The
-fingerprint is the caller's summary of the sources (paths, sizes, modification times, ETags):
-`DomainIndex.open` returns None when it differs, and the caller rebuilds. A big-endian host
-loads the file into memory, byte-swapped, instead of mapping it.
-
 Threads: `IndexBuilder.finish` is CPU-bound and meant to run in a worker thread. The caller
 swaps the new index in with one assignment, then closes the old one; `match` never awaits, so
 on the event loop no lookup can be running on the old index when it is closed.
@@ -75,65 +43,21 @@ on the event loop no lookup can be running on the old index when it is closed.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import mmap
-import os
-import struct
-import sys
-import tempfile
-import weakref
-import zlib
 from array import array
 from bisect import bisect_left
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from io import BufferedReader
-from itertools import islice
 from pathlib import Path
-from typing import IO, Any
 
-MAGIC = b"FDNSIDX1"
-VERSION = 1
-HASH_BITS = 48
-LIST_BITS = 16
-MAX_LISTS = 1 << LIST_BITS
-
-# magic, version, meta length, entry count, crc32 of entries and directory, directory bits
-_HEADER = struct.Struct("<8sIIQII")
-_LIST_MASK = MAX_LISTS - 1
-_BUCKETS = 256  # build buckets, keyed by the top 8 bits of a word
-_BUCKET_SHIFT = 64 - 8
-_BATCH = 1 << 16  # names hashed between two checks of the spill threshold
-_SPILL_WORDS = 1 << 18  # with a spill directory, move the buckets to disk past 2 MiB
-_DIR_BITS = 16  # the directory keys runs of words by at most their top 16 bits
-_MAX_META = 1 << 26  # a header claiming more than 64 MiB of JSON is corrupt
-_READ_CHUNK = 1 << 18  # the checksum is computed reading 256 KiB at a time
-_LITTLE = sys.byteorder == "little"
-
-_blake2b = hashlib.blake2b
-_from_bytes = int.from_bytes
-
-
-def name_hash(name: str) -> int:
-    """The stable 48-bit hash of a normalised text name (the top bits of its index words)."""
-    return _from_bytes(_blake2b(name.encode(), digest_size=6).digest(), "big")
-
-
-def false_positive_rate(names: int) -> float:
-    """The chance that one probe of an unlisted name matches an index of `names` distinct names."""
-    return names / float(1 << HASH_BITS)
-
-
-@dataclass(frozen=True, slots=True)
-class ListInfo:
-    """One list in the index: its category, where it came from, and whether it allows."""
-
-    category: str
-    source: str
-    allow: bool = False
+from filterdns.lists.indexfile import (
+    LIST_MASK,
+    LITTLE,
+    ListInfo,
+    blake2b,
+    check_file,
+    from_bytes,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +120,7 @@ class DomainIndex:
         """
         try:
             with path.open("rb") as f:
-                layout = _check_file(f, fingerprint)
+                layout = check_file(f, fingerprint)
                 if layout is None:
                     return None
                 mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -206,7 +130,7 @@ class DomainIndex:
         base = memoryview(mapped)
         entries = base[offset : offset + 8 * count]
         directory = base[offset + 8 * count : offset + 8 * count + 4 * dir_len]
-        if _LITTLE:
+        if LITTLE:
             views = (entries.cast("Q"), directory.cast("I"), entries, directory, base)
             return cls(views[0], views[1], lists, found, mapped=mapped, views=views)
         # A big-endian host reads the little-endian file into memory instead of mapping it.
@@ -243,15 +167,15 @@ class DomainIndex:
         pos = 0
         dot = raw.find(46)  # b"."
         while dot >= 0:
-            key = _from_bytes(_blake2b(raw[pos:], digest_size=6).digest(), "big") << 16
+            key = from_bytes(blake2b(raw[pos:], digest_size=6).digest(), "big") << 16
             slot = key >> shift
             hi = directory[slot + 1]
             i = bisect_left(entries, key, directory[slot], hi)
-            end = key | _LIST_MASK
+            end = key | LIST_MASK
             if i < hi and entries[i] <= end:
                 suffix = raw[pos:].decode() if pos else name
                 while i < hi and (word := entries[i]) <= end:
-                    out.append(Match(suffix, word & _LIST_MASK))
+                    out.append(Match(suffix, word & LIST_MASK))
                     i += 1
             pos = dot + 1
             dot = raw.find(46, pos)
@@ -277,295 +201,3 @@ class DomainIndex:
     def __repr__(self) -> str:
         where = "mapped" if self._mmap is not None else "in memory"
         return f"<DomainIndex {self._size} entries, {len(self.lists)} lists, {where}>"
-
-
-class IndexBuilder:
-    """Collects (list, name) pairs and turns them into a `DomainIndex` (see the module docs).
-
-    `spill_dir`, usually the directory of the index file, moves the words collected so far to
-    an unnamed temporary file there every `_SPILL_WORDS` words, so a build holds at most a few
-    megabytes whatever the number of names. Without it the words stay in memory (8 bytes each).
-    """
-
-    def __init__(self, spill_dir: Path | None = None) -> None:
-        self._lists: list[ListInfo] = []
-        self._buckets: list[array[int]] | None = [array("Q") for _ in range(_BUCKETS)]
-        self._words = 0  # words added so far, repeats included
-        self._buffered = 0  # words in the buckets since the last spill
-        self._spill_dir = spill_dir
-        self._spill: IO[bytes] | None = None
-        self._spill_end = 0
-        self._chunks: list[list[tuple[int, int]]] = [[] for _ in range(_BUCKETS)]
-        self._close_spill: Callable[[], object] = lambda: None
-        self._directory = array("I")
-        self._discarded: set[int] = set()
-        self.duplicates: dict[int, int] = {}
-        """After `finish`: per list id, how many names were dropped as repeats within that list."""
-
-    def add_list(self, info: ListInfo) -> int:
-        """Register a list and return its id; at most 65,536 lists fit the 16-bit id."""
-        if len(self._lists) >= MAX_LISTS:
-            raise ValueError(f"too many lists for one index: at most {MAX_LISTS}")
-        self._lists.append(info)
-        return len(self._lists) - 1
-
-    def add(self, list_id: int, name: str) -> None:
-        """Add one normalised name to a list (`add_many` saves the per-call cost)."""
-        buckets = self._open_buckets()
-        if not 0 <= list_id < len(self._lists):
-            raise ValueError(f"unknown list id {list_id}")
-        if "." not in name:
-            raise ValueError(f"{name!r}: a listed name needs at least two labels")
-        word = (_from_bytes(_blake2b(name.encode(), digest_size=6).digest(), "big") << 16) | list_id
-        buckets[word >> _BUCKET_SHIFT].append(word)
-        self._words += 1
-        self._buffered += 1
-        if self._buffered >= _SPILL_WORDS and self._spill_dir is not None:
-            self._spill_buckets(buckets)
-
-    def add_many(self, list_id: int, names: Iterable[str]) -> int:
-        """Add normalised names to a list and return how many were read (repeats included).
-
-        Every name needs at least two labels ("example.com", not "com").
-        """
-        buckets = self._open_buckets()
-        if not 0 <= list_id < len(self._lists):
-            raise ValueError(f"unknown list id {list_id}")
-        blake2b = _blake2b
-        from_bytes = _from_bytes
-        shift = _BUCKET_SHIFT
-        source = iter(names)
-        count = 0
-        while True:
-            batch = 0
-            for name in islice(source, _BATCH):
-                if "." not in name:
-                    raise ValueError(f"{name!r}: a listed name needs at least two labels")
-                word = (from_bytes(blake2b(name.encode(), digest_size=6).digest(), "big") << 16) | (
-                    list_id
-                )
-                buckets[word >> shift].append(word)
-                batch += 1
-            count += batch
-            self._words += batch
-            self._buffered += batch
-            if self._spill_dir is not None and self._buffered >= _SPILL_WORDS:
-                self._spill_buckets(buckets)
-            if batch < _BATCH:
-                return count
-
-    def discard(self, list_id: int) -> None:
-        """Leave out every name added to a list so far and from now on (a rejected source).
-
-        The list keeps its id and its place in the table; it just holds nothing.
-        """
-        self._open_buckets()
-        if not 0 <= list_id < len(self._lists):
-            raise ValueError(f"unknown list id {list_id}")
-        self._discarded.add(list_id)
-
-    def finish(self, path: Path | None = None, fingerprint: str = "") -> DomainIndex:
-        """Sort, drop repeats and return the index: written to `path` and mapped, or in memory.
-
-        The builder cannot be used afterwards.
-        """
-        buckets = self._open_buckets()
-        self._buckets = None
-        lists = tuple(self._lists)
-        self.duplicates = dict.fromkeys(range(len(lists)), 0)
-        try:
-            if path is None:
-                entries = self._merge_in_memory(buckets)
-                return DomainIndex(entries, self._directory, lists, fingerprint)
-            self._merge_to_file(buckets, path, lists, fingerprint)
-        finally:
-            self._close_spill()
-            self._chunks = []
-        index = DomainIndex.open(path, fingerprint)
-        if index is None:  # pragma: no cover - the file was just written and checked
-            raise OSError(f"{path}: the index just written could not be read back")
-        return index
-
-    def _open_buckets(self) -> list[array[int]]:
-        if self._buckets is None:
-            raise RuntimeError("the index builder has already finished")
-        return self._buckets
-
-    def _spill_buckets(self, buckets: list[array[int]]) -> None:
-        """Append every bucket to the spill file as one chunk and empty it."""
-        spill = self._spill
-        if spill is None:
-            # Closed by finish, or by the finalizer when an unfinished builder is dropped.
-            spill = self._spill = tempfile.TemporaryFile(dir=self._spill_dir)  # noqa: SIM115
-            self._close_spill = weakref.finalize(self, spill.close)
-        for bucket, chunks in zip(buckets, self._chunks, strict=True):
-            if bucket:
-                bucket.tofile(spill)
-                chunks.append((self._spill_end, len(bucket)))
-                self._spill_end += 8 * len(bucket)
-                del bucket[:]
-        self._buffered = 0
-
-    def _sorted_buckets(self, buckets: list[array[int]]) -> Iterator[array[int]]:
-        """Each bucket in turn (spilled chunks and the rest), sorted, without repeated words.
-
-        A bucket is released before the next is read; repeats are counted per list. Along the
-        way the directory is filled in: for each slot, the position of its first word.
-        """
-        spill = self._spill
-        if spill is not None:
-            spill.flush()
-        duplicates = self.duplicates
-        discarded = self._discarded
-        bits = max(0, min(_DIR_BITS, self._words.bit_length() - 4))
-        shift = 64 - bits
-        directory = self._directory = array("I", [0]) * ((1 << bits) + 1)
-        pos = 0
-        for i, chunks in enumerate(self._chunks):
-            words = buckets[i]
-            buckets[i] = array("Q")
-            if chunks and spill is not None:
-                words, tail = array("Q"), words
-                for offset, size in chunks:
-                    spill.seek(offset)
-                    words.fromfile(spill, size)
-                words.extend(tail)
-                del tail
-            if discarded:
-                words = array("Q", [w for w in words if w & _LIST_MASK not in discarded])
-            unique = set(words)
-            if len(unique) != len(words):
-                for word, seen in Counter(words).items():
-                    if seen > 1:
-                        duplicates[word & _LIST_MASK] += seen - 1
-            del words
-            ordered = sorted(unique)
-            del unique
-            # the slots whose first possible word falls in this bucket
-            first, stop = -(-i << _BUCKET_SHIFT >> shift), -(-(i + 1) << _BUCKET_SHIFT >> shift)
-            for slot in range(first, stop):
-                directory[slot] = pos + bisect_left(ordered, slot << shift)
-            pos += len(ordered)
-            yield array("Q", ordered)
-        directory[-1] = pos
-
-    def _merge_in_memory(self, buckets: list[array[int]]) -> array[int]:
-        out = array("Q", [0]) * self._words
-        pos = 0
-        for words in self._sorted_buckets(buckets):
-            out[pos : pos + len(words)] = words
-            pos += len(words)
-        del out[pos:]
-        return out
-
-    def _merge_to_file(
-        self,
-        buckets: list[array[int]],
-        path: Path,
-        lists: tuple[ListInfo, ...],
-        fingerprint: str,
-    ) -> None:
-        meta = json.dumps(
-            {
-                "fingerprint": fingerprint,
-                "lists": [
-                    {"category": x.category, "source": x.source, "allow": x.allow} for x in lists
-                ],
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
-        padding = _data_offset(len(meta)) - _HEADER.size - len(meta)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(_HEADER.pack(MAGIC, VERSION, len(meta), 0, 0, 0))
-                f.write(meta + b" " * padding)
-                count = crc = 0
-                for words in self._sorted_buckets(buckets):
-                    crc = _write_le(f, words, crc)
-                    count += len(words)
-                crc = _write_le(f, self._directory, crc)
-                bits = (len(self._directory) - 1).bit_length() - 1
-                f.seek(0)
-                f.write(_HEADER.pack(MAGIC, VERSION, len(meta), count, crc, bits))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-
-def _write_le(f: IO[bytes], values: array[int], crc: int) -> int:
-    """Write an array little-endian and return the running crc32 of what was written."""
-    if not _LITTLE:
-        values = array(values.typecode, values)
-        values.byteswap()
-    values.tofile(f)
-    return zlib.crc32(values, crc)
-
-
-def _data_offset(meta_len: int) -> int:
-    """Where the entries start: after the header and the meta, rounded up to 8 bytes."""
-    return (_HEADER.size + meta_len + 7) & ~7
-
-
-def _check_file(
-    f: BufferedReader, fingerprint: str | None
-) -> tuple[int, int, int, tuple[ListInfo, ...], str] | None:
-    """Validate an index file: (entry offset, entry count, directory length, lists, fingerprint).
-
-    None when the header, the size, the meta, the fingerprint or the checksum is wrong.
-    """
-    size = os.fstat(f.fileno()).st_size
-    header = f.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    magic, version, meta_len, count, crc, bits = _HEADER.unpack(header)
-    if magic != MAGIC or version != VERSION or meta_len > _MAX_META or bits > _DIR_BITS:
-        return None
-    offset = _data_offset(meta_len)
-    dir_len = (1 << bits) + 1
-    if size != offset + 8 * count + 4 * dir_len:
-        return None
-    parsed = _parse_meta(f.read(meta_len))
-    if parsed is None:
-        return None
-    found, lists = parsed
-    if fingerprint is not None and found != fingerprint:
-        return None
-    f.seek(offset)
-    buffer = memoryview(bytearray(_READ_CHUNK))
-    seen = 0
-    while read := f.readinto(buffer):
-        seen = zlib.crc32(buffer[:read], seen)
-    if seen != crc:
-        return None
-    return offset, count, dir_len, lists, found
-
-
-def _parse_meta(raw: bytes) -> tuple[str, tuple[ListInfo, ...]] | None:
-    """The fingerprint and list table of a file header, or None when malformed."""
-    try:
-        meta: Any = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(meta, dict):
-        return None
-    fingerprint = meta.get("fingerprint")
-    table = meta.get("lists")
-    if not isinstance(fingerprint, str) or not isinstance(table, list):
-        return None
-    if len(table) > MAX_LISTS:
-        return None
-    lists: list[ListInfo] = []
-    for item in table:
-        if not isinstance(item, dict):
-            return None
-        category, source, allow = item.get("category"), item.get("source"), item.get("allow")
-        if not (isinstance(category, str) and isinstance(source, str) and isinstance(allow, bool)):
-            return None
-        lists.append(ListInfo(category, source, allow))
-    return fingerprint, tuple(lists)

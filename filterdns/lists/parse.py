@@ -31,61 +31,15 @@ regular-expression match on the raw bytes and one ASCII decode of the name.
 
 from __future__ import annotations
 
-import collections
-import encodings.idna
-import ipaddress
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-SKIP_REASONS: dict[str, str] = {
-    "ip_address": "an IP address where a name was expected (also a name whose last label is "
-    "all digits, which resolvers read as an address)",
-    "local_name": "a hosts-file local name: localhost, broadcasthost, local, ip6-*, 0.0.0.0",
-    "single_label": "a name without a dot (would block a whole TLD or an intranet name)",
-    "empty_label": "an empty name or an empty label (`a..b`)",
-    "label_too_long": "a label longer than 63 characters",
-    "name_too_long": "a name longer than 253 characters",
-    "bad_character": "a character other than a-z 0-9 - _ (after IDNA), or undecodable bytes",
-    "bad_idna": "a non-ASCII name the IDNA codec rejects",
-    "cosmetic_rule": "an adblock element-hiding, scriptlet or HTML rule (##, #@#, #?#, #$#, $$)",
-    "url_rule": "an adblock rule with a path, a regex, a `|` URL anchor or a `*` inside the name",
-    "unsupported_option": "an adblock `$badfilter` rule (it disables another rule, blocks nothing)",
-    "unrecognised": "a line in no known format",
-}
-"""Every reason a line (or one name of a hosts / dnsmasq line) is skipped, with what it means."""
+from filterdns.lists.domains import MAX_NAME, InvalidName, is_ip, normalize_domain
+from filterdns.lists.sourcereport import INVALID_LINE_REASONS, SourceReport
 
-INVALID_NAME_REASONS = frozenset(
-    {
-        "ip_address",
-        "single_label",
-        "empty_label",
-        "label_too_long",
-        "name_too_long",
-        "bad_character",
-        "bad_idna",
-    }
-)
-"""The reasons `normalize_domain` can give (a subset of SKIP_REASONS)."""
-
-INVALID_LINE_REASONS = INVALID_NAME_REASONS - {"ip_address"} | {"unrecognised"}
-"""The reasons that make a line invalid: not a name in any format. The others (addresses in a
-domains list, hosts-file local names, adblock rules DNS cannot apply) are valid lines of a list,
-merely of no use to a DNS filter."""
-
-EXAMPLES_PER_REASON = 3
-EXAMPLE_WIDTH = 80
-
-MAX_NAME = 253
-MAX_LABEL = 63
-
-# A valid normalised name: two or more labels of [a-z0-9_-]{1,63}, the last one not all digits.
-_VALID = re.compile(
-    r"(?:[a-z0-9_-]{1,63}\.)+(?![0-9]+\Z)[a-z0-9_-]{1,63}",
-).fullmatch
 # The hot path on raw bytes: `name` or `<sink> name`, lower-case ASCII, nothing else.
 _HOT = re.compile(
     rb"[ \t]*(?:(?:0\.0\.0\.0|127\.0\.0\.1|::1?)[ \t]+)?"
@@ -93,8 +47,6 @@ _HOT = re.compile(
 ).fullmatch
 # A line that is one dotted-quad (UT1 `domains` hold thousands): skipped without further work.
 _HOT_IPV4 = re.compile(rb"[ \t]*[0-9]{1,3}(?:\.[0-9]{1,3}){3}[ \t]*").fullmatch
-_ASCII_LABEL = re.compile(r"[a-z0-9_-]+").fullmatch
-_DOTS = re.compile("[\u3002\uff0e\uff61]")  # the dots IDNA treats as label separators
 _INLINE_COMMENT = re.compile(r"\s#").search
 _COSMETIC = re.compile(r"#@?[?$%]{0,2}@?#|\$@?\$").search
 _COSMETIC_AT = re.compile(r"#@?[?$%]{0,2}@?#").match  # an element-hiding marker, at a position
@@ -127,165 +79,6 @@ MAX_LINE = 1 << 20  # a "line" longer than this (binary junk) is cut, so memory 
 # Result kinds of the per-line slow path.
 _BLOCK, _ALLOW, _FROM_URL, _SKIP, _IGNORE = range(5)
 _Item = tuple[str, int]
-
-
-class InvalidName(ValueError):
-    """A text is not a usable domain name; `reason` is one of INVALID_NAME_REASONS."""
-
-    def __init__(self, text: str, reason: str) -> None:
-        self.text = text
-        self.reason = reason
-        super().__init__(f"{text[:EXAMPLE_WIDTH]!r}: {SKIP_REASONS[reason]}")
-
-
-@dataclass
-class SourceReport:
-    """What parsing one list source found: counts, skip reasons and their first examples."""
-
-    source: str
-    lines: int = 0
-    entries: int = 0
-    allow_entries: int = 0
-    duplicates: int = 0
-    hosts_from_urls: int = 0
-    skipped: collections.Counter[str] = field(default_factory=collections.Counter)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    content_lines: int = 0  # neither blank nor a comment
-    invalid_lines: int = 0  # content lines that yielded nothing, for an INVALID_LINE_REASONS
-    undecodable_lines: int = 0  # not UTF-8
-    nul_lines: int = 0  # holding a NUL byte: not text
-
-    def skip(self, reason: str, line: int, text: str) -> None:
-        """Count one skip for `reason`; keep "source:line: text" among its first examples."""
-        self.skipped[reason] += 1
-        shown = self.examples.setdefault(reason, [])
-        if len(shown) < EXAMPLES_PER_REASON:
-            text = text.strip()
-            if len(text) > EXAMPLE_WIDTH:
-                text = text[: EXAMPLE_WIDTH - 3] + "..."
-            example = f"{self.source}:{line}: {text}"
-            if not shown or shown[-1] != example:  # one example per line
-                shown.append(example)
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict (reasons sorted by name)."""
-        return {
-            "source": self.source,
-            "lines": self.lines,
-            "entries": self.entries,
-            "allow_entries": self.allow_entries,
-            "duplicates": self.duplicates,
-            "hosts_from_urls": self.hosts_from_urls,
-            "skipped": {k: self.skipped[k] for k in sorted(self.skipped)},
-            "examples": {k: list(self.examples[k]) for k in sorted(self.examples)},
-            "content_lines": self.content_lines,
-            "invalid_lines": self.invalid_lines,
-            "undecodable_lines": self.undecodable_lines,
-            "nul_lines": self.nul_lines,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> SourceReport:
-        """The inverse of to_json (other keys are ignored, ill-typed values read as empty)."""
-
-        def count(key: str) -> int:
-            value = data.get(key)
-            return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-        report = cls(
-            source=str(data.get("source", "")),
-            lines=count("lines"),
-            entries=count("entries"),
-            allow_entries=count("allow_entries"),
-            duplicates=count("duplicates"),
-            hosts_from_urls=count("hosts_from_urls"),
-            content_lines=count("content_lines"),
-            invalid_lines=count("invalid_lines"),
-            undecodable_lines=count("undecodable_lines"),
-            nul_lines=count("nul_lines"),
-        )
-        skipped = data.get("skipped")
-        if isinstance(skipped, dict):
-            for reason, n in skipped.items():
-                if isinstance(reason, str) and isinstance(n, int) and not isinstance(n, bool):
-                    report.skipped[reason] = n
-        examples = data.get("examples")
-        if isinstance(examples, dict):
-            for reason, shown in examples.items():
-                if isinstance(reason, str) and isinstance(shown, list):
-                    report.examples[reason] = [str(x) for x in shown][:EXAMPLES_PER_REASON]
-        return report
-
-
-def normalize_domain(text: str) -> str:
-    """Normalise one name: "Bücher.DE." -> "xn--bcher-kva.de"; raise InvalidName when unusable.
-
-    Lower-cases, strips surrounding whitespace and one trailing dot, encodes non-ASCII labels with
-    IDNA (punycode). Accepts `_` and leading/trailing `-` in labels (real lists have them).
-    Idempotent: a result normalises to itself.
-    """
-    name = text.strip().lower()
-    if name.endswith("."):
-        name = name[:-1]
-    if len(name) <= MAX_NAME and _VALID(name):
-        return name
-    return _normalize_slow(text.strip())
-
-
-def _normalize_slow(text: str) -> str:
-    """The careful path of normalize_domain: find the exact reason, or IDNA-encode."""
-    name = _DOTS.sub(".", text.lower())
-    if name.endswith("."):
-        name = name[:-1]
-    if not name:
-        raise InvalidName(text, "empty_label")
-    if _is_ip(name):
-        raise InvalidName(text, "ip_address")
-    out: list[str] = []
-    for label in name.split("."):
-        if not label.isascii():
-            out.append(_idna_label(text, label))
-        else:
-            out.append(label)
-    result = ".".join(out)
-    # Judge the ASCII result as a whole: IDNA mapping can produce dots or other characters.
-    for label in result.split("."):
-        if not label:
-            raise InvalidName(text, "empty_label")
-        if not _ASCII_LABEL(label):
-            raise InvalidName(text, "bad_character")
-        if len(label) > MAX_LABEL:
-            raise InvalidName(text, "label_too_long")
-    if "." not in result:
-        raise InvalidName(text, "single_label")
-    if len(result) > MAX_NAME:
-        raise InvalidName(text, "name_too_long")
-    if result.rsplit(".", 1)[1].isdigit():
-        raise InvalidName(text, "ip_address")
-    return result
-
-
-def _idna_label(text: str, label: str) -> str:
-    """IDNA ToASCII of one non-ASCII label (nameprep, then punycode with the `xn--` prefix)."""
-    if "\ufffd" in label:  # an undecodable byte in the source
-        raise InvalidName(text, "bad_character")
-    try:
-        mapped = encodings.idna.nameprep(label)
-        if mapped.isascii():
-            return mapped
-        if mapped.startswith("xn--"):
-            raise InvalidName(text, "bad_idna")
-        return "xn--" + mapped.encode("punycode").decode("ascii")
-    except UnicodeError:
-        raise InvalidName(text, "bad_idna") from None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _name(text: str, kind: int = _BLOCK) -> _Item:
@@ -378,7 +171,7 @@ def _hosts_name(tok: str) -> _Item:
 def _is_hosts_line(text: str) -> bool:
     """Whether a line starts with an address, as a hosts file line does."""
     head = text.split(None, 1)[0]
-    return head in _SINKS or _is_ip(head)
+    return head in _SINKS or is_ip(head)
 
 
 def _line(parts: list[str]) -> list[_Item]:
@@ -388,7 +181,7 @@ def _line(parts: list[str]) -> list[_Item]:
     head = parts[0]
     if head[0] == "!" or (head[0] == "[" and parts[-1].endswith("]")):
         return [("", _IGNORE)]
-    if head in _SINKS or _is_ip(head):
+    if head in _SINKS or is_ip(head):
         return [_hosts_name(tok) for tok in parts[1:]]
     key = head.lower()
     if key in ("local-zone:", "local-data:"):

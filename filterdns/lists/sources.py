@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_SOURCE
-from filterdns.lists.index import DomainIndex, IndexBuilder, ListInfo
-from filterdns.lists.parse import SourceReport, iter_file
+from filterdns.lists.index import DomainIndex
+from filterdns.lists.indexbuild import IndexBuilder
+from filterdns.lists.indexfile import ListInfo
+from filterdns.lists.parse import iter_file
 from filterdns.lists.shipped import SHIPPED
+from filterdns.lists.sourcereport import SourceReport
 from filterdns.lists.validate import (
     Stamp,
     content_problem,

@@ -25,7 +25,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from filterdns.lists.parse import INVALID_LINE_REASONS, SourceReport, iter_file
+from filterdns.lists.parse import iter_file
+from filterdns.lists.sourcereport import INVALID_LINE_REASONS, SourceReport
 
 GOOD_SUFFIX = ".good.json"
 DEFAULT_MAX_SHRINK = 90.0

@@ -11,16 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filterdns.lists.index import (
-    MAGIC,
-    MAX_LISTS,
-    DomainIndex,
-    IndexBuilder,
-    ListInfo,
-    Match,
-    false_positive_rate,
-    name_hash,
-)
+from filterdns.lists.index import DomainIndex, Match
+from filterdns.lists.indexbuild import IndexBuilder
+from filterdns.lists.indexfile import MAGIC, MAX_LISTS, ListInfo, false_positive_rate, name_hash
 
 ADS = ListInfo("ads", "ut1/publicite")
 MALWARE = ListInfo("malware", "ut1/malware")
@@ -135,8 +128,8 @@ def test_an_index_of_thousands_of_names_finds_each_and_only_those(where: Path | 
 def test_a_spilled_build_equals_an_in_memory_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finish_to_file: bool
 ) -> None:
-    monkeypatch.setattr("filterdns.lists.index._BATCH", 16)
-    monkeypatch.setattr("filterdns.lists.index._SPILL_WORDS", 64)
+    monkeypatch.setattr("filterdns.lists.indexbuild.BATCH", 16)
+    monkeypatch.setattr("filterdns.lists.indexbuild.SPILL_WORDS", 64)
     lists = {
         ADS: [f"host{i % 700}.example.com" for i in range(1000)],
         MALWARE: [f"host{i}.example.com" for i in range(0, 900, 3)],
@@ -160,8 +153,8 @@ def test_a_spilled_build_equals_an_in_memory_one(
 def test_a_discarded_list_holds_nothing_and_keeps_its_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: Path | None, spill: bool
 ) -> None:
-    monkeypatch.setattr("filterdns.lists.index._BATCH", 16)
-    monkeypatch.setattr("filterdns.lists.index._SPILL_WORDS", 64)
+    monkeypatch.setattr("filterdns.lists.indexbuild.BATCH", 16)
+    monkeypatch.setattr("filterdns.lists.indexbuild.SPILL_WORDS", 64)
     builder = IndexBuilder(spill_dir=tmp_path / "spill" if spill else None)
     (tmp_path / "spill").mkdir()
     ads = builder.add_list(ADS)
@@ -185,7 +178,7 @@ def test_a_discarded_list_holds_nothing_and_keeps_its_place(
 def test_an_unfinished_spilling_builder_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("filterdns.lists.index._SPILL_WORDS", 1)
+    monkeypatch.setattr("filterdns.lists.indexbuild.SPILL_WORDS", 1)
     builder = IndexBuilder(spill_dir=tmp_path)
     builder.add_many(builder.add_list(ADS), ["a.example", "b.example"])
     del builder
@@ -295,7 +288,7 @@ def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(
     def refuse(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("filterdns.lists.index.os.replace", refuse)
+    monkeypatch.setattr("filterdns.lists.indexbuild.os.replace", refuse)
     with pytest.raises(OSError, match="disk full"):
         _build({ADS: ["example.org"]}, path, "new")
     assert [p.name for p in tmp_path.iterdir()] == ["lists.idx"]

@@ -13,18 +13,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from filterdns.lists.parse import (
-    INVALID_NAME_REASONS,
-    LOCAL_NAMES,
-    SKIP_REASONS,
-    InvalidName,
-    SourceReport,
-    iter_entries,
-    iter_file,
-    iter_lines,
-    normalize_domain,
-    parse_bytes,
-)
+from filterdns.lists.domains import InvalidName, normalize_domain
+from filterdns.lists.parse import LOCAL_NAMES, iter_entries, iter_file, iter_lines, parse_bytes
+from filterdns.lists.sourcereport import INVALID_NAME_REASONS, SKIP_REASONS, SourceReport
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "blocklists"
 

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from filterdns.config import Config, default_config, load_config_text
-from filterdns.lists.index import DomainIndex, IndexBuilder, ListInfo
+from filterdns.lists.index import DomainIndex
+from filterdns.lists.indexbuild import IndexBuilder
+from filterdns.lists.indexfile import ListInfo
 from filterdns.policy.decisions import Grant, Policy
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

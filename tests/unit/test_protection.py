@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from filterdns.config import Config, default_config, load_config_text
 from filterdns.errors import ConfigError
-from filterdns.lists.index import DomainIndex, IndexBuilder, ListInfo
+from filterdns.lists.index import DomainIndex
+from filterdns.lists.indexbuild import IndexBuilder
+from filterdns.lists.indexfile import ListInfo
 from filterdns.policy.clients import ClientDirectory, ClientRule
 from filterdns.policy.decisions import Policy
 from filterdns.policy.effective import days_text
