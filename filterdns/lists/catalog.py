@@ -41,6 +41,7 @@ from filterdns.lists.cachedir import (
     save_reports,
     shipped_index,
 )
+from filterdns.lists.freshness import keep_fresh
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.remote import FetchResult, RemoteCache
@@ -61,10 +62,6 @@ from filterdns.lists.validate import Stamp, write_record
 log = logging.getLogger(__name__)
 
 ENTRY_BYTES = 8  # one 64-bit word per (name, list) in the index
-RETRY_AFTER_FAILURE = 900.0  # a failed download is tried again after 15 minutes
-MIN_WAIT = 60.0
-LIST_POLL = 1.0  # seconds between two looks at the local list files
-LIST_SETTLE = 0.5  # a change must hold this long before the file is read
 # Up to this many bytes of lists are parsed in a thread (the shipped lists, 2.6 MB: 0.27 s,
 # against 0.45 s in a child process); more, or any download, in a child process.
 SMALL_BUILD = 4 * 2**20
@@ -246,7 +243,7 @@ class ListSet:
 
     async def start(self) -> None:
         """Serve at once with the best index available; build the configured one if need be."""
-        stamps = self._local_stamps()
+        stamps = self.local_stamps()
         quick = await asyncio.to_thread(self._quick)
         self.index, self.sources, self.interim = quick.index, quick.sources, quick.interim
         if quick.interim is None:
@@ -285,7 +282,7 @@ class ListSet:
             await self._built.wait_for(lambda: self.builds >= count)
 
     async def _rebuild(self, download: bool) -> BuildResult:
-        stamps = self._local_stamps()
+        stamps = self.local_stamps()
         mark_building(self.cache_dir, self.interim or "the previous index")
         try:
             result = await self._build_off_loop(download)
@@ -338,13 +335,14 @@ class ListSet:
         }  # fmt: skip
         return sum(stamp.size for stamp in map(Stamp.of, paths) if stamp is not None)
 
-    def _local_stamps(self) -> dict[str, Stamp | None]:
+    def local_stamps(self) -> dict[str, Stamp | None]:
+        """The (size, time) of every local list file now."""
         local = dict.fromkeys(source for _c, source in self.pairs if is_local(source))
         return {source: Stamp.of(Path(source)) for source in local}
 
     def changed_files(self) -> list[str]:
         """The local list files that changed since the serving index read them."""
-        now = self._local_stamps()
+        now = self.local_stamps()
         return [s for s, stamp in now.items() if s not in self._stamps or self._stamps[s] != stamp]
 
     async def reload_local(self) -> bool:
@@ -367,45 +365,10 @@ class ListSet:
                 return False
             return True
 
-    def stale_remotes(self, now: float | None = None) -> bool:
-        """Whether a remote source was never downloaded or is due for a refresh."""
-        now = time.time() if now is None else now
-        return any(
-            s.kind == "remote"
-            and (s.fetched_at is None or now - s.fetched_at >= self.config.refresh)
-            for s in self.sources
-        )
-
     async def run(self) -> None:
         """Keep the lists current: remote sources downloaded when due, local files watched."""
         await self._first_done()
-        await asyncio.gather(self._refresh_remotes(), self._watch_local())
-
-    async def _refresh_remotes(self) -> None:
-        """Download when due; rebuild only when a download changed."""
-        has_remote = any(is_remote(source) for _c, source in self.pairs)
-        if not has_remote or self.config.refresh <= 0:
-            return  # refresh 0: an offline installation; `filterdns lists update` still works
-        while True:
-            if self.stale_remotes():
-                try:
-                    await self.load(download=True)
-                except Exception:  # a refresh must never stop the proxy
-                    log.exception("lists: refresh failed; the current index stays")
-            await asyncio.sleep(_next_due(self.sources, self.config.refresh))
-
-    async def _watch_local(self) -> None:
-        """Rebuild when a local list file changed (checked every second, debounced)."""
-        if not any(is_local(source) for _c, source in self.pairs):
-            return
-        while True:
-            await asyncio.sleep(LIST_POLL)
-            if not self.changed_files():
-                continue
-            seen = self._local_stamps()
-            await asyncio.sleep(LIST_SETTLE)  # an editor may still be writing
-            if self._local_stamps() == seen:
-                await self.reload_local()
+        await keep_fresh(self)
 
     def close(self) -> None:
         """Stop a build in progress and release the mapped index file."""
@@ -422,16 +385,3 @@ class ListSet:
         self.close()
         if first is not None:
             await asyncio.wait([first])
-
-
-def _next_due(sources: Sequence[SourceStatus], refresh: float) -> float:
-    """Seconds until a remote source is due: its refresh period, or a retry after a failure."""
-    now = time.time()
-    due = [
-        RETRY_AFTER_FAILURE
-        if s.error is not None or s.fetched_at is None
-        else s.fetched_at + refresh - now
-        for s in sources
-        if s.kind == "remote"
-    ]
-    return max(MIN_WAIT, min(due, default=refresh), 0.0)

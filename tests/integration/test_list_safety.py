@@ -89,7 +89,7 @@ def replace_file(path: Path, data: bytes) -> None:
 
 def without_the_watch(monkeypatch: pytest.MonkeyPatch) -> None:
     """The file watch never looks: what follows is the reload's doing alone."""
-    monkeypatch.setattr("filterdns.lists.catalog.LIST_POLL", 3600.0)
+    monkeypatch.setattr("filterdns.lists.freshness.LIST_POLL", 3600.0)
 
 
 async def settled(proxy: Proxy, builds: int) -> None:

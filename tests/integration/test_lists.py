@@ -331,7 +331,8 @@ def test_lists_stats_and_update_report_per_source(
 
 
 def test_a_failed_download_is_retried_long_before_the_refresh_period() -> None:
-    from filterdns.lists.catalog import RETRY_AFTER_FAILURE, SourceStatus, _next_due
+    from filterdns.lists.catalog import SourceStatus
+    from filterdns.lists.freshness import RETRY_AFTER_FAILURE, _next_due
     from filterdns.lists.sourcereport import SourceReport
 
     fresh = SourceStatus("g", "https://a/x", "remote", SourceReport("x"), fetched_at=time.time())
