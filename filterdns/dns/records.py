@@ -111,17 +111,9 @@ def name_end(data: bytes, pos: int, end: int, known: Known, *, compressed: bool 
                 break
             pos += length + 1
             continue
-        if length < 192:
-            raise WireError("unknown label type")
-        if not compressed:
-            raise WireError("compressed name where the record type forbids compression")
-        if pos + 1 >= limit:
-            raise WireError("name pointer runs past the end of its place")
-        target = (length & 0x3F) << 8 | data[pos + 1]
+        target = _pointer(data, pos, limit, seg, compressed=compressed)
         if after < 0:
             after = pos + 2
-        if target >= seg:
-            raise WireError("name pointer does not point backwards")
         hops += 1
         seen = known.get(target)
         if seen is not None:
@@ -138,6 +130,21 @@ def name_end(data: bytes, pos: int, end: int, known: Known, *, compressed: bool 
     finished = after if after >= 0 else pos + 1
     known[start] = (size, finished, hops)
     return finished
+
+
+def _pointer(data: bytes, pos: int, limit: int, seg: int, *, compressed: bool) -> int:
+    """Where the compression pointer at `pos` leads; WireError unless it may be followed."""
+    length = data[pos]
+    if length < 192:
+        raise WireError("unknown label type")
+    if not compressed:
+        raise WireError("compressed name where the record type forbids compression")
+    if pos + 1 >= limit:
+        raise WireError("name pointer runs past the end of its place")
+    target = (length & 0x3F) << 8 | data[pos + 1]
+    if target >= seg:
+        raise WireError("name pointer does not point backwards")
+    return target
 
 
 def check_rdata(data: bytes, rtype: int, rclass: int, pos: int, end: int, *, known: Known) -> None:
@@ -170,28 +177,9 @@ def _special(
     data: bytes, field: str, at: int, pos: int, end: int, *, rtype: int, known: Known
 ) -> int:
     """Where the field `field` at `pos` ends (see SHAPES); WireError when it is malformed."""
-    if field in {"r", "R", "w"}:
-        if (field == "R" and pos >= end) or (field == "w" and end - pos > 8192):
-            raise WireError("empty URI target or WKS bitmap over 8192 bytes")
-        return end
-    if field == "z":  # ISDN's subaddress
-        return pos + 1 + data[pos] if pos < end else pos
-    if field == "S":
-        if pos >= end:
-            raise WireError("TXT record without a string")
-        while pos < end:
-            pos += 1 + data[pos]
-        return pos
-    if field == "b":
-        return _bitmap_end(data, pos, end)
-    if field in {"h", "t"}:
-        size = data[pos] if pos < end else 0
-        tag = data[pos + 1 : pos + 1 + size]
-        if not size or (field == "t" and not (tag.isalnum() and tag.isascii())):
-            raise WireError("empty NSEC3 hash or bad CAA tag")
-        return pos + 1 + size
-    if field == "d":
-        return _digest_end(data, rtype, at, pos, end)
+    special = _SPECIAL.get(field)
+    if special is not None:
+        return special(data, at, pos, end, rtype)
     if field == "g":
         kind = data[at + 1] & (0x7F if rtype == 260 else 0xFF)
         if kind == 3:
@@ -199,9 +187,48 @@ def _special(
         if kind > 3:
             raise WireError(f"gateway type {kind} of a type {rtype} record")
         return pos + (0, 4, 16)[kind]
-    if field == "p":
-        return _svcb_end(data, at, pos, end)
     return _LONG_SHAPES[field](data, pos, end, known)
+
+
+def _rest(data: bytes, at: int, pos: int, end: int, rtype: int) -> int:
+    return end
+
+
+def _uri_target(data: bytes, at: int, pos: int, end: int, rtype: int) -> int:
+    if pos >= end:
+        raise WireError("empty URI target")
+    return end
+
+
+def _wks_bitmap(data: bytes, at: int, pos: int, end: int, rtype: int) -> int:
+    if end - pos > 8192:
+        raise WireError("WKS bitmap over 8192 bytes")
+    return end
+
+
+def _isdn_subaddress(data: bytes, at: int, pos: int, end: int, rtype: int) -> int:
+    return pos + 1 + data[pos] if pos < end else pos
+
+
+def _strings(data: bytes, at: int, pos: int, end: int, rtype: int) -> int:
+    if pos >= end:
+        raise WireError("TXT record without a string")
+    while pos < end:
+        pos += 1 + data[pos]
+    return pos
+
+
+def _sized(data: bytes, at: int, pos: int, end: int, rtype: int, *, tag: bool = False) -> int:
+    """A length byte and that many bytes, not empty (an NSEC3 hash; a CAA tag, alphanumeric)."""
+    size = data[pos] if pos < end else 0
+    text = data[pos + 1 : pos + 1 + size]
+    if not size or (tag and not (text.isalnum() and text.isascii())):
+        raise WireError("empty NSEC3 hash or bad CAA tag")
+    return pos + 1 + size
+
+
+def _tag(data: bytes, at: int, pos: int, end: int, rtype: int) -> int:
+    return _sized(data, at, pos, end, rtype, tag=True)
 
 
 def _digest_end(data: bytes, rtype: int, at: int, pos: int, end: int) -> int:
@@ -342,3 +369,18 @@ def _gpos_end(data: bytes, pos: int, end: int, _known: Known) -> int:
 _LONG_SHAPES: dict[str, Callable[[bytes, int, int, Known], int]] = {
     "A": _apl_end, "H": _hip_end, "L": _loc_end, "P": _gpos_end,
 }  # fmt: skip
+
+
+_Special = Callable[[bytes, int, int, int, int], int]
+_SPECIAL: dict[str, _Special] = {
+    "r": _rest,
+    "R": _uri_target,
+    "w": _wks_bitmap,
+    "z": _isdn_subaddress,
+    "S": _strings,
+    "h": _sized,
+    "t": _tag,
+    "b": lambda data, at, pos, end, rtype: _bitmap_end(data, pos, end),
+    "d": lambda data, at, pos, end, rtype: _digest_end(data, rtype, at, pos, end),
+    "p": lambda data, at, pos, end, rtype: _svcb_end(data, at, pos, end),
+}

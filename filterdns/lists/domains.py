@@ -52,21 +52,11 @@ def _normalize_slow(text: str) -> str:
         raise InvalidName(text, "empty_label")
     if is_ip(name):
         raise InvalidName(text, "ip_address")
-    out: list[str] = []
-    for label in name.split("."):
-        if not label.isascii():
-            out.append(_idna_label(text, label))
-        else:
-            out.append(label)
-    result = ".".join(out)
+    labels = (lb if lb.isascii() else _idna_label(text, lb) for lb in name.split("."))
+    result = ".".join(labels)
     # Judge the ASCII result as a whole: IDNA mapping can produce dots or other characters.
     for label in result.split("."):
-        if not label:
-            raise InvalidName(text, "empty_label")
-        if not _ASCII_LABEL(label):
-            raise InvalidName(text, "bad_character")
-        if len(label) > MAX_LABEL:
-            raise InvalidName(text, "label_too_long")
+        _check_label(text, label)
     if "." not in result:
         raise InvalidName(text, "single_label")
     if len(result) > MAX_NAME:
@@ -74,6 +64,15 @@ def _normalize_slow(text: str) -> str:
     if result.rsplit(".", 1)[1].isdigit():
         raise InvalidName(text, "ip_address")
     return result
+
+
+def _check_label(text: str, label: str) -> None:
+    if not label:
+        raise InvalidName(text, "empty_label")
+    if not _ASCII_LABEL(label):
+        raise InvalidName(text, "bad_character")
+    if len(label) > MAX_LABEL:
+        raise InvalidName(text, "label_too_long")
 
 
 def _idna_label(text: str, label: str) -> str:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -191,19 +192,44 @@ def _line(parts: list[str]) -> list[_Item]:
     return [("unrecognised", _SKIP)]
 
 
+@dataclass(slots=True)
+class _Counts:
+    """What the slow path counts while a source is read, added to its report at the end."""
+
+    entries: int = 0
+    allows: int = 0
+    from_urls: int = 0
+    content: int = 0
+    invalid: int = 0
+    undecodable: int = 0
+    nul: int = 0
+
+    def into(self, report: SourceReport, lines: int, fast: int) -> None:
+        report.lines += lines
+        report.entries += fast + self.entries
+        report.allow_entries += self.allows
+        report.hosts_from_urls += self.from_urls
+        report.content_lines += fast + self.content
+        report.invalid_lines += self.invalid
+        report.undecodable_lines += self.undecodable
+        report.nul_lines += self.nul
+
+
 def _parse(lines: Iterable[bytes], report: SourceReport) -> Iterator[tuple[str, bool]]:
-    """The parser proper, over lines without terminators; counts land in `report` at the end."""
+    """The parser proper, over lines without terminators; counts land in `report` at the end.
+
+    The hot path (a plain lower-case name, or `0.0.0.0 name`) stays inline: one regular
+    expression on the raw bytes. Every other line goes to `_slow`.
+    """
     it = iter(lines)
     first = next(it, None)
     if first is None:
         return
     if first.startswith(_BOM):
         first = first[len(_BOM) :]
-    hot = _HOT
-    hot_ipv4 = _HOT_IPV4
-    local_dotted = _LOCAL_DOTTED_BYTES
-    invalid_reasons = INVALID_LINE_REASONS
-    n_lines = fast = entries = allows = from_urls = content = invalid = undecodable = nul = 0
+    hot, hot_ipv4, local_dotted = _HOT, _HOT_IPV4, _LOCAL_DOTTED_BYTES
+    counts = _Counts()
+    n_lines = fast = 0
     try:
         for raw in itertools.chain((first,), it):
             n_lines += 1
@@ -215,68 +241,69 @@ def _parse(lines: Iterable[bytes], report: SourceReport) -> Iterator[tuple[str, 
                     yield name.decode("ascii"), False
                     continue
             elif hot_ipv4(raw):
-                content += 1
+                counts.content += 1
                 report.skip("ip_address", n_lines, raw.decode("ascii"))
                 continue
-            if b"\0" in raw:
-                nul += 1
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                undecodable += 1
-                line = raw.decode("utf-8", "replace")
-            if "#" in line:
-                stripped = line.strip()
-                if not stripped or stripped[0] == "#":
-                    continue
-                m2 = _INLINE_COMMENT(stripped)
-                if m2:
-                    stripped = stripped[: m2.start()]
-                cut = stripped.find("#")
-                if cut >= 0:
-                    if _COSMETIC_AT(stripped, cut) and not _is_hosts_line(stripped):
-                        content += 1
-                        report.skip("cosmetic_rule", n_lines, line)
-                        continue
-                    if "=/" not in stripped:  # dnsmasq `address=/#/...`: there `#` is syntax
-                        stripped = stripped[:cut]  # hosts(5): a comment anywhere on a line
-                parts = stripped.split()
-            else:
-                parts = line.split()
-            if not parts:
-                continue
-            used = bad = False
-            counted = True
-            for text, kind in _line(parts):
-                if kind == _BLOCK:
-                    entries += 1
-                    used = True
-                    yield text, False
-                elif kind == _FROM_URL:
-                    entries += 1
-                    from_urls += 1
-                    used = True
-                    yield text, False
-                elif kind == _ALLOW:
-                    allows += 1
-                    used = True
-                    yield text, True
-                elif kind == _SKIP:
-                    report.skip(text, n_lines, line)
-                    bad = bad or text in invalid_reasons
-                else:  # _IGNORE: an adblock comment or header, unbound's `server:`
-                    counted = False
-            content += counted
-            invalid += bad and not used
+            yield from _slow(raw, n_lines, report, counts)
     finally:
-        report.lines += n_lines
-        report.entries += fast + entries
-        report.allow_entries += allows
-        report.hosts_from_urls += from_urls
-        report.content_lines += fast + content
-        report.invalid_lines += invalid
-        report.undecodable_lines += undecodable
-        report.nul_lines += nul
+        counts.into(report, n_lines, fast)
+
+
+def _slow(
+    raw: bytes, number: int, report: SourceReport, counts: _Counts
+) -> Iterator[tuple[str, bool]]:
+    """One line of any format: its entries, its skips counted with their reasons."""
+    line = _decode(raw, counts)
+    parts = _parts(line, number, report, counts)
+    if not parts:
+        return
+    used = bad = False
+    counted = True
+    for text, kind in _line(parts):
+        if kind == _SKIP:
+            report.skip(text, number, line)
+            bad = bad or text in INVALID_LINE_REASONS
+        elif kind == _IGNORE:  # an adblock comment or header, unbound's `server:`
+            counted = False
+        else:
+            used = True
+            counts.entries += kind != _ALLOW
+            counts.allows += kind == _ALLOW
+            counts.from_urls += kind == _FROM_URL
+            yield text, kind == _ALLOW
+    counts.content += counted
+    counts.invalid += bad and not used
+
+
+def _decode(raw: bytes, counts: _Counts) -> str:
+    if b"\0" in raw:
+        counts.nul += 1
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        counts.undecodable += 1
+        return raw.decode("utf-8", "replace")
+
+
+def _parts(line: str, number: int, report: SourceReport, counts: _Counts) -> list[str]:
+    """The fields of a line once comments are gone ([] for a comment or a cosmetic rule)."""
+    if "#" not in line:
+        return line.split()
+    stripped = line.strip()
+    if not stripped or stripped[0] == "#":
+        return []
+    inline = _INLINE_COMMENT(stripped)
+    if inline:
+        stripped = stripped[: inline.start()]
+    cut = stripped.find("#")
+    if cut >= 0:
+        if _COSMETIC_AT(stripped, cut) and not _is_hosts_line(stripped):
+            counts.content += 1
+            report.skip("cosmetic_rule", number, line)
+            return []
+        if "=/" not in stripped:  # dnsmasq `address=/#/...`: there `#` is syntax
+            stripped = stripped[:cut]  # hosts(5): a comment anywhere on a line
+    return stripped.split()
 
 
 def _split_lines(raw: bytes) -> list[bytes]:
