@@ -25,14 +25,13 @@ from rich.table import Table
 
 from filterdns import __version__
 from filterdns.app import App
-from filterdns.cli import admin, control
+from filterdns.cli import admin, control, report
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.dns.server import addresses_text
 from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.lists.cachedir import running_build
 from filterdns.lists.catalog import ENTRY_BYTES, BuildResult, ListSet
 from filterdns.ops import privileges
-from filterdns.querylog import report
 
 log = logging.getLogger("filterdns")
 

@@ -19,16 +19,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from rich.console import Console
 
+from filterdns.cli.report import add_commands, report, tail
 from filterdns.config import Config, default_config, load_config_text
-from filterdns.querylog.report import (
-    TEXTS,
-    add_commands,
-    build_report,
-    classify_bypass,
-    report,
-    tail,
-)
+from filterdns.querylog.report.collect import build_report, classify_bypass
 from filterdns.querylog.store import SCHEMA_V1
+from filterdns.querylog.translations import texts
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SCHEMA = ";\n".join(SCHEMA_V1) + ";\n"  # the schema the server writes
@@ -339,8 +334,8 @@ def test_report_in_the_terminal(database: Path) -> None:
     assert report(make_config(database), parse("report"), out) == 0
     text = buffer.getvalue()
     for key in ("title", "by_profile", "top_names", "by_hour", "bypass", "bedtime", "drops"):
-        assert TEXTS["en"][key] in text
-    assert TEXTS["en"]["alerts"] in text
+        assert texts("en")[key] in text
+    assert texts("en")["alerts"] in text
     assert "bet.example" in text
     assert "use-application-dns.net" in text
     assert "█" in text
@@ -435,7 +430,7 @@ def test_empty_database(tmp_path: Path) -> None:
     }
     out, buffer = console()
     assert report(make_config(path), parse("report"), out) == 0
-    assert TEXTS["en"]["none"] in buffer.getvalue()
+    assert texts("en")["none"] in buffer.getvalue()
     page = tmp_path / "empty.html"
     assert report(make_config(path), parse("report", "--html", str(page)), out) == 0
     parser = StrictParser()
