@@ -10,9 +10,9 @@ where to report harmful content) ends them. The data comes from querylog.report.
 tables from querylog.report.terminal and the page from querylog.report.page.
 
 `tail` follows the database: every 0.5 s it reads the blocked lookups logged since the last
-read (querylog.tail) and shows them: a live table of the last 20 on a terminal, plain lines
-`time profile client name category reason` otherwise, one JSON object per line with `--json`,
-until interrupted.
+read (querylog.tail, which follows a database the server moved aside to the fresh one) and
+shows them: a live table of the last 20 on a terminal, plain lines `time profile client name
+category reason` otherwise, one JSON object per line with `--json`, until interrupted.
 """
 
 from __future__ import annotations
