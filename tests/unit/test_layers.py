@@ -24,7 +24,8 @@ LAYERS = {
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3,
     "dns.transport": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
-    "querylog.dbfile": 4, "querylog.store": 4, "querylog.alerts": 4, "policy.grants": 4,
+    "querylog.dbfile": 4, "querylog.records": 4, "querylog.logfile": 4, "querylog.store": 4,
+    "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4, "policy.grants": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
     "dns.server": 6, "ops.metrics": 6,
@@ -36,7 +37,8 @@ LAYERS = {
 THIRD_PARTY = {
     "dnslib": {"dns.model"},
     "yaml": {"config", "config.walker"},
-    "aiosqlite": {"querylog.store"},
+    # aiosqlite: the query log's writer; its rows and statements, and its connection to the file
+    "aiosqlite": {"querylog.records", "querylog.logfile"},
     # rich: the renderers (the report's terminal view, tail's live table) and the command line
     "rich": {
         "querylog.report.terminal",
