@@ -12,7 +12,7 @@ itself is logfile's concern: opening it through `dbfile.prepare`, noticing it de
 or damaged, moving a damaged one aside and starting a fresh one, logging faults once a minute.
 A database of a newer schema is refused at `start()` without being touched. A retention task
 deletes rows older than `log.retention` (retention); `log.anonymize_clients` stores a keyed
-hash of the client address (clientkey). aiosqlite is used by the writer only (here, logfile,
+hash of the client address (clientkey). aiosqlite is used by the writer only (logfile and
 records); the commands read the database with the standard library (`dbfile.open_reader`).
 """
 

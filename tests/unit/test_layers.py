@@ -25,7 +25,8 @@ LAYERS = {
     "policy.effective": 3, "policy.protection": 3,
     "dns.transport": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
     "querylog.dbfile": 4, "querylog.records": 4, "querylog.logfile": 4, "querylog.store": 4,
-    "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4, "policy.grants": 4,
+    "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
+    "querylog.delivery": 4, "policy.grants": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
     "dns.server": 6, "ops.metrics": 6,
@@ -49,7 +50,8 @@ THIRD_PARTY = {
         "cli.report",
     },
     "uvloop": {"cli.main"},
-    "httpx": {"dns.transport"},
+    # httpx: the one HTTP client stack, for DNS over HTTPS and for alert webhooks
+    "httpx": {"dns.transport", "querylog.delivery"},
 }
 
 
