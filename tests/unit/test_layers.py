@@ -31,7 +31,8 @@ LAYERS = {
     "resolvers": 5,
     "dns.server": 6, "ops.metrics": 6,
     "app": 7, "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
-    "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "__main__": 8,
+    "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8,
+    "cli.lists": 8, "__main__": 8,
 }  # fmt: skip
 
 # Each third-party library lives in one place.
@@ -48,6 +49,7 @@ THIRD_PARTY = {
         "cli.admin",
         "cli.control",
         "cli.report",
+        "cli.lists",
     },
     "uvloop": {"cli.main"},
     # httpx: the one HTTP client stack, for DNS over HTTPS and for alert webhooks
