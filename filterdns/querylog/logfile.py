@@ -10,7 +10,7 @@ lists) with the rows lost meanwhile.
 
 When the database cannot be opened or written, the failure is counted, logged at most once a
 minute, and the next attempt to open it waits `retry_interval` seconds: writing resumes by
-itself when the fault clears. aiosqlite is used here, in records and in store only.
+itself when the fault clears. aiosqlite is used here and in rows only (the writer's side).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import aiosqlite
 
 from filterdns.errors import FilterDnsError
 from filterdns.querylog import dbfile
-from filterdns.querylog.records import INSERT_ALERT, Drops, LogStats, describe, insert
+from filterdns.querylog.rows import INSERT_ALERT, Drops, LogStats, describe, insert
 
 # The writer's lines keep the logger name they always had: it is what operators filter on.
 log = logging.getLogger("filterdns.querylog.store")

@@ -13,7 +13,7 @@ or damaged, moving a damaged one aside and starting a fresh one, logging faults 
 A database of a newer schema is refused at `start()` without being touched. A retention task
 deletes rows older than `log.retention` (retention); `log.anonymize_clients` stores a keyed
 hash of the client address (clientkey). aiosqlite is used by the writer only (logfile and
-records); the commands read the database with the standard library (`dbfile.open_reader`).
+rows); the commands read the database with the standard library (`dbfile.open_reader`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from filterdns.querylog import clientkey, dbfile, retention
 from filterdns.querylog.clientkey import KEY_FILE
 from filterdns.querylog.dbfile import SCHEMA_V1, SCHEMA_VERSION, SchemaError
 from filterdns.querylog.logfile import LogFile, Unavailable
-from filterdns.querylog.records import Drops, LogRecord, LogStats, describe
+from filterdns.querylog.rows import Drops, LogRecord, LogStats, describe
 
 log = logging.getLogger(__name__)
 

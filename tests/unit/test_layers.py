@@ -24,7 +24,7 @@ LAYERS = {
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3,
     "dns.transport": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
-    "querylog.dbfile": 4, "querylog.records": 4, "querylog.logfile": 4, "querylog.store": 4,
+    "querylog.dbfile": 4, "querylog.rows": 4, "querylog.logfile": 4, "querylog.store": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
     "querylog.delivery": 4, "policy.grants": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
@@ -40,7 +40,7 @@ THIRD_PARTY = {
     "dnslib": {"dns.model"},
     "yaml": {"config", "config.walker"},
     # aiosqlite: the query log's writer; its rows and statements, and its connection to the file
-    "aiosqlite": {"querylog.records", "querylog.logfile"},
+    "aiosqlite": {"querylog.rows", "querylog.logfile"},
     # rich: the renderers (the report's terminal view, tail's live table) and the command line
     "rich": {
         "querylog.report.terminal",
