@@ -99,6 +99,22 @@ def _short(source: str) -> str:
 def _print_lists(
     console: Console, result: BuildResult, before: dict[str, int], command: str
 ) -> None:
+    console.print(_sources_table(result, before, command))
+    console.print(_categories_table(result))
+    names = len(result.index)
+    per_name = result.index.nbytes / names if names else 0
+    how = "reused from disk" if result.reused else f"built in {result.seconds:.2f} s"
+    console.print(
+        f"{names:,} names in {len(result.sources)} sources; index {result.index.nbytes / 2**20:.1f}"
+        f" MiB ({per_name:.1f} bytes per name), {how}"
+    )
+    if command == "update":
+        changed = ", ".join(result.changed) or "none"
+        console.print(f"downloaded with changes: {changed}")
+
+
+def _sources_table(result: BuildResult, before: dict[str, int], command: str) -> Table:
+    """One row per source: entries (and the change an update made), skipped lines, status."""
     table = Table(title="filterdns lists", show_lines=False)
     for column in ("category", "source", "entries", "dupes", "skipped", "status"):
         justify = "right" if column in ("entries", "dupes", "skipped") else "left"
@@ -127,7 +143,10 @@ def _print_lists(
             skipped,
             state,
         )
-    console.print(table)
+    return table
+
+
+def _categories_table(result: BuildResult) -> Table:
     summary = Table(title="per category")
     for column in ("category", "sources", "entries", "skipped", "memory"):
         summary.add_column(column, justify="left" if column == "category" else "right")
@@ -139,17 +158,7 @@ def _print_lists(
             f"{counts['skipped']:,}",
             f"{counts['bytes'] / 2**10:,.0f} KiB",
         )
-    console.print(summary)
-    names = len(result.index)
-    per_name = result.index.nbytes / names if names else 0
-    how = "reused from disk" if result.reused else f"built in {result.seconds:.2f} s"
-    console.print(
-        f"{names:,} names in {len(result.sources)} sources; index {result.index.nbytes / 2**20:.1f}"
-        f" MiB ({per_name:.1f} bytes per name), {how}"
-    )
-    if command == "update":
-        changed = ", ".join(result.changed) or "none"
-        console.print(f"downloaded with changes: {changed}")
+    return summary
 
 
 def _print_building(console: Console, cache_dir: Path) -> None:
