@@ -43,6 +43,7 @@ from filterdns.dns.names import normalize_name
 from filterdns.errors import ConfigError, Problem
 from filterdns.policy.schedule import Calendar, Window, parse_calendar, parse_clock, parse_days
 from filterdns.policy.timezones import parse_timezone
+from filterdns.querylog.translations import languages
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -321,7 +322,7 @@ class AlertConfig:
     retries: int = 3
 
 
-REPORT_LANGUAGES = ("en", "vi")
+REPORT_LANGUAGES = languages()  # the report catalogues: querylog/locale/<lang>.toml
 ALERT_KEYS = tuple(f.name for f in fields(AlertConfig))
 
 

@@ -6,33 +6,29 @@ silent for that profile (or for everyone) until `within` seconds have passed: a 
 alert per rule per window, not hundreds.
 
 Counting is on the hot path: `Alerter.observe` is O(1) amortised, never blocks and never raises.
-Firing schedules a task that runs the rule's actions (a command fed the event as JSON on stdin,
-a webhook POSTed the JSON, with retries and back-off) and then hands the outcome to `record`
-(the store's `put_alert`). Failures are logged and recorded, never raised.
+Firing schedules a task that runs the rule's actions (delivery: a command fed the event as JSON
+on stdin, a webhook POSTed the JSON with retries and back-off) and then hands the outcome to
+`record` (the store's `put_alert`). Failures are logged and recorded, never raised.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import shlex
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from filterdns.querylog import delivery
 
 log = logging.getLogger(__name__)
 
 BLOCKED = "blocked"  # the only kind of lookup the alerts count
 MAX_NAMES = 10  # distinct names (and clients) carried in an event
 MESSAGE_NAMES = 3  # names spelled out in the message sentence
-STDERR_TAIL = 200  # characters of a failed command's stderr kept in the error text
-BODY_TAIL = 200  # characters of a failed webhook's answer kept in the error text
 CLOSE_GRACE = 5.0  # seconds close() waits for running deliveries before cancelling them
 
 
@@ -255,23 +251,15 @@ class Alerter:
 
     async def _deliver(self, firing: Firing) -> None:
         rule = firing.rule
-        errors: list[str] = []
         try:
             body = json.dumps(firing.payload()).encode()
             message = firing.message()
             log.info("alert %s: %s", rule.name, message)
-            if rule.command is not None:
-                error = await self._run_command(rule, body)
-                if error is not None:
-                    errors.append(error)
-            if rule.webhook is not None:
-                error = await self._post(rule, rule.webhook, body)
-                if error is not None:
-                    errors.append(error)
+            errors = await self._act(rule, body)
         except Exception as exc:  # a bug must not take the server with it
             log.exception("alert %s: delivery failed", rule.name)
             message = f"alert {rule.name} fired"
-            errors.append(f"delivery failed: {exc!r}")
+            errors = [f"delivery failed: {exc!r}"]
         error_text = "; ".join(errors) or None
         if error_text is not None:
             self.failed += 1
@@ -293,54 +281,25 @@ class Alerter:
         except Exception:
             log.exception("alert %s: could not store the fired alert", rule.name)
 
-    async def _run_command(self, rule: AlertRule, body: bytes) -> str | None:
-        """Run the rule's command with the event on stdin; None on success, else why not."""
-        assert rule.command is not None
-        try:
-            argv = shlex.split(rule.command)
-        except ValueError as exc:
-            return f"command {rule.command!r} cannot be split: {exc}"
-        if not argv:
-            return "command is empty"
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
+    async def _act(self, rule: AlertRule, body: bytes) -> list[str]:
+        """Run the rule's command, then POST its webhook; why each that failed did."""
+        errors: list[str] = []
+        if rule.command is not None:
+            error = await delivery.run_command(rule.command, body, rule.timeout)
+            if error is not None:
+                errors.append(error)
+        if rule.webhook is not None:
+            error = await delivery.post_webhook(
+                rule.webhook,
+                body,
+                timeout=rule.timeout,
+                retries=rule.retries,
+                backoff=self.backoff,
+                name=rule.name,
             )
-        except OSError as exc:
-            return f"command {argv[0]} could not start: {exc}"
-        try:
-            try:
-                _, stderr = await asyncio.wait_for(proc.communicate(body), rule.timeout)
-            except TimeoutError:
-                return f"command {argv[0]} timed out after {rule.timeout:g} s (killed)"
-        finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.communicate()  # reap it and close its pipes
-        if proc.returncode != 0:
-            tail = stderr.decode(errors="replace").strip()[-STDERR_TAIL:]
-            said = f": {tail}" if tail else ""
-            return f"command {argv[0]} exited with status {proc.returncode}{said}"
-        return None
-
-    async def _post(self, rule: AlertRule, url: str, body: bytes) -> str | None:
-        """POST the event, retrying errors and 5xx with back-off; None on success."""
-        error: str | None = "not sent"
-        for attempt in range(rule.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-            error, retry = await asyncio.to_thread(_post_once, url, body, rule.timeout)
-            if error is None:
-                return None
-            log.debug("alert %s: webhook attempt %d failed: %s", rule.name, attempt + 1, error)
-            if not retry:
-                return error
-        tries = rule.retries + 1
-        return f"{error} (after {tries} attempt{'s' if tries != 1 else ''})"
+            if error is not None:
+                errors.append(error)
+        return errors
 
     async def close(self, grace: float = CLOSE_GRACE) -> None:
         """Stop firing; wait up to `grace` seconds for running deliveries, then cancel them."""
@@ -359,31 +318,6 @@ class Alerter:
     def running(self) -> int:
         """Deliveries in progress."""
         return len(self._tasks)
-
-
-def _post_once(url: str, body: bytes, timeout: float) -> tuple[str | None, bool]:
-    """One POST (blocking, run in a thread): (None, _) on success, else (why, worth retrying)."""
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "filterdns-alerts"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            answer.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            said = exc.read(BODY_TAIL).decode(errors="replace").strip()
-        said = f": {said}" if said else ""
-        return f"webhook {url} answered {exc.code} {exc.reason}{said}", exc.code >= 500
-    except urllib.error.URLError as exc:
-        return f"webhook {url} unreachable: {exc.reason}", True
-    except OSError as exc:  # timeouts, resets
-        return f"webhook {url} failed: {exc or type(exc).__name__}", True
-    except ValueError as exc:  # a malformed URL: retrying will not help
-        return f"webhook {url} is not usable: {exc}", False
-    return None, False
 
 
 def _distinct(items: Iterable[str]) -> list[str]:

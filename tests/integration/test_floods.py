@@ -104,7 +104,9 @@ async def test_a_silent_upstream_holds_no_more_than_the_caps_and_cached_names_st
     clock = FakeClock()
     records = {("victim.example", "A"): [REAL]}
     async with FakeUpstream(records) as first, FakeUpstream(records) as second:
-        text = _flood_config(first.address, second.address)
+        # 3 s: the exchanges must still be in flight when /metrics is read after the flood,
+        # even on a loaded machine.
+        text = _flood_config(first.address, second.address).replace("timeout: 1s", "timeout: 3s")
         async with running_proxy(text, clock=clock) as proxy:
             assert addresses(await proxy.query("victim.example", source=VICTIM)) == [REAL]
             clock.now += 400  # the victim's answer expired: only stale data is left

@@ -19,16 +19,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from rich.console import Console
 
+from filterdns.cli.report import add_commands, report, tail
 from filterdns.config import Config, default_config, load_config_text
-from filterdns.querylog.report import (
-    TEXTS,
-    add_commands,
-    build_report,
-    classify_bypass,
-    report,
-    tail,
-)
+from filterdns.querylog.dbfile import DamagedError
+from filterdns.querylog.report.collect import build_report, classify_bypass
 from filterdns.querylog.store import SCHEMA_V1
+from filterdns.querylog.tail import TailReader
+from filterdns.querylog.translations import texts
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SCHEMA = ";\n".join(SCHEMA_V1) + ";\n"  # the schema the server writes
@@ -339,8 +336,8 @@ def test_report_in_the_terminal(database: Path) -> None:
     assert report(make_config(database), parse("report"), out) == 0
     text = buffer.getvalue()
     for key in ("title", "by_profile", "top_names", "by_hour", "bypass", "bedtime", "drops"):
-        assert TEXTS["en"][key] in text
-    assert TEXTS["en"]["alerts"] in text
+        assert texts("en")[key] in text
+    assert texts("en")["alerts"] in text
     assert "bet.example" in text
     assert "use-application-dns.net" in text
     assert "█" in text
@@ -435,7 +432,7 @@ def test_empty_database(tmp_path: Path) -> None:
     }
     out, buffer = console()
     assert report(make_config(path), parse("report"), out) == 0
-    assert TEXTS["en"]["none"] in buffer.getvalue()
+    assert texts("en")["none"] in buffer.getvalue()
     page = tmp_path / "empty.html"
     assert report(make_config(path), parse("report", "--html", str(page)), out) == 0
     parser = StrictParser()
@@ -506,3 +503,61 @@ def test_tail_json_with_profile_filter_until_stopped(database: Path) -> None:
         ("minh", "casino.example", "gambling")
     ]
     assert rows[0]["client_name"] == "minh-tablet"
+
+
+def fresh_database(path: Path) -> None:
+    """What the server does to a damaged database: move it aside, start a fresh one."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").rename(f"{path}.corrupt-20261123T120000Z{suffix}")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+
+
+def test_tail_follows_the_database_to_the_fresh_one(database: Path) -> None:
+    stop = threading.Event()
+    thread, _, buffer, codes = run_tail(make_config(database), parse("tail", "--json"), stop=stop)
+
+    def shown() -> list[str]:
+        return [json.loads(line)["name"] for line in buffer.getvalue().splitlines()]
+
+    def wait_for(name: str) -> None:
+        deadline = time.monotonic() + 10
+        while name not in shown() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        insert(db, time.time(), MINH, "before.example", "gambling")
+    wait_for("before.example")
+    fresh_database(database)
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        insert(db, at(-1, 12), MINH, "long-ago.example", "gambling")  # put back: not new
+        insert(db, time.time(), MINH, "after.example", "gambling")
+    wait_for("after.example")
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert codes == [0]
+    assert shown() == ["before.example", "after.example"]
+
+
+def test_tail_gives_the_server_time_to_replace_a_damaged_file(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+    sut = TailReader(database, monotonic=lambda: now[0])
+    damage = sqlite3.DatabaseError("file is not a database")
+    damage.sqlite_errorcode = sqlite3.SQLITE_NOTADB  # type: ignore[attr-defined]
+
+    def damaged(db: sqlite3.Connection) -> list[object]:
+        raise damage
+
+    monkeypatch.setattr(sut, "_read", damaged)
+    with contextlib.closing(sut):
+        assert sut.poll() == []
+        now[0] = 2.9
+        assert sut.poll() == []  # the server moves it aside within a second or so
+        now[0] = 3.5
+        with pytest.raises(DamagedError, match="file is not a database"):
+            sut.poll()

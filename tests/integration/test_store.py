@@ -19,7 +19,8 @@ import pytest
 
 from filterdns.config import LogConfig
 from filterdns.errors import FilterDnsError
-from filterdns.querylog import store
+from filterdns.querylog import dbfile, logfile, retention
+from filterdns.querylog.logfile import LogFile
 from filterdns.querylog.store import LogRecord, LogStats, QueryLog, open_reader
 
 NOW = 1_700_000_000.0
@@ -168,7 +169,7 @@ async def test_anonymized_clients_are_stored_as_a_keyed_hash(tmp_path: Path) -> 
 async def test_retention_prunes_old_rows_in_batches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store, "PRUNE_BATCH", 100)
+    monkeypatch.setattr(retention, "PRUNE_BATCH", 100)
     path = tmp_path / "log.db"
     config = LogConfig(database=path, retention=DAY)
     log = query_log(config, queue_size=1000, flush_interval=0.01)
@@ -261,7 +262,7 @@ async def test_an_unusable_path_drops_rows_logs_once_and_recovers(
 async def test_a_locked_database_drops_rows_and_resumes_when_released(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(logfile, "BUSY_TIMEOUT_MS", 50)
     caplog.set_level(logging.DEBUG, logger="filterdns.querylog.store")
     path = tmp_path / "log.db"
     log = query_log(LogConfig(database=path), flush_interval=0.01, retry_interval=0.0)
@@ -318,9 +319,9 @@ async def test_a_full_disk_drops_rows_logs_once_and_resumes_when_space_returns(
     # opens while the disk is "full": the same error path as a file system with no space left.
     caplog.set_level(logging.DEBUG, logger="filterdns.querylog.store")
     full = True
-    opening = QueryLog._open
+    opening = LogFile.open
 
-    async def open_on_a_full_disk(self: QueryLog) -> Any:
+    async def open_on_a_full_disk(self: LogFile) -> Any:
         conn = await opening(self)
         if full:
             async with conn.execute("PRAGMA page_count") as cursor:
@@ -328,7 +329,7 @@ async def test_a_full_disk_drops_rows_logs_once_and_resumes_when_space_returns(
             await conn.execute(f"PRAGMA max_page_count = {pages}")
         return conn
 
-    monkeypatch.setattr(QueryLog, "_open", open_on_a_full_disk)
+    monkeypatch.setattr(LogFile, "open", open_on_a_full_disk)
     path = tmp_path / "log.db"
     log = query_log(LogConfig(database=path), flush_interval=0.01, retry_interval=0.0)
     async with running(log):
@@ -431,9 +432,9 @@ async def test_junk_over_the_database_while_running_is_replaced_at_the_next_batc
         for i in range(5):
             log.put(record(i))
         await until(log, lambda s: s.written >= 5)
-        async with log._lock:  # a checkpoint, then the junk: nothing of the log left in a WAL
-            assert log._conn is not None
-            await log._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        async with log._file.lock:  # a checkpoint, then the junk: nothing of the log left in a WAL
+            assert log._file.conn is not None
+            await log._file.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if how == "replaced":
             junk = tmp_path / "junk"
             junk.write_bytes(JUNK)
@@ -458,10 +459,10 @@ async def test_damaged_pages_found_by_a_write_are_checked_and_replaced(tmp_path:
         for i in range(2000):
             log.put(record(i))
         await until(log, lambda s: s.written >= 2000)
-        async with log._lock:
-            assert log._conn is not None
-            await log._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            await log._conn.execute("PRAGMA cache_size = 1")  # the next write reads the disk
+        async with log._file.lock:
+            assert log._file.conn is not None
+            await log._file.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await log._file.conn.execute("PRAGMA cache_size = 1")  # the next write reads the disk
         size = path.stat().st_size
         await overwrite(path, 4096, JUNK[: size - 4096])  # the header stays: it looks like SQLite
         log.put(record(5000))
@@ -477,7 +478,7 @@ async def test_rows_lost_before_the_replacement_are_counted_in_the_fresh_log(
     path = tmp_path / "filterdns.db"
     path.write_bytes(JUNK)
     refusals = 2
-    moving = store.dbfile.move_aside
+    moving = dbfile.move_aside
 
     def move_aside(target: Path, now: float) -> Path:  # the directory is read-only a while
         nonlocal refusals
@@ -486,7 +487,7 @@ async def test_rows_lost_before_the_replacement_are_counted_in_the_fresh_log(
             raise PermissionError(13, "Permission denied", str(target))
         return moving(target, now)
 
-    monkeypatch.setattr(store.dbfile, "move_aside", move_aside)
+    monkeypatch.setattr(dbfile, "move_aside", move_aside)
     log = query_log(LogConfig(database=path), flush_interval=0.01, retry_interval=0.0)
     async with running(log):
         assert log.stats.errors == 1  # the start could not replace it; the server runs on

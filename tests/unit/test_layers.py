@@ -18,27 +18,42 @@ LAYERS = {
     "dns.model": 0, "dns.names": 0, "dns.wire": 0, "dns.addresses": 0, "dns.records": 0,
     "dns.replies": 0,
     "policy.schedule": 1, "policy.timezones": 1, "config.duration": 1,
+    "querylog.translations": 1,
     "config": 2, "config.walker": 2, "config.schema": 2,
     "lists": 3,
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3,
     "dns.transport": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
-    "querylog.dbfile": 4, "querylog.store": 4, "querylog.alerts": 4, "policy.grants": 4,
+    "querylog.dbfile": 4, "querylog.rows": 4, "querylog.logfile": 4, "querylog.store": 4,
+    "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
+    "querylog.delivery": 4, "policy.grants": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
     "dns.server": 6, "ops.metrics": 6,
-    "app": 7, "querylog.report": 7,
-    "cli.main": 8, "cli.admin": 8, "cli.control": 8, "__main__": 8,
+    "app": 7, "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
+    "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8,
+    "cli.lists": 8, "__main__": 8,
 }  # fmt: skip
 
 # Each third-party library lives in one place.
 THIRD_PARTY = {
     "dnslib": {"dns.model"},
     "yaml": {"config", "config.walker"},
-    "aiosqlite": {"querylog.store"},
-    "rich": {"querylog.report", "cli.main", "cli.admin", "cli.control"},
+    # aiosqlite: the query log's writer; its rows and statements, and its connection to the file
+    "aiosqlite": {"querylog.rows", "querylog.logfile"},
+    # rich: the renderers (the report's terminal view, tail's live table) and the command line
+    "rich": {
+        "querylog.report.terminal",
+        "querylog.tail",
+        "cli.main",
+        "cli.admin",
+        "cli.control",
+        "cli.report",
+        "cli.lists",
+    },
     "uvloop": {"cli.main"},
-    "httpx": {"dns.transport", "lists.http"},  # one HTTP client: DoH, list downloads
+    # httpx: the one HTTP client stack, for DNS over HTTPS, list downloads and alert webhooks
+    "httpx": {"dns.transport", "lists.http", "querylog.delivery"},
 }
 
 
