@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yaml.nodes import MappingNode
 
-from filterdns import config as config_module
 from filterdns.config import (
     ALWAYS_BLOCKED,
     BAND_KEYS,
@@ -50,6 +49,7 @@ from filterdns.config import (
     load_config_text,
     parse_upstream,
 )
+from filterdns.config import loader as config_module
 from filterdns.config.walker import compose
 from filterdns.errors import ConfigError, Problem
 from filterdns.policy.schedule import Calendar
