@@ -23,6 +23,7 @@ LAYERS = {
     "config.log": 2, "config.lists": 2, "config.blocking": 2, "config.report": 2,
     "config.schedules": 2, "config.bands": 2, "config.profiles": 2, "config.clients": 2,
     "config.alerts": 2, "config.model": 2, "config.loader": 2, "config.schema": 2,
+    "config.defaults": 2,
     "lists": 3,
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3,
