@@ -124,10 +124,7 @@ def _list_source(r: ConfigReader, category: str, text: str) -> str:
         return text
     if scheme:
         raise ValueError(f"{show(text)}: list sources are files or http(s):// URLs")
-    path = Path(text).expanduser()
-    if not path.is_absolute() and r.base_dir is not None:
-        path = r.base_dir / path
-    return str(path)
+    return str(r.path(text))
 
 
 def categories_schema(default: Categories) -> Schema:

@@ -113,10 +113,15 @@ class ConfigReader(Walker):
 
     def file(self, node: Node, path: str) -> Path | None:
         """A file path; a relative one is taken from the configuration file's directory."""
-        text = self.text(node, path, "a file path")
-        if text is None:
-            return None
-        found = Path(text.strip()).expanduser()
+        return self.one(node, path, "a file path", self.path)
+
+    def path(self, text: str) -> Path:
+        """`text` as a path: `~` expanded, a relative one taken from the configuration file's
+        directory; ValueError for `~name` when the system knows no such user."""
+        try:
+            found = Path(text.strip()).expanduser()
+        except RuntimeError:  # pathlib's "Could not determine home directory."
+            raise ValueError(f"{show(text)}: this system has no such user's home") from None
         if not found.is_absolute() and self.base_dir is not None:
             found = self.base_dir / found
         return found

@@ -572,6 +572,13 @@ SERVER_KEYS = (
             id="path-list",
         ),
         pytest.param(
+            "log:\n  database: ~no-such-user/x.db\n",
+            "log.database",
+            '"~no-such-user/x.db": this system has no such user\'s home',
+            2,
+            id="path-home-of-no-user",
+        ),
+        pytest.param(
             "server: 5\n",
             "server",
             f"expected a mapping with keys {SERVER_KEYS}, not a single value",
@@ -1603,6 +1610,13 @@ def test_categories_name_their_sources(text: str, expected: object) -> None:
             "most 40)",
             2,
             id="bad-name",
+        ),
+        pytest.param(
+            "categories:\n  games: ~0\n",
+            "categories.games",
+            '"~0": this system has no such user\'s home',
+            2,
+            id="home-of-no-user",
         ),
         pytest.param(
             "categories:\n  gambling: []\n",
