@@ -35,7 +35,7 @@ from filterdns.errors import FilterDnsError
 from filterdns.lists.catalog import ListSet
 from filterdns.lists.shipped import shipped_path
 from filterdns.policy.answers import AnswerJudge
-from filterdns.policy.clients import ClientDirectory, ClientMatch, ClientRule
+from filterdns.policy.clients import ClientDirectory, ClientMatch
 from filterdns.policy.decisions import Decision, Grant, Policy
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.neighbors import Neighbours, normalize_mac
@@ -173,7 +173,7 @@ async def _ask(config: Config, name: str, qtype: int) -> Response:
 
 
 def _client(config: Config, text: str) -> ClientMatch | None:
-    rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
+    rules = config.clients
     directory = ClientDirectory(rules, config.default_profile)
     if any(p.name == text for p in config.profiles):
         return ClientMatch(None, text, f"profile {text}")

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from filterdns.config.fragments import IP_PATTERN, enum, list_of, ref, string
 from filterdns.config.readers import ConfigReader, Key, Section, boolean_key, choice, ttl_key
-from filterdns.config.values import parse_address
+from filterdns.config.values import IPAddress
 from filterdns.config.walker import Node, join, scalar_text
 
 
@@ -30,7 +30,7 @@ class BlockingConfig:
     """`blocking:` how blocked names are answered."""
 
     response: BlockResponse = BlockResponse.NXDOMAIN
-    custom_ips: tuple[str, ...] = ()  # IPv4/IPv6 of a block page, required for `custom`
+    custom_ips: tuple[IPAddress, ...] = ()  # IPv4/IPv6 of a block page, required for `custom`
     ttl: int = 10  # seconds (a duration in YAML)
     bypass_protection: bool = True
     cname_inspection: bool = True  # CNAME/DNAME/SVCB targets are judged like the name asked
@@ -46,10 +46,6 @@ def _response(r: ConfigReader, node: Node, path: str) -> BlockResponse | None:
     if scalar_text(node) in ("null", "Null", "NULL"):
         return BlockResponse.NULL
     return _read_response(r, node, path)
-
-
-def _addresses(r: ConfigReader, node: Node, path: str) -> tuple[str, ...] | None:
-    return r.parsed(node, path, "IP addresses", lambda text: str(parse_address(text)), None)
 
 
 def _check(r: ConfigReader, found: Mapping[str, Node], blocking: BlockingConfig) -> BlockingConfig:
@@ -75,7 +71,7 @@ SECTION = Section(
             "(custom_ips)",
             [*BLOCK_RESPONSES, None],
         )),
-        Key("custom_ips", _addresses, list_of(
+        Key("custom_ips", ConfigReader.addresses, list_of(
             string("An IP address", IP_PATTERN), "The addresses answered with custom"
         )),
         ttl_key("ttl", "TTL of a blocked answer"),

@@ -18,7 +18,13 @@ from filterdns.config.fragments import (
     string,
 )
 from filterdns.config.readers import ConfigReader
-from filterdns.config.values import parse_address, parse_mac, parse_network
+from filterdns.config.values import (
+    IPAddress,
+    IPNetwork,
+    parse_client_ip,
+    parse_client_network,
+    parse_mac,
+)
 from filterdns.config.walker import Node, is_mapping, is_null, join, kind, line_of, show
 
 CLIENT_KEYS = ("name", "ip", "cidr", "mac", "profile")
@@ -37,14 +43,16 @@ _ADDRESS_KEYS = ("ip", "cidr", "mac")
 class ClientConfig:
     """One `clients:` entry: a device (ip or mac) or a network (cidr) mapped to a profile.
 
-    Exactly one of `ip`, `cidr` and `mac` is set.
+    Exactly one of `ip`, `cidr` and `mac` is set, in the canonical form the client directory
+    matches: no scope id, an IPv4-mapped address or range as IPv4, a network's host bits
+    cleared, a MAC in lower case with colons.
     """
 
     name: str
     profile: str
-    ip: str | None = None  # canonical address text
-    cidr: str | None = None  # canonical network text, host bits cleared
-    mac: str | None = None  # normalized aa:bb:cc:dd:ee:ff
+    ip: IPAddress | None = None
+    cidr: IPNetwork | None = None
+    mac: str | None = None  # aa:bb:cc:dd:ee:ff
 
 
 def _nfc(text: str) -> str:
@@ -53,8 +61,8 @@ def _nfc(text: str) -> str:
 
 _PARSE: dict[str, Callable[[str], object]] = {
     "name": str.strip,
-    "ip": lambda text: str(parse_address(text)),
-    "cidr": lambda text: str(parse_network(text)),
+    "ip": parse_client_ip,
+    "cidr": parse_client_network,
     "mac": parse_mac,
     "profile": _nfc,
 }
@@ -85,8 +93,8 @@ def _client(values: Mapping[str, object]) -> ClientConfig:
     return ClientConfig(
         cast(str, values["name"]),
         cast(str, values["profile"]),
-        ip=cast(str | None, values.get("ip")),
-        cidr=cast(str | None, values.get("cidr")),
+        ip=cast(IPAddress | None, values.get("ip")),
+        cidr=cast(IPNetwork | None, values.get("cidr")),
         mac=cast(str | None, values.get("mac")),
     )
 
