@@ -36,7 +36,7 @@ from filterdns.lists.catalog import ListSet
 from filterdns.lists.shipped import shipped_path
 from filterdns.policy.answers import AnswerJudge
 from filterdns.policy.clients import ClientDirectory, ClientMatch
-from filterdns.policy.decisions import Decision, Grant, Policy
+from filterdns.policy.decisions import Action, Decision, Grant, Policy
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.neighbors import Neighbours, normalize_mac
 from filterdns.policy.timezones import zone_of
@@ -115,7 +115,7 @@ def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
         else:
             now = time.time()
         decision = policy.decide(match.profile, name, now, explain=True)
-        if args.resolve and decision.action == "allow":
+        if args.resolve and decision.action == Action.ALLOW:
             decision = _judge_answer(config, policy, decision, name=name, qtype=args.type, now=now)
         line = _line_of(decision)
         if args.json:
@@ -218,11 +218,11 @@ def _when(timestamp: float, zone: ZoneInfo) -> str:
 
 def _verdict(decision: Decision) -> str:
     return {
-        "allow": "ALLOWED",
-        "block": "BLOCKED",
-        "rewrite": f"REWRITTEN to {decision.target}",
-        "nxdomain": "BLOCKED (NXDOMAIN)",
-        "nodata": "BLOCKED (no data)",
+        Action.ALLOW: "ALLOWED",
+        Action.BLOCK: "BLOCKED",
+        Action.REWRITE: f"REWRITTEN to {decision.target}",
+        Action.NXDOMAIN: "BLOCKED (NXDOMAIN)",
+        Action.NODATA: "BLOCKED (no data)",
     }[decision.action]
 
 
@@ -245,7 +245,7 @@ def _print_explain(
     )
     for step in decision.trace:
         console.print(escape(step), highlight=False)
-    color = "green" if decision.action == "allow" else "red"
+    color = "green" if decision.action == Action.ALLOW else "red"
     console.print(f"[{color}]verdict: {escape(_verdict(decision))}[/{color}]", highlight=False)
     console.print(f"reason: {escape(decision.reason)}", highlight=False)
     if decision.rule:
