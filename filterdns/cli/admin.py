@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from filterdns.app import build_forwarder
-from filterdns.config import DEFAULT_CATEGORIES, Config, is_domain_name
+from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX, Config, is_domain_name
 from filterdns.config.duration import MissingUnitError, parse_span
 from filterdns.dns import wire
 from filterdns.dns.model import Kind, Request, Response, answer_records
@@ -199,7 +199,7 @@ def _line_of(decision: Decision) -> int | None:
     if decision.source is None or decision.listed is None:
         return None
     path = decision.source
-    if path.startswith("shipped:"):
+    if path.startswith(SHIPPED_PREFIX):
         path = str(shipped_path(path))
     pattern = re.compile(rf"(?:^|[\s|/=\"*.]){re.escape(decision.listed)}(?:[\s^/$\".]|$)")
     try:

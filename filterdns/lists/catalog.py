@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filterdns import __version__
-from filterdns.config import ListsConfig
+from filterdns.config import SHIPPED_PREFIX, ListsConfig
 from filterdns.lists.builder import BuilderFailed, ChildBuilder
 from filterdns.lists.cachedir import (
     INDEX_FILE,
@@ -44,7 +44,7 @@ from filterdns.lists.cachedir import (
 from filterdns.lists.index import DomainIndex, IndexBuilder
 from filterdns.lists.parse import SourceReport
 from filterdns.lists.remote import FetchResult, RemoteCache
-from filterdns.lists.shipped import SHIPPED_PREFIX, shipped_path
+from filterdns.lists.shipped import shipped_path
 from filterdns.lists.sources import (
     BuildResult,
     SourceAdder,
