@@ -42,12 +42,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from filterdns.config import (
-    BlockingConfig,
-    Config,
-    ProfileConfig,
-    ScheduleRule,
-)
+from filterdns.config import BlockingConfig, Config, ProfileConfig, ScheduleRule, YouTube
 from filterdns.dns.names import is_subdomain
 from filterdns.lists.index import DomainIndex
 from filterdns.policy.timezones import zone_of
@@ -62,7 +57,10 @@ SAFESEARCH_HOSTS = {
     "bing": "strict.bing.com",
     "duckduckgo": "safe.duckduckgo.com",
 }
-YOUTUBE_HOSTS = {"strict": "restrict.youtube.com", "moderate": "restrictmoderate.youtube.com"}
+YOUTUBE_HOSTS = {
+    YouTube.STRICT: "restrict.youtube.com",
+    YouTube.MODERATE: "restrictmoderate.youtube.com",
+}
 # Every Google search domain: google.<cc>, google.co.<cc>, google.com.<cc> and google.com.
 _GOOGLE = re.compile(r"(?:www\.)?google\.(?:com|[a-z]{2}|co\.[a-z]{2}|com\.[a-z]{2})")
 _BING = frozenset({"bing.com", "www.bing.com"})
@@ -156,7 +154,7 @@ class _Profile:
     rules: tuple[ScheduleRule, ...]
     tz: ZoneInfo
     safesearch: bool
-    youtube: str
+    youtube: YouTube
     bypass_protection: bool
     state: _State | None = None
     trace_rules: list[str] = field(default_factory=list)
