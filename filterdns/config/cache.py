@@ -28,7 +28,6 @@ class CacheConfig:
     min_ttl: int = 0
     max_ttl: int = 86400
     negative_max_ttl: int = 3600  # RFC 2308 suggests at most 1-3 hours for negative answers
-    stale_answer_ttl: int = 30  # RFC 8767 suggests 30 s for an answer served stale
 
 
 def _check(r: ConfigReader, found: Mapping[str, Node], cache: CacheConfig) -> CacheConfig:
@@ -53,7 +52,6 @@ SECTION = Section(
         ttl_key("min_ttl", "Shortest TTL of cached answers"),
         ttl_key("max_ttl", "Longest TTL of cached answers"),
         ttl_key("negative_max_ttl", "Longest time a negative answer is cached (RFC 2308)"),
-        ttl_key("stale_answer_ttl", "TTL of an answer served stale (RFC 8767)"),
     ),
     _check,
 )  # fmt: skip

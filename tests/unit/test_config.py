@@ -321,9 +321,6 @@ def test_missing_keys_keep_their_defaults_next_to_given_ones() -> None:
         pytest.param("cache: {max_ttl: 3600}", "cache.max_ttl", 3600, id="ttl-seconds"),
         pytest.param("cache: {negative_max_ttl: 0}", "cache.negative_max_ttl", 0, id="ttl-zero"),
         pytest.param(
-            "cache: {stale_answer_ttl: 1m}", "cache.stale_answer_ttl", 60, id="stale-answer-ttl"
-        ),
-        pytest.param(
             "cache: {min_ttl: 1h, max_ttl: 1h}", "cache.min_ttl", 3600, id="ttl-min-equals-max"
         ),
         pytest.param("cache: {prefetch: false}", "cache.prefetch", False, id="bool-false"),
@@ -715,9 +712,7 @@ def test_min_ttl_may_not_exceed_a_given_max_ttl() -> None:
 
 # Unknown and duplicate keys
 
-CACHE_KEYS = (
-    "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max_ttl, stale_answer_ttl"
-)
+CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max_ttl"
 
 
 @pytest.mark.parametrize(
