@@ -31,7 +31,7 @@ from filterdns.ops.metrics import (
     tcp_gauges,
 )
 from filterdns.policy.answers import AnswerJudge
-from filterdns.policy.clients import ClientDirectory, ClientRule
+from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Policy
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.neighbors import Neighbours
@@ -215,8 +215,7 @@ class App:
         # profile on IPv4 and IPv6): needed as soon as one client rule exists.
         if config.clients and self.neighbours is None:
             self.neighbours = Neighbours()
-        rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
-        self.directory = ClientDirectory(rules, config.default_profile, self.neighbours)
+        self.directory = ClientDirectory(config.clients, config.default_profile, self.neighbours)
         up = config.upstreams
         self.outstanding.resize(up.max_outstanding, up.max_outstanding_per_server)
         self.policy = Policy(config, lambda: lists.index, self.grants.current)

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from filterdns.app import build_forwarder
-from filterdns.config import DEFAULT_CATEGORIES, Config, is_domain_name
+from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX, Config, is_domain_name
 from filterdns.config.duration import MissingUnitError, parse_span
 from filterdns.dns import wire
 from filterdns.dns.model import Kind, Request, Response, answer_records
@@ -35,8 +35,8 @@ from filterdns.errors import FilterDnsError
 from filterdns.lists.catalog import ListSet
 from filterdns.lists.shipped import shipped_path
 from filterdns.policy.answers import AnswerJudge
-from filterdns.policy.clients import ClientDirectory, ClientMatch, ClientRule
-from filterdns.policy.decisions import Decision, Grant, Policy
+from filterdns.policy.clients import ClientDirectory, ClientMatch
+from filterdns.policy.decisions import Action, Decision, Grant, Policy
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.neighbors import Neighbours, normalize_mac
 from filterdns.policy.timezones import zone_of
@@ -115,7 +115,7 @@ def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
         else:
             now = time.time()
         decision = policy.decide(match.profile, name, now, explain=True)
-        if args.resolve and decision.action == "allow":
+        if args.resolve and decision.action == Action.ALLOW:
             decision = _judge_answer(config, policy, decision, name=name, qtype=args.type, now=now)
         line = _line_of(decision)
         if args.json:
@@ -173,7 +173,7 @@ async def _ask(config: Config, name: str, qtype: int) -> Response:
 
 
 def _client(config: Config, text: str) -> ClientMatch | None:
-    rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
+    rules = config.clients
     directory = ClientDirectory(rules, config.default_profile)
     if any(p.name == text for p in config.profiles):
         return ClientMatch(None, text, f"profile {text}")
@@ -199,7 +199,7 @@ def _line_of(decision: Decision) -> int | None:
     if decision.source is None or decision.listed is None:
         return None
     path = decision.source
-    if path.startswith("shipped:"):
+    if path.startswith(SHIPPED_PREFIX):
         path = str(shipped_path(path))
     pattern = re.compile(rf"(?:^|[\s|/=\"*.]){re.escape(decision.listed)}(?:[\s^/$\".]|$)")
     try:
@@ -218,11 +218,11 @@ def _when(timestamp: float, zone: ZoneInfo) -> str:
 
 def _verdict(decision: Decision) -> str:
     return {
-        "allow": "ALLOWED",
-        "block": "BLOCKED",
-        "rewrite": f"REWRITTEN to {decision.target}",
-        "nxdomain": "BLOCKED (NXDOMAIN)",
-        "nodata": "BLOCKED (no data)",
+        Action.ALLOW: "ALLOWED",
+        Action.BLOCK: "BLOCKED",
+        Action.REWRITE: f"REWRITTEN to {decision.target}",
+        Action.NXDOMAIN: "BLOCKED (NXDOMAIN)",
+        Action.NODATA: "BLOCKED (no data)",
     }[decision.action]
 
 
@@ -245,7 +245,7 @@ def _print_explain(
     )
     for step in decision.trace:
         console.print(escape(step), highlight=False)
-    color = "green" if decision.action == "allow" else "red"
+    color = "green" if decision.action == Action.ALLOW else "red"
     console.print(f"[{color}]verdict: {escape(_verdict(decision))}[/{color}]", highlight=False)
     console.print(f"reason: {escape(decision.reason)}", highlight=False)
     if decision.rule:

@@ -7,6 +7,9 @@ sections, lists and scalars from the nodes, recording a Problem (dotted/indexed 
 
 Scalars are read from their text, not from YAML 1.1's implicit types: `yes` is not a boolean,
 `1:30` is not 90, and `0777` is not octal. A reader returns None when it recorded a problem.
+
+This is the one module that imports pyyaml: the section modules see a `Node` only through the
+Walker and the small predicates below (`is_mapping`, `is_null`, `scalar_text`, ...).
 """
 
 from __future__ import annotations
@@ -23,6 +26,26 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from filterdns.config.duration import parse_duration
 from filterdns.errors import Problem
+
+__all__ = [
+    "DURATION_HINT",
+    "MAX_DURATION",
+    "MAX_TTL",
+    "Node",
+    "Walker",
+    "compose",
+    "is_empty",
+    "is_mapping",
+    "is_null",
+    "join",
+    "keys_of",
+    "kind",
+    "line_of",
+    "only_null_values",
+    "scalar_text",
+    "show",
+    "with_value",
+]
 
 T = TypeVar("T")
 Reader = Callable[[Node, str], T | None]
@@ -111,6 +134,46 @@ def line_of(node: Node) -> int:
 def is_null(node: Node) -> bool:
     """True for an absent value: `key:`, `key: ~`, `key: null`."""
     return isinstance(node, ScalarNode) and node.tag == NULL_TAG
+
+
+def is_mapping(node: Node | None) -> bool:
+    """True for a mapping node (`{...}` or `key: value` lines)."""
+    return isinstance(node, MappingNode)
+
+
+def is_empty(node: Node | None) -> bool:
+    """True for no value at all: absent, null, `{}` or `[]`."""
+    if node is None or is_null(node):
+        return True
+    return isinstance(node, MappingNode | SequenceNode) and not node.value
+
+
+def only_null_values(node: Node | None) -> bool:
+    """True for a mapping whose every value is null: `server:` and nothing under it."""
+    return isinstance(node, MappingNode) and all(is_null(value) for _, value in node.value)
+
+
+def scalar_text(node: Node) -> str | None:
+    """The text of a scalar node as written (`null` too), None for a list or a mapping."""
+    return str(node.value) if isinstance(node, ScalarNode) else None
+
+
+def keys_of(node: Node | None) -> list[str]:
+    """The keys of a mapping node, in file order (none for anything else)."""
+    if not isinstance(node, MappingNode):
+        return []
+    return [k.value for k, _ in node.value if isinstance(k, ScalarNode) and not is_null(k)]
+
+
+def with_value(node: Node | None) -> list[str]:
+    """The keys of a mapping node that are given a value (not null, not empty), in file order."""
+    if not isinstance(node, MappingNode):
+        return []
+    return [
+        str(key.value)
+        for key, value in node.value
+        if isinstance(key, ScalarNode) and not is_empty(value)
+    ]
 
 
 def kind(node: Node) -> str:

@@ -232,7 +232,9 @@ def blocked_null(query: Query, ttl: int) -> Answer:
     return _message(query, wire.NOERROR, [], [_soa(query, ttl)], ttl)
 
 
-def blocked_custom(query: Query, ips: Sequence[str], ttl: int) -> Answer:
+def blocked_custom(
+    query: Query, ips: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address | str], ttl: int
+) -> Answer:
     """The configured addresses of the query's family (A: IPv4, AAAA: IPv6), in order.
 
     A type with no address of its family, or any other type, gets NODATA. Raises ValueError on

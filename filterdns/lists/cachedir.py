@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filterdns import __version__
+from filterdns.config import SHIPPED_PREFIX
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
-from filterdns.lists.shipped import SHIPPED, SHIPPED_PREFIX, shipped_path
+from filterdns.lists.shipped import SHIPPED, shipped_path
 from filterdns.lists.sourcereport import SourceReport
 from filterdns.lists.sources import SourceAdder, SourceStatus
 from filterdns.lists.validate import Stamp

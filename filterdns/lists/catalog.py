@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filterdns import __version__
-from filterdns.config import ListsConfig
+from filterdns.config import SHIPPED_PREFIX, ListsConfig
 from filterdns.lists.builder import BuilderFailed, ChildBuilder
 from filterdns.lists.cachedir import (
     INDEX_FILE,
@@ -45,7 +45,7 @@ from filterdns.lists.freshness import keep_fresh
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.remote import FetchResult, RemoteCache
-from filterdns.lists.shipped import SHIPPED_PREFIX, shipped_path
+from filterdns.lists.shipped import shipped_path
 from filterdns.lists.sourcereport import SourceReport
 from filterdns.lists.sources import (
     BuildResult,

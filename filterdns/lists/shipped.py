@@ -12,50 +12,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filterdns.config import DEFAULT_CATEGORIES
+from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX
 
 # The repository's top-level blocklists/, which the package reaches as its own blocklists/ (a
 # link in a checkout; wheels copy the files in as package data).
 SHIPPED_DIR: Path = Path(__file__).parent.parent / "blocklists"
-SHIPPED_PREFIX = "shipped:"
 
 CATEGORIES: tuple[str, ...] = DEFAULT_CATEGORIES  # one list, kept by the configuration
 """The default categories, from the content concerns to the security ones."""
 
 _UT1 = "https://raw.githubusercontent.com/olbat/ut1-blacklists/master/blacklists"
 
+
+def _file(category: str) -> str:
+    """The shipped source of `category`: "shipped:<category>.txt"."""
+    return f"{SHIPPED_PREFIX}{category}.txt"
+
+
 SHIPPED: dict[str, tuple[str, ...]] = {
     "adult": (
-        "shipped:adult.txt",
+        _file("adult"),
         f"{_UT1}/adult/domains.0",
         f"{_UT1}/adult/domains.1",
         f"{_UT1}/adult/domains.2",
     ),
-    "gambling": ("shipped:gambling.txt",),
-    "dating": ("shipped:dating.txt",),
-    "drugs": ("shipped:drugs.txt",),
-    "violence": ("shipped:violence.txt",),
-    "social": ("shipped:social.txt",),
-    "chat": ("shipped:chat.txt",),
-    "games": ("shipped:games.txt",),
-    "video": ("shipped:video.txt",),
+    "gambling": (_file("gambling"),),
+    "dating": (_file("dating"),),
+    "drugs": (_file("drugs"),),
+    "violence": (_file("violence"),),
+    "social": (_file("social"),),
+    "chat": (_file("chat"),),
+    "games": (_file("games"),),
+    "video": (_file("video"),),
     "bypass": (
-        "shipped:bypass.txt",
+        _file("bypass"),
         f"{_UT1}/redirector/domains",
         "https://raw.githubusercontent.com/dibdot/DoH-IP-blocklists/master/doh-domains_overall.txt",
     ),
     "malware": (
-        "shipped:malware.txt",
+        _file("malware"),
         f"{_UT1}/malware/domains",
         "https://raw.githubusercontent.com/StevenBlack/hosts/master/hosts",
     ),
     "phishing": (
-        "shipped:phishing.txt",
+        _file("phishing"),
         f"{_UT1}/phishing/domains",
     ),
-    "piracy": ("shipped:piracy.txt",),
-    "cryptojacking": ("shipped:cryptojacking.txt",),
-    "stalkerware": ("shipped:stalkerware.txt",),
+    "piracy": (_file("piracy"),),
+    "cryptojacking": (_file("cryptojacking"),),
+    "stalkerware": (_file("stalkerware"),),
 }
 """Category -> its sources: "shipped:<file>" for a file of SHIPPED_DIR, else an https:// URL."""
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_SOURCE
+from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX, SHIPPED_SOURCE
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.indexfile import ListInfo
@@ -51,7 +51,7 @@ def is_remote(source: str) -> bool:
 
 def is_local(source: str) -> bool:
     """Whether `source` is a file of the administrator's (not shipped, not downloaded)."""
-    return not is_remote(source) and not source.startswith(f"{SHIPPED_SOURCE}:")
+    return not is_remote(source) and not source.startswith(SHIPPED_PREFIX)
 
 
 def resolve_sources(

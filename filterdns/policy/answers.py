@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from filterdns.config import Config
 from filterdns.dns.wire import Answer
-from filterdns.policy.decisions import Decision, Policy
+from filterdns.policy.decisions import Action, Decision, Policy
 
 # Names that live on the local network whatever the upstreams say: their answers may hold
 # private addresses. RFC 6761/6762/8375 and the suffixes home routers hand out; single-label
@@ -99,7 +99,7 @@ class AnswerJudge:
             return known[1]
         path = " -> ".join((name, *chain))
         decision = Decision(
-            "block",
+            Action.BLOCK,
             found.profile,
             8,
             f"{found.reason}; reached through {path}",
@@ -117,7 +117,7 @@ class AnswerJudge:
         if known is not None:
             return known[1]
         decision = Decision(
-            "nodata",
+            Action.NODATA,
             profile,
             8,
             f"rebinding protection: {name} was answered with a private address",

@@ -19,7 +19,8 @@ family only, and only when rules of that family exist: an IPv6 source is looked 
 neighbour table when there are IPv4 rules, and the other way round.
 
 Addresses are compared in canonical form: scope ids are dropped ("fe80::1%eth0" is fe80::1) and
-IPv4-mapped IPv6 addresses count as IPv4 ("::ffff:10.0.0.5" is 10.0.0.5), in rules as in queries.
+IPv4-mapped IPv6 addresses count as IPv4 ("::ffff:10.0.0.5" is 10.0.0.5), in rules (as the
+configuration reads them, `config.clients`) as in queries (`config.canonical_ip`).
 
 Speed: the address-only part of a verdict (steps 2, 4, 6) never changes for one directory, so it
 is cached per source text (bounded; cleared whole past 65536 entries). The MAC step is never
@@ -31,27 +32,17 @@ network integers, longest prefix first, so a lookup costs one dict probe per dis
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from filterdns.policy.neighbors import Neighbours, canonical_ip, normalize_mac
+from filterdns.config import ClientConfig, canonical_ip
+from filterdns.policy.neighbors import Neighbours, normalize_mac
 
-__all__ = ["ClientDirectory", "ClientMatch", "ClientRule"]
+__all__ = ["ClientDirectory", "ClientMatch"]
 
 _MAX_CACHE = 65536
-_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
-
-
-@dataclass(frozen=True, slots=True)
-class ClientRule:
-    """One `clients:` entry: a name, a profile and exactly one of `ip`, `cidr`, `mac`."""
-
-    name: str
-    profile: str
-    ip: str | None = None
-    cidr: str | None = None
-    mac: str | None = None
+# Which kind of rule an address-only verdict came from (steps 2, 4, 6), kept beside it.
+_IP, _CIDR, _DEFAULT = "ip", "cidr", "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +57,6 @@ class ClientMatch:
     how: str
 
 
-def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """A CIDR in canonical form (scope id dropped, IPv4-mapped ranges as IPv4); ValueError."""
-    net = ipaddress.ip_network(text.strip().split("%", 1)[0])
-    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_V4_MAPPED):
-        v4 = net.network_address.ipv4_mapped
-        assert v4 is not None
-        return ipaddress.IPv4Network((v4, net.prefixlen - 96))
-    return net
-
-
 @dataclass(frozen=True, slots=True)
 class _Prefix:
     """The CIDR rules of one IP version and prefix length: network int -> verdict."""
@@ -85,11 +66,15 @@ class _Prefix:
 
 
 class ClientDirectory:
-    """Maps a source address to a profile by the `clients:` rules; see the module docstring."""
+    """Maps a source address to a profile by the `clients:` rules; see the module docstring.
+
+    The rules are the configuration's, read and checked once: each has exactly one of ip, cidr
+    and mac in canonical form, and none is given twice.
+    """
 
     def __init__(
         self,
-        rules: Sequence[ClientRule],
+        rules: Sequence[ClientConfig],
         default_profile: str,
         neighbours: Neighbours | None = None,
     ) -> None:
@@ -98,52 +83,27 @@ class ClientDirectory:
         self._by_mac: dict[str, ClientMatch] = {}
         self._by_ip: dict[str, ClientMatch] = {}
         by_prefix: dict[tuple[int, int], dict[int, ClientMatch]] = {}
-        owners: dict[str, str] = {}  # "mac aa:..", "ip 1.2.3.4", "cidr ..." -> rule name
-        for index, rule in enumerate(rules):
-            label = f"client {rule.name!r}" if rule.name else f"client #{index + 1}"
-            given = [k for k in ("ip", "cidr", "mac") if getattr(rule, k) is not None]
-            if len(given) != 1:
-                found = ", ".join(given) if given else "none"
-                raise ValueError(f"{label}: needs exactly one of ip, cidr, mac (found: {found})")
-            if not rule.profile:
-                raise ValueError(f"{label}: has no profile")
-            net: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
-            try:
-                if rule.mac is not None:
-                    key = f"mac {normalize_mac(rule.mac)}"
-                elif rule.ip is not None:
-                    key = f"ip {canonical_ip(rule.ip)}"
-                else:
-                    assert rule.cidr is not None
-                    net = _network(rule.cidr)
-                    key = f"cidr {net}"
-            except ValueError as exc:
-                kind = given[0]
-                raise ValueError(f"{label}: bad {kind} {getattr(rule, kind)!r}: {exc}") from None
-            if key in owners:
-                raise ValueError(
-                    f"{label}: {key} is already used by client {owners[key]!r}"
-                    " (each ip, cidr and mac may appear once)"
-                )
-            owners[key] = rule.name
-            verdict = ClientMatch(rule.name or None, rule.profile, key)
-            kind, _, value = key.partition(" ")
-            if kind == "mac":
-                self._by_mac[value] = verdict
-            elif kind == "ip":
-                self._by_ip[value] = verdict
-            elif net is not None:
-                by_prefix.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = (
-                    verdict
-                )
+        families: set[int] = set()  # the IP versions of ip and cidr rules
+        for rule in rules:
+            name = rule.name or None
+            if rule.mac is not None:
+                self._by_mac[rule.mac] = ClientMatch(name, rule.profile, f"mac {rule.mac}")
+            elif rule.ip is not None:
+                self._by_ip[str(rule.ip)] = ClientMatch(name, rule.profile, f"ip {rule.ip}")
+                families.add(rule.ip.version)
+            elif rule.cidr is not None:
+                net = rule.cidr
+                networks = by_prefix.setdefault((net.version, net.prefixlen), {})
+                networks[int(net.network_address)] = ClientMatch(name, rule.profile, f"cidr {net}")
+                families.add(net.version)
         self._prefixes: dict[int, list[_Prefix]] = {4: [], 6: []}
         for (version, length), networks in sorted(by_prefix.items(), key=lambda kv: -kv[0][1]):
             bits = 32 if version == 4 else 128
             mask = ((1 << length) - 1) << (bits - length)
             self._prefixes[version].append(_Prefix(mask, networks))
-        self._cache: dict[str, tuple[str | None, ClientMatch]] = {}
-        # Which families have ip/cidr rules: a source of the other one may be a device that has.
-        families = {4 if "." in k.partition(" ")[2] else 6 for k in owners if k[0] in "ic"}
+        # source -> (canonical address text or None, verdict, the kind of rule it came from)
+        self._cache: dict[str, tuple[str | None, ClientMatch, str]] = {}
+        # A source of one family may be a device that has rules of the other.
         self._look_across = {4: 6 in families, 6: 4 in families}
         self._devices: dict[str, tuple[int, ClientMatch]] = {}  # source -> (generation, verdict)
 
@@ -159,7 +119,7 @@ class ClientDirectory:
             if len(self._cache) >= _MAX_CACHE:
                 self._cache.clear()
             self._cache[ip] = entry
-        key, verdict = entry
+        key, verdict, by = entry
         neighbours = self._neighbours
         if neighbours is None or key is None:
             return verdict
@@ -169,12 +129,12 @@ class ClientDirectory:
                 by_mac = self._by_mac.get(mac)
                 if by_mac is not None:
                     return by_mac
-        if verdict.how[0] == "i" or not self._look_across[6 if ":" in key else 4]:
+        if by is _IP or not self._look_across[6 if ":" in key else 4]:
             return verdict  # an exact ip rule, or no rule of the other family
         known = self._devices.get(key)
         if known is not None and known[0] == neighbours.generation:
             return known[1]
-        found = self._same_device(key, verdict, neighbours)
+        found = self._same_device(key, verdict, by, neighbours)
         if len(self._devices) >= _MAX_CACHE:
             self._devices.clear()
         self._devices[key] = (neighbours.generation, found)
@@ -187,7 +147,9 @@ class ClientDirectory:
         except ValueError:
             return None
 
-    def _same_device(self, key: str, verdict: ClientMatch, neighbours: Neighbours) -> ClientMatch:
+    def _same_device(
+        self, key: str, verdict: ClientMatch, by: str, neighbours: Neighbours
+    ) -> ClientMatch:
         """Steps 3 and 5: the rule of another address of the device `key` belongs to."""
         mac = neighbours.mac_of(key)
         if mac is None:
@@ -196,29 +158,30 @@ class ClientDirectory:
         for other in neighbours.addresses_of(mac):
             if other == key:
                 continue
-            _, found = self._cache.get(other) or self._by_address(other)
-            if found.how[0] == "i":  # an exact ip rule of the same device
+            _, found, other_by = self._cache.get(other) or self._by_address(other)
+            if other_by is _IP:  # an exact ip rule of the same device
                 return ClientMatch(found.name, found.profile, f"{found.how} (same device {mac})")
-            if found.how[0] == "c":
+            if other_by is _CIDR:
                 networks.append(found)
-        if verdict.how[0] == "c" or not networks:
+        if by is _CIDR or not networks:
             return verdict
         found = networks[0]
         return ClientMatch(found.name, found.profile, f"{found.how} (same device {mac})")
 
-    def _by_address(self, ip: str) -> tuple[str | None, ClientMatch]:
-        """(canonical address text or None, the verdict of the ip/cidr rules or the default)."""
+    def _by_address(self, ip: str) -> tuple[str | None, ClientMatch, str]:
+        """(canonical address text or None, the verdict of the ip/cidr rules or the default, the
+        kind of rule it came from)."""
         try:
             address = canonical_ip(ip)
         except ValueError:
-            return None, self._default
+            return None, self._default, _DEFAULT
         key = str(address)
         exact = self._by_ip.get(key)
         if exact is not None:
-            return key, exact
+            return key, exact, _IP
         value = int(address)
         for prefix in self._prefixes[address.version]:
             found = prefix.networks.get(value & prefix.mask)
             if found is not None:
-                return key, found
-        return key, self._default
+                return key, found, _CIDR
+        return key, self._default, _DEFAULT

@@ -39,14 +39,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from filterdns.config import (
-    BlockingConfig,
-    Config,
-    ProfileConfig,
-    ScheduleRule,
-)
+from filterdns.config import BlockingConfig, Config, ProfileConfig, ScheduleRule, YouTube
 from filterdns.dns.names import is_subdomain
 from filterdns.lists.index import DomainIndex
 from filterdns.policy.timezones import zone_of
@@ -61,7 +57,10 @@ SAFESEARCH_HOSTS = {
     "bing": "strict.bing.com",
     "duckduckgo": "safe.duckduckgo.com",
 }
-YOUTUBE_HOSTS = {"strict": "restrict.youtube.com", "moderate": "restrictmoderate.youtube.com"}
+YOUTUBE_HOSTS = {
+    YouTube.STRICT: "restrict.youtube.com",
+    YouTube.MODERATE: "restrictmoderate.youtube.com",
+}
 # Every Google search domain: google.<cc>, google.co.<cc>, google.com.<cc> and google.com.
 _GOOGLE = re.compile(r"(?:www\.)?google\.(?:com|[a-z]{2}|co\.[a-z]{2}|com\.[a-z]{2})")
 _BING = frozenset({"bing.com", "www.bing.com"})
@@ -76,7 +75,20 @@ _YOUTUBE = frozenset(
         "www.youtube-nocookie.com",
     }
 )
-BLOCKING_ACTIONS = frozenset({"block", "nxdomain", "nodata"})
+
+
+class Action(StrEnum):
+    """What a decision does with a query; equal to its text ("allow", ...), as the log and
+    `explain --json` write it."""
+
+    ALLOW = "allow"
+    BLOCK = "block"  # answered with the blocking.response mode
+    REWRITE = "rewrite"  # SafeSearch: a CNAME to the safe host
+    NXDOMAIN = "nxdomain"  # bypass names (canary, Private Relay), whatever the mode
+    NODATA = "nodata"  # DDR, and rebinding protection
+
+
+BLOCKING_ACTIONS = frozenset({Action.BLOCK, Action.NXDOMAIN, Action.NODATA})
 MAX_STATE_SECONDS = 3600.0  # recompute a profile's state at least hourly (e.g. after a DST rule)
 MAX_REMEMBERED = 65536  # decisions remembered per profile and state
 
@@ -102,7 +114,7 @@ class Grant:
 class Decision:
     """What the policy decided for one query, and why."""
 
-    action: str  # "allow", "block", "rewrite", "nxdomain" (bypass names), "nodata" (DDR)
+    action: Action
     profile: str
     step: int  # the step of the decision order that decided
     reason: str  # a sentence a parent can read
@@ -142,7 +154,7 @@ class _Profile:
     rules: tuple[ScheduleRule, ...]
     tz: ZoneInfo
     safesearch: bool
-    youtube: str
+    youtube: YouTube
     bypass_protection: bool
     state: _State | None = None
     trace_rules: list[str] = field(default_factory=list)
@@ -251,18 +263,24 @@ class Policy:
         for domain in profile.config.allow:
             if is_subdomain(name, domain):
                 trace.append(f"3. allowed: {domain} is on the allow list of profile {p}")
-                return Decision("allow", p, 3, f"{domain} is allowed for {p}", rule="profile allow")
+                return Decision(
+                    Action.ALLOW, p, 3, f"{domain} is allowed for {p}", rule="profile allow"
+                )
         for grant in state.granted_domains:
             if grant.domain is not None and is_subdomain(name, grant.domain):
                 trace.append(f"3. allowed by {grant.describe()}")
                 return Decision(
-                    "allow", p, 3, f"allowed for {p} by {grant.describe()}", rule=grant.describe()
+                    Action.ALLOW,
+                    p,
+                    3,
+                    f"allowed for {p} by {grant.describe()}",
+                    rule=grant.describe(),
                 )
         for domain, rule in state.schedule_allow:
             if is_subdomain(name, domain):
                 trace.append(f"3. allowed: {domain} is on the allow list of {rule_label(rule)}")
                 return Decision(
-                    "allow",
+                    Action.ALLOW,
                     p,
                     3,
                     f"{domain} stays allowed during {rule.name}",
@@ -286,11 +304,11 @@ class Policy:
             # (or gambling...) in reports and alerts too.
             found = _listed_category(matches, state.blocked)
             if found is None:
-                return Decision("block", p, 5, reason, rule=rule_label(rule))
+                return Decision(Action.BLOCK, p, 5, reason, rule=rule_label(rule))
             listed, category, source = found
             trace.append(f"5. {listed} is also in {category} ({source})")
             return Decision(
-                "block",
+                Action.BLOCK,
                 p,
                 5,
                 f"{reason}; {listed} is also listed in {source}",
@@ -309,7 +327,7 @@ class Policy:
                 continue
             trace.append(f"6. blocked: {listed} is in {category} ({source})")
             return Decision(
-                "block",
+                Action.BLOCK,
                 p,
                 6,
                 f"{category} is blocked for {p}; {listed} is listed in {source}",
@@ -322,7 +340,7 @@ class Policy:
             if is_subdomain(name, domain):
                 trace.append(f"6. blocked: {domain} is on the block list of profile {p}")
                 return Decision(
-                    "block",
+                    Action.BLOCK,
                     p,
                     6,
                     f"{domain} is blocked for {p}",
@@ -338,7 +356,7 @@ class Policy:
         target = self._safe_host(profile, name)
         if target is not None:
             trace.append(f"7. rewritten: {name} -> {target}")
-            return Decision("rewrite", p, 7, f"SafeSearch for {p}: {target}", target=target)
+            return Decision(Action.REWRITE, p, 7, f"SafeSearch for {p}: {target}", target=target)
         trace.append("7. no SafeSearch rewrite applies")
         trace.append(
             "8. allowed: answered from the cache or the upstreams; the names the answer leads "
@@ -346,7 +364,7 @@ class Policy:
             "(explain --resolve asks the upstreams and shows it)"
         )
         if profile.allowed is None:
-            profile.allowed = Decision("allow", p, 8, "allowed")
+            profile.allowed = Decision(Action.ALLOW, p, 8, "allowed")
         return profile.allowed
 
     def _bypass(
@@ -360,20 +378,20 @@ class Policy:
             what = "DNS over HTTPS canary" if name in CANARY_NAMES else "iCloud Private Relay"
             trace.append(f"4. bypass protection: {what} answered NXDOMAIN")
             return Decision(
-                "nxdomain", p, 4, f"bypass protection: {what}", category=BYPASS_CATEGORY,
+                Action.NXDOMAIN, p, 4, f"bypass protection: {what}", category=BYPASS_CATEGORY,
                 rule="bypass protection",
             )  # fmt: skip
         if name in DDR_NAMES:
             trace.append("4. bypass protection: encrypted DNS discovery (DDR) answered NODATA")
             return Decision(
-                "nodata", p, 4, "bypass protection: encrypted DNS discovery (DDR)",
+                Action.NODATA, p, 4, "bypass protection: encrypted DNS discovery (DDR)",
                 category=BYPASS_CATEGORY, rule="bypass protection",
             )  # fmt: skip
         for listed, category, source, allow in matches:
             if category == BYPASS_CATEGORY and not allow:
                 trace.append(f"4. blocked: {listed} is in bypass ({source})")
                 return Decision(
-                    "block",
+                    Action.BLOCK,
                     p,
                     4,
                     f"bypass protection: {listed} (VPN, proxy or DNS over HTTPS) is listed in "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from filterdns.config import YOUTUBE_LEVELS, Config, ScheduleRule
+from filterdns.config import YOUTUBE_LEVELS, Config, ScheduleRule, YouTube
 from filterdns.policy.schedule import DAYS, MINUTES_PER_DAY, Window, format_clock
 
 
@@ -24,7 +24,7 @@ class Protection:
     categories: tuple[str, ...]
     rules: tuple[ScheduleRule, ...]
     safesearch: bool
-    youtube: str
+    youtube: YouTube
     bypass: bool
     allow: tuple[str, ...]
     block: tuple[str, ...]

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_SOURCE, ClientConfig, Config
-from filterdns.policy.clients import ClientDirectory, ClientRule
+from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.effective import compare, protection
 
 EVERY_OTHER_DEVICE = "every other device"  # those no client rule names: the default profile
@@ -188,8 +188,7 @@ def _moved(
 
 
 def _directory(config: Config) -> ClientDirectory:
-    rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
-    return ClientDirectory(rules, config.default_profile)
+    return ClientDirectory(config.clients, config.default_profile)
 
 
 def _match(directory: ClientDirectory, client: ClientConfig) -> tuple[str | None, str]:
@@ -201,8 +200,8 @@ def _match(directory: ClientDirectory, client: ClientConfig) -> tuple[str | None
         if found is not None:
             return found.name, found.profile
         return None, directory.default_profile
-    address = client.ip if client.ip is not None else str(client.cidr).partition("/")[0]
-    found = directory.match(address)
+    address = client.ip if client.cidr is None else client.cidr.network_address
+    found = directory.match(str(address))
     return found.name, found.profile
 
 

@@ -133,7 +133,7 @@ class PolicyResolver(Link):
         return response
 
     def _blocked_response(self, query: wire.Query, decision: Decision, ttl: int) -> Response:
-        mode = self.blocking.response
+        mode: str = self.blocking.response  # what the log records: the mode, or the action
         if decision.action == "nxdomain":
             answer = model.blocked_nxdomain(query, ttl)
         elif decision.action == "nodata":

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from filterdns.policy.clients import ClientDirectory, ClientMatch, ClientRule
+from filterdns.config import (
+    ClientConfig,
+    load_config_text,
+    parse_client_ip,
+    parse_client_network,
+    parse_mac,
+)
+from filterdns.errors import ConfigError
+from filterdns.policy.clients import ClientDirectory, ClientMatch
 from filterdns.policy.neighbors import (
     Neighbours,
     NeighbourTable,
@@ -322,16 +330,35 @@ async def _until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
 
 # --- ClientDirectory ---------------------------------------------------------------------------
 
+
+def rule(
+    name: str,
+    profile: str,
+    *,
+    ip: str | None = None,
+    cidr: str | None = None,
+    mac: str | None = None,
+) -> ClientConfig:
+    """A `clients:` entry as the configuration reads it."""
+    return ClientConfig(
+        name,
+        profile,
+        ip=None if ip is None else parse_client_ip(ip),
+        cidr=None if cidr is None else parse_client_network(cidr),
+        mac=None if mac is None else parse_mac(mac),
+    )
+
+
 RULES = [
-    ClientRule("minh-tablet", "minh", mac="AA-BB-CC-DD-EE-FF"),
-    ClientRule("minh-laptop", "minh", ip="192.168.1.23"),
-    ClientRule("shared-pc", "family", ip="192.168.1.30"),
-    ClientRule("home", "family", cidr="192.168.0.0/16"),
-    ClientRule("kids-wifi", "kids", cidr="192.168.1.0/24"),
-    ClientRule("room-6a", "class-6a", cidr="10.6.1.0/24"),
-    ClientRule("v6-lan", "family", cidr="fd00::/8"),
-    ClientRule("v6-kids", "kids", cidr="fd00:1::/32"),
-    ClientRule("router6", "family", ip="fe80::1"),
+    rule("minh-tablet", "minh", mac="AA-BB-CC-DD-EE-FF"),
+    rule("minh-laptop", "minh", ip="192.168.1.23"),
+    rule("shared-pc", "family", ip="192.168.1.30"),
+    rule("home", "family", cidr="192.168.0.0/16"),
+    rule("kids-wifi", "kids", cidr="192.168.1.0/24"),
+    rule("room-6a", "class-6a", cidr="10.6.1.0/24"),
+    rule("v6-lan", "family", cidr="fd00::/8"),
+    rule("v6-kids", "kids", cidr="fd00:1::/32"),
+    rule("router6", "family", ip="fe80::1"),
 ]
 
 
@@ -431,59 +458,60 @@ async def test_an_unknown_address_keeps_asking_the_neighbour_table(tmp_path: Pat
     assert sut.match("10.9.9.9").profile == "minh", "the cached default did not stick"
 
 
-@pytest.mark.parametrize(
-    ("rule", "message"),
-    [
-        (ClientRule("a", "p"), r"client 'a': needs exactly one of ip, cidr, mac \(found: none\)"),
-        (
-            ClientRule("b", "p", ip="10.0.0.1", mac="aa:bb:cc:dd:ee:ff"),
-            r"client 'b': needs exactly one of ip, cidr, mac \(found: ip, mac\)",
-        ),
-        (ClientRule("c", "p", ip="10.0.0.256"), r"client 'c': bad ip '10.0.0.256'"),
-        (
-            ClientRule("d", "p", cidr="10.6.1.5/24"),
-            r"client 'd': bad cidr '10.6.1.5/24'.*host bits",
-        ),
-        (ClientRule("e", "p", cidr="10.0.0.0/33"), r"client 'e': bad cidr '10.0.0.0/33'"),
-        (ClientRule("f", "p", mac="aa:bb:cc"), r"client 'f': bad mac 'aa:bb:cc'"),
-        (ClientRule("g", "", ip="10.0.0.1"), r"client 'g': has no profile"),
-        (ClientRule("", "p", ip="nope"), r"client #2: bad ip 'nope'"),
-    ],
-    ids=["none", "two", "bad-ip", "host-bits", "bad-prefix", "bad-mac", "no-profile", "unnamed"],
-)
-def test_bad_rules_are_refused_with_the_rule_named(rule: ClientRule, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        ClientDirectory([ClientRule("ok", "p", ip="192.0.2.1"), rule], "guests")
+PROFILES = "profiles: {p: {age_band: adult}, q: {age_band: adult}}\n"
 
 
 @pytest.mark.parametrize(
-    ("first", "second", "message"),
+    ("entries", "message"),
     [
+        (["{name: a, profile: p}"], "clients[1]: needs one of ip, cidr or mac"),
         (
-            ClientRule("a", "p", ip="10.0.0.1"),
-            ClientRule("b", "q", ip="::ffff:10.0.0.1"),
-            r"client 'b': ip 10.0.0.1 is already used by client 'a'",
+            ["{name: b, profile: p, ip: 10.0.0.1, mac: 'aa:bb:cc:dd:ee:ff'}"],
+            "clients[1]: has ip and mac; give exactly one of ip, cidr or mac",
+        ),
+        (["{name: c, profile: p, ip: 10.0.0.256}"], 'clients[1].ip: "10.0.0.256" is not an IP'),
+        (
+            ["{name: e, profile: p, cidr: 10.0.0.0/33}"],
+            'clients[1].cidr: "10.0.0.0/33" is not an IP address or network',
+        ),
+        (["{name: f, profile: p, mac: 'aa:bb:cc'}"], 'clients[1].mac: "aa:bb:cc" is not a MAC'),
+        (["{name: g, profile: '', ip: 10.0.0.1}"], "clients[1].profile: is empty"),
+        (["{profile: p, ip: nope}"], 'clients[1].ip: "nope" is not an IP address'),
+        (
+            ["{name: a, profile: p, ip: 10.0.0.1}", "{name: b, profile: q, ip: '::ffff:10.0.0.1'}"],
+            'clients[2].ip: "10.0.0.1" is already the ip of clients[1]',
         ),
         (
-            ClientRule("a", "p", mac="aa:bb:cc:dd:ee:ff"),
-            ClientRule("b", "q", mac="AABB.CCDD.EEFF"),
-            r"client 'b': mac aa:bb:cc:dd:ee:ff is already used by client 'a'",
+            ["{name: a, profile: p, mac: 'aa:bb:cc:dd:ee:ff'}", "{name: b, profile: q, "
+             "mac: AABB.CCDD.EEFF}"],
+            'clients[2].mac: "aa:bb:cc:dd:ee:ff" is already the mac of clients[1]',
         ),
         (
-            ClientRule("a", "p", cidr="10.6.0.0/16"),
-            ClientRule("b", "q", cidr="10.6.0.0/16"),
-            r"client 'b': cidr 10.6.0.0/16 is already used by client 'a'",
+            ["{name: a, profile: p, cidr: 10.6.0.0/16}",
+             "{name: b, profile: q, cidr: 10.6.0.0/16}"],
+            'clients[2].cidr: "10.6.0.0/16" is already the cidr of clients[1]',
         ),
     ],
-    ids=["ip-in-two-spellings", "mac-in-two-spellings", "cidr"],
-)
-def test_duplicates_are_refused(first: ClientRule, second: ClientRule, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        ClientDirectory([first, second], "guests")
+    ids=[
+        "none", "two", "bad-ip", "bad-prefix", "bad-mac", "no-profile", "unnamed",
+        "ip-in-two-spellings", "mac-in-two-spellings", "cidr",
+    ],
+)  # fmt: skip
+def test_rules_the_directory_could_not_use_are_refused_with_the_file(
+    entries: list[str], message: str
+) -> None:
+    """The directory takes the rules as the configuration read them: a rule without exactly one
+    good address, without a profile, or repeating another's address never reaches it."""
+    rules = "".join(
+        f"  - {entry}\n" for entry in ["{name: ok, profile: p, ip: 192.0.2.1}", *entries]
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(f"{PROFILES}clients:\n{rules}")
+    assert message in str(caught.value)
 
 
 def test_ipv4_mapped_cidr_rule_counts_as_ipv4() -> None:
-    sut = ClientDirectory([ClientRule("lab", "p", cidr="::ffff:10.1.0.0/112")], "guests")
+    sut = ClientDirectory([rule("lab", "p", cidr="::ffff:10.1.0.0/112")], "guests")
     assert sut.match("10.1.2.3") == ClientMatch("lab", "p", "cidr 10.1.0.0/16")
 
 
@@ -495,7 +523,7 @@ def test_the_cache_is_bounded() -> None:
 
 
 def test_unknown_address_with_100_cidr_rules_is_fast() -> None:
-    rules = [ClientRule(f"net{i}", "p", cidr=f"10.{i}.0.0/{16 + i % 9}") for i in range(100)]
+    rules = [rule(f"net{i}", "p", cidr=f"10.{i}.0.0/{16 + i % 9}") for i in range(100)]
     sut = ClientDirectory(rules, "guests")
     assert sut.match("10.5.0.1").how == "cidr 10.5.0.0/21"
     addresses = [f"172.16.{i >> 8}.{i & 255}" for i in range(2000)]
@@ -519,10 +547,10 @@ def test_unknown_address_with_100_cidr_rules_is_fast() -> None:
 # --- one device, one profile on IPv4 and IPv6 ---------------------------------------------------
 
 DUAL_STACK = [
-    ClientRule("minh-laptop", "minh", ip="192.168.1.23"),
-    ClientRule("room-6a", "class-6a", cidr="10.6.1.0/24"),
-    ClientRule("v6-kids", "kids", cidr="fd00:1::/32"),
-    ClientRule("tv", "family", ip="2001:db8:1::77"),
+    rule("minh-laptop", "minh", ip="192.168.1.23"),
+    rule("room-6a", "class-6a", cidr="10.6.1.0/24"),
+    rule("v6-kids", "kids", cidr="fd00:1::/32"),
+    rule("tv", "family", ip="2001:db8:1::77"),
 ]
 
 
@@ -577,7 +605,7 @@ async def test_without_rules_of_the_other_family_the_table_is_not_asked() -> Non
     ip_neigh = IpNeigh(_read(DATA / "dual_stack_neigh.txt"))
     neighbours = Neighbours(Path("/nonexistent/arp"), ip_neigh=ip_neigh, clock=FakeClock())
     await neighbours.refresh()
-    sut = ClientDirectory([ClientRule("pc", "minh", ip="192.168.1.23")], "guests", neighbours)
+    sut = ClientDirectory([rule("pc", "minh", ip="192.168.1.23")], "guests", neighbours)
     assert sut.match("10.9.9.9").how == "default"
     assert not neighbours.refresh_wanted
     assert sut.match("2001:db8:1::23").profile == "minh"

@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yaml.nodes import MappingNode
 
-from filterdns import config as config_module
 from filterdns.config import (
     ALWAYS_BLOCKED,
     BAND_KEYS,
@@ -33,6 +32,7 @@ from filterdns.config import (
     YOUTUBE_LEVELS,
     BandConfig,
     BlockingConfig,
+    BlockResponse,
     CacheConfig,
     ClientConfig,
     Config,
@@ -50,6 +50,7 @@ from filterdns.config import (
     load_config_text,
     parse_upstream,
 )
+from filterdns.config import loader as config_module
 from filterdns.config.walker import compose
 from filterdns.errors import ConfigError, Problem
 from filterdns.policy.schedule import Calendar
@@ -89,6 +90,10 @@ def udp(host: str, port: int = 53) -> UpstreamServer:
 
 def net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(text)
+
+
+def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
 
 
 # Defaults
@@ -570,6 +575,13 @@ SERVER_KEYS = (
             "expected a file path, not a list",
             2,
             id="path-list",
+        ),
+        pytest.param(
+            "log:\n  database: ~no-such-user/x.db\n",
+            "log.database",
+            '"~no-such-user/x.db": this system has no such user\'s home',
+            2,
+            id="path-home-of-no-user",
         ),
         pytest.param(
             "server: 5\n",
@@ -1605,6 +1617,13 @@ def test_categories_name_their_sources(text: str, expected: object) -> None:
             id="bad-name",
         ),
         pytest.param(
+            "categories:\n  games: ~0\n",
+            "categories.games",
+            '"~0": this system has no such user\'s home',
+            2,
+            id="home-of-no-user",
+        ),
+        pytest.param(
             "categories:\n  gambling: []\n",
             "categories.gambling",
             "needs at least one source; write [shipped] for the shipped list",
@@ -2007,18 +2026,18 @@ clients:
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        pytest.param("ip", "192.168.1.23", {"ip": "192.168.1.23"}, id="ipv4"),
-        pytest.param("ip", "FD00:0::23", {"ip": "fd00::23"}, id="ipv6-canonical"),
-        pytest.param("cidr", "10.6.1.0/24", {"cidr": "10.6.1.0/24"}, id="cidr"),
-        pytest.param("cidr", "10.6.1.77/24", {"cidr": "10.6.1.0/24"}, id="cidr-host-bits"),
-        pytest.param("cidr", "fd00:6::/64", {"cidr": "fd00:6::/64"}, id="cidr-ipv6"),
+        pytest.param("ip", "192.168.1.23", {"ip": ip("192.168.1.23")}, id="ipv4"),
+        pytest.param("ip", "FD00:0::23", {"ip": ip("fd00::23")}, id="ipv6-canonical"),
+        pytest.param("cidr", "10.6.1.0/24", {"cidr": net("10.6.1.0/24")}, id="cidr"),
+        pytest.param("cidr", "10.6.1.77/24", {"cidr": net("10.6.1.0/24")}, id="cidr-host-bits"),
+        pytest.param("cidr", "fd00:6::/64", {"cidr": net("fd00:6::/64")}, id="cidr-ipv6"),
         pytest.param("mac", "aa:bb:cc:dd:ee:ff", {"mac": "aa:bb:cc:dd:ee:ff"}, id="mac"),
         pytest.param("mac", "AA-BB-CC-DD-EE-0F", {"mac": "aa:bb:cc:dd:ee:0f"}, id="mac-dashes"),
         pytest.param("mac", "aabb.ccdd.eeff", {"mac": "aa:bb:cc:dd:ee:ff"}, id="mac-dots"),
         pytest.param("mac", "AABBCCDDEEFF", {"mac": "aa:bb:cc:dd:ee:ff"}, id="mac-bare"),
     ],
 )
-def test_clients(key: str, value: str, expected: dict[str, str]) -> None:
+def test_clients(key: str, value: str, expected: dict[str, object]) -> None:
     config = sut(CLIENTS.format(key=key, value=f'"{value}"'))
     assert config.clients == (ClientConfig(name="c", profile="kid", **expected),)
 
@@ -2064,11 +2083,13 @@ def test_profiles_in_a_file_join_the_embedded_household_profile() -> None:
         pytest.param("response: refused", BlockingConfig("refused"), id="refused"),
         pytest.param(
             'response: custom, custom_ips: [192.168.1.2, "FD00::2"]',
-            BlockingConfig("custom", ("192.168.1.2", "fd00::2")),
+            BlockingConfig(BlockResponse.CUSTOM, (ip("192.168.1.2"), ip("fd00::2"))),
             id="custom",
         ),
         pytest.param(
-            "custom_ips: 192.168.1.2", BlockingConfig(custom_ips=("192.168.1.2",)), id="ips-kept"
+            "custom_ips: 192.168.1.2",
+            BlockingConfig(custom_ips=(ip("192.168.1.2"),)),
+            id="ips-kept",
         ),
         pytest.param("ttl: 1m", BlockingConfig(ttl=60), id="ttl"),
         pytest.param("ttl: 0", BlockingConfig(ttl=0), id="ttl-zero"),
@@ -2778,11 +2799,12 @@ def test_the_product_example_loads() -> None:
     assert config.calendars[0].name == "school-holidays"
     assert config.clients == (
         ClientConfig("minh-tablet", "minh", mac="aa:bb:cc:dd:ee:ff"),
-        ClientConfig("minh-laptop", "minh", ip="192.168.1.23"),
-        ClientConfig("room-6a", "class-6a", cidr="10.6.1.0/24"),
+        ClientConfig("minh-laptop", "minh", ip=ip("192.168.1.23")),
+        ClientConfig("room-6a", "class-6a", cidr=net("10.6.1.0/24")),
     )
     assert config.default_profile == "guests"
-    assert config.blocking == BlockingConfig("nxdomain", ("192.168.1.2", "fd00::2"), 10, True)
+    custom_ips = (ip("192.168.1.2"), ip("fd00::2"))
+    assert config.blocking == BlockingConfig(BlockResponse.NXDOMAIN, custom_ips, 10, True)
 
 
 def test_every_choice_tuple_is_documented_in_one_order() -> None:

@@ -19,7 +19,12 @@ LAYERS = {
     "dns.replies": 0,
     "policy.schedule": 1, "policy.timezones": 1, "config.duration": 1,
     "querylog.translations": 1,
-    "config": 2, "config.walker": 2, "config.schema": 2,
+    "config": 2, "config.walker": 2, "config.values": 2, "config.fragments": 2,
+    "config.readers": 2, "config.server": 2, "config.upstreams": 2, "config.cache": 2,
+    "config.log": 2, "config.lists": 2, "config.blocking": 2, "config.report": 2,
+    "config.schedules": 2, "config.bands": 2, "config.profiles": 2, "config.clients": 2,
+    "config.alerts": 2, "config.model": 2, "config.loader": 2, "config.schema": 2,
+    "config.defaults": 2,
     "lists": 3,
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3,
@@ -38,7 +43,7 @@ LAYERS = {
 # Each third-party library lives in one place.
 THIRD_PARTY = {
     "dnslib": {"dns.model"},
-    "yaml": {"config", "config.walker"},
+    "yaml": {"config.walker"},  # the section modules see YAML nodes only through the Walker
     # aiosqlite: the query log's writer; its rows and statements, and its connection to the file
     "aiosqlite": {"querylog.rows", "querylog.logfile"},
     # rich: the renderers (the report's terminal view, tail's live table) and the command line

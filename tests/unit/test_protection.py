@@ -17,7 +17,7 @@ from filterdns.errors import ConfigError
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.indexfile import ListInfo
-from filterdns.policy.clients import ClientDirectory, ClientRule
+from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Policy
 from filterdns.policy.effective import days_text
 from filterdns.policy.protection import EVERY_OTHER_DEVICE, difference
@@ -534,8 +534,7 @@ def _index() -> DomainIndex:
 
 def _who(config: Config) -> dict[str, str]:
     """The client each device is, by address: its entry's name, or every other device."""
-    rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
-    directory = ClientDirectory(rules, config.default_profile)
+    directory = ClientDirectory(config.clients, config.default_profile)
     found = {}
     for kind, address in DEVICES:
         match = directory.match_mac(address) if kind == "mac" else directory.match(address)
@@ -546,8 +545,7 @@ def _who(config: Config) -> dict[str, str]:
 def _answers(config: Config, index: DomainIndex) -> dict[tuple[str, str, float], int]:
     """How strongly each device is answered for each name at each instant."""
     policy = Policy(config, lambda: index)
-    rules = [ClientRule(c.name, c.profile, c.ip, c.cidr, c.mac) for c in config.clients]
-    directory = ClientDirectory(rules, config.default_profile)
+    directory = ClientDirectory(config.clients, config.default_profile)
     answers = {}
     for kind, address in DEVICES:
         match = directory.match_mac(address) if kind == "mac" else directory.match(address)
