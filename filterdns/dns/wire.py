@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from filterdns.errors import WireError
+from filterdns.memo import Memo
 
 HEADER = struct.Struct("!6H")
 TYPE_CLASS = struct.Struct("!HH")
@@ -47,7 +48,7 @@ _PLAIN_OR_DOT = bytes(_PRINTABLE) + b"."
 _OPT_TYPE = b"\x00\x29"
 _DNSSEC_KEYS = (b"", b"\x01", b"\x02", b"\x03")  # key suffix: DO + 2 * CD
 TEXT_MEMO = 8192  # names whose text form is kept (popular names are asked again and again)
-_TEXTS: dict[bytes, str] = {}
+_TEXTS: Memo[bytes, str] = Memo(TEXT_MEMO)
 
 
 @dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
@@ -246,10 +247,7 @@ def parse_query(data: bytes) -> Query:
     lowered = qname_wire.lower()
     qname = _TEXTS.get(lowered)
     if qname is None:
-        qname = name_to_text(qname_wire)
-        if len(_TEXTS) >= TEXT_MEMO:
-            _TEXTS.clear()
-        _TEXTS[lowered] = qname
+        qname = _TEXTS.remember(lowered, name_to_text(qname_wire))
     pos = qend + 4
     if arcount == 0 and ancount == 0 and nscount == 0:
         edns, udp_size, dnssec_ok, version = False, MIN_UDP, False, 0

@@ -35,6 +35,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from filterdns.memo import Memo
 from filterdns.policy.neighbors import Neighbours, canonical_ip, normalize_mac
 
 __all__ = ["ClientDirectory", "ClientMatch", "ClientRule"]
@@ -141,11 +142,12 @@ class ClientDirectory:
             bits = 32 if version == 4 else 128
             mask = ((1 << length) - 1) << (bits - length)
             self._prefixes[version].append(_Prefix(mask, networks))
-        self._cache: dict[str, tuple[str | None, ClientMatch]] = {}
+        self._cache: Memo[str, tuple[str | None, ClientMatch]] = Memo(_MAX_CACHE)
         # Which families have ip/cidr rules: a source of the other one may be a device that has.
         families = {4 if "." in k.partition(" ")[2] else 6 for k in owners if k[0] in "ic"}
         self._look_across = {4: 6 in families, 6: 4 in families}
-        self._devices: dict[str, tuple[int, ClientMatch]] = {}  # source -> (generation, verdict)
+        # source -> (neighbour table generation, verdict)
+        self._devices: Memo[str, tuple[int, ClientMatch]] = Memo(_MAX_CACHE)
 
     @property
     def default_profile(self) -> str:
@@ -155,10 +157,7 @@ class ClientDirectory:
         """The verdict for source address `ip` (any text; a non-address gets the default)."""
         entry = self._cache.get(ip)
         if entry is None:
-            entry = self._by_address(ip)
-            if len(self._cache) >= _MAX_CACHE:
-                self._cache.clear()
-            self._cache[ip] = entry
+            entry = self._cache.remember(ip, self._by_address(ip))
         key, verdict = entry
         neighbours = self._neighbours
         if neighbours is None or key is None:
@@ -175,9 +174,7 @@ class ClientDirectory:
         if known is not None and known[0] == neighbours.generation:
             return known[1]
         found = self._same_device(key, verdict, neighbours)
-        if len(self._devices) >= _MAX_CACHE:
-            self._devices.clear()
-        self._devices[key] = (neighbours.generation, found)
+        self._devices.remember(key, (neighbours.generation, found))
         return found
 
     def match_mac(self, mac: str) -> ClientMatch | None:

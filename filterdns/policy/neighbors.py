@@ -19,13 +19,15 @@ skipped and counted separately, and nothing in the input can make them raise.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from filterdns.dns.addresses import canonical_ip
+from filterdns.memo import Memo
 
 __all__ = [
     "NeighbourTable",
@@ -35,8 +37,6 @@ __all__ = [
     "parse_ip_neigh",
     "parse_proc_arp",
 ]
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _HEX = "[0-9a-f]"
 _COLON = re.compile(rf"{_HEX}{{1,2}}(?::{_HEX}{{1,2}}){{5}}")
@@ -67,17 +67,6 @@ def normalize_mac(text: str) -> str:
         digits = s.replace(".", "")
         return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
     raise ValueError(f"{text!r} is not a MAC address (expected e.g. aa:bb:cc:dd:ee:ff)")
-
-
-def canonical_ip(text: str) -> IPAddress:
-    """Parse an address the way clients are matched: scope id dropped, IPv4-mapped -> IPv4.
-
-    "fe80::1%eth0" -> fe80::1, "::ffff:10.0.0.5" -> 10.0.0.5; ValueError when not an address.
-    """
-    address = ipaddress.ip_address(text.strip().split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +184,7 @@ class Neighbours:
         self._min_interval = min_interval
         self._macs: dict[str, str] = {}
         self._addresses: dict[str, tuple[str, ...]] = {}  # MAC -> its addresses, sorted
-        self._misses: dict[str, float] = {}
+        self._misses: Memo[str, float] = Memo(_MAX_MISSES)
         self._last_read: float | None = None
         self._wanted = False
         self._wake = asyncio.Event()
@@ -233,9 +222,7 @@ class Neighbours:
         now = self._clock()
         last = self._misses.get(key)
         if last is None or now - last >= self._min_interval:
-            if len(self._misses) >= _MAX_MISSES:
-                self._misses.clear()
-            self._misses[key] = now
+            self._misses.remember(key, now)
             self._wanted = True
             self._wake.set()
         return None

@@ -11,7 +11,9 @@ import ipaddress
 from collections.abc import Sequence
 
 from filterdns.dns import wire
+from filterdns.dns.addresses import canonical_ip
 from filterdns.dns.model import Kind, Request, Response, error_answer, minimal_any
+from filterdns.memo import Memo
 from filterdns.resolvers.base import Link, Resolver
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,26 +26,21 @@ class AccessResolver(Link):
     def __init__(self, next_resolver: Resolver, allow_clients: Sequence[IPNetwork]) -> None:
         super().__init__(next_resolver)
         self.networks = tuple(allow_clients)
-        self._verdicts: dict[str, bool] = {}
+        self._verdicts: Memo[str, bool] = Memo(_MAX_REMEMBERED)
         self.refused = 0
 
     def allows(self, ip: str) -> bool:
         """Whether `ip` lies in one of the allowed networks (IPv4-mapped IPv6 counts as IPv4)."""
         verdict = self._verdicts.get(ip)
         if verdict is None:
-            verdict = self._check(ip)
-            if len(self._verdicts) >= _MAX_REMEMBERED:
-                self._verdicts.clear()
-            self._verdicts[ip] = verdict
+            verdict = self._verdicts.remember(ip, self._check(ip))
         return verdict
 
     def _check(self, ip: str) -> bool:
         try:
-            address = ipaddress.ip_address(ip.split("%", 1)[0])
+            address = canonical_ip(ip)
         except ValueError:
             return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
     def _refusal(self, request: Request) -> Response | None:

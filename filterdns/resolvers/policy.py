@@ -22,6 +22,7 @@ from collections.abc import Callable
 from filterdns.config import BlockingConfig
 from filterdns.dns import model, wire
 from filterdns.dns.model import Kind, Request, Response
+from filterdns.memo import Memo
 from filterdns.policy.answers import AnswerJudge
 from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Decision, Policy
@@ -76,7 +77,7 @@ class PolicyResolver(Link):
         self.judge = judge
         self.clock = clock
         # Blocked answers kept ready by question, with the decision they answer.
-        self._blocked: dict[bytes, tuple[Decision, Response]] = {}
+        self._blocked: Memo[bytes, tuple[Decision, Response]] = Memo(MAX_REMEMBERED)
 
     async def resolve(self, request: Request) -> Response:
         """The decision's answer; allowed names go on down the chain with a capped TTL."""
@@ -127,9 +128,7 @@ class PolicyResolver(Link):
         if found is not None and found[0] is decision:
             return found[1]
         response = self._blocked_response(query, decision, self.blocking.ttl)
-        if len(self._blocked) >= MAX_REMEMBERED:
-            self._blocked.clear()
-        self._blocked[query.key] = (decision, response)
+        self._blocked.remember(query.key, (decision, response))
         return response
 
     def _blocked_response(self, query: wire.Query, decision: Decision, ttl: int) -> Response:
