@@ -22,14 +22,7 @@ from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.lists.catalog import ListSet
 from filterdns.ops import privileges, runstate, sdnotify
 from filterdns.ops.fdlimit import fit_open_files
-from filterdns.ops.metrics import (
-    Gauge,
-    Metrics,
-    MetricsResolver,
-    MetricsServer,
-    component_gauges,
-    tcp_gauges,
-)
+from filterdns.ops.metrics import Gauge, Metrics, MetricsServer, component_gauges, tcp_gauges
 from filterdns.policy.answers import AnswerJudge
 from filterdns.policy.clients import ClientDirectory, ClientRule
 from filterdns.policy.decisions import Policy
@@ -39,11 +32,14 @@ from filterdns.policy.protection import Difference, difference
 from filterdns.querylog.alerts import Alerter, AlertRule
 from filterdns.querylog.dbfile import DamagedError
 from filterdns.querylog.store import QueryLog
-from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
+from filterdns.resolvers.access import AccessResolver
 from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
+from filterdns.resolvers.client import ClientResolver
 from filterdns.resolvers.conditional import ConditionalResolver
-from filterdns.resolvers.policy import ClientResolver, PolicyResolver
+from filterdns.resolvers.local import LocalAnswerResolver
+from filterdns.resolvers.metrics import MetricsResolver
+from filterdns.resolvers.policy import PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
 from filterdns.resolvers.upstream import Outstanding, UpstreamResolver
 

@@ -1,6 +1,6 @@
 """Prometheus metrics: counters and histograms kept in plain dicts, a tiny HTTP endpoint.
 
-The hot path (`Metrics.observe`, called by `MetricsResolver` for every query) is one dict update
+The hot path (`Metrics.observe`, called by the metrics link for every query) is one dict update
 keyed by a label tuple and one `bisect` into the bucket bounds; nothing is formatted until a
 scrape. `render` writes the text exposition format 0.0.4 by hand. Values that already live
 elsewhere (cache counters, log queue depth, list sizes) are not copied here: a `gauges` callback
@@ -17,7 +17,6 @@ import contextlib
 import logging
 import math
 import re
-import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -25,7 +24,6 @@ from typing import Any
 from filterdns.dns.model import Request, Response
 from filterdns.dns.tcpslots import TcpSlots
 from filterdns.querylog.store import QueryLog
-from filterdns.resolvers.base import Link, Resolver
 from filterdns.resolvers.cache import CacheStats
 from filterdns.resolvers.upstream import Health, Outstanding
 
@@ -306,29 +304,6 @@ def tcp_gauges(slots: TcpSlots[Any]) -> list[Gauge]:
          "TCP connections closed to make room for a client holding fewer, when all were taken.",
          {}, slots.evicted),
     ]  # fmt: skip
-
-
-class MetricsResolver(Link):
-    """The top link of the chain: times each query and counts its outcome."""
-
-    def __init__(self, next_resolver: Resolver, metrics: Metrics) -> None:
-        super().__init__(next_resolver)
-        self.observe = metrics.observe
-
-    async def resolve(self, request: Request) -> Response:
-        """Resolve below; count the answer with the time it took."""
-        start = time.perf_counter()
-        response = await self.next.resolve(request)
-        self.observe(request, response, time.perf_counter() - start)
-        return response
-
-    def resolve_now(self, request: Request) -> Response | None:
-        """An answer ready below, counted with the time it took."""
-        start = time.perf_counter()
-        response = self.next.resolve_now(request)
-        if response is not None:
-            self.observe(request, response, time.perf_counter() - start)
-        return response
 
 
 class MetricsServer:

@@ -1,4 +1,4 @@
-"""The first links: who may use the resolver (ACL) and what the proxy answers itself.
+"""The first link: who may use the resolver (ACL).
 
 The ACL sits at the top of the chain so that nobody outside `server.allow_clients` ever reaches
 the policy, the cache or an upstream: filterdns is never an open resolver. Outsiders get REFUSED
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from filterdns.dns import wire
 from filterdns.dns.addresses import canonical_ip
-from filterdns.dns.model import Kind, Request, Response, error_answer, minimal_any
+from filterdns.dns.model import Kind, Request, Response, error_answer
 from filterdns.memo import Memo
 from filterdns.resolvers.base import Link, Resolver
 
@@ -63,37 +63,3 @@ class AccessResolver(Link):
     def resolve_now(self, request: Request) -> Response | None:
         """Refuse strangers; ask the next link whether it has an answer ready."""
         return self._refusal(request) or self.next.resolve_now(request)
-
-
-class LocalAnswerResolver(Link):
-    """Questions the proxy answers itself: other opcodes, EDNS versions above 0, ANY (RFC 8482)."""
-
-    async def resolve(self, request: Request) -> Response:
-        """Answer NOTIMP, BADVERS or a minimal ANY where due; pass the rest on."""
-        return _local(request) or await self.next.resolve(request)
-
-    def resolve_now(self, request: Request) -> Response | None:
-        """A local answer, or whatever the next link has ready."""
-        return _local(request) or self.next.resolve_now(request)
-
-
-def _local(request: Request) -> Response | None:
-    """NOTIMP, BADVERS or a minimal ANY where due, else None."""
-    query = request.query
-    opcode = (query.flags >> 11) & 0xF
-    if opcode != 0:
-        return Response(
-            Kind.LOCAL,
-            error_answer(query, wire.NOTIMP),
-            reason=f"opcode {opcode} is not implemented",
-        )
-    if query.edns and query.edns_version != 0:
-        return Response(
-            Kind.LOCAL,
-            error_answer(query, wire.NOERROR),
-            reason=f"EDNS version {query.edns_version} is not supported (BADVERS)",
-            ext_rcode=wire.BADVERS >> 4,
-        )
-    if query.qtype == wire.TYPE_ANY:
-        return minimal_any(query)
-    return None

@@ -19,11 +19,11 @@ from filterdns.ops.metrics import (
     CONTENT_TYPE,
     Gauge,
     Metrics,
-    MetricsResolver,
     MetricsServer,
     component_gauges,
 )
 from filterdns.resolvers.cache import CacheStats
+from filterdns.resolvers.metrics import MetricsResolver
 from filterdns.resolvers.upstream import Health, Outstanding
 
 
