@@ -1,6 +1,6 @@
-"""Assembles the resolver chain and runs the proxy: start, signals, graceful stop.
+"""Runs the proxy: start, signals, reloads, graceful stop.
 
-`build_chain` is the one place that knows the order of the links.
+The chain of links a query goes down is assembled by `resolvers.chain.build_chain`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
+from filterdns.config import Config, ListenAddress, load_config
 from filterdns.dns.server import DnsServer, addresses_text
 from filterdns.dns.transport import Transport
 from filterdns.errors import ConfigError, FilterDnsError
@@ -23,7 +22,6 @@ from filterdns.lists.catalog import ListSet
 from filterdns.ops import privileges, runstate, sdnotify
 from filterdns.ops.fdlimit import fit_open_files
 from filterdns.ops.metrics import Gauge, Metrics, MetricsServer, component_gauges, tcp_gauges
-from filterdns.policy.answers import AnswerJudge
 from filterdns.policy.clients import ClientDirectory, ClientRule
 from filterdns.policy.decisions import Policy
 from filterdns.policy.grants import GrantStore
@@ -32,127 +30,11 @@ from filterdns.policy.protection import Difference, difference
 from filterdns.querylog.alerts import Alerter, AlertRule
 from filterdns.querylog.dbfile import DamagedError
 from filterdns.querylog.store import QueryLog
-from filterdns.resolvers.access import AccessResolver
-from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
-from filterdns.resolvers.client import ClientResolver
-from filterdns.resolvers.conditional import ConditionalResolver
-from filterdns.resolvers.local import LocalAnswerResolver
-from filterdns.resolvers.metrics import MetricsResolver
-from filterdns.resolvers.policy import PolicyResolver
-from filterdns.resolvers.querylog import QueryLogResolver
-from filterdns.resolvers.upstream import Outstanding, UpstreamResolver
+from filterdns.resolvers.chain import build_chain
+from filterdns.resolvers.upstream import Outstanding
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Chain:
-    """The head of the chain plus the links that hold background work to close."""
-
-    head: Resolver
-    cache: CacheResolver
-    upstream: UpstreamResolver
-    access: AccessResolver
-
-
-def build_forwarder(
-    config: Config,
-    transport: Transport,
-    on_exchange: Callable[[str, float | None, bool], None] | None = None,
-    outstanding: Outstanding | None = None,
-) -> tuple[Resolver, UpstreamResolver]:
-    """The bottom of the chain (conditional routes, then the upstreams) and its upstream link.
-
-    Every upstream link shares `outstanding` (new caps from `config` when none is given), so the
-    caps on exchanges in flight hold across conditional routes and reloads.
-    """
-    up = config.upstreams
-    if outstanding is None:
-        outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
-
-    def upstream_for(servers: Sequence[UpstreamServer], trust_ad: bool) -> UpstreamResolver:
-        return UpstreamResolver(
-            servers,
-            strategy=up.strategy,
-            timeout=up.timeout,
-            backoff=up.backoff,
-            transport=transport,
-            on_exchange=on_exchange,
-            outstanding=outstanding,
-            trust_ad=trust_ad,
-        )
-
-    # upstream: terminal; the configured resolvers, one deadline per query, coalesced.
-    upstream = upstream_for(up.servers, up.trust_ad)
-    head: Resolver = upstream
-    # conditional: local suffixes (home.arpa, the LAN's reverse zone) go to the router; below
-    # the cache so those answers are cached too. All share one transport (and its TCP pool).
-    if up.conditional:
-        # Their AD bit is never trusted: a router's answers for local names are not validated.
-        routes = [(suffix, upstream_for(servers, False)) for suffix, servers in up.conditional]
-        head = ConditionalResolver(head, routes)
-    return head, upstream
-
-
-def build_chain(
-    config: Config,
-    transport: Transport,
-    clock: Callable[[], float] = time.monotonic,
-    *,
-    policy: Policy | None = None,
-    directory: ClientDirectory | None = None,
-    wall_clock: Callable[[], float] = time.time,
-    querylog: QueryLog | None = None,
-    alerter: Alerter | None = None,
-    cache: CacheResolver | None = None,
-    metrics: Metrics | None = None,
-    outstanding: Outstanding | None = None,
-) -> Chain:
-    """Order the links of the request path, from the terminal upstream up to the ACL.
-
-    `cache` reuses the cache of a previous chain (a reload keeps every cached answer).
-    """
-    on_exchange = metrics.upstream if metrics is not None else None
-    head, upstream = build_forwarder(config, transport, on_exchange, outstanding)
-    # cache: below the policy so one cache serves every profile and a schedule flip applies
-    # on the very next query; serves stale data when everything below fails.
-    if cache is None:
-        cache = CacheResolver(head, config.cache, clock=clock)
-    else:
-        cache.next, cache.config = head, config.cache
-    head = cache
-    if policy is not None and directory is not None:
-        # policy: above the cache, so a schedule change applies on the very next query and one
-        # cache serves every profile; SafeSearch targets are resolved through the cache.
-        judge = AnswerJudge(config, policy)
-        head = PolicyResolver(head, policy, config.blocking, judge, clock=wall_clock)
-        # querylog: between client and policy, so each blocked lookup is recorded with who asked
-        # and why; only an append to a bounded queue on the hot path. Blocked lookups also feed
-        # the alerts.
-        if querylog is not None:
-            head = QueryLogResolver(
-                head,
-                querylog.put,
-                log_allowed=config.log.log_allowed,
-                observe=alerter.observe if alerter is not None else None,
-                clock=wall_clock,
-            )
-        # metrics: right below the client link, so every answer is counted with its profile.
-        if metrics is not None:
-            head = MetricsResolver(head, metrics)
-            metrics = None
-        # client: who is asking decides the profile the policy applies.
-        head = ClientResolver(head, directory)
-    # local answers: ANY (RFC 8482), NOTIMP, BADVERS; nothing below needs to see those.
-    head = LocalAnswerResolver(head)
-    # access: first, so nobody outside server.allow_clients reaches anything (no open resolver).
-    access = AccessResolver(head, config.server.allow_clients)
-    head = access
-    # metrics, when there is no policy: outermost. (ACL refusals are the refused gauge.)
-    if metrics is not None:
-        head = MetricsResolver(head, metrics)
-    return Chain(head, cache, upstream, access)
 
 
 class App:
@@ -225,16 +107,16 @@ class App:
         self.chain = build_chain(
             config,
             self.transport,
-            self.clock,
-            policy=self.policy,
             directory=self.directory,
-            wall_clock=self.wall_clock,
+            policy=self.policy,
             querylog=self.querylog,
             alerter=self.alerter,
-            cache=cache,
             # Counted only when scraped: without server.metrics no link times each query.
             metrics=self.metrics if config.server.metrics is not None else None,
             outstanding=self.outstanding,
+            cache=cache,
+            clock=self.clock,
+            wall_clock=self.wall_clock,
         )
 
     async def start(self) -> list[ListenAddress]:
