@@ -26,7 +26,7 @@ from rich.markup import escape
 
 from filterdns.config import DEFAULT_CATEGORIES, Config, is_domain_name
 from filterdns.config.duration import MissingUnitError, parse_span
-from filterdns.dns import wire
+from filterdns.dns import names, wire
 from filterdns.dns.model import Kind, Request, Response, answer_records
 from filterdns.dns.names import normalize_name
 from filterdns.dns.transport import Transport
@@ -166,7 +166,7 @@ async def _ask(config: Config, name: str, qtype: int) -> Response:
     transport = Transport()
     try:
         head = build_forwarder(config, transport)
-        packet = wire.make_query(wire.text_to_wire(name), qtype, wire.CLASS_IN, 0)
+        packet = wire.make_query(names.text_to_wire(name), qtype, wire.CLASS_IN, 0)
         return await head.resolve(Request(wire.parse_query(packet), "", 0, "udp", 0.0))
     finally:
         await transport.close()

@@ -23,7 +23,7 @@ names the answer leads to, private addresses), so a cache hit costs nothing more
 
 from __future__ import annotations
 
-from filterdns.dns import records, wire
+from filterdns.dns import names, records, wire
 from filterdns.dns.addresses import is_private_address
 from filterdns.dns.wire import AD, RR_FIXED, TC, TYPE_OPT, U16, U32, Answer
 from filterdns.errors import WireError
@@ -173,7 +173,7 @@ def analyse(data: bytes, *, trust_ad: bool = False) -> Answer:
 def _private_hints(data: bytes, rdata_at: int, end: int) -> bool:
     """Whether an SVCB/HTTPS record's ipv4hint or ipv6hint holds a private address: clients
     may connect to a hint before any A/AAAA answer, so hints are addresses too."""
-    pos = wire.skip_name(data, rdata_at + 2)
+    pos = names.skip_name(data, rdata_at + 2)
     while pos + 4 <= end:
         key, length = wire.TYPE_CLASS.unpack_from(data, pos)
         pos += 4
@@ -192,7 +192,7 @@ def _target(data: bytes, rdata_at: int, rdlen: int, rtype: int) -> str | None:
     skip = 2 if rtype in (wire.TYPE_SVCB, wire.TYPE_HTTPS) else 0
     if rdlen <= skip:
         raise WireError("record data too short for its name")
-    name = wire.read_name(data, rdata_at + skip)
+    name = names.read_name(data, rdata_at + skip)
     return None if name == "." else name
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from filterdns.config import BlockingConfig
-from filterdns.dns import model, wire
+from filterdns.dns import model, names, wire
 from filterdns.dns.model import Kind, Request, Response
 from filterdns.memo import Memo
 from filterdns.policy.answers import AnswerJudge
@@ -133,7 +133,7 @@ class PolicyResolver(Link):
     async def _rewrite(self, request: Request, decision: Decision, cap: int | None) -> Response:
         assert decision.target is not None
         query = request.query
-        target_wire = wire.text_to_wire(decision.target)
+        target_wire = names.text_to_wire(decision.target)
         target = dataclasses.replace(
             query,
             qname=decision.target,

@@ -22,7 +22,7 @@ LAYERS = {
     "lists": 3,
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3,
-    "dns.transport": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
+    "dns.transport": 4, "dns.streams": 4, "dns.doh": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
     "querylog.dbfile": 4, "querylog.store": 4, "querylog.alerts": 4, "policy.grants": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
@@ -38,7 +38,7 @@ THIRD_PARTY = {
     "aiosqlite": {"querylog.store"},
     "rich": {"querylog.report", "cli.main", "cli.admin", "cli.control"},
     "uvloop": {"cli.main"},
-    "httpx": {"dns.transport"},
+    "httpx": {"dns.doh"},
 }
 
 

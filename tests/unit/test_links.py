@@ -23,7 +23,7 @@ import pytest
 
 import filterdns.resolvers
 from filterdns.config import CacheConfig, UpstreamServer, default_config, load_config_text
-from filterdns.dns import replies, wire
+from filterdns.dns import names, replies, wire
 from filterdns.dns.model import Kind, Request, Response, servfail
 from filterdns.lists.index import DomainIndex
 from filterdns.policy.answers import AnswerJudge
@@ -282,7 +282,7 @@ class Exchanges:
         dnssec_ok: bool = False,
         cd: bool = False,
     ) -> bytes:
-        name = wire.name_to_text(qname_wire)
+        name = names.name_to_text(qname_wire)
         self.asked.append(name)
         return resolved(_request(name)).answer.wire
 
