@@ -13,8 +13,8 @@ import dns.message
 import dns.rcode
 import pytest
 
-from filterdns import app as app_module
 from filterdns.app import App
+from filterdns.app import watch as app_watch
 from filterdns.config import load_config
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import LISTS_TIMEOUT, FakeClock, addresses, config_for
@@ -58,7 +58,7 @@ async def test_twenty_reloads_under_load_answer_every_query(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Only the explicit reloads below: the file watch would try some of the same files too.
-    monkeypatch.setattr(app_module, "CONFIG_POLL", 3600.0)
+    monkeypatch.setattr(app_watch, "CONFIG_POLL", 3600.0)
     async with FakeUpstream(RECORDS) as upstream:
         path = tmp_path / "config.yaml"
         path.write_text(config_text(upstream, tmp_path, "site0.example"))

@@ -27,7 +27,7 @@ LAYERS = {
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
     "dns.server": 6, "ops.metrics": 6,
-    "app": 7, "querylog.report": 7,
+    "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7, "querylog.report": 7,
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "__main__": 8,
 }  # fmt: skip
 

@@ -1,6 +1,7 @@
-"""Runs the proxy: start, signals, reloads, graceful stop.
+"""The running proxy: start, signals, reloads, graceful stop.
 
-The chain of links a query goes down is assembled by `resolvers.chain.build_chain`.
+The chain of links a query goes down is assembled by `resolvers.chain.build_chain`; what a
+reload decides before the swap is in `app.reload`, the watch of the file in `app.watch`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from filterdns.app.reload import READY_STATUS, judge, lists_for, restart_notes
+from filterdns.app.watch import watch_config
 from filterdns.config import Config, ListenAddress, load_config
 from filterdns.dns.server import DnsServer, addresses_text
 from filterdns.dns.transport import Transport
@@ -26,7 +29,7 @@ from filterdns.policy.clients import ClientDirectory, ClientRule
 from filterdns.policy.decisions import Policy
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.neighbors import Neighbours
-from filterdns.policy.protection import Difference, difference
+from filterdns.policy.protection import difference
 from filterdns.querylog.alerts import Alerter, AlertRule
 from filterdns.querylog.dbfile import DamagedError
 from filterdns.querylog.store import QueryLog
@@ -34,7 +37,8 @@ from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.chain import build_chain
 from filterdns.resolvers.upstream import Outstanding
 
-log = logging.getLogger(__name__)
+# Log lines name the app, as they always have ("INFO filterdns.app: reloaded ...").
+log = logging.getLogger("filterdns.app")
 
 
 class App:
@@ -234,39 +238,40 @@ class App:
                 self.rejected_reloads += 1
                 log.error("reload rejected, the running configuration stays: %s", exc)
                 return "rejected"
-            if not _judge(difference(self.config, config), source, explicit=explicit):
+            if not judge(difference(self.config, config), source, explicit=explicit):
                 self.held_reloads += 1
                 self._held_text = config.text
                 return "held"
             self._held_text = None
-            for note in restart_notes(self.config, config):
-                log.warning("reload: %s", note)
-            old_lists, lists = self.lists, self.lists
-            if (config.lists, config.categories) != (self.config.lists, self.config.categories):
-                lists = ListSet(config.lists, config.categories)
-                await lists.load()  # built in a child process; the old index serves meanwhile
-            else:
-                await lists.reload_local()  # local list files edited on disk: rebuilt likewise
-            old_alerter, had_neighbours = self.alerter, self.neighbours is not None
-            self._assemble(config, lists, cache=self.chain.cache)
-            self.server.chain = self.chain.head  # the swap: new queries take the new chain
-            fit_open_files(config)  # upstreams.max_outstanding applies at once
-            if config.server.rate_limit != self.config.server.rate_limit:
-                self.server.limit_rate(config.server.rate_limit)
-            self.config = config
-            if lists is not old_lists:
-                self.lists = lists
-                self._refresh_task.cancel()
-                self._refresh_task = asyncio.create_task(lists.run(), name="lists-refresh")
-                old_lists.close()
-            if self.neighbours is not None and not had_neighbours:
-                await self.neighbours.refresh()
-                self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
-            await old_alerter.close()
-            await asyncio.to_thread(self._save_running, config)
+            await self._apply(config)
             self.reloads += 1
             log.info("reloaded %s", source)
             return "applied"
+
+    async def _apply(self, config: Config) -> None:
+        """Build what `config` decides and swap it in: queries in flight finish on the old
+        chain, new ones take the new one; the cache and the caps on exchanges carry over."""
+        for note in restart_notes(self.config, config):
+            log.warning("reload: %s", note)
+        old_lists = self.lists
+        lists = await lists_for(self.config, config, old_lists)
+        old_alerter, had_neighbours = self.alerter, self.neighbours is not None
+        self._assemble(config, lists, cache=self.chain.cache)
+        self.server.chain = self.chain.head  # the swap: new queries take the new chain
+        fit_open_files(config)  # upstreams.max_outstanding applies at once
+        if config.server.rate_limit != self.config.server.rate_limit:
+            self.server.limit_rate(config.server.rate_limit)
+        self.config = config
+        if lists is not old_lists:
+            self.lists = lists
+            self._refresh_task.cancel()
+            self._refresh_task = asyncio.create_task(lists.run(), name="lists-refresh")
+            old_lists.close()
+        if self.neighbours is not None and not had_neighbours:
+            await self.neighbours.refresh()
+            self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
+        await old_alerter.close()
+        await asyncio.to_thread(self._save_running, config)
 
     def _save_running(self, config: Config, *, start: bool = False) -> None:
         """Keep the text in force where `check --against running` finds it; never fatal.
@@ -284,29 +289,16 @@ class App:
             log.warning("cannot save the running configuration in %s: %s", self.state_dir, exc)
 
     async def _watch_config(self) -> None:
-        """Reload when the configuration file changes (checked every second, debounced)."""
+        """Reload when the configuration file changes (checked every second, debounced).
+
+        Not explicit: a change that weakens protection waits for a reload asked for.
+        """
         source = self.config.source
-        if source is None:
-            return
-        path = Path(source)
-        # No stamp yet: the first look compares the text with the one running, so an edit made
-        # between reading the file and this task's start is not missed.
-        stamp: tuple[int, int] | None = (-1, -1)
-        while True:
-            await asyncio.sleep(CONFIG_POLL)
-            now = _stamp(path)
-            if now == stamp:
-                continue
-            await asyncio.sleep(CONFIG_SETTLE)  # an editor may still be writing
-            if _stamp(path) != now:
-                continue
-            stamp = now
-            # Only a new text is tried: not the running one (a `touch`), nor one held back
-            # already. Not explicit: a change that weakens protection waits for a reload.
-            if now is not None and await asyncio.to_thread(_text, path) not in self._seen():
-                await self.reload(explicit=False)
+        if source is not None:
+            await watch_config(Path(source), self._seen, lambda: self.reload(explicit=False))
 
     def _seen(self) -> tuple[str | None, ...]:
+        """The texts the watch does not try again: the running one, the one held back."""
         return self.config.text, self._held_text
 
     async def stop(self) -> None:
@@ -400,66 +392,3 @@ REFUSED_HELP = (
 LIMITED_HELP = "Queries dropped (UDP) or refused (TCP) over server.rate_limit"
 MALFORMED_HELP = "Packets answered FORMERR or dropped as malformed"
 PACKETS_HELP = "UDP datagrams and TCP frames read from clients (within their rate limit)"
-CONFIG_POLL = 1.0  # seconds between two looks at the configuration file
-CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
-READY_STATUS = {  # what systemd shows after a reload, by its result
-    "applied": "reloaded",
-    "rejected": "reload rejected; the old rules stay",
-    "held": "reload held back: it weakens protection; `filterdns reload` applies it",
-}
-
-
-def _text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None  # the reload says why
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
-
-
-def _judge(found: Difference, source: str, *, explicit: bool) -> bool:
-    """Log what a reload changes in protection; False when it must be held back (it weakens
-    protection and only the file watch asked for it)."""
-    if not found.changes:
-        log.info("reload: no change to protection")
-    held = found.weakens and not explicit
-    who = ", ".join(found.who())
-    if held:
-        log.warning(
-            "reload of %s held back: it weakens protection for %s; the running rules stay. "
-            "To apply it on purpose: filterdns reload (or systemctl reload filterdns)",
-            source,
-            who,
-        )
-    elif found.weakens:
-        log.warning("reload: applying changes that weaken protection for %s", who)
-    prefix = "held back" if held else "reload"
-    for change in found.ordered():
-        log.log(logging.WARNING if change.weakens else logging.INFO, "%s: %s", prefix, change.text)
-    return not held
-
-
-def restart_notes(old: Config, new: Config) -> list[str]:
-    """What a reload cannot apply to a running server, in words an admin can act on."""
-    notes = []
-    if old.server.listen != new.server.listen:
-        listen = ", ".join(str(a) for a in new.server.listen)
-        notes.append(f"server.listen changed to {listen}; restart filterdns to listen there")
-    for key in (
-        "tcp_idle_timeout",
-        "max_tcp_connections",
-        "max_tcp_connections_per_client",
-        "shutdown_grace",
-    ):
-        if getattr(old.server, key) != getattr(new.server, key):
-            notes.append(f"server.{key} changed; it applies after a restart")
-    if old.log != new.log:
-        notes.append("log settings changed; they apply after a restart")
-    return notes
