@@ -111,10 +111,12 @@ def name_end(data: bytes, pos: int, end: int, known: Known, *, compressed: bool 
                 break
             pos += length + 1
             continue
-        if length < 192:
-            raise WireError("unknown label type")
-        if not compressed:
-            raise WireError("compressed name where the record type forbids compression")
+        if length < 192 or not compressed:
+            raise WireError(
+                "unknown label type"
+                if length < 192
+                else "compressed name where the record type forbids compression"
+            )
         if pos + 1 >= limit:
             raise WireError("name pointer runs past the end of its place")
         target = (length & 0x3F) << 8 | data[pos + 1]
@@ -185,23 +187,33 @@ def _special(
     if field == "b":
         return _bitmap_end(data, pos, end)
     if field in {"h", "t"}:
-        size = data[pos] if pos < end else 0
-        tag = data[pos + 1 : pos + 1 + size]
-        if not size or (field == "t" and not (tag.isalnum() and tag.isascii())):
-            raise WireError("empty NSEC3 hash or bad CAA tag")
-        return pos + 1 + size
+        return _tag_end(data, field, pos, end)
     if field == "d":
         return _digest_end(data, rtype, at, pos, end)
     if field == "g":
-        kind = data[at + 1] & (0x7F if rtype == 260 else 0xFF)
-        if kind == 3:
-            return name_end(data, pos, end, known, compressed=False)
-        if kind > 3:
-            raise WireError(f"gateway type {kind} of a type {rtype} record")
-        return pos + (0, 4, 16)[kind]
+        return _gateway_end(data, rtype, at, pos, end, known=known)
     if field == "p":
         return _svcb_end(data, at, pos, end)
     return _LONG_SHAPES[field](data, pos, end, known)
+
+
+def _tag_end(data: bytes, field: str, pos: int, end: int) -> int:
+    """End of an NSEC3 hash ("h") or a CAA tag ("t"): a length byte, then that many bytes."""
+    size = data[pos] if pos < end else 0
+    tag = data[pos + 1 : pos + 1 + size]
+    if not size or (field == "t" and not (tag.isalnum() and tag.isascii())):
+        raise WireError("empty NSEC3 hash or bad CAA tag")
+    return pos + 1 + size
+
+
+def _gateway_end(data: bytes, rtype: int, at: int, pos: int, end: int, *, known: Known) -> int:
+    """End of an IPSECKEY or AMTRELAY gateway, whose type the byte at `at + 1` gives."""
+    kind = data[at + 1] & (0x7F if rtype == 260 else 0xFF)
+    if kind == 3:
+        return name_end(data, pos, end, known, compressed=False)
+    if kind > 3:
+        raise WireError(f"gateway type {kind} of a type {rtype} record")
+    return pos + (0, 4, 16)[kind]
 
 
 def _digest_end(data: bytes, rtype: int, at: int, pos: int, end: int) -> int:
