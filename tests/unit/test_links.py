@@ -22,7 +22,7 @@ import dns.rrset
 import pytest
 
 import filterdns.resolvers
-from filterdns.config import CacheConfig, UpstreamServer, default_config, load_config_text
+from filterdns.config import CacheConfig, default_config, load_config_text
 from filterdns.dns import names, replies, wire
 from filterdns.dns.model import Kind, Request, Response, servfail
 from filterdns.lists.index import DomainIndex
@@ -39,7 +39,8 @@ from filterdns.resolvers.local import LocalAnswerResolver
 from filterdns.resolvers.metrics import MetricsResolver
 from filterdns.resolvers.policy import PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
-from filterdns.resolvers.upstream import UpstreamResolver
+from tests.integration.harness import FakeClock
+from tests.unit.test_upstream import A, ScriptedTransport, resolver
 
 NOW = 1_790_000_000.0  # wall clock of the policy and the log
 KID = "kid"
@@ -124,16 +125,6 @@ class Below:
     def answer_now(self, request: Request) -> Response:
         self.seen.append((request.query.qname, request.profile, request.client_name))
         return self.answer(request)
-
-
-class Clock:
-    """A clock moved by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -231,7 +222,7 @@ def cache(state: str, **config: Any) -> Make:
     "stale" (expired 100 s ago, the upstreams failing), "dead" (past the stale window)."""
 
     async def make() -> Twin:
-        clock = Clock(1000.0)
+        clock = FakeClock(1000.0)
         below = Below(False)
         sut = CacheResolver(below, CacheConfig(**config), clock=clock)
         if state != "empty":
@@ -265,36 +256,15 @@ def conditional(ready: bool) -> Make:
     return make
 
 
-class Exchanges:
-    """The transport of the upstream link: answers every exchange, and counts them."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    async def exchange(
-        self,
-        server: UpstreamServer,
-        qname_wire: bytes,
-        qtype: int,
-        qclass: int,
-        deadline: float,
-        *,
-        dnssec_ok: bool = False,
-        cd: bool = False,
-    ) -> bytes:
-        name = names.name_to_text(qname_wire)
-        self.asked.append(name)
-        return resolved(_request(name)).answer.wire
+async def one_address(qname_wire: bytes, qtype: int) -> bytes:
+    """The upstream server: one A record for any name, in the same message every time."""
+    return resolved(_request(names.name_to_text(qname_wire))).answer.wire
 
 
 def upstream() -> Make:
     async def make() -> Twin:
-        transport = Exchanges()
-        servers = [UpstreamServer("udp", "192.0.2.53", 53)]
-        sut = UpstreamResolver(
-            servers, strategy="failover", timeout=1.0, backoff=5.0, transport=transport
-        )
-        return Twin(sut, lambda: transport.asked)
+        transport = ScriptedTransport({A: one_address})
+        return Twin(resolver(transport, A), transport.asked)
 
     return make
 
