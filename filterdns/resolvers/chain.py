@@ -98,7 +98,8 @@ def build_chain(
         LocalAnswerResolver,
         # client: who is asking decides the profile that every link below applies or records.
         lambda below: ClientResolver(below, directory),
-        # metrics: right below the client link, so every answer is counted with its profile.
+        # metrics: right below the client link, so every answer is counted with its profile;
+        # left out without server.metrics, where no scraper reads what it would time.
         None if metrics is None else lambda below: MetricsResolver(below, metrics),
         # querylog: between client and policy, so each blocked lookup is recorded with who asked
         # and why; only an append to a bounded queue on the hot path. Blocked lookups also feed
@@ -112,7 +113,7 @@ def build_chain(
         # cache: below the policy (see above); serves stale data when everything below fails.
         _cached(cache, config, clock),
         # conditional: local suffixes (home.arpa, the LAN's reverse zone) go to the router;
-        # below the cache so those answers are cached too.
+        # below the cache so those answers are cached too. Left out without routes.
         conditional,
         # upstream: terminal; the configured resolvers, one deadline per query, coalesced.
         bottom=upstream,
