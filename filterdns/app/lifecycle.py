@@ -24,7 +24,8 @@ from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.lists.catalog import ListSet
 from filterdns.ops import privileges, runstate, sdnotify
 from filterdns.ops.fdlimit import fit_open_files
-from filterdns.ops.metrics import Gauge, Metrics, MetricsServer, component_gauges, tcp_gauges
+from filterdns.ops.gauges import component_gauges, tcp_gauges
+from filterdns.ops.metrics import Gauge, Metrics, MetricsServer
 from filterdns.policy.clients import ClientDirectory, ClientRule
 from filterdns.policy.decisions import Policy
 from filterdns.policy.grants import GrantStore

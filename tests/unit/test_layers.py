@@ -26,7 +26,7 @@ LAYERS = {
     "querylog.dbfile": 4, "querylog.store": 4, "querylog.alerts": 4, "policy.grants": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
-    "dns.server": 6, "ops.metrics": 6,
+    "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7, "querylog.report": 7,
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "__main__": 8,
 }  # fmt: skip
