@@ -22,6 +22,7 @@ from filterdns.app import App
 from filterdns.config import load_config_text
 from filterdns.dns import replies, wire
 from filterdns.dns.model import Request
+from filterdns.dns.names import text_to_wire
 
 CONFIG = """\
 server: {{listen: ["127.0.0.1:0"], rate_limit: null}}
@@ -36,13 +37,13 @@ blocking: {{cname_inspection: {on}, rebinding_protection: {on}}}
 
 def reply(name: str, shape: str) -> wire.Answer:
     """An upstream answer for `name`: one A record, or CNAME -> CNAME -> two A records."""
-    qname = wire.text_to_wire(name)
+    qname = text_to_wire(name)
     question = qname + wire.TYPE_CLASS.pack(wire.TYPE_A, 1)
     records = []
     owner = b"\xc0\x0c"
     if shape == "cdn":
         for hop in (f"{name}.edgekey.net", f"e{len(name)}.a.akamaiedge.net"):
-            target = wire.text_to_wire(hop)
+            target = text_to_wire(hop)
             records.append(owner + wire.RR_FIXED.pack(5, 1, 300, len(target)) + target)
             owner = target
     for last in (1, 2):
@@ -55,7 +56,7 @@ def reply(name: str, shape: str) -> wire.Answer:
 def requests(names: list[str]) -> list[Request]:
     out = []
     for index, name in enumerate(names):
-        packet = wire.make_query(wire.text_to_wire(name), wire.TYPE_A, 1, index % 65536)
+        packet = wire.make_query(text_to_wire(name), wire.TYPE_A, 1, index % 65536)
         out.append(Request(wire.parse_query(packet), "127.0.0.1", 5353, "udp", 0.0))
     return out
 

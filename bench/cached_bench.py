@@ -21,6 +21,7 @@ from filterdns.app import App
 from filterdns.config import load_config_text
 from filterdns.dns import wire
 from filterdns.dns.model import Request
+from filterdns.dns.names import text_to_wire
 
 try:  # the same script measures commits from before replies.analyse moved out of wire
     from filterdns.dns.replies import analyse
@@ -41,7 +42,7 @@ KINDS = ("plain", "edns", "dnssec")
 def packet(name: str, kind: str, msg_id: int) -> bytes:
     """A client query for `name`/A: no EDNS, EDNS, or EDNS with the DO bit."""
     header = wire.HEADER.pack(msg_id, wire.RD, 1, 0, 0, 0 if kind == "plain" else 1)
-    question = wire.text_to_wire(name) + wire.TYPE_CLASS.pack(wire.TYPE_A, 1)
+    question = text_to_wire(name) + wire.TYPE_CLASS.pack(wire.TYPE_A, 1)
     if kind == "plain":
         return header + question
     do = 0x8000 if kind == "dnssec" else 0
@@ -50,7 +51,7 @@ def packet(name: str, kind: str, msg_id: int) -> bytes:
 
 def reply(name: str) -> wire.Answer:
     """An upstream answer for `name`: two A records."""
-    question = wire.text_to_wire(name) + wire.TYPE_CLASS.pack(wire.TYPE_A, 1)
+    question = text_to_wire(name) + wire.TYPE_CLASS.pack(wire.TYPE_A, 1)
     records = [b"\xc0\x0c" + wire.RR_FIXED.pack(1, 1, 300, 4) + bytes((93, 184, 216, n))
                for n in (1, 2)]  # fmt: skip
     header = wire.HEADER.pack(1, 0x8180, 1, len(records), 0, 0)

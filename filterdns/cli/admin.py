@@ -24,10 +24,9 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.markup import escape
 
-from filterdns.app import build_forwarder
 from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX, Config, is_domain_name
 from filterdns.config.duration import MissingUnitError, parse_span
-from filterdns.dns import wire
+from filterdns.dns import names, wire
 from filterdns.dns.model import Kind, Request, Response, answer_records
 from filterdns.dns.names import normalize_name
 from filterdns.dns.transport import Transport
@@ -40,6 +39,7 @@ from filterdns.policy.decisions import Action, Decision, Grant, Policy
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.neighbors import Neighbours, normalize_mac
 from filterdns.policy.timezones import zone_of
+from filterdns.resolvers.chain import build_forwarder
 from filterdns.resolvers.querylog import qtype_number
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -165,8 +165,8 @@ async def _ask(config: Config, name: str, qtype: int) -> Response:
     """The answer of the configured upstreams (and conditional routes) for one question."""
     transport = Transport()
     try:
-        head, _upstream = build_forwarder(config, transport)
-        packet = wire.make_query(wire.text_to_wire(name), qtype, wire.CLASS_IN, 0)
+        head = build_forwarder(config, transport)
+        packet = wire.make_query(names.text_to_wire(name), qtype, wire.CLASS_IN, 0)
         return await head.resolve(Request(wire.parse_query(packet), "", 0, "udp", 0.0))
     finally:
         await transport.close()

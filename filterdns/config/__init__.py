@@ -78,7 +78,6 @@ from filterdns.config.values import (
     IPAddress,
     IPNetwork,
     ListenAddress,
-    canonical_ip,
     is_domain_name,
     parse_address,
     parse_client_ip,
@@ -88,6 +87,7 @@ from filterdns.config.values import (
     parse_mac,
     parse_network,
 )
+from filterdns.dns.addresses import canonical_ip
 
 __all__ = [
     "ALERT_KEYS",

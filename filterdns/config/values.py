@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from filterdns.config.walker import show
+from filterdns.dns.addresses import canonical_ip
 from filterdns.dns.names import normalize_name
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -116,18 +117,6 @@ def parse_address(text: str) -> IPAddress:
         return ipaddress.ip_address(text.strip())
     except ValueError:
         raise ValueError(f"{show(text)} is not an IP address like 192.168.1.2 or fd00::2") from None
-
-
-def canonical_ip(text: str) -> IPAddress:
-    """An address the way clients are matched: scope id dropped, IPv4-mapped read as IPv4.
-
-    "fe80::1%eth0" -> fe80::1, "::ffff:10.0.0.5" -> 10.0.0.5; ipaddress's ValueError when
-    `text` is not an address. The neighbour table and the client rules both read addresses so.
-    """
-    address = ipaddress.ip_address(text.strip().split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 def parse_client_ip(text: str) -> IPAddress:

@@ -1,10 +1,27 @@
-"""Addresses no public name should point at: the networks of DNS rebinding protection.
+"""Addresses: a client's address in the one form every comparison uses, and the networks of
+DNS rebinding protection.
 
-Checked on the raw RDATA of A and AAAA records while an upstream answer is walked once
-(`replies.analyse`), so it works on bytes and builds no `ipaddress` objects.
+`canonical_ip` is how the ACL, the client rules and the neighbour table read a source address.
+`is_private_address` is checked on the raw RDATA of A and AAAA records while an upstream answer
+is walked once (`replies.analyse`), so it works on bytes and builds no `ipaddress` objects.
 """
 
 from __future__ import annotations
+
+import ipaddress
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def canonical_ip(text: str) -> IPAddress:
+    """Parse an address the way clients are matched: scope id dropped, IPv4-mapped -> IPv4.
+
+    "fe80::1%eth0" -> fe80::1, "::ffff:10.0.0.5" -> 10.0.0.5; ValueError when not an address.
+    """
+    address = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def is_private_address(rdata: bytes) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import dnslib
 
-from filterdns.dns import replies, wire
+from filterdns.dns import names, replies, wire
 from filterdns.dns.wire import Answer, Query
 from filterdns.errors import WireError
 
@@ -267,7 +267,7 @@ def cname_answer(query: Query, target: str, resolved: Answer | None, ttl: int) -
     the CNAME alone. The CNAME's own TTL is `ttl`. Not a hot path: dnslib does the work.
     """
     ttl = _ttl(ttl)
-    target_wire = wire.text_to_wire(target)
+    target_wire = names.text_to_wire(target)
     flags = wire.QR | wire.RA | (query.flags & wire.RD)
     question = query.qname_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass)
     prefix = wire.HEADER.pack(query.msg_id, flags, 1, 1, 0, 0) + question

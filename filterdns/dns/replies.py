@@ -23,10 +23,11 @@ names the answer leads to, private addresses), so a cache hit costs nothing more
 
 from __future__ import annotations
 
-from filterdns.dns import records, wire
+from filterdns.dns import names, records, wire
 from filterdns.dns.addresses import is_private_address
 from filterdns.dns.wire import AD, RR_FIXED, TC, TYPE_OPT, U16, U32, Answer
 from filterdns.errors import WireError
+from filterdns.memo import Memo
 
 _LEADING = frozenset({wire.TYPE_CNAME, wire.TYPE_DNAME, wire.TYPE_SVCB, wire.TYPE_HTTPS})
 _ADDRESS = frozenset({wire.TYPE_A, wire.TYPE_AAAA})
@@ -35,7 +36,7 @@ _ADDITIONAL_ONLY = frozenset({TYPE_OPT, _TKEY, _TSIG})  # the additional section
 _NEVER = frozenset(range(251, 256))  # IXFR, AXFR, MAILB, MAILA, ANY: query types, not records
 _IPV4HINT, _IPV6HINT = 4, 6  # SvcParamKeys (RFC 9460 14.3.2)
 SHAPE_MEMO = 4096
-_SHAPES: dict[tuple[int, ...], tuple[int, ...]] = {}
+_SHAPES: Memo[tuple[int, ...], tuple[int, ...]] = Memo(SHAPE_MEMO)
 
 
 class _Walk:
@@ -172,7 +173,7 @@ def analyse(data: bytes, *, trust_ad: bool = False) -> Answer:
 def _private_hints(data: bytes, rdata_at: int, end: int) -> bool:
     """Whether an SVCB/HTTPS record's ipv4hint or ipv6hint holds a private address: clients
     may connect to a hint before any A/AAAA answer, so hints are addresses too."""
-    pos = wire.skip_name(data, rdata_at + 2)
+    pos = names.skip_name(data, rdata_at + 2)
     while pos + 4 <= end:
         key, length = wire.TYPE_CLASS.unpack_from(data, pos)
         pos += 4
@@ -191,18 +192,14 @@ def _target(data: bytes, rdata_at: int, rdlen: int, rtype: int) -> str | None:
     skip = 2 if rtype in (wire.TYPE_SVCB, wire.TYPE_HTTPS) else 0
     if rdlen <= skip:
         raise WireError("record data too short for its name")
-    name = wire.read_name(data, rdata_at + skip)
+    name = names.read_name(data, rdata_at + skip)
     return None if name == "." else name
 
 
 def _shared(values: tuple[int, ...]) -> tuple[int, ...]:
     """One tuple object for equal TTL or offset layouts: most cached answers share a few."""
     found = _SHAPES.get(values)
-    if found is None:
-        if len(_SHAPES) >= SHAPE_MEMO:
-            _SHAPES.clear()
-        _SHAPES[values] = found = values
-    return found
+    return _SHAPES.remember(values, values) if found is None else found
 
 
 def _cache_ttl(

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from filterdns.memo import Memo
+
 log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound=Hashable)
@@ -38,7 +40,7 @@ class TcpSlots(Generic[C]):
         self._clock = clock
         self._by_client: dict[str, dict[C, None]] = {}  # oldest connection first
         self._open = 0
-        self._warned: dict[str, float] = {}
+        self._warned: Memo[str, float] = Memo(MAX_WARNED)
         self.refused_per_client = 0
         self.refused_full = 0
         self.evicted = 0
@@ -109,7 +111,5 @@ class TcpSlots(Generic[C]):
         last = self._warned.get(key)
         if last is not None and now - last < WARN_EVERY:
             return
-        if len(self._warned) >= MAX_WARNED:
-            self._warned.clear()
-        self._warned[key] = now
+        self._warned.remember(key, now)
         log.warning(message, *args)

@@ -15,13 +15,16 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from filterdns.dns.names import MAX_NAME_WIRE, name_to_text, skip_name
 from filterdns.errors import WireError
+from filterdns.memo import Memo
 
 HEADER = struct.Struct("!6H")
 TYPE_CLASS = struct.Struct("!HH")
 RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 U16 = struct.Struct("!H")
 U32 = struct.Struct("!I")
+ID_FLAGS = struct.Struct("!HH")
 
 QR = 0x8000
 AA = 0x0400
@@ -41,13 +44,10 @@ CLASS_IN = 1
 
 MIN_UDP = 512
 EDNS_SIZE = 1232  # what we advertise to clients and upstreams (DNS flag day 2020)
-MAX_NAME_WIRE = 255
-_PRINTABLE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*")
-_PLAIN_OR_DOT = bytes(_PRINTABLE) + b"."
 _OPT_TYPE = b"\x00\x29"
 _DNSSEC_KEYS = (b"", b"\x01", b"\x02", b"\x03")  # key suffix: DO + 2 * CD
 TEXT_MEMO = 8192  # names whose text form is kept (popular names are asked again and again)
-_TEXTS: dict[bytes, str] = {}
+_TEXTS: Memo[bytes, str] = Memo(TEXT_MEMO)
 
 
 @dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
@@ -112,48 +112,6 @@ class Answer:
         )  # fmt: skip
 
 
-def name_to_text(wire: bytes) -> str:
-    """Lower-case presentation form of an uncompressed wire name, without the trailing dot.
-
-    Bytes outside letters, digits, '-', '_' and '*' are escaped as \\DDD so that a hostile label
-    holding a dot can never pass for two labels. The root is ".".
-    """
-    labels = []
-    pos = 0
-    length = wire[0]
-    while length:
-        labels.append(wire[pos + 1 : pos + 1 + length])
-        pos += 1 + length
-        length = wire[pos]
-    if not labels:
-        return "."
-    text = b".".join(labels).lower()
-    # The common case in C: only plain bytes, and no dot but the ones joining the labels.
-    if not text.translate(None, _PLAIN_OR_DOT) and text.count(b".") == len(labels) - 1:
-        return text.decode("ascii")
-    return ".".join(
-        "".join(chr(ch) if ch in _PRINTABLE else f"\\{ch:03d}" for ch in label.lower())
-        for label in labels
-    )
-
-
-def text_to_wire(name: str) -> bytes:
-    """Wire form of a text name: "example.com" -> b"\\x07example\\x03com\\x00"."""
-    name = name.rstrip(".")
-    out = bytearray()
-    if name:
-        for label in name.split("."):
-            raw = label.encode("idna") if not label.isascii() else label.encode("ascii")
-            if not 0 < len(raw) < 64:
-                raise WireError(f"label {label!r} of {name!r} must be 1 to 63 bytes")
-            out.append(len(raw))
-            out += raw
-    out.append(0)
-    if len(out) > MAX_NAME_WIRE:
-        raise WireError(f"name {name!r} is longer than 255 bytes")
-    return bytes(out)
-
-
 def _question_name(data: bytes, pos: int, msg_id: int) -> int:
     """End offset of the uncompressed name at `pos` in a query; WireError when malformed."""
     start = pos
@@ -173,55 +131,6 @@ def _question_name(data: bytes, pos: int, msg_id: int) -> int:
     if pos - start > MAX_NAME_WIRE:
         raise WireError("question name is longer than 255 bytes", msg_id)
     return pos
-
-
-def skip_name(data: bytes, pos: int) -> int:
-    """Offset just after the (possibly compressed) name at `pos`; WireError when malformed."""
-    end = len(data)
-    while True:
-        if pos >= end:
-            raise WireError("name runs past the end of the message")
-        length = data[pos]
-        if length == 0:
-            return pos + 1
-        if length & 0xC0 == 0xC0:
-            if pos + 2 > end:
-                raise WireError("name pointer runs past the end of the message")
-            return pos + 2
-        if length & 0xC0:
-            raise WireError("unknown label type")
-        pos += 1 + length
-
-
-def read_name(data: bytes, pos: int) -> str:
-    """The (possibly compressed) name at `pos` as lower-case text; WireError when malformed.
-
-    Pointers must point backwards (RFC 1035 4.1.4), so a hostile loop of pointers ends.
-    """
-    wire = bytearray()
-    end = len(data)
-    limit = pos
-    while True:
-        if pos >= end:
-            raise WireError("name runs past the end of the message")
-        length = data[pos]
-        if length & 0xC0 == 0xC0:
-            if pos + 2 > end:
-                raise WireError("name pointer runs past the end of the message")
-            target = U16.unpack_from(data, pos)[0] & 0x3FFF
-            if target >= limit:
-                raise WireError("name pointer does not point backwards")
-            pos = limit = target
-            continue
-        if length & 0xC0:
-            raise WireError("unknown label type")
-        wire += data[pos : pos + 1 + length]
-        if length == 0:
-            break
-        pos += 1 + length
-        if len(wire) > MAX_NAME_WIRE:
-            raise WireError("name is longer than 255 bytes")
-    return name_to_text(bytes(wire))
 
 
 def parse_query(data: bytes) -> Query:
@@ -246,10 +155,7 @@ def parse_query(data: bytes) -> Query:
     lowered = qname_wire.lower()
     qname = _TEXTS.get(lowered)
     if qname is None:
-        qname = name_to_text(qname_wire)
-        if len(_TEXTS) >= TEXT_MEMO:
-            _TEXTS.clear()
-        _TEXTS[lowered] = qname
+        qname = _TEXTS.remember(lowered, name_to_text(qname_wire))
     pos = qend + 4
     if arcount == 0 and ancount == 0 and nscount == 0:
         edns, udp_size, dnssec_ok, version = False, MIN_UDP, False, 0
@@ -380,6 +286,20 @@ def question_of(data: bytes) -> bytes:
     if data[12] & 0xC0 or end + 4 > len(data):
         raise WireError("reply question is malformed")
     return data[12:end].lower() + data[end : end + 4]
+
+
+def is_reply_to(data: bytes, msg_id: int, question: bytes) -> bool:
+    """Whether `data` is a response with `msg_id` to `question` (`question_of` a query): the
+    check that keeps spoofed and stray answers out."""
+    if len(data) < 12:
+        return False
+    reply_id, flags = ID_FLAGS.unpack_from(data)
+    if reply_id != msg_id or not flags & QR:
+        return False
+    try:
+        return question_of(data) == question
+    except (WireError, IndexError, struct.error):
+        return False
 
 
 def finish(

@@ -26,7 +26,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from filterdns.config import ListsConfig
 
@@ -38,19 +37,42 @@ _LINE_LIMIT = 1 << 26  # the result line holds every source's report
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def identity_for(cache_dir: Path) -> dict[str, Any]:
-    """How root starts the child: as the owner of the list cache, so that what it writes there
-    (the index, copies, downloads) stays readable by the server that runs as that user after
-    giving root up (server.user). Nothing to change for anyone else."""
+def identity_for(cache_dir: Path) -> tuple[int, int] | None:
+    """(uid, gid) the child runs as when root starts it: the owner of the list cache, so that
+    what it writes there (the index, copies, downloads) stays readable by the server that runs
+    as that user after giving root up (server.user). None: nothing to change."""
     if os.geteuid() != 0:
-        return {}
+        return None
     try:
         st = cache_dir.stat()
     except OSError:
-        return {}
+        return None
     if st.st_uid == 0:
-        return {}
-    return {"user": st.st_uid, "group": st.st_gid, "extra_groups": []}
+        return None
+    return st.st_uid, st.st_gid
+
+
+def give_back(cache_dir: Path) -> None:
+    """Hand what root wrote in the list cache back to the cache's owner (best effort): a build
+    that had to run in the server while it was still root."""
+    identity = identity_for(cache_dir)
+    if identity is None:
+        return
+    for folder, dirs, files in os.walk(cache_dir):
+        for name in (*dirs, *files):
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to change
+                os.lchown(os.path.join(folder, name), *identity)
+
+
+def _become(identity: tuple[int, int] | None) -> None:
+    """In the child, first thing: give root up for the cache owner's uid and gid. The child
+    does it itself rather than through the spawn call, which uvloop's subprocess API lacks."""
+    if identity is None:
+        return
+    uid, gid = identity
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
 
 
 class BuilderFailed(Exception):
@@ -84,7 +106,8 @@ class ChildBuilder:
     ) -> ChildResult:
         """Build in a child; raises BuilderFailed (never leaves the child running)."""
         level = logging.getLogger("filterdns").getEffectiveLevel()
-        request = pickle.dumps((config, tuple(categories), download, level))
+        identity = identity_for(Path(config.cache_dir))
+        request = pickle.dumps((config, tuple(categories), download, level, identity))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         try:
@@ -92,10 +115,10 @@ class ChildBuilder:
                 sys.executable, "-m", "filterdns.lists.builder",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=env, limit=_LINE_LIMIT,
-                **identity_for(Path(config.cache_dir)),
             )  # fmt: skip
-        except OSError as exc:
-            raise BuilderFailed(f"cannot start {sys.executable}: {exc.strerror or exc}") from None
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise BuilderFailed(f"cannot start {sys.executable}: {reason}") from None
         self.process = process
         self.started.set()
         try:
@@ -171,7 +194,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     with contextlib.suppress(OSError):  # a sandbox may forbid it (systemd's ~@resources)
         os.nice(NICE)
-    config, categories, download, level = pickle.load(sys.stdin.buffer)
+    config, categories, download, level, identity = pickle.load(sys.stdin.buffer)
+    _become(identity)
     root = logging.getLogger("filterdns")
     root.addHandler(_Forward())
     root.setLevel(level)

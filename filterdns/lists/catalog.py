@@ -31,7 +31,7 @@ from pathlib import Path
 
 from filterdns import __version__
 from filterdns.config import SHIPPED_PREFIX, ListsConfig
-from filterdns.lists.builder import BuilderFailed, ChildBuilder
+from filterdns.lists.builder import BuilderFailed, ChildBuilder, give_back, identity_for
 from filterdns.lists.cachedir import (
     INDEX_FILE,
     fingerprint_of,
@@ -306,8 +306,12 @@ class ListSet:
 
     async def _build_off_loop(self, download: bool) -> BuildResult:
         """Build in a child process, or in a thread when the lists are small (a child costs
-        0.2 s to start), when it cannot run or when nothing may be written."""
-        if is_writable(self.cache_dir) and (download or self._source_bytes() > SMALL_BUILD):
+        0.2 s to start), when it cannot run or when nothing may be written. Root building for
+        a cache another user owns (server.user) always uses the child, which runs as that user:
+        a thread would write the cache as root until the server gives root up."""
+        as_owner = identity_for(self.cache_dir) is not None
+        wanted = download or self._source_bytes() > SMALL_BUILD or as_owner
+        if is_writable(self.cache_dir) and wanted:
             try:
                 child = await self.builder.build(self.config, self.categories, download=download)
             except BuilderFailed as exc:
@@ -323,7 +327,10 @@ class ListSet:
                         index, statuses, child.reused, child.seconds, child.changed, written=True
                     )
                 log.warning("lists: %s changed before it was opened; building again", path)
-        return await asyncio.to_thread(self.build, download=download)
+        result = await asyncio.to_thread(self.build, download=download)
+        if as_owner:  # built here as root (no child could run): the cache stays its owner's
+            await asyncio.to_thread(give_back, self.cache_dir)
+        return result
 
     def _source_bytes(self) -> int:
         """The size of what a build without downloads would parse."""

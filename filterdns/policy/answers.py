@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from filterdns.config import Config
 from filterdns.dns.wire import Answer
+from filterdns.memo import Memo
 from filterdns.policy.decisions import Action, Decision, Policy
 
 # Names that live on the local network whatever the upstreams say: their answers may hold
@@ -44,7 +45,9 @@ class AnswerJudge:
         )  # fmt: skip
         # (profile, name, target) -> (the target's decision, the one made from it); the same
         # object comes back while the target's decision stands, so its blocked answer is reused.
-        self._made: dict[tuple[str, str, str], tuple[Decision | None, Decision]] = {}
+        self._made: Memo[tuple[str, str, str], tuple[Decision | None, Decision]] = Memo(
+            MAX_REMEMBERED
+        )
 
     def judge(
         self,
@@ -130,6 +133,4 @@ class AnswerJudge:
     def _remember(
         self, key: tuple[str, str, str], found: Decision | None, decision: Decision
     ) -> None:
-        if len(self._made) >= MAX_REMEMBERED:
-            self._made.clear()
-        self._made[key] = (found, decision)
+        self._made.remember(key, (found, decision))

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from filterdns.config import ClientConfig, canonical_ip
+from filterdns.memo import Memo
 from filterdns.policy.neighbors import Neighbours, normalize_mac
 
 __all__ = ["ClientDirectory", "ClientMatch"]
@@ -102,10 +103,11 @@ class ClientDirectory:
             mask = ((1 << length) - 1) << (bits - length)
             self._prefixes[version].append(_Prefix(mask, networks))
         # source -> (canonical address text or None, verdict, the kind of rule it came from)
-        self._cache: dict[str, tuple[str | None, ClientMatch, str]] = {}
+        self._cache: Memo[str, tuple[str | None, ClientMatch, str]] = Memo(_MAX_CACHE)
         # A source of one family may be a device that has rules of the other.
         self._look_across = {4: 6 in families, 6: 4 in families}
-        self._devices: dict[str, tuple[int, ClientMatch]] = {}  # source -> (generation, verdict)
+        # source -> (neighbour table generation, verdict)
+        self._devices: Memo[str, tuple[int, ClientMatch]] = Memo(_MAX_CACHE)
 
     @property
     def default_profile(self) -> str:
@@ -115,10 +117,7 @@ class ClientDirectory:
         """The verdict for source address `ip` (any text; a non-address gets the default)."""
         entry = self._cache.get(ip)
         if entry is None:
-            entry = self._by_address(ip)
-            if len(self._cache) >= _MAX_CACHE:
-                self._cache.clear()
-            self._cache[ip] = entry
+            entry = self._cache.remember(ip, self._by_address(ip))
         key, verdict, by = entry
         neighbours = self._neighbours
         if neighbours is None or key is None:
@@ -135,9 +134,7 @@ class ClientDirectory:
         if known is not None and known[0] == neighbours.generation:
             return known[1]
         found = self._same_device(key, verdict, by, neighbours)
-        if len(self._devices) >= _MAX_CACHE:
-            self._devices.clear()
-        self._devices[key] = (neighbours.generation, found)
+        self._devices.remember(key, (neighbours.generation, found))
         return found
 
     def match_mac(self, mac: str) -> ClientMatch | None:

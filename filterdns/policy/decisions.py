@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 from filterdns.config import BlockingConfig, Config, ProfileConfig, ScheduleRule, YouTube
 from filterdns.dns.names import is_subdomain
 from filterdns.lists.index import DomainIndex
+from filterdns.memo import Memo
 from filterdns.policy.timezones import zone_of
 
 CANARY_NAMES = ("use-application-dns.net",)  # Firefox: NXDOMAIN turns DNS over HTTPS off
@@ -140,7 +141,7 @@ class _State:
     granted_categories: dict[str, Grant]
     schedule_allow: tuple[tuple[str, ScheduleRule], ...]
     # Decisions made in this state, by name: valid until the state or the list index changes.
-    decisions: dict[str, Decision] = field(default_factory=dict)
+    decisions: Memo[str, Decision] = field(default_factory=lambda: Memo(MAX_REMEMBERED))
     index: DomainIndex | None = None
 
 
@@ -251,11 +252,7 @@ class Policy:
         return state
 
     def _remember(self, profile: _Profile, state: _State, name: str) -> Decision:
-        decision = self._decide(profile, state, name, _NO_TRACE)
-        if len(state.decisions) >= MAX_REMEMBERED:
-            state.decisions.clear()
-        state.decisions[name] = decision
-        return decision
+        return state.decisions.remember(name, self._decide(profile, state, name, _NO_TRACE))
 
     def _decide(self, profile: _Profile, state: _State, name: str, trace: list[str]) -> Decision:
         p = profile.config.name

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filterdns.config import canonical_ip
+from filterdns.dns.addresses import canonical_ip
+from filterdns.memo import Memo
 
 __all__ = [
     "NeighbourTable",
@@ -184,7 +185,7 @@ class Neighbours:
         self._min_interval = min_interval
         self._macs: dict[str, str] = {}
         self._addresses: dict[str, tuple[str, ...]] = {}  # MAC -> its addresses, sorted
-        self._misses: dict[str, float] = {}
+        self._misses: Memo[str, float] = Memo(_MAX_MISSES)
         self._last_read: float | None = None
         self._wanted = False
         self._wake = asyncio.Event()
@@ -222,9 +223,7 @@ class Neighbours:
         now = self._clock()
         last = self._misses.get(key)
         if last is None or now - last >= self._min_interval:
-            if len(self._misses) >= _MAX_MISSES:
-                self._misses.clear()
-            self._misses[key] = now
+            self._misses.remember(key, now)
             self._wanted = True
             self._wake.set()
         return None

@@ -1,4 +1,4 @@
-"""The first links: who may use the resolver (ACL) and what the proxy answers itself.
+"""The first link: who may use the resolver (ACL).
 
 The ACL sits at the top of the chain so that nobody outside `server.allow_clients` ever reaches
 the policy, the cache or an upstream: filterdns is never an open resolver. Outsiders get REFUSED
@@ -11,7 +11,9 @@ import ipaddress
 from collections.abc import Sequence
 
 from filterdns.dns import wire
-from filterdns.dns.model import Kind, Request, Response, error_answer, minimal_any
+from filterdns.dns.addresses import canonical_ip
+from filterdns.dns.model import Kind, Request, Response, error_answer
+from filterdns.memo import Memo
 from filterdns.resolvers.base import Link, Resolver
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,26 +26,21 @@ class AccessResolver(Link):
     def __init__(self, next_resolver: Resolver, allow_clients: Sequence[IPNetwork]) -> None:
         super().__init__(next_resolver)
         self.networks = tuple(allow_clients)
-        self._verdicts: dict[str, bool] = {}
+        self._verdicts: Memo[str, bool] = Memo(_MAX_REMEMBERED)
         self.refused = 0
 
     def allows(self, ip: str) -> bool:
         """Whether `ip` lies in one of the allowed networks (IPv4-mapped IPv6 counts as IPv4)."""
         verdict = self._verdicts.get(ip)
         if verdict is None:
-            verdict = self._check(ip)
-            if len(self._verdicts) >= _MAX_REMEMBERED:
-                self._verdicts.clear()
-            self._verdicts[ip] = verdict
+            verdict = self._verdicts.remember(ip, self._check(ip))
         return verdict
 
     def _check(self, ip: str) -> bool:
         try:
-            address = ipaddress.ip_address(ip.split("%", 1)[0])
+            address = canonical_ip(ip)
         except ValueError:
             return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
     def _refusal(self, request: Request) -> Response | None:
@@ -66,37 +63,3 @@ class AccessResolver(Link):
     def resolve_now(self, request: Request) -> Response | None:
         """Refuse strangers; ask the next link whether it has an answer ready."""
         return self._refusal(request) or self.next.resolve_now(request)
-
-
-class LocalAnswerResolver(Link):
-    """Questions the proxy answers itself: other opcodes, EDNS versions above 0, ANY (RFC 8482)."""
-
-    async def resolve(self, request: Request) -> Response:
-        """Answer NOTIMP, BADVERS or a minimal ANY where due; pass the rest on."""
-        return _local(request) or await self.next.resolve(request)
-
-    def resolve_now(self, request: Request) -> Response | None:
-        """A local answer, or whatever the next link has ready."""
-        return _local(request) or self.next.resolve_now(request)
-
-
-def _local(request: Request) -> Response | None:
-    """NOTIMP, BADVERS or a minimal ANY where due, else None."""
-    query = request.query
-    opcode = (query.flags >> 11) & 0xF
-    if opcode != 0:
-        return Response(
-            Kind.LOCAL,
-            error_answer(query, wire.NOTIMP),
-            reason=f"opcode {opcode} is not implemented",
-        )
-    if query.edns and query.edns_version != 0:
-        return Response(
-            Kind.LOCAL,
-            error_answer(query, wire.NOERROR),
-            reason=f"EDNS version {query.edns_version} is not supported (BADVERS)",
-            ext_rcode=wire.BADVERS >> 4,
-        )
-    if query.qtype == wire.TYPE_ANY:
-        return minimal_any(query)
-    return None

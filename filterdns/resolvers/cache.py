@@ -8,6 +8,9 @@ never goes up and never below zero.
 When every upstream fails, an answer that expired no longer than `serve_stale` seconds ago is
 served with TTL 30 (RFC 8767 section 4) and an Extended DNS Error "Stale Answer" (RFC 8914).
 A popular entry near its end is refreshed in the background so clients keep hitting.
+
+A reload keeps the cache (every answer stays cached) and hands it the new settings with
+`reconfigure`, which applies them to what is already stored, not only to what comes next.
 """
 
 from __future__ import annotations
@@ -70,6 +73,17 @@ class _Entry:
         self._aged: Response | None = None  # the hit Response for `_aged_for` elapsed seconds
         self._aged_for = -1
 
+    def limit(self, ceiling: int, serve_stale: float) -> None:
+        """Live at most `ceiling` seconds from storing (TTLs lowered to match), then be served
+        stale for at most `serve_stale` seconds: new settings for an entry already stored."""
+        if self.lifetime > ceiling:
+            self.lifetime = ceiling
+            self.expires_at = self.stored_at + ceiling
+            ttls = self.answer.ttls
+            self.answer = self.answer.with_ttls(tuple(t if t <= ceiling else ceiling for t in ttls))
+            self._aged, self._aged_for = None, -1
+        self.stale_until = self.expires_at + serve_stale
+
     def decayed(self, now: float) -> Answer:
         """The answer with every TTL lowered by the whole seconds elapsed since storing."""
         elapsed = int(now - self.stored_at)
@@ -116,6 +130,41 @@ class CacheResolver(Link):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def reconfigure(self, next_resolver: Resolver, config: CacheConfig) -> CacheResolver:
+        """Keep every answer for a new chain (a reload): `next_resolver` below, `config` in force.
+
+        Every setting applies to what is stored, not only to what comes next: a smaller
+        `max_entries` evicts the least recently used entries down to it (0 empties the cache and
+        turns it off); a new `serve_stale` moves the stale window of every entry; a lower
+        `max_ttl` or `negative_max_ttl` shortens the entries that would outlive it. `min_ttl` and
+        `prefetch` apply to the next answer stored and the next hit, as they always do.
+        """
+        old = self.config
+        self.next, self.config = next_resolver, config
+        self._max_entries = config.max_entries
+        self._serve_stale = max(0.0, config.serve_stale)
+        self._evict(max(0, config.max_entries))
+        ceilings = (config.serve_stale, config.max_ttl, config.negative_max_ttl)
+        if ceilings != (old.serve_stale, old.max_ttl, old.negative_max_ttl):
+            for entry in self._entries.values():
+                entry.limit(self._ceiling(entry.answer), self._serve_stale)
+        return self
+
+    def _ceiling(self, answer: Answer) -> int:
+        """The longest an answer of this kind may be cached (see `_store`)."""
+        config = self.config
+        if _negative(answer):
+            return config.negative_max_ttl
+        return max(config.min_ttl, config.max_ttl)
+
+    def _evict(self, room: int) -> None:
+        """Drop the least recently used entries until at most `room` are left."""
+        entries = self._entries
+        while len(entries) > room:
+            entries.popitem(last=False)
+            self.stats.evictions += 1
+        self.stats.entries = len(entries)
 
     def _fresh(self, request: Request) -> Response | None:
         """The stored answer for the question while it is fresh, else None.
@@ -205,8 +254,7 @@ class CacheResolver(Link):
             return None
         config = self.config
         ttls = answer.ttls
-        negative = answer.rcode == wire.NXDOMAIN or answer.wire[6:8] == b"\x00\x00"
-        if negative:
+        if _negative(answer):
             lifetime = min(cache_ttl, config.negative_max_ttl)
             clamped = tuple(t if t <= lifetime else lifetime for t in ttls)
         else:
@@ -221,9 +269,7 @@ class CacheResolver(Link):
         if key in entries:
             entries.move_to_end(key)
         else:
-            while len(entries) >= self._max_entries:
-                entries.popitem(last=False)
-                self.stats.evictions += 1
+            self._evict(self._max_entries - 1)
         entries[key] = _Entry(answer, self._clock(), lifetime, self._serve_stale)
         self.stats.entries = len(entries)
         return answer
@@ -258,3 +304,8 @@ class CacheResolver(Link):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._prefetching.clear()
+
+
+def _negative(answer: Answer) -> bool:
+    """NXDOMAIN, or NODATA (no answer records): cached for the SOA minimum (RFC 2308)."""
+    return answer.rcode == wire.NXDOMAIN or answer.wire[6:8] == b"\x00\x00"

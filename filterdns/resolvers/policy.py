@@ -1,10 +1,10 @@
-"""The policy links: who is asking (client -> profile), then what the profile may see.
+"""The policy link: what the asking profile may see, right now.
 
-`ClientResolver` attaches the client's profile and name to the request. `PolicyResolver` asks
-the `Policy` and answers blocked names itself (in the configured mode, with an Extended DNS Error
-naming the category when the client sent EDNS), rewrites SafeSearch names to a CNAME plus the
-safe host's addresses (resolved through the cache and upstreams below), and caps the TTL of every
-answer, blocked or allowed, at the time until the profile's decision next changes.
+`PolicyResolver` asks the `Policy` about the profile the client link attached, and answers
+blocked names itself (in the configured mode, with an Extended DNS Error naming the category
+when the client sent EDNS), rewrites SafeSearch names to a CNAME plus the safe host's addresses
+(resolved through the cache and upstreams below), and caps the TTL of every answer, blocked or
+allowed, at the time until the profile's decision next changes.
 
 The answer of an allowed name is judged on its way up, cached or not (the cache is shared by
 every profile, so this is the place; `answers.AnswerJudge`): a CNAME/DNAME/alias target blocked
@@ -20,43 +20,14 @@ import time
 from collections.abc import Callable
 
 from filterdns.config import BlockingConfig
-from filterdns.dns import model, wire
+from filterdns.dns import model, names, wire
 from filterdns.dns.model import Kind, Request, Response
+from filterdns.memo import Memo
 from filterdns.policy.answers import AnswerJudge
-from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Decision, Policy
 from filterdns.resolvers.base import Link, Resolver
 
 MAX_REMEMBERED = 4096  # blocked answers kept ready
-
-
-class ClientResolver(Link):
-    """Attach the profile (and client name) of the asking address to the request."""
-
-    def __init__(self, next_resolver: Resolver, directory: ClientDirectory) -> None:
-        super().__init__(next_resolver)
-        self.directory = directory
-
-    def _identified(self, request: Request) -> Request:
-        match = self.directory.match(request.client_ip)
-        # Built directly: dataclasses.replace() inspects the fields on every call (hot path).
-        return Request(
-            request.query,
-            request.client_ip,
-            request.client_port,
-            request.protocol,
-            request.received_at,
-            match.profile,
-            match.name,
-        )
-
-    async def resolve(self, request: Request) -> Response:
-        """Look the client up, then pass the request on with its profile."""
-        return await self.next.resolve(self._identified(request))
-
-    def resolve_now(self, request: Request) -> Response | None:
-        """Look the client up; whatever the next link has ready for its profile."""
-        return self.next.resolve_now(self._identified(request))
 
 
 class PolicyResolver(Link):
@@ -76,7 +47,7 @@ class PolicyResolver(Link):
         self.judge = judge
         self.clock = clock
         # Blocked answers kept ready by question, with the decision they answer.
-        self._blocked: dict[bytes, tuple[Decision, Response]] = {}
+        self._blocked: Memo[bytes, tuple[Decision, Response]] = Memo(MAX_REMEMBERED)
 
     async def resolve(self, request: Request) -> Response:
         """The decision's answer; allowed names go on down the chain with a capped TTL."""
@@ -127,9 +98,7 @@ class PolicyResolver(Link):
         if found is not None and found[0] is decision:
             return found[1]
         response = self._blocked_response(query, decision, self.blocking.ttl)
-        if len(self._blocked) >= MAX_REMEMBERED:
-            self._blocked.clear()
-        self._blocked[query.key] = (decision, response)
+        self._blocked.remember(query.key, (decision, response))
         return response
 
     def _blocked_response(self, query: wire.Query, decision: Decision, ttl: int) -> Response:
@@ -164,7 +133,7 @@ class PolicyResolver(Link):
     async def _rewrite(self, request: Request, decision: Decision, cap: int | None) -> Response:
         assert decision.target is not None
         query = request.query
-        target_wire = wire.text_to_wire(decision.target)
+        target_wire = names.text_to_wire(decision.target)
         target = dataclasses.replace(
             query,
             qname=decision.target,

@@ -47,8 +47,8 @@ class QueryLogResolver(Link):
         next_resolver: Resolver,
         sink: Callable[[LogRecord], bool],
         *,
+        observe: Callable[[LogRecord], None],
         log_allowed: bool = False,
-        observe: Callable[[LogRecord], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(next_resolver)
@@ -88,5 +88,5 @@ class QueryLogResolver(Link):
                 response=response.mode,
             )
             self.sink(record)
-            if kind is Kind.BLOCKED and self.observe is not None:
+            if kind is Kind.BLOCKED:
                 self.observe(record)

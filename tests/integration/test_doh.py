@@ -12,7 +12,7 @@ import pytest
 import trustme
 
 from filterdns.config import UpstreamServer, parse_upstream
-from filterdns.dns import wire
+from filterdns.dns import names, wire
 from filterdns.dns.transport import Transport
 from filterdns.errors import UpstreamError
 from tests.fakes.doh import FakeDoH
@@ -70,7 +70,9 @@ async def _ask(
     timeout: float = 2.0,
 ) -> bytes:
     deadline = asyncio.get_running_loop().time() + timeout
-    return await transport.exchange(server, wire.text_to_wire(name), qtype, wire.CLASS_IN, deadline)
+    return await transport.exchange(
+        server, names.text_to_wire(name), qtype, wire.CLASS_IN, deadline
+    )
 
 
 def _addresses(reply: bytes) -> list[str]:

@@ -14,16 +14,16 @@ import pytest
 from filterdns.config import UpstreamServer
 from filterdns.dns import wire
 from filterdns.dns.model import Kind, Request, Response, error_answer
+from filterdns.ops.gauges import component_gauges
 from filterdns.ops.metrics import (
     BUCKETS,
     CONTENT_TYPE,
     Gauge,
     Metrics,
-    MetricsResolver,
     MetricsServer,
-    component_gauges,
 )
 from filterdns.resolvers.cache import CacheStats
+from filterdns.resolvers.metrics import MetricsResolver
 from filterdns.resolvers.upstream import Health, Outstanding
 
 

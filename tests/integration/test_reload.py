@@ -13,11 +13,11 @@ import dns.message
 import dns.rcode
 import pytest
 
-from filterdns import app as app_module
 from filterdns.app import App
+from filterdns.app import watch as app_watch
 from filterdns.config import load_config
 from tests.fakes.upstream import FakeUpstream
-from tests.integration.harness import LISTS_TIMEOUT, addresses, config_for
+from tests.integration.harness import LISTS_TIMEOUT, FakeClock, addresses, config_for
 from tests.integration.test_lifecycle import LISTENING
 
 NAMES = {(f"site{i}.example", "A"): [f"198.51.100.{i}"] for i in range(25)}
@@ -58,7 +58,7 @@ async def test_twenty_reloads_under_load_answer_every_query(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Only the explicit reloads below: the file watch would try some of the same files too.
-    monkeypatch.setattr(app_module, "CONFIG_POLL", 3600.0)
+    monkeypatch.setattr(app_watch, "CONFIG_POLL", 3600.0)
     async with FakeUpstream(RECORDS) as upstream:
         path = tmp_path / "config.yaml"
         path.write_text(config_text(upstream, tmp_path, "site0.example"))
@@ -93,6 +93,33 @@ async def test_twenty_reloads_under_load_answer_every_query(
         assert (app.reloads, app.rejected_reloads) == (10, 10)
         assert answered > 20
         assert upstream.queries.count(("example.com", "A")) == 1  # the cache survived every reload
+
+
+async def test_a_reload_applies_new_cache_settings_to_answers_already_cached(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    async with FakeUpstream(RECORDS) as upstream:  # answers with TTL 300
+        path = tmp_path / "config.yaml"
+        text = config_text(upstream, tmp_path, "site0.example")
+        path.write_text(text + "cache: {max_entries: 100, serve_stale: 1d}\n")
+        app = App(load_config(path), clock=clock)
+        port = (await app.start())[0].port
+        try:
+            for i in (1, 2, 3):
+                await ask("127.0.0.1", port, f"site{i}.example")
+            path.write_text(text + "cache: {max_entries: 2, serve_stale: 0s}\n")
+            assert await app.reload()
+            for i in (2, 3, 1):  # site1 was the least recently used of three: evicted
+                await ask("127.0.0.1", port, f"site{i}.example")
+            clock.now += 400  # every answer expired
+            upstream.rcode = dns.rcode.SERVFAIL
+            reply = await ask("127.0.0.1", port, "site3.example")
+        finally:
+            await app.stop()
+    asked = [upstream.queries.count((f"site{i}.example", "A")) for i in (1, 2, 3)]
+    assert asked == [2, 1, 2]
+    assert reply.rcode() == dns.rcode.SERVFAIL  # no stale answer any more
 
 
 async def test_an_edited_file_is_picked_up_by_itself(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import dns.rcode
 import pytest
 
-from filterdns import app as app_module
+from filterdns.app import watch as app_watch
 from filterdns.cli.main import main
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import addresses
@@ -95,8 +95,8 @@ class Child:
 @pytest.fixture
 def quick_watch(monkeypatch: pytest.MonkeyPatch) -> None:
     """The file watch looks every 50 ms (a second in production): the same code, sooner."""
-    monkeypatch.setattr(app_module, "CONFIG_POLL", 0.05)
-    monkeypatch.setattr(app_module, "CONFIG_SETTLE", 0.05)
+    monkeypatch.setattr(app_watch, "CONFIG_POLL", 0.05)
+    monkeypatch.setattr(app_watch, "CONFIG_SETTLE", 0.05)
 
 
 @pytest.mark.usefixtures("quick_watch")

@@ -15,7 +15,7 @@ import pytest
 import trustme
 
 from filterdns.config import UpstreamServer
-from filterdns.dns import wire
+from filterdns.dns import names, wire
 from filterdns.dns.transport import Transport
 from filterdns.errors import UpstreamError
 from tests.fakes.upstream import FakeUpstream
@@ -45,7 +45,7 @@ async def _ask(
     timeout: float = 1.0,
 ) -> bytes:
     return await transport.exchange(
-        server, wire.text_to_wire(name), qtype, wire.CLASS_IN, _deadline(timeout)
+        server, names.text_to_wire(name), qtype, wire.CLASS_IN, _deadline(timeout)
     )
 
 

@@ -9,7 +9,8 @@ from dnslib import EDNS0, DNSRecord
 
 from filterdns.dns import wire
 from filterdns.dns.model import Kind, Request, Response, error_answer
-from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
+from filterdns.resolvers.access import AccessResolver
+from filterdns.resolvers.local import LocalAnswerResolver
 
 
 class Answering:

@@ -335,6 +335,70 @@ async def test_max_entries_zero_disables_the_cache() -> None:
     assert sut.stats.entries == 0
 
 
+async def test_a_smaller_max_entries_evicts_the_least_recently_used_at_once() -> None:
+    upstream, clock = Upstream(), FakeClock()
+    sut = _sut(upstream, clock, max_entries=10)
+    for name in ("a.example", "b.example", "c.example", "a.example"):
+        await sut.resolve(_request(name))
+    below = Upstream()
+
+    assert sut.reconfigure(below, CacheConfig(max_entries=2)) is sut
+    kinds = {n: (await sut.resolve(_request(n))).kind for n in ("a.example", "c.example")}
+    await sut.resolve(_request("b.example"))
+
+    assert kinds == {"a.example": Kind.CACHED, "c.example": Kind.CACHED}
+    assert below.calls == ["b.example/1"]  # the new chain's next link is the one asked
+    assert (len(sut), sut.stats.entries) == (2, 2)
+
+
+async def test_max_entries_zero_on_reload_empties_and_turns_off_the_cache() -> None:
+    upstream, clock = Upstream(), FakeClock()
+    sut = _sut(upstream, clock)
+    await sut.resolve(_request())
+
+    sut.reconfigure(upstream, CacheConfig(max_entries=0))
+    kinds = [(await sut.resolve(_request())).kind for _ in range(2)]
+
+    assert kinds == [Kind.RESOLVED] * 2
+    assert (len(sut), sut.stats.entries) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kind"),
+    [(86400.0, 0.0, Kind.FAILED), (0.0, 3600.0, Kind.STALE), (60.0, 3600.0, Kind.STALE)],
+    ids=["turned-off", "turned-on", "widened"],
+)
+async def test_a_new_serve_stale_applies_to_answers_already_cached(
+    before: float, after: float, kind: Kind
+) -> None:
+    upstream, clock = Upstream(), FakeClock()
+    sut = _sut(upstream, clock, serve_stale=before)
+    await sut.resolve(_request())
+
+    sut.reconfigure(upstream, CacheConfig(serve_stale=after))
+    clock.now += 300 + 100  # expired 100 s ago
+    upstream.failing = True
+    response = await sut.resolve(_request())
+
+    assert response.kind is kind
+
+
+async def test_a_lower_max_ttl_shortens_answers_already_cached() -> None:
+    upstream, clock = Upstream(), FakeClock()
+    sut = _sut(upstream, clock, serve_stale=0.0)
+    await sut.resolve(_request())  # TTL 300
+
+    sut.reconfigure(upstream, CacheConfig(max_ttl=60, serve_stale=0.0))
+    clock.now += 10
+    hit = await sut.resolve(_request())
+    clock.now += 50
+    expired = await sut.resolve(_request())
+
+    assert (hit.kind, _ttls(hit)) == (Kind.CACHED, (50,))
+    assert expired.kind is Kind.RESOLVED
+    assert len(upstream.calls) == 2
+
+
 @pytest.mark.parametrize(
     ("serve_stale", "past_expiry", "kind"),
     [

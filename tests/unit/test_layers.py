@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "filterdns"
 
 LAYERS = {
     "": 0,  # the package itself: its version
-    "errors": 0,
+    "errors": 0, "memo": 0,
     "dns.model": 0, "dns.names": 0, "dns.wire": 0, "dns.addresses": 0, "dns.records": 0,
     "dns.replies": 0,
     "policy.schedule": 1, "policy.timezones": 1, "config.duration": 1,
@@ -28,14 +28,15 @@ LAYERS = {
     "lists": 3,
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3,
-    "dns.transport": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
+    "dns.transport": 4, "dns.streams": 4, "dns.doh": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
     "querylog.dbfile": 4, "querylog.rows": 4, "querylog.logfile": 4, "querylog.store": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
     "querylog.delivery": 4, "policy.grants": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
-    "dns.server": 6, "ops.metrics": 6,
-    "app": 7, "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
+    "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
+    "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7,
+    "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8,
     "cli.lists": 8, "__main__": 8,
 }  # fmt: skip
@@ -58,7 +59,7 @@ THIRD_PARTY = {
     },
     "uvloop": {"cli.main"},
     # httpx: the one HTTP client stack, for DNS over HTTPS, list downloads and alert webhooks
-    "httpx": {"dns.transport", "lists.http", "querylog.delivery"},
+    "httpx": {"dns.doh", "lists.http", "querylog.delivery"},
 }
 
 

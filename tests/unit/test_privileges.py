@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from filterdns.errors import FilterDnsError
-from filterdns.lists.builder import identity_for
+from filterdns.lists.builder import give_back, identity_for
 from filterdns.ops import privileges
 
 UNKNOWN = "filterdns-no-such-user"
@@ -256,10 +256,23 @@ def test_a_list_build_started_by_root_runs_as_the_owner_of_the_cache(passable: P
     entry = _nobody()
     cache = passable / "lists"
     cache.mkdir()
-    assert identity_for(cache) == {}  # root's own cache: nothing to change
+    assert identity_for(cache) is None  # root's own cache: nothing to change
     os.chown(cache, entry.pw_uid, entry.pw_gid)
-    assert identity_for(cache) == {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-    assert identity_for(passable / "missing") == {}
+    assert identity_for(cache) == (entry.pw_uid, entry.pw_gid)
+    assert identity_for(passable / "missing") is None
+
+
+@as_root
+def test_what_root_built_in_a_users_cache_goes_back_to_that_user(passable: Path) -> None:
+    entry = _nobody()
+    cache = passable / "lists"
+    (cache / "copies").mkdir(parents=True)
+    (cache / "index.bin").write_bytes(b"")
+    (cache / "copies" / "a.txt").write_text("a.example\n")
+    os.chown(cache, entry.pw_uid, entry.pw_gid)
+    give_back(cache)
+    owners = {p.relative_to(cache).as_posix(): p.stat().st_uid for p in cache.rglob("*")}
+    assert owners == dict.fromkeys(["copies", "index.bin", "copies/a.txt"], entry.pw_uid)
 
 
 def test_handing_over_the_state_tolerates_files_vanishing_meanwhile(

@@ -16,7 +16,7 @@ import dns.rrset
 import pytest
 
 from filterdns.config import UpstreamServer
-from filterdns.dns import wire
+from filterdns.dns import names, wire
 from filterdns.dns.model import Kind, Request, Response
 from filterdns.errors import UpstreamError
 from filterdns.resolvers.conditional import ConditionalResolver
@@ -30,7 +30,7 @@ Behaviour = Callable[[bytes, int], Awaitable[bytes]]
 
 
 def reply_for(qname_wire: bytes, qtype: int, address: str, rcode: int = 0) -> bytes:
-    query = dns.message.make_query(wire.name_to_text(qname_wire), qtype)
+    query = dns.message.make_query(names.name_to_text(qname_wire), qtype)
     reply = dns.message.make_response(query)
     reply.set_rcode(rcode)
     if rcode == 0:
@@ -104,7 +104,7 @@ class ScriptedTransport:
         cd: bool = False,
     ) -> bytes:
         loop = asyncio.get_running_loop()
-        self.calls.append((server, wire.name_to_text(qname_wire), loop.time()))
+        self.calls.append((server, names.name_to_text(qname_wire), loop.time()))
         self.dnssec.append((dnssec_ok, cd))
         self._called.set()
         if self.gate is not None:

@@ -11,7 +11,7 @@ import dnslib
 import pytest
 from dnslib import EDNS0, QTYPE, RR, DNSRecord
 
-from filterdns.dns import replies, wire
+from filterdns.dns import names, replies, wire
 from filterdns.dns.addresses import is_private_address
 from filterdns.errors import WireError
 
@@ -162,7 +162,7 @@ def test_with_ttls_patches_every_record() -> None:
 
 
 def test_make_query_is_a_valid_edns_query() -> None:
-    sut = DNSRecord.parse(wire.make_query(wire.text_to_wire("Example.com"), 28, 1, 4242))
+    sut = DNSRecord.parse(wire.make_query(names.text_to_wire("Example.com"), 28, 1, 4242))
     assert (sut.header.id, str(sut.q.qname), sut.q.qtype, sut.header.rd) == (
         4242, "example.com.", QTYPE.AAAA, 1,
     )  # fmt: skip
@@ -176,7 +176,7 @@ def test_make_query_is_a_valid_edns_query() -> None:
 )
 def test_text_to_wire_rejects_invalid_names(name: str) -> None:
     with pytest.raises(WireError):
-        wire.text_to_wire(name)
+        names.text_to_wire(name)
 
 
 def test_question_of_rejects_compressed_question() -> None:
@@ -283,14 +283,14 @@ def test_private_addresses_outside_the_answer_section_do_not_count() -> None:
 
 def test_read_name_follows_pointers_backwards_only() -> None:
     message = b"\x00" * 12 + b"\x03www\x07example\x03com\x00" + b"\x03cdn\xc0\x10"
-    assert wire.read_name(message, 12) == "www.example.com"
-    assert wire.read_name(message, 29) == "cdn.example.com"
+    assert names.read_name(message, 12) == "www.example.com"
+    assert names.read_name(message, 29) == "cdn.example.com"
     loop = b"\x00" * 12 + b"\x01a\xc0\x0c"  # points at itself
     with pytest.raises(WireError):
-        wire.read_name(loop, 12)
+        names.read_name(loop, 12)
     forward = b"\x00" * 12 + b"\xc0\x0e\x01a\x00"
     with pytest.raises(WireError):
-        wire.read_name(forward, 12)
+        names.read_name(forward, 12)
 
 
 def test_a_cname_whose_target_runs_off_the_message_is_malformed() -> None:

@@ -1,6 +1,7 @@
-"""Assembles the resolver chain and runs the proxy: start, signals, graceful stop.
+"""The running proxy: start, signals, reloads, graceful stop.
 
-`build_chain` is the one place that knows the order of the links.
+The chain of links a query goes down is assembled by `resolvers.chain.build_chain`; what a
+reload decides before the swap is in `app.reload`, the watch of the file in `app.watch`.
 """
 
 from __future__ import annotations
@@ -11,152 +12,34 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-from filterdns.config import Config, ListenAddress, UpstreamServer, load_config
+from filterdns.app.reload import READY_STATUS, judge, lists_for, restart_notes
+from filterdns.app.watch import watch_config
+from filterdns.config import Config, ListenAddress, load_config
 from filterdns.dns.server import DnsServer, addresses_text
 from filterdns.dns.transport import Transport
 from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.lists.catalog import ListSet
 from filterdns.ops import privileges, runstate, sdnotify
 from filterdns.ops.fdlimit import fit_open_files
-from filterdns.ops.metrics import (
-    Gauge,
-    Metrics,
-    MetricsResolver,
-    MetricsServer,
-    component_gauges,
-    tcp_gauges,
-)
-from filterdns.policy.answers import AnswerJudge
+from filterdns.ops.gauges import component_gauges, tcp_gauges
+from filterdns.ops.metrics import Gauge, Metrics, MetricsServer
 from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Policy
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.neighbors import Neighbours
-from filterdns.policy.protection import Difference, difference
+from filterdns.policy.protection import difference
 from filterdns.querylog.alerts import Alerter, AlertRule
 from filterdns.querylog.dbfile import DamagedError
 from filterdns.querylog.store import QueryLog
-from filterdns.resolvers.access import AccessResolver, LocalAnswerResolver
-from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
-from filterdns.resolvers.conditional import ConditionalResolver
-from filterdns.resolvers.policy import ClientResolver, PolicyResolver
-from filterdns.resolvers.querylog import QueryLogResolver
-from filterdns.resolvers.upstream import Outstanding, UpstreamResolver
+from filterdns.resolvers.chain import build_chain
+from filterdns.resolvers.upstream import Outstanding
 
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class Chain:
-    """The head of the chain plus the links that hold background work to close."""
-
-    head: Resolver
-    cache: CacheResolver
-    upstream: UpstreamResolver
-    access: AccessResolver
-
-
-def build_forwarder(
-    config: Config,
-    transport: Transport,
-    on_exchange: Callable[[str, float | None, bool], None] | None = None,
-    outstanding: Outstanding | None = None,
-) -> tuple[Resolver, UpstreamResolver]:
-    """The bottom of the chain (conditional routes, then the upstreams) and its upstream link.
-
-    Every upstream link shares `outstanding` (new caps from `config` when none is given), so the
-    caps on exchanges in flight hold across conditional routes and reloads.
-    """
-    up = config.upstreams
-    if outstanding is None:
-        outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
-
-    def upstream_for(servers: Sequence[UpstreamServer], trust_ad: bool) -> UpstreamResolver:
-        return UpstreamResolver(
-            servers,
-            strategy=up.strategy,
-            timeout=up.timeout,
-            backoff=up.backoff,
-            transport=transport,
-            on_exchange=on_exchange,
-            outstanding=outstanding,
-            trust_ad=trust_ad,
-        )
-
-    # upstream: terminal; the configured resolvers, one deadline per query, coalesced.
-    upstream = upstream_for(up.servers, up.trust_ad)
-    head: Resolver = upstream
-    # conditional: local suffixes (home.arpa, the LAN's reverse zone) go to the router; below
-    # the cache so those answers are cached too. All share one transport (and its TCP pool).
-    if up.conditional:
-        # Their AD bit is never trusted: a router's answers for local names are not validated.
-        routes = [(suffix, upstream_for(servers, False)) for suffix, servers in up.conditional]
-        head = ConditionalResolver(head, routes)
-    return head, upstream
-
-
-def build_chain(
-    config: Config,
-    transport: Transport,
-    clock: Callable[[], float] = time.monotonic,
-    *,
-    policy: Policy | None = None,
-    directory: ClientDirectory | None = None,
-    wall_clock: Callable[[], float] = time.time,
-    querylog: QueryLog | None = None,
-    alerter: Alerter | None = None,
-    cache: CacheResolver | None = None,
-    metrics: Metrics | None = None,
-    outstanding: Outstanding | None = None,
-) -> Chain:
-    """Order the links of the request path, from the terminal upstream up to the ACL.
-
-    `cache` reuses the cache of a previous chain (a reload keeps every cached answer).
-    """
-    on_exchange = metrics.upstream if metrics is not None else None
-    head, upstream = build_forwarder(config, transport, on_exchange, outstanding)
-    # cache: below the policy so one cache serves every profile and a schedule flip applies
-    # on the very next query; serves stale data when everything below fails.
-    if cache is None:
-        cache = CacheResolver(head, config.cache, clock=clock)
-    else:
-        cache.next, cache.config = head, config.cache
-    head = cache
-    if policy is not None and directory is not None:
-        # policy: above the cache, so a schedule change applies on the very next query and one
-        # cache serves every profile; SafeSearch targets are resolved through the cache.
-        judge = AnswerJudge(config, policy)
-        head = PolicyResolver(head, policy, config.blocking, judge, clock=wall_clock)
-        # querylog: between client and policy, so each blocked lookup is recorded with who asked
-        # and why; only an append to a bounded queue on the hot path. Blocked lookups also feed
-        # the alerts.
-        if querylog is not None:
-            head = QueryLogResolver(
-                head,
-                querylog.put,
-                log_allowed=config.log.log_allowed,
-                observe=alerter.observe if alerter is not None else None,
-                clock=wall_clock,
-            )
-        # metrics: right below the client link, so every answer is counted with its profile.
-        if metrics is not None:
-            head = MetricsResolver(head, metrics)
-            metrics = None
-        # client: who is asking decides the profile the policy applies.
-        head = ClientResolver(head, directory)
-    # local answers: ANY (RFC 8482), NOTIMP, BADVERS; nothing below needs to see those.
-    head = LocalAnswerResolver(head)
-    # access: first, so nobody outside server.allow_clients reaches anything (no open resolver).
-    access = AccessResolver(head, config.server.allow_clients)
-    head = access
-    # metrics, when there is no policy: outermost. (ACL refusals are the refused gauge.)
-    if metrics is not None:
-        head = MetricsResolver(head, metrics)
-    return Chain(head, cache, upstream, access)
+# Log lines name the app, as they always have ("INFO filterdns.app: reloaded ...").
+log = logging.getLogger("filterdns.app")
 
 
 class App:
@@ -228,16 +111,16 @@ class App:
         self.chain = build_chain(
             config,
             self.transport,
-            self.clock,
-            policy=self.policy,
             directory=self.directory,
-            wall_clock=self.wall_clock,
+            policy=self.policy,
             querylog=self.querylog,
             alerter=self.alerter,
-            cache=cache,
             # Counted only when scraped: without server.metrics no link times each query.
             metrics=self.metrics if config.server.metrics is not None else None,
             outstanding=self.outstanding,
+            cache=cache,
+            clock=self.clock,
+            wall_clock=self.wall_clock,
         )
 
     async def start(self) -> list[ListenAddress]:
@@ -355,39 +238,40 @@ class App:
                 self.rejected_reloads += 1
                 log.error("reload rejected, the running configuration stays: %s", exc)
                 return "rejected"
-            if not _judge(difference(self.config, config), source, explicit=explicit):
+            if not judge(difference(self.config, config), source, explicit=explicit):
                 self.held_reloads += 1
                 self._held_text = config.text
                 return "held"
             self._held_text = None
-            for note in restart_notes(self.config, config):
-                log.warning("reload: %s", note)
-            old_lists, lists = self.lists, self.lists
-            if (config.lists, config.categories) != (self.config.lists, self.config.categories):
-                lists = ListSet(config.lists, config.categories)
-                await lists.load()  # built in a child process; the old index serves meanwhile
-            else:
-                await lists.reload_local()  # local list files edited on disk: rebuilt likewise
-            old_alerter, had_neighbours = self.alerter, self.neighbours is not None
-            self._assemble(config, lists, cache=self.chain.cache)
-            self.server.chain = self.chain.head  # the swap: new queries take the new chain
-            fit_open_files(config)  # upstreams.max_outstanding applies at once
-            if config.server.rate_limit != self.config.server.rate_limit:
-                self.server.limit_rate(config.server.rate_limit)
-            self.config = config
-            if lists is not old_lists:
-                self.lists = lists
-                self._refresh_task.cancel()
-                self._refresh_task = asyncio.create_task(lists.run(), name="lists-refresh")
-                old_lists.close()
-            if self.neighbours is not None and not had_neighbours:
-                await self.neighbours.refresh()
-                self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
-            await old_alerter.close()
-            await asyncio.to_thread(self._save_running, config)
+            await self._apply(config)
             self.reloads += 1
             log.info("reloaded %s", source)
             return "applied"
+
+    async def _apply(self, config: Config) -> None:
+        """Build what `config` decides and swap it in: queries in flight finish on the old
+        chain, new ones take the new one; the cache and the caps on exchanges carry over."""
+        for note in restart_notes(self.config, config):
+            log.warning("reload: %s", note)
+        old_lists = self.lists
+        lists = await lists_for(self.config, config, old_lists)
+        old_alerter, had_neighbours = self.alerter, self.neighbours is not None
+        self._assemble(config, lists, cache=self.chain.cache)
+        self.server.chain = self.chain.head  # the swap: new queries take the new chain
+        fit_open_files(config)  # upstreams.max_outstanding applies at once
+        if config.server.rate_limit != self.config.server.rate_limit:
+            self.server.limit_rate(config.server.rate_limit)
+        self.config = config
+        if lists is not old_lists:
+            self.lists = lists
+            self._refresh_task.cancel()
+            self._refresh_task = asyncio.create_task(lists.run(), name="lists-refresh")
+            old_lists.close()
+        if self.neighbours is not None and not had_neighbours:
+            await self.neighbours.refresh()
+            self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
+        await old_alerter.close()
+        await asyncio.to_thread(self._save_running, config)
 
     def _save_running(self, config: Config, *, start: bool = False) -> None:
         """Keep the text in force where `check --against running` finds it; never fatal.
@@ -405,29 +289,16 @@ class App:
             log.warning("cannot save the running configuration in %s: %s", self.state_dir, exc)
 
     async def _watch_config(self) -> None:
-        """Reload when the configuration file changes (checked every second, debounced)."""
+        """Reload when the configuration file changes (checked every second, debounced).
+
+        Not explicit: a change that weakens protection waits for a reload asked for.
+        """
         source = self.config.source
-        if source is None:
-            return
-        path = Path(source)
-        # No stamp yet: the first look compares the text with the one running, so an edit made
-        # between reading the file and this task's start is not missed.
-        stamp: tuple[int, int] | None = (-1, -1)
-        while True:
-            await asyncio.sleep(CONFIG_POLL)
-            now = _stamp(path)
-            if now == stamp:
-                continue
-            await asyncio.sleep(CONFIG_SETTLE)  # an editor may still be writing
-            if _stamp(path) != now:
-                continue
-            stamp = now
-            # Only a new text is tried: not the running one (a `touch`), nor one held back
-            # already. Not explicit: a change that weakens protection waits for a reload.
-            if now is not None and await asyncio.to_thread(_text, path) not in self._seen():
-                await self.reload(explicit=False)
+        if source is not None:
+            await watch_config(Path(source), self._seen, lambda: self.reload(explicit=False))
 
     def _seen(self) -> tuple[str | None, ...]:
+        """The texts the watch does not try again: the running one, the one held back."""
         return self.config.text, self._held_text
 
     async def stop(self) -> None:
@@ -521,66 +392,3 @@ REFUSED_HELP = (
 LIMITED_HELP = "Queries dropped (UDP) or refused (TCP) over server.rate_limit"
 MALFORMED_HELP = "Packets answered FORMERR or dropped as malformed"
 PACKETS_HELP = "UDP datagrams and TCP frames read from clients (within their rate limit)"
-CONFIG_POLL = 1.0  # seconds between two looks at the configuration file
-CONFIG_SETTLE = 0.5  # a change must hold this long before it is read
-READY_STATUS = {  # what systemd shows after a reload, by its result
-    "applied": "reloaded",
-    "rejected": "reload rejected; the old rules stay",
-    "held": "reload held back: it weakens protection; `filterdns reload` applies it",
-}
-
-
-def _text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None  # the reload says why
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
-
-
-def _judge(found: Difference, source: str, *, explicit: bool) -> bool:
-    """Log what a reload changes in protection; False when it must be held back (it weakens
-    protection and only the file watch asked for it)."""
-    if not found.changes:
-        log.info("reload: no change to protection")
-    held = found.weakens and not explicit
-    who = ", ".join(found.who())
-    if held:
-        log.warning(
-            "reload of %s held back: it weakens protection for %s; the running rules stay. "
-            "To apply it on purpose: filterdns reload (or systemctl reload filterdns)",
-            source,
-            who,
-        )
-    elif found.weakens:
-        log.warning("reload: applying changes that weaken protection for %s", who)
-    prefix = "held back" if held else "reload"
-    for change in found.ordered():
-        log.log(logging.WARNING if change.weakens else logging.INFO, "%s: %s", prefix, change.text)
-    return not held
-
-
-def restart_notes(old: Config, new: Config) -> list[str]:
-    """What a reload cannot apply to a running server, in words an admin can act on."""
-    notes = []
-    if old.server.listen != new.server.listen:
-        listen = ", ".join(str(a) for a in new.server.listen)
-        notes.append(f"server.listen changed to {listen}; restart filterdns to listen there")
-    for key in (
-        "tcp_idle_timeout",
-        "max_tcp_connections",
-        "max_tcp_connections_per_client",
-        "shutdown_grace",
-    ):
-        if getattr(old.server, key) != getattr(new.server, key):
-            notes.append(f"server.{key} changed; it applies after a restart")
-    if old.log != new.log:
-        notes.append("log settings changed; they apply after a restart")
-    return notes
