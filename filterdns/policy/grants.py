@@ -28,12 +28,13 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from filterdns.errors import FilterDnsError
-from filterdns.policy.decisions import Grant
+from filterdns.policy.values import Grant
 from filterdns.querylog import dbfile
 from filterdns.querylog.dbfile import DamagedError
 
@@ -60,6 +61,10 @@ class GrantStore:
         self._seen: tuple[object, ...] | None = None
         self._legacy_seen: tuple[int, ...] | None = None
         self._problem = ""
+        # The reader is used by the watch's worker thread and closed by the server's thread at
+        # shutdown: closing a connection while another thread runs a statement on it crashes
+        # the interpreter, so both hold this lock.
+        self._reader_lock = threading.RLock()
 
     # Reading (server, explain)
 
@@ -74,7 +79,8 @@ class GrantStore:
         file is no database any more (the server then has the query log replace it).
         """
         try:
-            grants = self._read_if_changed()
+            with self._reader_lock:
+                grants = self._read_if_changed()
         except DamagedError:
             self._close_reader()
             raise
@@ -138,10 +144,11 @@ class GrantStore:
         self._close_reader()
 
     def _close_reader(self) -> None:
-        reader, self._reader, self._seen = self._reader, None, None
-        if reader is not None:
-            with contextlib.suppress(sqlite3.Error):
-                reader.close()
+        with self._reader_lock:
+            reader, self._reader, self._seen = self._reader, None, None
+            if reader is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    reader.close()
 
     def _say(self, problem: str) -> None:
         if problem != self._problem:  # looked at four times a second: say it once
