@@ -35,10 +35,11 @@ from filterdns.lists.catalog import ListSet
 from filterdns.lists.shipped import shipped_path
 from filterdns.policy.answers import AnswerJudge
 from filterdns.policy.clients import ClientDirectory, ClientMatch
-from filterdns.policy.decisions import Action, Decision, Grant, Policy
+from filterdns.policy.decisions import Policy
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.neighbors import Neighbours, normalize_mac
 from filterdns.policy.timezones import zone_of
+from filterdns.policy.values import Action, Decision, Grant
 from filterdns.resolvers.chain import build_forwarder
 from filterdns.resolvers.querylog import qtype_number
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 from filterdns.config import Config
 from filterdns.dns.wire import Answer
 from filterdns.memo import Memo
-from filterdns.policy.decisions import Action, Decision, Policy
+from filterdns.policy.decisions import Policy
+from filterdns.policy.values import Action, Decision
 
 # Names that live on the local network whatever the upstreams say: their answers may hold
 # private addresses. RFC 6761/6762/8375 and the suffixes home routers hand out; single-label

@@ -24,7 +24,8 @@ from filterdns.dns import model, names, wire
 from filterdns.dns.model import Kind, Request, Response
 from filterdns.memo import Memo
 from filterdns.policy.answers import AnswerJudge
-from filterdns.policy.decisions import Decision, Policy
+from filterdns.policy.decisions import Policy
+from filterdns.policy.values import Decision
 from filterdns.resolvers.base import Link, Resolver
 
 MAX_REMEMBERED = 4096  # blocked answers kept ready

@@ -1,4 +1,4 @@
-"""The policy, decided at fixed instants over a small index: the decision order of PRODUCT.md."""
+"""The policy, decided at fixed instants over a small index: the decision order of the README."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from filterdns.config import Config, default_config, load_config_text
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.indexfile import ListInfo
-from filterdns.policy.decisions import Grant, Policy
+from filterdns.policy.decisions import Policy
+from filterdns.policy.values import Grant
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CONFIG = """\

@@ -33,8 +33,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from filterdns.config import Config, ProfileConfig
-from filterdns.policy.decisions import CANARY_NAMES, DDR_NAMES, RELAY_NAMES
 from filterdns.policy.schedule import Window
+from filterdns.policy.special import CANARY_NAMES, DDR_NAMES, RELAY_NAMES
 from filterdns.policy.timezones import zone_of
 from filterdns.querylog.dbfile import open_reader
 from filterdns.querylog.report.data import NONE_KEY, AlertRow, BypassAttempt, Report, TopName

@@ -1,0 +1,100 @@
+"""A profile as the policy sees it, and its schedule-dependent state.
+
+Each profile's state (which rules are active, the category set, the grants in force, when it
+next changes) is computed once and reused until that change; the decisions made in it are
+remembered per name in the state, so a query costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from filterdns.config import ProfileConfig, ScheduleRule, YouTube
+from filterdns.lists.index import DomainIndex
+from filterdns.memo import Memo
+from filterdns.policy.values import Decision, Grant
+
+MAX_STATE_SECONDS = 3600.0  # recompute a profile's state at least hourly (e.g. after a DST rule)
+MAX_REMEMBERED = 65536  # decisions remembered per profile and state
+
+
+@dataclass
+class State:
+    """A profile's schedule-dependent state, valid until `until` (unix time)."""
+
+    until: float  # recompute at this time
+    change_at: float  # the next schedule or grant change (inf: none)
+    blocked: frozenset[str]
+    block_all: tuple[ScheduleRule, ...]
+    active: tuple[ScheduleRule, ...]
+    granted_domains: tuple[Grant, ...]
+    granted_categories: dict[str, Grant]
+    schedule_allow: tuple[tuple[str, ScheduleRule], ...]
+    # Decisions made in this state, by name: valid until the state or the list index changes.
+    decisions: Memo[str, Decision] = field(default_factory=lambda: Memo(MAX_REMEMBERED))
+    index: DomainIndex | None = None
+
+
+@dataclass
+class Profile:
+    """A profile with its band applied: what every query of this profile needs."""
+
+    config: ProfileConfig
+    band: str
+    categories: frozenset[str]
+    rules: tuple[ScheduleRule, ...]
+    tz: ZoneInfo
+    safesearch: bool
+    youtube: YouTube
+    bypass_protection: bool
+    state: State | None = None
+    trace_rules: list[str] = field(default_factory=list)
+    # The decision for every name nothing else applies to, shared (never changed): most names.
+    allowed: Decision | None = None
+
+
+def compute_state(profile: Profile, now: float, grants: Sequence[Grant]) -> State:
+    """A profile's state at `now`: active rules, blocked categories, grants, next change."""
+    at = datetime.fromtimestamp(now, UTC)
+    active = tuple(rule for rule in profile.rules if rule.window.active(at, profile.tz))
+    changes = [
+        change.timestamp()
+        for rule in profile.rules
+        if (change := rule.window.next_change(at, profile.tz)) is not None
+    ]
+    mine = [g for g in grants if g.profile == profile.config.name and g.expires_at > now]
+    changes.extend(g.expires_at for g in mine)
+    change_at = min(changes, default=math.inf)
+    blocked = set(profile.categories)
+    for rule in active:
+        blocked.update(rule.block)
+    granted_categories = {g.category: g for g in mine if g.category is not None}
+    for rule in active:
+        blocked.difference_update(rule.allow_categories)
+    blocked.difference_update(granted_categories)
+    block_all = tuple(rule for rule in active if rule.block_all)
+    return State(
+        until=min(change_at, now + MAX_STATE_SECONDS),
+        change_at=change_at,
+        blocked=frozenset(blocked),
+        block_all=block_all,
+        active=active,
+        granted_domains=tuple(g for g in mine if g.domain is not None),
+        granted_categories=granted_categories,
+        schedule_allow=tuple((domain, rule) for rule in block_all for domain in rule.allow),
+    )
+
+
+def cap(state: State, now: float) -> int | None:
+    """Whole seconds (at least 1) until the state's next change, None when none is coming."""
+    return max(1, math.ceil(state.change_at - now)) if state.change_at != math.inf else None
+
+
+def min_cap(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)

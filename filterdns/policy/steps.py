@@ -1,0 +1,162 @@
+"""The steps of the decision order, one function each (see `policy.decisions`).
+
+Each takes the profile, its state, the name (and the lists holding it) and a trace that
+`explain` fills (a discarding one otherwise), and returns the decision of its step, or None to
+go on to the next.
+"""
+
+from __future__ import annotations
+
+from filterdns.dns.names import is_subdomain
+from filterdns.policy.special import (
+    BYPASS_CATEGORY,
+    CANARY_NAMES,
+    DDR_NAMES,
+    RELAY_NAMES,
+    safe_host,
+)
+from filterdns.policy.state import Profile, State
+from filterdns.policy.values import Action, Decision, Match, rule_label
+
+
+def allowed(profile: Profile, state: State, name: str, trace: list[str]) -> Decision | None:
+    """3. The profile's allow list, a domain grant, a `block: all` rule's own allow list."""
+    p = profile.config.name
+    for domain in profile.config.allow:
+        if is_subdomain(name, domain):
+            trace.append(f"3. allowed: {domain} is on the allow list of profile {p}")
+            return Decision(
+                Action.ALLOW, p, 3, f"{domain} is allowed for {p}", rule="profile allow"
+            )
+    for grant in state.granted_domains:
+        if grant.domain is not None and is_subdomain(name, grant.domain):
+            trace.append(f"3. allowed by {grant.describe()}")
+            reason = f"allowed for {p} by {grant.describe()}"
+            return Decision(Action.ALLOW, p, 3, reason, rule=grant.describe())
+    for domain, rule in state.schedule_allow:
+        if is_subdomain(name, domain):
+            trace.append(f"3. allowed: {domain} is on the allow list of {rule_label(rule)}")
+            reason = f"{domain} stays allowed during {rule.name}"
+            return Decision(Action.ALLOW, p, 3, reason, rule=rule_label(rule))
+    trace.append(f"3. no allow list, grant or schedule allowance of {p} covers {name}")
+    return None
+
+
+def bypass(profile: Profile, name: str, matches: list[Match], trace: list[str]) -> Decision | None:
+    """4. Bypass protection: the canaries, DDR and the `bypass` category (every band but adult)."""
+    p = profile.config.name
+    if not profile.bypass_protection:
+        trace.append(f"4. bypass protection is off for {p} (band {profile.band})")
+        return None
+    if name in CANARY_NAMES or name in RELAY_NAMES:
+        what = "DNS over HTTPS canary" if name in CANARY_NAMES else "iCloud Private Relay"
+        trace.append(f"4. bypass protection: {what} answered NXDOMAIN")
+        return Decision(
+            Action.NXDOMAIN, p, 4, f"bypass protection: {what}", category=BYPASS_CATEGORY,
+            rule="bypass protection",
+        )  # fmt: skip
+    if name in DDR_NAMES:
+        trace.append("4. bypass protection: encrypted DNS discovery (DDR) answered NODATA")
+        return Decision(
+            Action.NODATA, p, 4, "bypass protection: encrypted DNS discovery (DDR)",
+            category=BYPASS_CATEGORY, rule="bypass protection",
+        )  # fmt: skip
+    for listed, category, source, allow in matches:
+        if category == BYPASS_CATEGORY and not allow:
+            trace.append(f"4. blocked: {listed} is in bypass ({source})")
+            return Decision(
+                Action.BLOCK,
+                p,
+                4,
+                f"bypass protection: {listed} (VPN, proxy or DNS over HTTPS) is listed in {source}",
+                category=BYPASS_CATEGORY,
+                rule="bypass protection",
+                source=source,
+                listed=listed,
+            )
+    trace.append("4. not a bypass name")
+    return None
+
+
+def block_all(
+    profile: Profile, state: State, matches: list[Match], trace: list[str]
+) -> Decision | None:
+    """5. An active `block: all` rule blocks everything (keeping the category it also matches)."""
+    if not state.block_all:
+        trace.append("5. no `block: all` schedule is active")
+        return None
+    p = profile.config.name
+    rule = state.block_all[0]
+    reason = f"{rule.name}: everything is blocked for {p}"
+    trace.append(f"5. blocked: {rule_label(rule)} blocks everything now")
+    # The category the name is also in is kept, so a night-time attempt counts as adult (or
+    # gambling...) in reports and alerts too.
+    found = _listed_category(matches, state.blocked)
+    if found is None:
+        return Decision(Action.BLOCK, p, 5, reason, rule=rule_label(rule))
+    listed, category, source = found
+    trace.append(f"5. {listed} is also in {category} ({source})")
+    return Decision(
+        Action.BLOCK, p, 5, f"{reason}; {listed} is also listed in {source}", category=category,
+        rule=rule_label(rule), source=source, listed=listed,
+    )  # fmt: skip
+
+
+def categories(
+    profile: Profile, state: State, name: str, matches: list[Match], trace: list[str]
+) -> Decision | None:
+    """6. A blocked category holding the name (unless an @@ exception), the profile's block list."""
+    p = profile.config.name
+    for listed, category, source, allow in matches:
+        if allow or category not in state.blocked:
+            continue
+        if any(c == category for _n, c, _s, a in matches if a):  # an @@ exception
+            trace.append(f"6. {listed} is excepted from {category} by an allow entry")
+            continue
+        trace.append(f"6. blocked: {listed} is in {category} ({source})")
+        return Decision(
+            Action.BLOCK, p, 6, f"{category} is blocked for {p}; {listed} is listed in {source}",
+            category=category, rule=_category_rule(profile, state, category), source=source,
+            listed=listed,
+        )  # fmt: skip
+    for domain in profile.config.block:
+        if is_subdomain(name, domain):
+            trace.append(f"6. blocked: {domain} is on the block list of profile {p}")
+            reason = f"{domain} is blocked for {p}"
+            return Decision(Action.BLOCK, p, 6, reason, rule="profile block", listed=domain)
+    in_categories = sorted({c for _n, c, _s, a in matches if not a})
+    trace.append(
+        "6. not in a blocked category"
+        + (f" (listed in {', '.join(in_categories)}, not blocked now)" if in_categories else "")
+    )
+    return None
+
+
+def rewrite(profile: Profile, name: str, trace: list[str]) -> Decision | None:
+    """7. SafeSearch and YouTube: the search engines answered with their safe hosts."""
+    target = safe_host(profile.safesearch, profile.youtube, name)
+    if target is None:
+        trace.append("7. no SafeSearch rewrite applies")
+        return None
+    p = profile.config.name
+    trace.append(f"7. rewritten: {name} -> {target}")
+    return Decision(Action.REWRITE, p, 7, f"SafeSearch for {p}: {target}", target=target)
+
+
+def _category_rule(profile: Profile, state: State, category: str) -> str:
+    for rule in state.active:
+        if category in rule.block:
+            return rule_label(rule)
+    if category in profile.config.categories:
+        return f"profile {profile.config.name} categories"
+    return f"age band {profile.band}"
+
+
+def _listed_category(matches: list[Match], blocked: frozenset[str]) -> tuple[str, str, str] | None:
+    """(listed name, category, source) of the first list holding the name, preferring the
+    categories the profile blocks anyway; None when no list holds it."""
+    listed = [(n, c, s) for n, c, s, allow in matches if not allow]
+    for found in listed:
+        if found[1] in blocked:
+            return found
+    return listed[0] if listed else None
