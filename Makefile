@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit clean bench stress
+.PHONY: run test lint typecheck unit clean bench stress generate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,20 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/filterdns serve $(if $(CONFIG),-c $(CONFIG))
 
-## test: lint, strict types and the whole test suite
-test: lint typecheck
+## test: lint, strict types and the whole test suite (after writing the generated files)
+test: generate lint typecheck
 	$(BIN)/python -m pytest -q
+
+## generate: write the JSON Schema and default.yaml from the config section modules
+generate: $(STAMP)
+	@$(BIN)/python -m filterdns.config.schema > schema/filterdns.schema.json.new
+	@cmp -s schema/filterdns.schema.json.new schema/filterdns.schema.json \
+	  && rm schema/filterdns.schema.json.new \
+	  || { mv schema/filterdns.schema.json.new schema/filterdns.schema.json; echo "wrote schema/filterdns.schema.json"; }
+	@$(BIN)/python -m filterdns.config.defaults > filterdns/config/default.yaml.new
+	@cmp -s filterdns/config/default.yaml.new filterdns/config/default.yaml \
+	  && rm filterdns/config/default.yaml.new \
+	  || { mv filterdns/config/default.yaml.new filterdns/config/default.yaml; echo "wrote filterdns/config/default.yaml"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check filterdns tests

@@ -1,8 +1,8 @@
 """UDP and TCP listeners: the only code that touches client sockets.
 
 UDP sockets are read with `loop.add_reader` + `recvfrom` rather than a datagram protocol: on stock
-asyncio that is about four times cheaper per packet (see ARCHITECTURE.md). TCP uses asyncio
-streams with RFC 1035 2-byte framing, several queries in flight per connection (RFC 7766
+asyncio that is about four times cheaper per packet (measured in docs/architecture.md). TCP uses
+asyncio streams with RFC 1035 2-byte framing, several queries in flight per connection (RFC 7766
 pipelining, answers in completion order), an idle timeout and caps on open connections, in all
 and per client address (`tcpslots`).
 """

@@ -1694,8 +1694,8 @@ ALWAYS = set(ALWAYS_BLOCKED)
 EVERY_DAY = frozenset(range(7))
 SUN_THU = frozenset({6, 0, 1, 2, 3})
 FRI_SAT = frozenset({4, 5})
-# PRODUCT.md's table: band -> (blocked categories, SafeSearch, YouTube, "block all" windows as
-# (days, from, to) in minutes).
+# The age band table (config.example.yaml, `age_bands:`): band -> (blocked categories,
+# SafeSearch, YouTube, "block all" windows as (days, from, to) in minutes).
 PRODUCT_BANDS = {
     "under-9": (CHILD | {"games"} | ALWAYS, True, "strict", [(EVERY_DAY, 20 * 60, 7 * 60)]),
     "9-12": (
@@ -2723,8 +2723,8 @@ def test_every_policy_problem_is_reported_at_once() -> None:
     ]
 
 
-# The PRODUCT.md configuration, minus what this version does not read yet (DNS over HTTPS,
-# rate_limit, alerts) and with a real schedule list for class-6a.
+# The configuration the product was first described with, minus what this version does not read
+# yet (DNS over HTTPS, rate_limit, alerts) and with a real schedule list for class-6a.
 PRODUCT_EXAMPLE = """\
 server:
   listen: ["0.0.0.0:53", "[::]:53"]        # UDP and TCP on each
