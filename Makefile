@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit clean bench stress generate
+.PHONY: run test lint typecheck unit clean bench stress generate lists-eval
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+## lists-eval: measure the lists per band (recall on held-aside sites, false positives, the
+## classifier, size) and write blocklists/EVAL.md (DATA=dir: the list data, default ../shared/data)
+lists-eval: $(STAMP)
+	$(BIN)/python scripts/lists_eval.py $(if $(DATA),--data $(DATA))
 
 ## bench: filterdns against dnsmasq and unbound on loopback (QUICK=1: under 3 minutes)
 bench: $(STAMP)

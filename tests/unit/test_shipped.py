@@ -117,9 +117,11 @@ def test_shipped_dir_is_installed_with_the_package() -> None:
     # (a link in the checkout, copied into wheels by the package data).
     assert package / "blocklists" == SHIPPED_DIR
     assert SHIPPED_DIR.resolve() == package.parent / "blocklists"
-    # Only the generated files live there: the category lists and SOURCES.md.
+    # Only the generated files live there: the category lists, SOURCES.md and EVAL.md (the
+    # lists' measured figures, written by `make lists-eval`).
     present = {p.name for p in SHIPPED_DIR.iterdir() if not p.name.startswith(".")}
-    assert present == {shipped_path(s).name for s in SHIPPED_SOURCES} | {"SOURCES.md"}
+    expected = {shipped_path(s).name for s in SHIPPED_SOURCES} | {"SOURCES.md", "EVAL.md"}
+    assert present == expected
 
 
 # The files
