@@ -157,7 +157,8 @@ def rejection(source: str, reason: str, has_copy: bool) -> str:
 def copy_path(cache_dir: Path, source: str) -> Path:
     """Where the last good copy of a local file is kept."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    return cache_dir / COPIES_DIR / f"{Path(source).name[:40]}-{digest}.txt"
+    suffix = ".txt.gz" if source.endswith(".gz") else ".txt"  # a gzip list stays one
+    return cache_dir / COPIES_DIR / f"{Path(source).name[:40]}-{digest}{suffix}"
 
 
 def download_check(
@@ -313,7 +314,8 @@ class SourceAdder:
 def _snapshot(source: Path, directory: Path) -> Path:
     """A copy of `source` under a temporary name in `directory` (removed by the caller)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
+    suffix = ".part.gz" if source.suffix == ".gz" else ".part"  # read as gzip too
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".", suffix=suffix)
     os.close(fd)
     try:
         shutil.copyfile(source, name)
