@@ -23,12 +23,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX, SHIPPED_SOURCE
+from filterdns.config import (
+    DEFAULT_CATEGORIES,
+    NEVER_BLOCK_CATEGORY,
+    SHIPPED_PREFIX,
+    SHIPPED_SOURCE,
+)
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.indexfile import ListInfo
 from filterdns.lists.parse import iter_file
-from filterdns.lists.shipped import SHIPPED
+from filterdns.lists.shipped import NEVER_BLOCK_SOURCE, SHIPPED
 from filterdns.lists.sourcereport import SourceReport
 from filterdns.lists.validate import (
     Stamp,
@@ -72,7 +77,8 @@ def resolve_sources(
         ]
 
     configured = dict(categories)
-    pairs: list[tuple[str, str]] = []
+    # The never-block list first: its entries except names from every category.
+    pairs: list[tuple[str, str]] = [(NEVER_BLOCK_CATEGORY, NEVER_BLOCK_SOURCE)]
     for category in DEFAULT_CATEGORIES:
         if category not in configured:
             pairs.extend(defaults(category))
@@ -218,6 +224,9 @@ class SourceAdder:
         return block, allow
 
     def _lists(self, status: SourceStatus) -> tuple[int, int]:
+        if status.category == NEVER_BLOCK_CATEGORY:  # every entry is an allow entry
+            only = self.builder.add_list(ListInfo(status.category, status.source, allow=True))
+            return only, only
         block = self.builder.add_list(ListInfo(status.category, status.source))
         allow = self.builder.add_list(ListInfo(status.category, status.source, allow=True))
         return block, allow
