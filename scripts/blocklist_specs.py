@@ -39,9 +39,7 @@ class Upstream:
 
 UT1_NOTICE = f"UT1 blacklists by Fabrice Prigent, Universite Toulouse Capitole: {CC_BY_SA}"
 UT1_COMMIT = "804da92a9177149204d9a3d0c4ab5bd1cafe120d"
-UT1 = Upstream(
-    "UT1", "olbat/ut1-blacklists", UT1_COMMIT, "2026-08-17", CC_BY_SA, UT1_NOTICE, True
-)
+UT1 = Upstream("UT1", "olbat/ut1-blacklists", UT1_COMMIT, "2026-08-17", CC_BY_SA, UT1_NOTICE, True)
 # UT1 malware/ and phishing/ domains were copied from the newest commit that still held them.
 UT1_2025 = Upstream(
     "UT1",
@@ -218,7 +216,11 @@ UT1_PHISHING = Remote(
     f"{UT1_RAW}/phishing/domains", "UT1 phishing", UT1_2025, ut1("phishing", UT1_2025)
 )
 STEVENBLACK_REMOTE = Remote(
-    STEVENBLACK_URL, "StevenBlack unified", STEVENBLACK, STEVENBLACK_HOSTS, "ads + trackers + malware"
+    STEVENBLACK_URL,
+    "StevenBlack unified",
+    STEVENBLACK,
+    STEVENBLACK_HOSTS,
+    "ads + trackers + malware",
 )
 DIBDOT_REMOTE = Remote(
     DIBDOT_URL, "dibdot doh-domains_overall", DIBDOT, DIBDOT_DOH, "GPL-3.0: never shipped"

@@ -37,6 +37,7 @@ SCRIPTS = Path(__file__).resolve().parent
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
+from blocklist_review import read_exceptions, read_never_block, report  # noqa: E402
 from blocklist_specs import (  # noqa: E402
     CC_BY_SA,
     CC_BY_SA_URL,
@@ -48,12 +49,12 @@ from blocklist_specs import (  # noqa: E402
     Spec,
     Upstream,
 )
+
 from filterdns.lists.domains import InvalidName, normalize_domain  # noqa: E402
 from filterdns.lists.parse import iter_file  # noqa: E402
 from filterdns.lists.shipped import CATEGORIES, SHIPPED, SHIPPED_PREFIX  # noqa: E402
 from filterdns.lists.sourcereport import SourceReport  # noqa: E402
 from filterdns.lists.v2fly import PATTERN_KINDS, resolve  # noqa: E402
-from blocklist_review import read_exceptions, read_never_block, report  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "blocklists"
 DEFAULT_OUT = REPO / "blocklists"
@@ -227,7 +228,9 @@ def _header(category: str, spec: Spec, used: list[Input], names: int, allows: in
     share_alike = any(item.upstream.share_alike for item in used)
     return [
         *header,
-        f"# Licence: {CC_BY_SA} {CC_BY_SA_URL}" if share_alike else f"# Licence: {' + '.join(licences)}",
+        f"# Licence: {CC_BY_SA} {CC_BY_SA_URL}"
+        if share_alike
+        else f"# Licence: {' + '.join(licences)}",
         *(f"#   {notice}" for notice in notices),
         "# Modified: normalised, merged, parent-covered and never-block names dropped; see "
         "SOURCES.md",
@@ -292,7 +295,13 @@ def generated_section(builts: Sequence[Built], reviewed: Reviewed) -> str:
             for r, n in b.remote_counts
         )
         lines.append(f"| {b.category} | `{b.file}` | {len(b.names):,} | {made} | {remote or '—'} |")
-    lines += ["", "### Exceptions (`exceptions.txt`)", "", "| category | name | why |", "|---|---|---|"]
+    lines += [
+        "",
+        "### Exceptions (`exceptions.txt`)",
+        "",
+        "| category | name | why |",
+        "|---|---|---|",
+    ]
     for category, entries in reviewed.exceptions.items():
         lines += [f"| {category} | `{name}` | {why} |" for name, why in entries.items()]
     groups = collections.Counter(reviewed.never_block.values())
@@ -303,7 +312,8 @@ def generated_section(builts: Sequence[Built], reviewed: Reviewed) -> str:
         "",
         f"{len(reviewed.never_block):,} names: "
         + ", ".join(f"{group} {count:,}" for group, count in sorted(groups.items()))
-        + f". Names of the shipped sources that it holds, left out of the files: {dropped or 'none'}.",
+        + ". Names of the shipped sources that it holds, left out of the files: "
+        + f"{dropped or 'none'}.",
         "",
         END,
     ]
