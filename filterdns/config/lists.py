@@ -29,11 +29,17 @@ from filterdns.config.readers import (
 )
 from filterdns.config.walker import Node, join, show
 
-# The categories shipped in blocklists/ (lists.shipped keeps the same tuple).
+# The categories shipped in blocklists/ (lists.shipped keeps the same tuple). `ads` (ads and
+# trackers) ships too but no age band blocks it: a profile adds it to its `categories`.
 DEFAULT_CATEGORIES = (
     "adult", "gambling", "dating", "drugs", "violence", "social", "chat", "games", "video",
-    "bypass", "malware", "phishing", "piracy", "cryptojacking", "stalkerware",
+    "bypass", "malware", "phishing", "piracy", "cryptojacking", "stalkerware", "ads",
 )  # fmt: skip
+# The lists of this pseudo-category hold names no category may block (schools, government,
+# health, infrastructure...): each of their entries is an allow entry for every category. The
+# shipped `blocklists/never-block.txt` is always read; `categories: {never-block: [...]}` adds
+# a configuration's own.
+NEVER_BLOCK_CATEGORY = "never-block"
 # `shipped` in a category's sources stands for the lists shipped with the package; inside the
 # proxy one shipped file is named "shipped:<file>" (lists.shipped.shipped_path finds it).
 SHIPPED_SOURCE = "shipped"
@@ -111,7 +117,7 @@ def _list_source(r: ConfigReader, category: str, text: str) -> str:
     """ "shipped", an http(s):// URL, or a file path (relative to the configuration file)."""
     text = text.strip()
     if text == SHIPPED_SOURCE:
-        if category not in DEFAULT_CATEGORIES:
+        if category not in DEFAULT_CATEGORIES and category != NEVER_BLOCK_CATEGORY:
             raise ValueError(
                 f"{category!r} has no shipped list; shipped categories: "
                 + ", ".join(DEFAULT_CATEGORIES)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filterdns import __version__
-from filterdns.config import SHIPPED_PREFIX
+from filterdns.config import NEVER_BLOCK_CATEGORY, SHIPPED_PREFIX
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
-from filterdns.lists.shipped import SHIPPED, shipped_path
+from filterdns.lists.shipped import NEVER_BLOCK_SOURCE, SHIPPED, shipped_path
 from filterdns.lists.sourcereport import SourceReport
 from filterdns.lists.sources import SourceAdder, SourceStatus
 from filterdns.lists.validate import Stamp
@@ -84,7 +84,8 @@ def read_reports(cache_dir: Path) -> list[SourceStatus] | None:
 
 def shipped_index(cache_dir: Path) -> DomainIndex:
     """Every shipped list of every category, mapped from `index-shipped.bin` or built."""
-    sources = [(c, s) for c, ss in SHIPPED.items() for s in ss if s.startswith(SHIPPED_PREFIX)]
+    sources = [(NEVER_BLOCK_CATEGORY, NEVER_BLOCK_SOURCE)]
+    sources += [(c, s) for c, ss in SHIPPED.items() for s in ss if s.startswith(SHIPPED_PREFIX)]
     plan = [SourceStatus(c, s, "shipped", SourceReport(s), shipped_path(s)) for c, s in sources]
     fingerprint = fingerprint_of(plan, 0.0)
     path = cache_dir / SHIPPED_INDEX_FILE if is_writable(cache_dir) else None

@@ -11,6 +11,9 @@ One file may mix formats; each line is recognised on its own:
     local-zone: "example.com." refuse    unbound `local-zone:` (any type) and `local-data:`
     example.com/some/path                host/path (UT1 `urls`) or a pasted `https://host:port/path`
                                          -> the host is kept and counted in `hosts_from_urls`
+    full:a.com   domain:a.com   a.com @ads    v2fly rules (`lists.v2fly`): the name; `@attr`
+                                         tags dropped; `regexp:`/`keyword:` skipped as
+                                         `pattern_rule`, `include:` as `v2fly_include`
 
 Blank lines, `#` and `!` comments and `[Adblock Plus 2.0]` headers are only counted as lines.
 As in hosts(5), `#` starts a comment anywhere on a line (`0.0.0.0 a.com#b.com` lists a.com only),
@@ -31,15 +34,17 @@ regular-expression match on the raw bytes and one ASCII decode of the name.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from filterdns.lists.domains import MAX_NAME, InvalidName, is_ip, normalize_domain
 from filterdns.lists.sourcereport import INVALID_LINE_REASONS, SourceReport
+from filterdns.lists.v2fly import PATTERN_KINDS, split_attrs
 
 # The hot path on raw bytes: `name` or `<sink> name`, lower-case ASCII, nothing else.
 _HOT = re.compile(
@@ -144,6 +149,9 @@ def _token(tok: str) -> list[_Item]:
         return [("", _IGNORE)]
     if tok.startswith("@@"):
         return [_adblock(tok[2:], _ALLOW)]
+    kind, colon, value = tok.partition(":")
+    if colon and kind.lower() in _V2FLY:
+        return [_v2fly(kind.lower(), value)]
     if first in "|/":
         return [_adblock(tok, _BLOCK)]
     if "=" in tok:
@@ -160,6 +168,19 @@ def _token(tok: str) -> list[_Item]:
     if tok.lower() == "server:":
         return [("", _IGNORE)]
     return [_name(tok)]
+
+
+_V2FLY = frozenset({"full", "domain", "include", *PATTERN_KINDS})
+
+
+def _v2fly(kind: str, value: str) -> _Item:
+    """A prefixed v2fly rule: `full:` and `domain:` give the name (the index blocks subdomains
+    either way); patterns and includes are skipped."""
+    if kind in PATTERN_KINDS:
+        return "pattern_rule", _SKIP
+    if kind == "include":
+        return "v2fly_include", _SKIP
+    return _name(value)
 
 
 def _hosts_name(tok: str) -> _Item:
@@ -179,6 +200,8 @@ def _line(parts: list[str]) -> list[_Item]:
     """The slow path for one split line: every format, every reason."""
     if len(parts) == 1:
         return _token(parts[0])
+    if parts[-1].startswith("@") and (untagged := split_attrs(parts)) is not None:
+        return _line(untagged)  # a v2fly rule with `@attr` tags
     head = parts[0]
     if head[0] == "!" or (head[0] == "[" and parts[-1].endswith("]")):
         return [("", _IGNORE)]
@@ -353,10 +376,15 @@ def iter_lines(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes
 
 
 def _file_batches(path: Path) -> Iterator[list[bytes]]:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as packed:
+            yield from _line_batches(cast(BinaryIO, packed), CHUNK_SIZE)
+        return
     with path.open("rb") as stream:
         yield from _line_batches(stream, CHUNK_SIZE)
 
 
 def iter_file(path: Path, report: SourceReport) -> Iterator[tuple[str, bool]]:
-    """Stream the entries of a list file (read in binary, never whole in memory)."""
+    """Stream the entries of a list file (read in binary, never whole in memory); a file named
+    `*.gz` is decompressed as it is read (the big shipped lists are stored that way)."""
     return _parse(itertools.chain.from_iterable(_file_batches(path)), report)

@@ -1,9 +1,11 @@
 """The default categories and their list sources: files shipped in the package, remote URLs.
 
-Every category has one shipped file, `blocklists/<category>.txt`, so a fresh install
-filters offline from its first query. Sources too large to ship (UT1 adult, malware, phishing
-and redirector, StevenBlack's unified hosts) and the GPL-3.0 DoH list are remote: they are
-downloaded on the first refresh and then every `lists.refresh`. Origins, licences, the category
+Every category has one shipped file, `blocklists/<category>.txt` (`.txt.gz` when it is big), so
+a fresh install filters offline from its first query; adult, gambling and bypass ship every
+source the licences allow. Sources not shipped (UT1 adult, malware and phishing, StevenBlack's
+unified hosts and ShadowWhisperer's trackers for `ads`, the GPL-3.0 DoH list) are remote: they
+are downloaded on the first refresh and then every `lists.refresh`. `never-block.txt` holds the
+names no category blocks (read as allow entries for every category). Origins, licences, the category
 mapping and the counts are in `blocklists/SOURCES.md`; `scripts/build_blocklists.py`
 regenerates the shipped files and checks that this manifest matches what it builds.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX
+from filterdns.config import DEFAULT_CATEGORIES, NEVER_BLOCK_CATEGORY, SHIPPED_PREFIX
 
 # The repository's top-level blocklists/, which the package reaches as its own blocklists/ (a
 # link in a checkout; wheels copy the files in as package data).
@@ -24,14 +26,17 @@ CATEGORIES: tuple[str, ...] = DEFAULT_CATEGORIES  # one list, kept by the config
 _UT1 = "https://raw.githubusercontent.com/olbat/ut1-blacklists/master/blacklists"
 
 
-def _file(category: str) -> str:
-    """The shipped source of `category`: "shipped:<category>.txt"."""
-    return f"{SHIPPED_PREFIX}{category}.txt"
+def _file(category: str, packed: bool = False) -> str:
+    """The shipped source of `category`: "shipped:<category>.txt" (".txt.gz" when packed)."""
+    return f"{SHIPPED_PREFIX}{category}.txt" + (".gz" if packed else "")
 
+
+_SHADOW = "https://raw.githubusercontent.com/ShadowWhisperer/BlockLists/master/Lists"
+_STEVENBLACK = "https://raw.githubusercontent.com/StevenBlack/hosts/master/hosts"
 
 SHIPPED: dict[str, tuple[str, ...]] = {
     "adult": (
-        _file("adult"),
+        _file("adult", packed=True),
         f"{_UT1}/adult/domains.0",
         f"{_UT1}/adult/domains.1",
         f"{_UT1}/adult/domains.2",
@@ -45,24 +50,22 @@ SHIPPED: dict[str, tuple[str, ...]] = {
     "games": (_file("games"),),
     "video": (_file("video"),),
     "bypass": (
-        _file("bypass"),
-        f"{_UT1}/redirector/domains",
+        _file("bypass", packed=True),
         "https://raw.githubusercontent.com/dibdot/DoH-IP-blocklists/master/doh-domains_overall.txt",
     ),
-    "malware": (
-        _file("malware"),
-        f"{_UT1}/malware/domains",
-        "https://raw.githubusercontent.com/StevenBlack/hosts/master/hosts",
-    ),
-    "phishing": (
-        _file("phishing"),
-        f"{_UT1}/phishing/domains",
-    ),
+    "malware": (_file("malware"), f"{_UT1}/malware/domains"),
+    "phishing": (_file("phishing"), f"{_UT1}/phishing/domains"),
     "piracy": (_file("piracy"),),
     "cryptojacking": (_file("cryptojacking"),),
     "stalkerware": (_file("stalkerware"),),
+    # Ads and trackers: no age band blocks them; a profile adds `ads` to its categories.
+    "ads": (_file("ads", packed=True), f"{_SHADOW}/Tracking", _STEVENBLACK),
 }
 """Category -> its sources: "shipped:<file>" for a file of SHIPPED_DIR, else an https:// URL."""
+
+
+NEVER_BLOCK_SOURCE = f"{SHIPPED_PREFIX}{NEVER_BLOCK_CATEGORY}.txt"
+"""The shipped never-block list (reviewed names no category blocks), read by every build."""
 
 
 def shipped_path(source: str) -> Path:

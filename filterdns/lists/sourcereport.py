@@ -23,6 +23,9 @@ SKIP_REASONS: dict[str, str] = {
     "cosmetic_rule": "an adblock element-hiding, scriptlet or HTML rule (##, #@#, #?#, #$#, $$)",
     "url_rule": "an adblock rule with a path, a regex, a `|` URL anchor or a `*` inside the name",
     "unsupported_option": "an adblock `$badfilter` rule (it disables another rule, blocks nothing)",
+    "pattern_rule": "a v2fly `regexp:` or `keyword:` rule (a pattern, not a name)",
+    "v2fly_include": "a v2fly `include:` rule (another file of the same directory; the build "
+    "script follows it, a list source alone cannot)",
     "unrecognised": "a line in no known format",
 }
 """Every reason a line (or one name of a hosts / dnsmasq line) is skipped, with what it means."""

@@ -23,12 +23,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX, SHIPPED_SOURCE
+from filterdns.config import (
+    DEFAULT_CATEGORIES,
+    NEVER_BLOCK_CATEGORY,
+    SHIPPED_PREFIX,
+    SHIPPED_SOURCE,
+)
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.indexfile import ListInfo
 from filterdns.lists.parse import iter_file
-from filterdns.lists.shipped import SHIPPED
+from filterdns.lists.shipped import NEVER_BLOCK_SOURCE, SHIPPED
 from filterdns.lists.sourcereport import SourceReport
 from filterdns.lists.validate import (
     Stamp,
@@ -72,7 +77,8 @@ def resolve_sources(
         ]
 
     configured = dict(categories)
-    pairs: list[tuple[str, str]] = []
+    # The never-block list first: its entries except names from every category.
+    pairs: list[tuple[str, str]] = [(NEVER_BLOCK_CATEGORY, NEVER_BLOCK_SOURCE)]
     for category in DEFAULT_CATEGORIES:
         if category not in configured:
             pairs.extend(defaults(category))
@@ -157,7 +163,8 @@ def rejection(source: str, reason: str, has_copy: bool) -> str:
 def copy_path(cache_dir: Path, source: str) -> Path:
     """Where the last good copy of a local file is kept."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    return cache_dir / COPIES_DIR / f"{Path(source).name[:40]}-{digest}.txt"
+    suffix = ".txt.gz" if source.endswith(".gz") else ".txt"  # a gzip list stays one
+    return cache_dir / COPIES_DIR / f"{Path(source).name[:40]}-{digest}{suffix}"
 
 
 def download_check(
@@ -217,6 +224,9 @@ class SourceAdder:
         return block, allow
 
     def _lists(self, status: SourceStatus) -> tuple[int, int]:
+        if status.category == NEVER_BLOCK_CATEGORY:  # every entry is an allow entry
+            only = self.builder.add_list(ListInfo(status.category, status.source, allow=True))
+            return only, only
         block = self.builder.add_list(ListInfo(status.category, status.source))
         allow = self.builder.add_list(ListInfo(status.category, status.source, allow=True))
         return block, allow
@@ -313,7 +323,8 @@ class SourceAdder:
 def _snapshot(source: Path, directory: Path) -> Path:
     """A copy of `source` under a temporary name in `directory` (removed by the caller)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
+    suffix = ".part.gz" if source.suffix == ".gz" else ".part"  # read as gzip too
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".", suffix=suffix)
     os.close(fd)
     try:
         shutil.copyfile(source, name)

@@ -7,6 +7,7 @@ go on to the next.
 
 from __future__ import annotations
 
+from filterdns.config import NEVER_BLOCK_CATEGORY
 from filterdns.dns.names import is_subdomain
 from filterdns.policy.special import (
     BYPASS_CATEGORY,
@@ -62,7 +63,11 @@ def bypass(profile: Profile, name: str, matches: list[Match], trace: list[str]) 
             category=BYPASS_CATEGORY, rule="bypass protection",
         )  # fmt: skip
     for listed, category, source, allow in matches:
-        if category == BYPASS_CATEGORY and not allow:
+        if category != BYPASS_CATEGORY or allow:
+            continue
+        if (why := excepted(matches, category)) is not None:
+            trace.append(f"4. {listed} is in bypass ({source}) but {why}")
+        else:
             trace.append(f"4. blocked: {listed} is in bypass ({source})")
             return Decision(
                 Action.BLOCK,
@@ -110,8 +115,8 @@ def categories(
     for listed, category, source, allow in matches:
         if allow or category not in state.blocked:
             continue
-        if any(c == category for _n, c, _s, a in matches if a):  # an @@ exception
-            trace.append(f"6. {listed} is excepted from {category} by an allow entry")
+        if (why := excepted(matches, category)) is not None:
+            trace.append(f"6. {listed} is in {category} ({source}) but {why}")
             continue
         trace.append(f"6. blocked: {listed} is in {category} ({source})")
         return Decision(
@@ -129,6 +134,18 @@ def categories(
         "6. not in a blocked category"
         + (f" (listed in {', '.join(in_categories)}, not blocked now)" if in_categories else "")
     )
+    return None
+
+
+def excepted(matches: list[Match], category: str) -> str | None:
+    """Why an allow entry excepts the name from `category` (one of that category's lists, or
+    the never-block list, which counts for every category); None when none does."""
+    for listed, found, source, allow in matches:
+        if allow and found == category:
+            return f"{listed} is excepted from {category} by an allow entry in {source}"
+    for listed, found, source, allow in matches:
+        if allow and found == NEVER_BLOCK_CATEGORY:
+            return f"{listed} is on the never-block list ({source}), which every category respects"
     return None
 
 

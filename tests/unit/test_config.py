@@ -1597,7 +1597,7 @@ def test_categories_name_their_sources(text: str, expected: object) -> None:
             "categories.homework[0]",
             "'homework' has no shipped list; shipped categories: adult, gambling, dating, drugs, "
             "violence, social, chat, games, video, bypass, malware, phishing, piracy, "
-            "cryptojacking, stalkerware",
+            "cryptojacking, stalkerware, ads",
             2,
             id="shipped-for-a-new-category",
         ),
@@ -2174,7 +2174,7 @@ def test_system_timezone(tmp_path: Path) -> None:
 BANDS_TEXT = "under-9, 9-12, 13-15, 16-17, adult"
 CATEGORIES_TEXT = (
     "adult, gambling, dating, drugs, violence, social, chat, games, video, bypass, malware, "
-    "phishing, piracy, cryptojacking, stalkerware"
+    "phishing, piracy, cryptojacking, stalkerware, ads"
 )
 KID = "profiles:\n  kid:\n    age_band: 9-12\n"
 RULE = KID + "    schedules:\n      - {{{}}}\n"

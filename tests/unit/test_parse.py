@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import itertools
 import json
@@ -174,6 +175,17 @@ LINE_CASES: list[tuple[str, str, list[tuple[str, bool]], dict[str, int], int]] =
     ("hash-dnsmasq-server", "server=/a.com/#", [("a.com", B)], {}, 0),
     ("hash-then-dollars", "a.com#x$$y", [("a.com", B)], {}, 0),
     ("hash-cosmetic-after-comment", "a.com # see b.com##.ad", [("a.com", B)], {}, 0),
+    # v2fly domain-list-community rules (lists.v2fly)
+    ("v2fly-full", "full:www.example.com", [("www.example.com", B)], {}, 0),
+    ("v2fly-domain", "domain:Example.com", [("example.com", B)], {}, 0),
+    ("v2fly-tagged", "example.com @ads", [("example.com", B)], {}, 0),
+    ("v2fly-two-tags", "full:a.example.com @cn @ads", [("a.example.com", B)], {}, 0),
+    ("v2fly-regexp", r"regexp:^ad[0-9]+\.example\.com$", [], {"pattern_rule": 1}, 0),
+    ("v2fly-keyword", "keyword:porn", [], {"pattern_rule": 1}, 0),
+    ("v2fly-include", "include:category-porn", [], {"v2fly_include": 1}, 0),
+    ("v2fly-include-tagged", "include:google @-cn", [], {"v2fly_include": 1}, 0),
+    ("v2fly-full-bad", "full:exa$mple.com", [], {"bad_character": 1}, 0),
+    ("v2fly-unknown-prefix", "ful:example.com", [], {"bad_character": 1}, 0),
     # garbage
     ("prose", "Permission is hereby granted", [], {"unrecognised": 1}, 0),
     ("regex-expression", "(^|[-/])(adult|porn)", [], {"url_rule": 1}, 0),
@@ -687,3 +699,21 @@ def test_a_line_without_a_break_is_cut_so_memory_stays_bounded():
     lines = list(iter_lines(io.BytesIO(junk + b"\na.com\n"), chunk_size=1 << 16))
     assert lines[-1] == b"a.com"
     assert max(map(len, lines)) <= (1 << 20) + (1 << 16)
+
+
+def test_a_gzip_list_is_read_transparently(tmp_path: Path):
+    text = b"# header\nexample.com\n0.0.0.0 ads.example.org\n@@||ok.example.com^\n"
+    plain, packed = tmp_path / "list.txt", tmp_path / "list.txt.gz"
+    plain.write_bytes(text)
+    packed.write_bytes(gzip.compress(text, mtime=0))
+    first, second = SourceReport("plain"), SourceReport("packed")
+    assert (
+        list(iter_file(packed, second))
+        == list(iter_file(plain, first))
+        == [
+            ("example.com", False),
+            ("ads.example.org", False),
+            ("ok.example.com", True),
+        ]
+    )
+    assert second.to_json() | {"source": "plain"} == first.to_json()

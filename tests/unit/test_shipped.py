@@ -4,6 +4,7 @@ what scripts/build_blocklists.py generates from the pinned public lists."""
 from __future__ import annotations
 
 import functools
+import gzip
 import importlib.util
 import re
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 import filterdns
 from filterdns.config import DEFAULT_CATEGORIES
-from filterdns.lists.parse import parse_bytes
+from filterdns.lists.parse import iter_file, parse_bytes
 from filterdns.lists.shipped import (
     CATEGORIES,
     SHIPPED,
@@ -25,6 +26,7 @@ from filterdns.lists.shipped import (
     SHIPPED_PREFIX,
     shipped_path,
 )
+from filterdns.lists.sourcereport import SourceReport
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "blocklists"
@@ -43,11 +45,22 @@ REMOTE_SOURCES = sorted({s for sources in SHIPPED.values() for s in sources if "
 VALID_NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)+(?![0-9]+\Z)[a-z0-9_-]{1,63}").fullmatch
 
 
+def source_of(category: str) -> str:
+    """The shipped source of a category, as the manifest names it (.txt or .txt.gz)."""
+    return SHIPPED[category][0]
+
+
+def read_bytes(source: str) -> bytes:
+    """A shipped file's content (decompressed when it is stored as .gz)."""
+    raw = shipped_path(source).read_bytes()
+    return gzip.decompress(raw) if source.endswith(".gz") else raw
+
+
 def read_list(source: str) -> tuple[list[str], list[str]]:
-    """(header lines, name lines) of a shipped file."""
-    lines = shipped_path(source).read_text(encoding="utf-8").splitlines()
+    """(header lines, name lines) of a shipped file; its `@@` exception lines are left out."""
+    lines = read_bytes(source).decode("utf-8").splitlines()
     header = [line for line in lines if line.startswith("#")]
-    names = [line for line in lines if not line.startswith("#")]
+    names = [line for line in lines if not line.startswith(("#", "@@"))]
     return header, names
 
 
@@ -74,7 +87,8 @@ def load_script() -> ModuleType:
 
 def test_categories_are_the_configs_default_categories() -> None:
     assert CATEGORIES == DEFAULT_CATEGORIES
-    assert len(CATEGORIES) == len(set(CATEGORIES)) == 15
+    assert len(CATEGORIES) == len(set(CATEGORIES)) == 16
+    assert "ads" in CATEGORIES
 
 
 def test_every_category_has_sources_and_one_shipped_file() -> None:
@@ -83,7 +97,10 @@ def test_every_category_has_sources_and_one_shipped_file() -> None:
         assert sources, category
         assert len(sources) == len(set(sources)), category
         # Works offline: the category's own file ships with the package.
-        assert sources[0] == f"{SHIPPED_PREFIX}{category}.txt", category
+        assert sources[0] in (
+            f"{SHIPPED_PREFIX}{category}.txt",
+            f"{SHIPPED_PREFIX}{category}.txt.gz",
+        )
 
 
 def test_remote_sources_are_https_urls() -> None:
@@ -120,8 +137,8 @@ def test_shipped_dir_is_installed_with_the_package() -> None:
     # Only the generated files live there: the category lists, SOURCES.md and EVAL.md (the
     # lists' measured figures, written by `make lists-eval`).
     present = {p.name for p in SHIPPED_DIR.iterdir() if not p.name.startswith(".")}
-    expected = {shipped_path(s).name for s in SHIPPED_SOURCES} | {"SOURCES.md", "EVAL.md"}
-    assert present == expected
+    hand_written = {"SOURCES.md", "EVAL.md", "exceptions.txt", "never-block.txt"}
+    assert present == {shipped_path(s).name for s in SHIPPED_SOURCES} | hand_written
 
 
 # The files
@@ -131,18 +148,22 @@ def test_shipped_dir_is_installed_with_the_package() -> None:
 def test_shipped_file_is_a_clean_sorted_list_with_its_header(source: str) -> None:
     path = shipped_path(source)
     assert path.is_file(), path
-    raw = path.read_bytes()
+    raw = read_bytes(source)
     assert raw.endswith(b"\n") and b"\r" not in raw
     header, names = read_list(source)
-    category = path.stem
+    category = path.name.split(".")[0]
     assert header[0] == f"# filterdns blocklist: {category}"
     fields = dict(line[2:].split(": ", 1) for line in header if ": " in line[2:])
     assert fields["Names"] == str(len(names))
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", fields["Date"])
     assert fields["Licence"].startswith("CC BY-SA 4.0")
     assert "Sources" in fields
-    # Header first, then names only.
-    assert all(line.startswith("#") for line in raw.decode().splitlines()[: len(header)])
+    # Header first, then names, then the category's reviewed exceptions as allow entries.
+    lines = raw.decode().splitlines()
+    assert all(line.startswith("#") for line in lines[: len(header)])
+    allows = lines[len(header) + len(names) :]
+    assert fields["Exceptions"].split()[0] == str(len(allows))
+    assert all(re.fullmatch(r"@@\|\|[a-z0-9.-]+\^", line) for line in allows), allows[:3]
     assert names, "every category ships at least one name"
     assert names == sorted(names)
     assert len(names) == len(set(names))
@@ -157,21 +178,31 @@ def test_shipped_file_is_a_clean_sorted_list_with_its_header(source: str) -> Non
 @pytest.mark.parametrize("source", SHIPPED_SOURCES)
 def test_the_servers_parser_reads_every_name_of_a_shipped_file(source: str) -> None:
     _, names = read_list(source)
-    entries, report = parse_bytes(shipped_path(source).read_bytes(), source)
+    raw = read_bytes(source)
+    entries, report = parse_bytes(raw, source)
     assert [name for name, allow in entries if not allow] == names
-    assert not any(allow for _, allow in entries)
+    allows = [line[4:-1] for line in raw.decode().splitlines() if line.startswith("@@")]
+    assert [name for name, allow in entries if allow] == allows
     assert not report.skipped, report.examples
+
+
+@pytest.mark.parametrize("source", [s for s in SHIPPED_SOURCES if s.endswith(".gz")])
+def test_the_servers_reader_decompresses_a_packed_shipped_file(source: str) -> None:
+    report = SourceReport(source)
+    read = [name for name, allow in iter_file(shipped_path(source), report) if not allow]
+    assert read == read_list(source)[1]
 
 
 def test_shipped_files_stay_small() -> None:
     total = sum(shipped_path(s).stat().st_size for s in SHIPPED_SOURCES)
-    assert total < 3_000_000
+    assert total < 6_000_000  # bytes on disk; the big lists are gzip-compressed
 
 
 @pytest.mark.parametrize(
     ("category", "names"),
     [
         ("adult", ["pornhub.com", "xvideos.com", "www.xhamster.com"]),  # Sinfonietta
+        ("adult", ["vlxx.as", "sexviet.cfd"]),  # ShadowWhisperer: Vietnamese porn
         ("gambling", ["bwin.fr", "pokerstars.com", "10bet.com"]),  # UT1 arjel, UT1, Sinfonietta
         ("dating", ["tinder.com", "grindr.com", "meetic.fr"]),
         ("drugs", ["erowid.org"]),
@@ -180,16 +211,19 @@ def test_shipped_files_stay_small() -> None:
         ("chat", ["discord.com", "omegle.com"]),
         ("games", ["roblox.com", "miniclip.com"]),
         ("video", ["youtube.com", "m.youtube.com", "netflix.com"]),
-        ("bypass", ["nordvpn.com", "dns.google", "cloudflare-dns.com", "hola.org"]),
+        ("bypass", ["nordvpn.com", "dns.google", "cloudflare-dns.com", "hola.org", "psiphon.ca"]),
+        ("bypass", ["engage.cloudflareclient.com", "www.torproject.org", "ultrasurf.us"]),
+        ("bypass", ["browsec.com", "account.protonvpn.com", "vpn-api.proton.me"]),
+        ("ads", ["doubleclick.net", "googlesyndication.com", "adnxs.com"]),
         ("malware", ["coin-hive.com", "magento-analytics.com"]),
-        ("phishing", ["steancommunitv.com", "particulierbnpparibas.fr"]),
+        ("phishing", ["steancommunitv.com", "particulierbnpparibas.fr", "0000a.net"]),
         ("piracy", ["thepiratebay.org", "1337x.to"]),
         ("cryptojacking", ["coinhive.com", "coin-hive.com"]),
         ("stalkerware", ["mspy.com", "flexispy.com"]),
     ],
 )
 def test_known_names_are_in_their_category(category: str, names: Sequence[str]) -> None:
-    _, listed_names = read_list(f"{SHIPPED_PREFIX}{category}.txt")
+    _, listed_names = read_list(source_of(category))
     as_set = set(listed_names)
     for name in names:
         assert listed(as_set, name), (category, name)
@@ -205,10 +239,15 @@ def test_known_names_are_in_their_category(category: str, names: Sequence[str]) 
         ("bypass", "proxy.safebrowsing.apple"),
         ("bypass", "gateway.icloud.com"),
         ("social", "example.com"),
+        ("malware", "doubleclick.net"),  # ads and trackers are never malware
+        ("malware", "google-analytics.com"),
+        ("bypass", "proton.me"),  # Proton Mail stays; only Proton VPN is bypass
+        ("bypass", "cloudflare.com"),  # only the WARP names of Cloudflare
+        ("bypass", "opera.com"),  # a browser vendor's main site
     ],
 )
 def test_excluded_and_unrelated_names_are_not_listed(category: str, name: str) -> None:
-    _, listed_names = read_list(f"{SHIPPED_PREFIX}{category}.txt")
+    _, listed_names = read_list(source_of(category))
     assert not listed(set(listed_names), name)
 
 
@@ -251,6 +290,7 @@ def test_build_script_rewrites_a_stale_copy_byte_for_byte(tmp_path: Path) -> Non
     out = tmp_path / "blocklists"
     shutil.copytree(SHIPPED_DIR, out)
     (out / "games.txt").write_text("# edited by hand\nexample.com\n", encoding="utf-8")
+    (out / "adult.txt.gz").write_bytes(gzip.compress(b"example.com\n"))
     (out / "leftover.txt").write_text("example.org\n", encoding="utf-8")
     args = ["--data", str(DATA), "--out", str(out)]
     assert main(["--check", *args]) == 1
@@ -258,6 +298,7 @@ def test_build_script_rewrites_a_stale_copy_byte_for_byte(tmp_path: Path) -> Non
     assert not (out / "leftover.txt").exists()
     for path in SHIPPED_DIR.iterdir():
         assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+    assert (out / "never-block.txt").is_file()  # hand-written files are kept
 
 
 def test_build_script_without_data_fails_cleanly(tmp_path: Path) -> None:
