@@ -36,6 +36,7 @@ from filterdns.config.cache import MAX_CACHE_ENTRIES, CacheConfig
 from filterdns.config.clients import CLIENT_KEYS, ClientConfig
 from filterdns.config.lists import (
     DEFAULT_CATEGORIES,
+    MODEL_CATEGORIES,
     SHIPPED_PREFIX,
     SHIPPED_SOURCE,
     ListsConfig,
@@ -99,6 +100,7 @@ __all__ = [
     "BUILTIN_BANDS",
     "CLIENT_KEYS",
     "DEFAULT_CATEGORIES",
+    "MODEL_CATEGORIES",
     "DEFAULT_PORTS",
     "FIXED_SECTIONS",
     "HOUSEHOLD",

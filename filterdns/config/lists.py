@@ -29,9 +29,12 @@ from filterdns.config.readers import (
 )
 from filterdns.config.walker import Node, join, show
 
-# The categories shipped in blocklists/ (lists.shipped keeps the same tuple).
+# The categories the name model answers with (lists.namemodel): sites no list holds yet whose
+# name looks adult or gambling. They have no list files.
+MODEL_CATEGORIES = ("adult-suspect", "gambling-suspect")
+# The categories shipped in blocklists/ (lists.shipped keeps the same tuple), and the model's.
 DEFAULT_CATEGORIES = (
-    "adult", "gambling", "dating", "drugs", "violence", "social", "chat", "games", "video",
+    "adult", "adult-suspect", "gambling", "gambling-suspect", "dating", "drugs", "violence", "social", "chat", "games", "video",
     "bypass", "malware", "phishing", "piracy", "cryptojacking", "stalkerware",
 )  # fmt: skip
 # `shipped` in a category's sources stands for the lists shipped with the package; inside the
@@ -111,7 +114,7 @@ def _list_source(r: ConfigReader, category: str, text: str) -> str:
     """ "shipped", an http(s):// URL, or a file path (relative to the configuration file)."""
     text = text.strip()
     if text == SHIPPED_SOURCE:
-        if category not in DEFAULT_CATEGORIES:
+        if category not in DEFAULT_CATEGORIES or category in MODEL_CATEGORIES:
             raise ValueError(
                 f"{category!r} has no shipped list; shipped categories: "
                 + ", ".join(DEFAULT_CATEGORIES)
