@@ -55,7 +55,8 @@ def main() -> int:
     model = namemodel.shipped()
     loaded = time.perf_counter() - started
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    print(f"load: {loaded:.2f} s, {len(model.weights)} features, +{grown / 1024:.0f} MiB peak RSS")
+    weights = sum(len(w) for w in model.weights)
+    print(f"load: {loaded:.2f} s, {weights} weights, +{grown / 1024:.0f} MiB peak RSS")
     names = probe_names(args.names)
     unseen: list[float] = []
     cached: list[float] = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ class NameModel:
     categories: tuple[str, ...]  # list categories ("adult", "gambling")
     bias: tuple[float, ...]
     thresholds: tuple[float, ...]  # a probability per category
-    weights: dict[str, list[float]]  # feature -> one weight per category
+    weights: tuple[dict[str, float], ...]  # per category: feature -> weight (zeros left out)
     _memo: Memo[str, tuple[str, float] | None] = field(
         default_factory=lambda: Memo(MEMO_LIMIT), repr=False
     )
@@ -97,15 +98,13 @@ class NameModel:
         parts = split_name(name)
         if parts is None:
             return None
-        sums = list(self.bias)
-        get = self.weights.get
-        count = len(sums)
-        for feature in features(*parts):
-            weights = get(feature)
-            if weights is not None:
-                for i in range(count):
-                    sums[i] += weights[i]
-        return tuple(1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, s)))) for s in sums)
+        found = features(*parts)
+        zeros = _ZEROS
+        # map() walks the features in C: one dict lookup per feature and category.
+        return tuple(
+            _sigmoid(bias + sum(map(weights.get, found, zeros)))
+            for bias, weights in zip(self.bias, self.weights, strict=True)
+        )
 
     def score(self, name: str) -> tuple[str, float] | None:
         """(suspect category, probability) of the most likely category over its threshold."""
@@ -130,16 +129,28 @@ class NameModel:
         return best
 
 
+_ZEROS = itertools.repeat(0.0)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
 def from_dict(data: dict[str, Any]) -> NameModel:
-    """A model from its JSON form (the layout `scripts/train_name_model.py` writes)."""
+    """A model from its JSON form (the layout `scripts/train_name_model.py` writes):
+    {"format": 1, "categories": [...], "bias": {c: b}, "thresholds": {c: t},
+    "weights": {c: {feature: weight}}}."""
     if data.get("format") != MODEL_FORMAT:
         raise ValueError(f"name model format {data.get('format')!r}, expected {MODEL_FORMAT}")
     categories = tuple(str(c) for c in data["categories"])
+    shared: dict[Any, Any] = {}  # one object per feature text and per weight value
+    weights = tuple(
+        {shared.setdefault(k, str(k)): shared.setdefault(w, float(w)) for k, w in
+         data["weights"][c].items()}
+        for c in categories
+    )  # fmt: skip
+    bias = tuple(float(data["bias"][c]) for c in categories)
     thresholds = tuple(float(data["thresholds"][c]) for c in categories)
-    bias = tuple(float(b) for b in data["bias"])
-    weights = {str(k): [float(w) for w in v] for k, v in data["weights"].items()}
-    if len(bias) != len(categories) or any(len(w) != len(categories) for w in weights.values()):
-        raise ValueError("name model: one bias and one weight per category expected")
     return NameModel(categories, bias, thresholds, weights)
 
 
