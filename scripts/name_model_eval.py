@@ -39,8 +39,8 @@ def choose_thresholds(
     """Per category, the lowest probability flagging at most 0.1 % of each check list (and of
     its held-aside part, which the model never saw)."""
     groups = []
-    for names in checks.values():
-        names = unlisted(names, positives)
+    for check in checks.values():
+        names = unlisted(check, positives)
         groups.append(_probabilities(model, names))
         groups.append(_probabilities(model, [n for n in names if held_aside(n)]))
     return {

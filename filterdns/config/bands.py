@@ -37,7 +37,8 @@ BANDS = ("under-9", "9-12", "13-15", "16-17", "adult")
 # The name model's categories (adult-suspect, gambling-suspect) follow adult and gambling in
 # every child band.
 _CHILD_CATEGORIES = (
-    "adult", "adult-suspect", "gambling", "gambling-suspect", "dating", "drugs", "violence", "social", "chat", "bypass", "piracy",
+    "adult", "adult-suspect", "gambling", "gambling-suspect", "dating", "drugs", "violence",
+    "social", "chat", "bypass", "piracy",
 )  # fmt: skip
 BandRow = tuple[str, tuple[str, ...], bool, YouTube, tuple[tuple[str, str, str], ...]]
 BAND_TABLE: tuple[BandRow, ...] = (

@@ -34,7 +34,8 @@ from filterdns.config.walker import Node, join, show
 MODEL_CATEGORIES = ("adult-suspect", "gambling-suspect")
 # The categories shipped in blocklists/ (lists.shipped keeps the same tuple), and the model's.
 DEFAULT_CATEGORIES = (
-    "adult", "adult-suspect", "gambling", "gambling-suspect", "dating", "drugs", "violence", "social", "chat", "games", "video",
+    "adult", "adult-suspect", "gambling", "gambling-suspect", "dating", "drugs", "violence",
+    "social", "chat", "games", "video",
     "bypass", "malware", "phishing", "piracy", "cryptojacking", "stalkerware",
 )  # fmt: skip
 # `shipped` in a category's sources stands for the lists shipped with the package; inside the

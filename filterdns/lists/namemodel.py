@@ -15,8 +15,8 @@ remembered per registrable domain, so every name of one site costs one scoring.
 from __future__ import annotations
 
 import gzip
-import json
 import itertools
+import json
 import math
 import re
 from dataclasses import dataclass, field

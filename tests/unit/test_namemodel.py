@@ -111,7 +111,8 @@ def test_the_shipped_model_is_off_for_everyday_names() -> None:
 
 
 def _data_names() -> list[str]:
-    universities = DATA / "toplists/hipo-university-domains-list/world_universities_and_domains.json"
+    hipo = "toplists/hipo-university-domains-list/world_universities_and_domains.json"
+    universities = DATA / hipo
     vietnamese = DATA / "toplists/commoncrawl-web-languages/vietnamese.md"
     if not universities.exists() or not vietnamese.exists():
         pytest.skip("../shared/data is not here")
