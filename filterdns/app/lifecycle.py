@@ -21,6 +21,7 @@ from filterdns.config import Config, ListenAddress, load_config
 from filterdns.dns.server import DnsServer, addresses_text
 from filterdns.dns.transport import Transport
 from filterdns.errors import ConfigError, FilterDnsError
+from filterdns.lists import namemodel
 from filterdns.lists.catalog import ListSet
 from filterdns.ops import privileges, runstate, sdnotify
 from filterdns.ops.fdlimit import fit_open_files
@@ -101,7 +102,8 @@ class App:
         self.directory = ClientDirectory(config.clients, config.default_profile, self.neighbours)
         up = config.upstreams
         self.outstanding.resize(up.max_outstanding, up.max_outstanding_per_server)
-        self.policy = Policy(config, lambda: lists.index, self.grants.current)
+        model = namemodel.for_config(config.blocking.name_model)
+        self.policy = Policy(config, lambda: lists.index, self.grants.current, model)
         self.alerter = Alerter(
             [AlertRule.of(rule) for rule in config.alerts],
             record=self.querylog.put_alert,

@@ -31,6 +31,7 @@ from filterdns.dns.model import Kind, Request, Response, answer_records
 from filterdns.dns.names import normalize_name
 from filterdns.dns.transport import Transport
 from filterdns.errors import FilterDnsError
+from filterdns.lists import namemodel
 from filterdns.lists.catalog import ListSet
 from filterdns.lists.shipped import shipped_path
 from filterdns.policy.answers import AnswerJudge
@@ -95,7 +96,8 @@ def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
     except FilterDnsError as exc:  # the grants cannot be read: explain says so, without them
         console.print(f"[yellow]warning: {escape(str(exc))}[/yellow]", highlight=False)
     try:
-        policy = Policy(config, lambda: listset.index, store.current)
+        model = namemodel.for_config(config.blocking.name_model)
+        policy = Policy(config, lambda: listset.index, store.current, model)
         match = _client(config, args.client)
         if match is None:
             profiles = ", ".join(p.name for p in config.profiles)

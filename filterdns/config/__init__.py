@@ -36,6 +36,7 @@ from filterdns.config.cache import MAX_CACHE_ENTRIES, CacheConfig
 from filterdns.config.clients import CLIENT_KEYS, ClientConfig
 from filterdns.config.lists import (
     DEFAULT_CATEGORIES,
+    MODEL_CATEGORIES,
     NEVER_BLOCK_CATEGORY,
     SHIPPED_PREFIX,
     SHIPPED_SOURCE,
@@ -108,6 +109,7 @@ __all__ = [
     "MAX_CONNECTIONS",
     "MAX_OUTSTANDING",
     "MAX_RATE",
+    "MODEL_CATEGORIES",
     "NEVER_BLOCK_CATEGORY",
     "POLICY_KEYS",
     "PROFILE_KEYS",

@@ -34,8 +34,11 @@ BANDS = ("under-9", "9-12", "13-15", "16-17", "adult")
 # The built-in age bands (config.example.yaml documents the same table). Each row: band,
 # blocked categories (ALWAYS_BLOCKED is added to each), SafeSearch, YouTube level, and the
 # default "block all" schedules as (days, from, to).
+# The name model's categories (adult-suspect, gambling-suspect) follow adult and gambling in
+# every child band.
 _CHILD_CATEGORIES = (
-    "adult", "gambling", "dating", "drugs", "violence", "social", "chat", "bypass", "piracy",
+    "adult", "adult-suspect", "gambling", "gambling-suspect", "dating", "drugs", "violence",
+    "social", "chat", "bypass", "piracy",
 )  # fmt: skip
 BandRow = tuple[str, tuple[str, ...], bool, YouTube, tuple[tuple[str, str, str], ...]]
 BAND_TABLE: tuple[BandRow, ...] = (
@@ -45,9 +48,11 @@ BAND_TABLE: tuple[BandRow, ...] = (
      (("daily", "20:00", "07:00"),)),
     ("9-12", _CHILD_CATEGORIES, True, YouTube.STRICT,
      (("sun-thu", "21:00", "06:30"), ("fri-sat", "22:00", "07:00"))),
-    ("13-15", ("adult", "gambling", "dating", "drugs", "violence", "bypass", "piracy"), True,
-     YouTube.MODERATE, (("sun-thu", "22:30", "06:00"),)),
-    ("16-17", ("adult", "gambling", "drugs", "bypass"), True, YouTube.OFF, ()),
+    ("13-15", ("adult", "adult-suspect", "gambling", "gambling-suspect", "dating", "drugs",
+               "violence", "bypass", "piracy"), True, YouTube.MODERATE,
+     (("sun-thu", "22:30", "06:00"),)),
+    ("16-17", ("adult", "adult-suspect", "gambling", "gambling-suspect", "drugs", "bypass"), True,
+     YouTube.OFF, ()),
     ("adult", (), False, YouTube.OFF, ()),
 )  # fmt: skip
 

@@ -36,6 +36,9 @@ class BlockingConfig:
     cname_inspection: bool = True  # CNAME/DNAME/SVCB targets are judged like the name asked
     rebinding_protection: bool = True  # no private addresses in answers to public names
     rebinding_allow: tuple[str, ...] = ()  # names whose answers may hold private addresses
+    # Names no list decides are scored by the shipped name model (adult-suspect,
+    # gambling-suspect); false: only the lists decide.
+    name_model: bool = True
 
 
 _read_response = choice(BlockResponse)
@@ -84,6 +87,8 @@ SECTION = Section(
         Key("rebinding_allow", ConfigReader.domains, list_of(
             ref("domain"), "Names (and their subdomains) whose answers may hold private addresses"
         )),
+        boolean_key("name_model", "Score names no list decides with the shipped name model: "
+                    "adult-suspect, gambling-suspect"),
     ),
     _check,
 )  # fmt: skip

@@ -29,10 +29,15 @@ from filterdns.config.readers import (
 )
 from filterdns.config.walker import Node, join, show
 
-# The categories shipped in blocklists/ (lists.shipped keeps the same tuple). `ads` (ads and
-# trackers) ships too but no age band blocks it: a profile adds it to its `categories`.
+# The categories the name model answers with (lists.namemodel): sites no list holds yet whose
+# name looks adult or gambling. They have no list files.
+MODEL_CATEGORIES = ("adult-suspect", "gambling-suspect")
+# The default categories: those shipped in blocklists/ (lists.shipped keeps them) and the model's.
+# `ads` (ads and trackers) ships too but no age band blocks it: a profile adds it to its
+# `categories`.
 DEFAULT_CATEGORIES = (
-    "adult", "gambling", "dating", "drugs", "violence", "social", "chat", "games", "video",
+    "adult", "adult-suspect", "gambling", "gambling-suspect", "dating", "drugs", "violence",
+    "social", "chat", "games", "video",
     "bypass", "malware", "phishing", "piracy", "cryptojacking", "stalkerware", "ads",
 )  # fmt: skip
 # The lists of this pseudo-category hold names no category may block (schools, government,
@@ -117,10 +122,12 @@ def _list_source(r: ConfigReader, category: str, text: str) -> str:
     """ "shipped", an http(s):// URL, or a file path (relative to the configuration file)."""
     text = text.strip()
     if text == SHIPPED_SOURCE:
-        if category not in DEFAULT_CATEGORIES and category != NEVER_BLOCK_CATEGORY:
+        if (
+            category not in DEFAULT_CATEGORIES or category in MODEL_CATEGORIES
+        ) and category != NEVER_BLOCK_CATEGORY:
             raise ValueError(
                 f"{category!r} has no shipped list; shipped categories: "
-                + ", ".join(DEFAULT_CATEGORIES)
+                + ", ".join(c for c in DEFAULT_CATEGORIES if c not in MODEL_CATEGORIES)
             )
         return text
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""

@@ -14,14 +14,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filterdns.config import DEFAULT_CATEGORIES, NEVER_BLOCK_CATEGORY, SHIPPED_PREFIX
+from filterdns.config import (
+    DEFAULT_CATEGORIES,
+    MODEL_CATEGORIES,
+    NEVER_BLOCK_CATEGORY,
+    SHIPPED_PREFIX,
+)
 
 # The repository's top-level blocklists/, which the package reaches as its own blocklists/ (a
 # link in a checkout; wheels copy the files in as package data).
 SHIPPED_DIR: Path = Path(__file__).parent.parent / "blocklists"
 
-CATEGORIES: tuple[str, ...] = DEFAULT_CATEGORIES  # one list, kept by the configuration
-"""The default categories, from the content concerns to the security ones."""
+CATEGORIES: tuple[str, ...] = tuple(c for c in DEFAULT_CATEGORIES if c not in MODEL_CATEGORIES)
+"""The default categories with a shipped file, from the content concerns to the security ones
+(the name model's categories have none: lists.namemodel answers for them)."""
 
 _UT1 = "https://raw.githubusercontent.com/olbat/ut1-blacklists/master/blacklists"
 

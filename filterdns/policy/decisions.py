@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 
 from filterdns.config import BlockingConfig, Config
 from filterdns.lists.index import DomainIndex
+from filterdns.lists.namemodel import NameModel, registrable
 from filterdns.policy import steps
 from filterdns.policy.state import (
     MAX_STATE_SECONDS,
@@ -61,9 +62,12 @@ class Policy:
         config: Config,
         index: Callable[[], DomainIndex],
         grants: Callable[[], Sequence[Grant]] = tuple,
+        model: NameModel | None = None,
     ) -> None:
         self.blocking: BlockingConfig = config.blocking
         self._index = index
+        # Asked only about names no list decides (blocking.name_model turns it off).
+        self._model = model if config.blocking.name_model else None
         self._grants = grants
         self._grants_seen: Sequence[Grant] | None = None
         self.profiles: dict[str, Profile] = {}
@@ -162,13 +166,22 @@ class Policy:
         return profile.allowed
 
     def _matches(self, name: str) -> list[Match]:
-        """(listed name, category, source, allow) for every list holding the name or a parent."""
+        """(listed name, category, source, allow) for every list holding the name or a parent;
+        when no list holds it, the name model's verdict on its site, if any."""
         index = self._index()
         lists = index.lists
-        return [
+        found: list[Match] = [
             (m.name, lists[m.list_id].category, lists[m.list_id].source, lists[m.list_id].allow)
             for m in index.match(name)
         ]
+        if found or self._model is None:
+            return found
+        scored = self._model.score(name)
+        if scored is None:
+            return found
+        category, probability = scored
+        site = registrable(name) or name
+        return [(site, category, f"name model (score {probability:.2f})", False)]
 
     # Schedule state
 

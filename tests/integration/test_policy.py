@@ -24,6 +24,7 @@ RECORDS = {
     ("casino.example", "A"): ["203.0.113.66"],
     ("forcesafesearch.google.com", "A"): ["216.239.38.120"],
     ("www.google.com", "A"): ["142.250.1.1"],
+    ("nhacai88-vip.net", "A"): ["203.0.113.88"],
 }
 
 
@@ -81,6 +82,30 @@ async def test_each_source_address_gets_its_profile(upstream: FakeUpstream, tmp_
     ede = [o for o in child.options if isinstance(o, dns.edns.EDEOption)]
     assert [(o.code, o.text) for o in ede] == [(dns.edns.EDECode.BLOCKED, "gambling")]
     assert addresses(parent) == ["203.0.113.66"]
+
+
+@pytest.mark.parametrize(
+    ("blocking", "child_blocked"),
+    [
+        pytest.param("", True, id="model-on"),
+        pytest.param("blocking: {name_model: false}", False, id="model-off"),
+    ],
+)
+async def test_an_unlisted_betting_name_is_blocked_as_gambling_suspect_for_a_child(
+    upstream: FakeUpstream, tmp_path: Path, blocking: str, child_blocked: bool
+) -> None:
+    clock = FakeClock(at("2026-11-23 10:00"))
+    text = policy_config(upstream, tmp_path, blocking)
+    async with running_proxy(text, wall_clock=clock) as proxy:
+        child = await proxy.query("nhacai88-vip.net", source="127.0.0.2")
+        parent = await proxy.query("nhacai88-vip.net", source="127.0.0.3")
+    assert addresses(parent) == ["203.0.113.88"]
+    if not child_blocked:
+        assert addresses(child) == ["203.0.113.88"]
+        return
+    assert child.rcode() == dns.rcode.NXDOMAIN
+    ede = [o for o in child.options if isinstance(o, dns.edns.EDEOption)]
+    assert [(o.code, o.text) for o in ede] == [(dns.edns.EDECode.BLOCKED, "gambling-suspect")]
 
 
 async def test_a_schedule_blocks_on_the_minute_and_unblocks(

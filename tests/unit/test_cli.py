@@ -85,7 +85,9 @@ def test_check_summarises_each_profile(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["check", "-c", _write(tmp_path, text), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["default_profile"] == "guests"
-    assert summary["profiles"]["minh"].startswith("band 9-12; blocks adult, bypass, chat")
+    assert summary["profiles"]["minh"].startswith(
+        "band 9-12; blocks adult, adult-suspect, bypass, chat"
+    )
     assert "schedules: bedtime, bedtime" in summary["profiles"]["minh"]
     assert "1 allowed, 0 blocked domains" in summary["profiles"]["minh"]
     assert summary["profiles"]["guests"].endswith("no schedules")

@@ -1689,7 +1689,10 @@ def test_max_shrink_is_a_percentage(text: str, expected: float) -> None:
 
 # The parental policy: age bands
 
+# Every band but adult blocks what the name model flags (sites no list holds yet).
+SUSPECT = {"adult-suspect", "gambling-suspect"}
 CHILD = {"adult", "gambling", "dating", "drugs", "violence", "social", "chat", "bypass", "piracy"}
+CHILD |= SUSPECT
 ALWAYS = set(ALWAYS_BLOCKED)
 EVERY_DAY = frozenset(range(7))
 SUN_THU = frozenset({6, 0, 1, 2, 3})
@@ -1705,12 +1708,12 @@ PRODUCT_BANDS = {
         [(SUN_THU, 21 * 60, 6 * 60 + 30), (FRI_SAT, 22 * 60, 7 * 60)],
     ),
     "13-15": (
-        {"adult", "gambling", "dating", "drugs", "violence", "bypass", "piracy"} | ALWAYS,
+        {"adult", "gambling", "dating", "drugs", "violence", "bypass", "piracy"} | SUSPECT | ALWAYS,
         True,
         "moderate",
         [(SUN_THU, 22 * 60 + 30, 6 * 60)],
     ),
-    "16-17": ({"adult", "gambling", "drugs", "bypass"} | ALWAYS, True, "off", []),
+    "16-17": ({"adult", "gambling", "drugs", "bypass"} | SUSPECT | ALWAYS, True, "off", []),
     "adult": (ALWAYS, False, "off", []),
 }
 
@@ -2173,8 +2176,8 @@ def test_system_timezone(tmp_path: Path) -> None:
 
 BANDS_TEXT = "under-9, 9-12, 13-15, 16-17, adult"
 CATEGORIES_TEXT = (
-    "adult, gambling, dating, drugs, violence, social, chat, games, video, bypass, malware, "
-    "phishing, piracy, cryptojacking, stalkerware, ads"
+    "adult, adult-suspect, gambling, gambling-suspect, dating, drugs, violence, social, chat, "
+    "games, video, bypass, malware, phishing, piracy, cryptojacking, stalkerware, ads"
 )
 KID = "profiles:\n  kid:\n    age_band: 9-12\n"
 RULE = KID + "    schedules:\n      - {{{}}}\n"
@@ -2656,8 +2659,8 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             "blocking:\n  ttl: 10s\n  timeout: 3\n",
             "blocking.timeout",
             "unknown key 'timeout'; valid keys: response, custom_ips, ttl, bypass_protection, "
-            "cname_inspection, rebinding_protection, rebinding_allow ('timeout' belongs under "
-            "upstreams: or lists:)",
+            "cname_inspection, rebinding_protection, rebinding_allow, name_model ('timeout' "
+            "belongs under upstreams: or lists:)",
             3,
             id="blocking-unknown-key",
         ),
