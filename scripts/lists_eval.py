@@ -174,7 +174,9 @@ def build(config: Config) -> Built:
     for status in result.sources:
         kept = status.report.entries - status.report.duplicates
         per_category[status.category] = per_category.get(status.category, 0) + kept
-    policy = Policy(config, lambda: index)
+    # The name model as the server takes it (blocking.name_model), when the package has one.
+    model = namemodel.for_config(config.blocking.name_model) if namemodel else None
+    policy = Policy(config, lambda: index, tuple, model)
     path = Path(config.lists.cache_dir) / "index.bin"
     return Built(config, index, policy, result.seconds, per_category, path)
 
@@ -216,6 +218,12 @@ def flagged(policy: Policy, names: Sequence[str]) -> set[str]:
         if decision.category in SUSPECT:
             out.add(name)
     return out
+
+
+try:
+    from filterdns.lists import namemodel
+except ImportError:  # a version without the name model
+    namemodel = None  # type: ignore[assignment]
 
 
 def has_classifier() -> bool:
