@@ -10,6 +10,8 @@ from datasplit import held_aside
 
 from filterdns.lists import namemodel
 
+# At most 0.1 % of a check list flagged by the model as a whole: each category gets an equal
+# share of that budget, so the two together stay within it.
 MAX_FLAGGED = 0.001
 
 
@@ -18,9 +20,9 @@ def _probabilities(model: namemodel.NameModel, names: list[str]) -> list[tuple[f
     return [p if p is not None else (0.0,) * len(model.categories) for p in found]
 
 
-def _lowest(scores: list[float]) -> float:
-    """The lowest probability (4 decimals) that flags at most MAX_FLAGGED of `scores`."""
-    allowed = int(len(scores) * MAX_FLAGGED)
+def _lowest(scores: list[float], share: float) -> float:
+    """The lowest probability (4 decimals) that flags at most `share` of `scores`."""
+    allowed = int(len(scores) * share)
     ranked = sorted(scores, reverse=True)
     if allowed >= len(ranked):
         return 0.0
@@ -36,15 +38,16 @@ def unlisted(names: list[str], positives: dict[str, set[str]]) -> list[str]:
 def choose_thresholds(
     model: namemodel.NameModel, positives: dict[str, set[str]], checks: dict[str, list[str]]
 ) -> dict[str, float]:
-    """Per category, the lowest probability flagging at most 0.1 % of each check list (and of
-    its held-aside part, which the model never saw)."""
+    """Per category, the lowest probability flagging at most its share of 0.1 % of each check
+    list (and of its held-aside part, which the model never saw)."""
+    share = MAX_FLAGGED / len(model.categories)
     groups = []
     for check in checks.values():
         names = unlisted(check, positives)
         groups.append(_probabilities(model, names))
         groups.append(_probabilities(model, [n for n in names if held_aside(n)]))
     return {
-        category: max(_lowest([p[i] for p in group]) for group in groups)
+        category: max(_lowest([p[i] for p in group], share) for group in groups)
         for i, category in enumerate(model.categories)
     }
 

@@ -6,9 +6,10 @@ Positives per category, negatives (popular and benign sites), both by registrabl
 domains on the training side of scripts/datasplit.py are learnt from. One logistic regression per
 category (scikit-learn's liblinear, fixed seed; a dev-only dependency: serving is pure Python in
 filterdns/lists/namemodel.py). The threshold of a category is the lowest probability that flags
-at most 0.1 % of the Umbrella top 100k and at most 0.1 % of the Vietnamese popular sites and world
-universities. Precision and recall are measured on the held-aside side and written to
-blocklists/name-model.md. Same data and seed: a byte-identical model file.
+at most its share (half, with two categories) of 0.1 % of the Umbrella top 100k and of the
+Vietnamese popular sites and world universities, so the model as a whole flags at most 0.1 %.
+Precision and recall are measured on the held-aside side and written to blocklists/name-model.md.
+Same data and seed: a byte-identical model file.
 """
 
 from __future__ import annotations
