@@ -7,7 +7,7 @@ go on to the next.
 
 from __future__ import annotations
 
-from filterdns.config import NEVER_BLOCK_CATEGORY
+from filterdns.config import MODEL_CATEGORIES, NEVER_BLOCK_CATEGORY
 from filterdns.dns.names import is_subdomain
 from filterdns.policy.special import (
     BYPASS_CATEGORY,
@@ -102,8 +102,8 @@ def block_all(
     listed, category, source = found
     trace.append(f"5. {listed} is also in {category} ({source})")
     return Decision(
-        Action.BLOCK, p, 5, f"{reason}; {listed} is also listed in {source}", category=category,
-        rule=rule_label(rule), source=source, listed=listed,
+        Action.BLOCK, p, 5, f"{reason}; {held(listed, category, source, 'also ')}",
+        category=category, rule=rule_label(rule), source=source, listed=listed,
     )  # fmt: skip
 
 
@@ -120,7 +120,7 @@ def categories(
             continue
         trace.append(f"6. blocked: {listed} is in {category} ({source})")
         return Decision(
-            Action.BLOCK, p, 6, f"{category} is blocked for {p}; {listed} is listed in {source}",
+            Action.BLOCK, p, 6, f"{category} is blocked for {p}; {held(listed, category, source)}",
             category=category, rule=_category_rule(profile, state, category), source=source,
             listed=listed,
         )  # fmt: skip
@@ -177,3 +177,12 @@ def _listed_category(matches: list[Match], blocked: frozenset[str]) -> tuple[str
         if found[1] in blocked:
             return found
     return listed[0] if listed else None
+
+
+def held(listed: str, category: str, source: str, also: str = "") -> str:
+    """Why a name is in a category, for a parent: the list that holds it, or the name model."""
+    if category in MODEL_CATEGORIES:  # source: "name model (score 0.89)"
+        kind = category.removesuffix("-suspect")  # adult, gambling
+        article = "an" if kind[0] in "aeiou" else "a"
+        return f"{listed} {also}looks like {article} {kind} site to the {source}"
+    return f"{listed} is {also}listed in {source}"

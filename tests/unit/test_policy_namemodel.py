@@ -64,6 +64,8 @@ def test_the_block_names_the_site_and_the_score() -> None:
     assert decision.listed == "bet88.win"
     assert decision.source is not None and decision.source.startswith("name model (score 0.")
     assert any("gambling-suspect" in line and "score" in line for line in decision.trace)
+    # What a parent reads (log, report, explain): the model's verdict, not "listed in".
+    assert "bet88.win looks like a gambling site to the name model (score 0." in decision.reason
 
 
 def test_blocking_name_model_false_turns_it_off() -> None:
