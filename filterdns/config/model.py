@@ -22,7 +22,7 @@ from filterdns.config.log import LogConfig
 from filterdns.config.profiles import HOUSEHOLD, ProfileConfig
 from filterdns.config.readers import Section
 from filterdns.config.report import ReportConfig
-from filterdns.config.schedules import ScheduleRule
+from filterdns.config.schedules import BEDTIME, ScheduleRule
 from filterdns.config.server import ServerConfig
 from filterdns.config.upstreams import UpstreamsConfig
 from filterdns.policy.schedule import Calendar
@@ -101,6 +101,13 @@ class Config:
         return name
 
     def schedules_of(self, profile: ProfileConfig) -> tuple[ScheduleRule, ...]:
-        """The schedule rules of `profile`: its band's (unless turned off), then its own."""
+        """The schedule rules of `profile`: its band's (unless turned off), then its own.
+
+        A profile's `bedtime:` replaces the band's rules named bedtime (the other band rules
+        still apply) and comes first among its own rules.
+        """
         band = self.band(profile.age_band).schedules if profile.band_schedules else ()
-        return band + profile.schedules
+        if profile.bedtime is None:
+            return band + profile.schedules
+        kept = tuple(rule for rule in band if rule.name != BEDTIME)
+        return kept + profile.bedtime + profile.schedules

@@ -28,7 +28,7 @@ from filterdns.config.fragments import (
     string,
 )
 from filterdns.config.readers import ConfigReader, Key, choice, documented, read_keys
-from filterdns.config.schedules import ScheduleRule, read_schedules
+from filterdns.config.schedules import ScheduleRule, read_bedtime, read_schedules
 from filterdns.config.walker import Node, join, show
 
 
@@ -48,6 +48,9 @@ class ProfileConfig:
     schedules: tuple[ScheduleRule, ...] = ()  # in addition to the band's
     timezone: str | None = None  # None: server.timezone
     band_schedules: bool = True  # False: the band's default schedules (bedtime) do not apply
+    # None: the band's bedtime; else the profile's own, which replaces the band's rules named
+    # bedtime (every built-in band schedule); () is no bedtime at all.
+    bedtime: tuple[ScheduleRule, ...] | None = None
     display_name: str | None = None  # how people call it, any text: "Bình (lớp 6A)"
 
 
@@ -86,6 +89,11 @@ PROFILE: tuple[Key[Any], ...] = (
         "An IANA time zone for this profile's schedules; default: server.timezone",
         examples=["Europe/Berlin"],
     )),
+    Key("bedtime", read_bedtime, {
+        "description": "The profile's own bedtime (everything blocked), replacing the band's "
+        'bedtime: {from: "21:30", to: "06:30", days: [sun-thu]}, a list of them, or [] for none',
+        "anyOf": [ref("bedtime"), {"type": "array", "items": ref("bedtime")}],
+    }),
     Key("band_schedules", ConfigReader.boolean, boolean(
         "Whether the band's default schedules (its bedtime) apply to this profile"
     )),

@@ -1,5 +1,6 @@
-"""Schedule rules (in `profiles.<name>.schedules` and `age_bands.<band>.schedules`) and
-`calendars:`, the named sets of dates a rule's `except` skips.
+"""Schedule rules (in `profiles.<name>.schedules` and `age_bands.<band>.schedules`), a profile's
+`bedtime:` shorthand, and `calendars:`, the named sets of dates a rule's `only` keeps to and its
+`except` skips.
 
 A schedule rule has exactly one kind of action: `block: all` (optionally with `allow:`
 domains), or category changes: `block: [..]` and/or `allow_categories: [..]`, which may be
@@ -9,7 +10,7 @@ combined in one rule but may not name the same category. ALWAYS_BLOCKED is never
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
@@ -32,7 +33,12 @@ from filterdns.config.readers import ConfigReader
 from filterdns.config.walker import Node, is_mapping, is_null, join, line_of, scalar_text, show
 from filterdns.policy.schedule import Calendar, Window, parse_calendar, parse_clock, parse_days
 
-SCHEDULE_KEYS = ("name", "days", "from", "to", "block", "allow", "allow_categories", "except")
+SCHEDULE_KEYS = (
+    "name", "days", "from", "to", "block", "allow", "allow_categories", "only", "except",
+)  # fmt: skip
+# `profiles.<name>.bedtime`: a `block: all` rule named bedtime; days default to daily.
+BEDTIME_KEYS = ("days", "from", "to", "allow", "only", "except")
+BEDTIME = "bedtime"
 # Never allowed by a schedule or a band override: no child is better off without these.
 ALWAYS_BLOCKED = ("malware", "phishing", "cryptojacking", "stalkerware")
 _NONE: tuple[str, ...] = ()
@@ -78,7 +84,8 @@ def read_schedules(r: ConfigReader, node: Node, path: str) -> tuple[ScheduleRule
 
 
 def read_schedule(r: ConfigReader, node: Node, path: str, index: int) -> ScheduleRule | None:
-    """`{name, days, from, to, block: all | [categories], allow, allow_categories, except}`."""
+    """`{name, days, from, to, block: all | [categories], allow, allow_categories, only,
+    except}`."""
     before = len(r.problems)
     if is_null(node):
         r.problem(node, path, "is empty; expected a schedule rule with days, from and to")
@@ -86,23 +93,61 @@ def read_schedule(r: ConfigReader, node: Node, path: str, index: int) -> Schedul
     found = r.section(node, path, SCHEDULE_KEYS)
     if not is_mapping(node):
         return None
-    for key, example in (("days", "[mon-fri]"), ("from", '"21:00"'), ("to", '"06:30"')):
-        if key not in found:
-            r.problem(node, path, f"needs {key}, e.g. {key}: {example}")
     name = r.field(found, path, "name", r.text, f"schedule {index + 1}").strip()
-    days = r.field(found, path, "days", functools.partial(_days, r), frozenset[int]())
-    start = r.field(found, path, "from", functools.partial(_clock, r, end=False), 0)
-    end = r.field(found, path, "to", functools.partial(_clock, r, end=True), 0)
+    window = _window(r, node, found, path, required=("days", "from", "to"))
     actions = _actions(r, found, path)
-    calendar = r.field(found, path, "except", functools.partial(_calendar, r), None)
     _check(r, node, found, path, actions)
-    if len(r.problems) > before:
+    if len(r.problems) > before or window is None:
         return None
-    window = Window(days, start, end, calendar)
     return ScheduleRule(
         name, window, actions.block_all, actions.block, actions.allow, actions.allow_categories,
         path=path, line=line_of(node),
     )  # fmt: skip
+
+
+def read_bedtime(r: ConfigReader, node: Node, path: str) -> tuple[ScheduleRule, ...] | None:
+    """`bedtime: {days, from, to}` (or a list of them; `[]` is no bedtime): `block: all` rules
+    named bedtime that replace the band's bedtime."""
+    if is_mapping(node):
+        rule = _bedtime(r, node, path)
+        return None if rule is None else (rule,)
+    entries = r.items(node, path, 'bedtime windows, e.g. {from: "21:30", to: "06:30"}')
+    if entries is None:
+        return None
+    rules = [_bedtime(r, child, child_path) for child, child_path in entries]
+    return tuple(rule for rule in rules if rule is not None) if None not in rules else None
+
+
+def _bedtime(r: ConfigReader, node: Node, path: str) -> ScheduleRule | None:
+    before = len(r.problems)
+    if is_null(node):
+        r.problem(node, path, 'is empty; expected a bedtime like {from: "21:30", to: "06:30"}')
+        return None
+    found = r.section(node, path, BEDTIME_KEYS)
+    if not is_mapping(node):
+        return None
+    window = _window(r, node, found, path, required=("from", "to"))
+    allow = r.field(found, path, "allow", r.domains, _NONE)
+    if len(r.problems) > before or window is None:
+        return None
+    return ScheduleRule(BEDTIME, window, True, allow=allow, path=path, line=line_of(node))
+
+
+def _window(
+    r: ConfigReader, node: Node, found: Mapping[str, Node], path: str, required: Sequence[str]
+) -> Window | None:
+    """`days` (default daily), `from`, `to`, `only` and `except` of a rule."""
+    for key, example in (("days", "[mon-fri]"), ("from", '"21:00"'), ("to", '"06:30"')):
+        if key in required and key not in found:
+            r.problem(node, path, f"needs {key}, e.g. {key}: {example}")
+    days = r.field(found, path, "days", functools.partial(_days, r), frozenset(range(7)))
+    start = r.field(found, path, "from", functools.partial(_clock, r, end=False), None)
+    end = r.field(found, path, "to", functools.partial(_clock, r, end=True), None)
+    only = r.field(found, path, "only", functools.partial(_calendar, r), None)
+    skip = r.field(found, path, "except", functools.partial(_calendar, r), None)
+    if start is None or end is None or not days:
+        return None
+    return Window(days, start, end, skip, only)
 
 
 def _actions(r: ConfigReader, found: Mapping[str, Node], path: str) -> _Actions:
@@ -260,6 +305,11 @@ def schedule_definitions() -> dict[str, Schema]:
             description="Categories allowed while active even though the band blocks them "
             "(never malware, phishing, cryptojacking or stalkerware)",
         ),
+        "only": string(
+            "A calendar name: occurrences start only on its dates (with except: on its dates "
+            "that are not in except)",
+            NAME_PATTERN,
+        ),
         "except": string("A calendar name: no occurrence starts on its dates", NAME_PATTERN),
     }
     schedule = closed(
@@ -269,4 +319,14 @@ def schedule_definitions() -> dict[str, Schema]:
         SCHEDULE_KEYS,
     )
     schedule["required"] = ["days", "from", "to"]
-    return {"schedule": schedule, "schedules": list_of(ref("schedule"), "Schedule rules")}
+    bedtime = closed(
+        "A bedtime: everything blocked on `days` (default daily) from `from` to `to`",
+        {key: properties[key] for key in BEDTIME_KEYS},
+        BEDTIME_KEYS,
+    )
+    bedtime["required"] = ["from", "to"]
+    return {
+        "schedule": schedule,
+        "schedules": list_of(ref("schedule"), "Schedule rules"),
+        "bedtime": bedtime,
+    }

@@ -49,6 +49,7 @@ from filterdns.policy.state import (
     cap,
     compute_state,
     min_cap,
+    rules_at,
 )
 from filterdns.policy.timezones import zone_of
 from filterdns.policy.values import BLOCKING_ACTIONS, Action, Decision, Grant, Match
@@ -94,7 +95,7 @@ class Policy:
         if explain:
             profile = self.profiles[profile_name]
             state = self._state(profile, now)
-            trace: list[str] = []
+            trace = rules_at(profile, now)
             decision = self._decide(profile, state, name, trace)
             ttl_cap = min_cap(decision.ttl_cap, cap(state, now))
             return dataclasses.replace(decision, ttl_cap=ttl_cap, trace=tuple(trace))

@@ -166,14 +166,15 @@ def _allows_covered(rule: RuleKey, by: Sequence[RuleKey]) -> bool:
 def _union(window: Window, keys: Iterable[RuleKey]) -> set[int]:
     """The minutes of the week the windows of `keys` cover on every day `window` is active.
 
-    A window skipped on a calendar's dates covers a window skipped on the same dates (or one
-    never skipped only when it is never skipped itself): other calendars are not compared
-    date by date, which can only call a change weakening that is not.
+    A window skipped on a calendar's dates (`except`) covers a window skipped on the same dates
+    (or one never skipped only when it is never skipped itself); a window kept to a calendar's
+    dates (`only`) covers only a window kept to the same calendar. Other calendars are not
+    compared date by date, which can only call a change weakening that is not.
     """
     covered: set[int] = set()
     for key in keys:
-        calendar = key[0].except_calendar
-        if calendar is None or calendar == window.except_calendar:
+        skip, only = key[0].except_calendar, key[0].only_calendar
+        if skip in (None, window.except_calendar) and only in (None, window.only_calendar):
             covered |= _minutes(key[0])
     return covered
 
@@ -193,6 +194,8 @@ def _describe(keys: Sequence[RuleKey]) -> str:
     parts = []
     for window, block_all, block, allow, allowed in keys:
         when = f"{days_text(window.days)} {format_clock(window.start)}-{format_clock(window.end)}"
+        if window.only_calendar is not None:
+            when += f" only {window.only_calendar.name}"
         if window.except_calendar is not None:
             when += f" except {window.except_calendar.name}"
         does = []

@@ -16,9 +16,13 @@ The rules, in one place:
   day when `end > start`, otherwise (`end <= start`) it crosses midnight and ends at `end` on the
   next day; that occurrence belongs to the day it started. `start == end` means a whole day
   (24 hours of wall-clock time, from `start` to `start` the next day).
-* Calendars. With `except_calendar`, an occurrence is suppressed when its *start date* is in the
-  calendar. So a bedtime that started on the evening before a holiday runs on into the holiday
-  morning, while a bedtime that would start on the last evening of the holidays does not start.
+* Calendars. A window may name two calendars: `only_calendar` (occurrences start only on its
+  dates) and `except_calendar` (no occurrence starts on its dates); with both, a date must be in
+  `only` and not in `except`. Both are judged on an occurrence's *start date*: a window that
+  crosses midnight belongs to the date it starts on. So a bedtime that started on the evening
+  before a holiday runs on into the holiday morning, while a bedtime that would start on the
+  last evening of the holidays does not start; an `only: exam-weeks` bedtime that starts on the
+  last evening of the exams runs to its end the next morning.
 * Daylight saving. Times are wall-clock times in `tz`. A wall time that does not exist (the hour
   skipped when clocks spring forward) is taken as the first valid instant after it, i.e. the
   moment of the transition. A wall time that happens twice (clocks falling back) is taken at
@@ -222,6 +226,7 @@ class Window:
     start: int
     end: int
     except_calendar: Calendar | None = None
+    only_calendar: Calendar | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < MINUTES_PER_DAY:
@@ -232,10 +237,37 @@ class Window:
             raise ValueError(f"days {sorted(self.days)} are not weekdays 0 (Monday) to 6")
 
     def starts_on(self, day: date) -> bool:
-        """True when an occurrence starts on `day` (a start day not in the calendar)."""
-        if day.weekday() not in self.days:
-            return False
-        return self.except_calendar is None or not self.except_calendar.contains(day)
+        """True when an occurrence starts on `day` (one of its weekdays the calendars allow)."""
+        return day.weekday() in self.days and self.skipped_by(day) is None
+
+    def skipped_by(self, day: date) -> str | None:
+        """Which calendar keeps an occurrence from starting on `day`: "except school-holidays",
+        "only exam-weeks"; None when none does."""
+        if self.only_calendar is not None and not self.only_calendar.contains(day):
+            return f"only {self.only_calendar.name}"
+        if self.except_calendar is not None and self.except_calendar.contains(day):
+            return f"except {self.except_calendar.name}"
+        return None
+
+    def why(self, at: datetime, tz: ZoneInfo) -> str:
+        """Whether the window applies at `at`, and which calendar decided when one did:
+        "applies now", "not today (except school-holidays)", "not now".
+
+        A calendar is named when it suppressed the occurrence that would hold `at`, or the one
+        that would start today.
+        """
+        instant = _require_aware(at)
+        if self.active(instant, tz):
+            return "applies now"
+        today = _wall(instant, tz).date()
+        for day in _days_from(today - timedelta(days=2), 4):
+            reason = self.skipped_by(day) if day.weekday() in self.days else None
+            began, ended = self._instants(day, tz)
+            if reason is not None and began <= instant < ended:
+                when = "today" if day == today else f"on {day.isoformat()} (its start date)"
+                return f"not {when} ({reason})"
+        reason = self.skipped_by(today) if today.weekday() in self.days else None
+        return "not now" if reason is None else f"not today ({reason})"
 
     def occurrence(self, day: date, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
         """The [start, end) UTC instants of the occurrence starting on `day`, or None.

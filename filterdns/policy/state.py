@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 from filterdns.config import ProfileConfig, ScheduleRule, YouTube
 from filterdns.lists.index import DomainIndex
 from filterdns.memo import Memo
-from filterdns.policy.values import Decision, Grant
+from filterdns.policy.values import Decision, Grant, rule_label
 
 MAX_STATE_SECONDS = 3600.0  # recompute a profile's state at least hourly (e.g. after a DST rule)
 MAX_REMEMBERED = 65536  # decisions remembered per profile and state
+BAND_PATH = "age_bands."  # where the band rules are written (or built in)
 
 
 @dataclass
@@ -60,7 +61,14 @@ class Profile:
 def compute_state(profile: Profile, now: float, grants: Sequence[Grant]) -> State:
     """A profile's state at `now`: active rules, blocked categories, grants, next change."""
     at = datetime.fromtimestamp(now, UTC)
-    active = tuple(rule for rule in profile.rules if rule.window.active(at, profile.tz))
+    # The profile's own rules first: a block is credited to the rule its parent wrote when a
+    # band rule is active at the same time.
+    active = tuple(
+        sorted(
+            (rule for rule in profile.rules if rule.window.active(at, profile.tz)),
+            key=lambda rule: rule.path.startswith(BAND_PATH),
+        )
+    )
     changes = [
         change.timestamp()
         for rule in profile.rules
@@ -87,6 +95,16 @@ def compute_state(profile: Profile, now: float, grants: Sequence[Grant]) -> Stat
         granted_categories=granted_categories,
         schedule_allow=tuple((domain, rule) for rule in block_all for domain in rule.allow),
     )
+
+
+def rules_at(profile: Profile, now: float) -> list[str]:
+    """For `explain`: each rule of the profile, whether it applies at `now` and which calendar
+    decided, e.g. "2. schedule school (profiles.minh.schedules[0], line 9): not today (except
+    school-holidays)"."""
+    at = datetime.fromtimestamp(now, UTC)
+    if not profile.rules:
+        return [f"2. profile {profile.config.name} has no schedule rules"]
+    return [f"2. {rule_label(rule)}: {rule.window.why(at, profile.tz)}" for rule in profile.rules]
 
 
 def cap(state: State, now: float) -> int | None:

@@ -2260,7 +2260,7 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             KID + "    colour: blue\n",
             "profiles.kid.colour",
             "unknown key 'colour'; valid keys: age_band, block, allow, categories, safesearch, "
-            "youtube, schedules, timezone, band_schedules, display_name",
+            "youtube, schedules, timezone, bedtime, band_schedules, display_name",
             4,
             id="profile-unknown-key",
         ),
@@ -2457,7 +2457,7 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             RULE.format(OK_RULE + ", block: all, until: '10:00'"),
             "profiles.kid.schedules[0].until",
             "unknown key 'until'; valid keys: name, days, from, to, block, allow, "
-            "allow_categories, except",
+            "allow_categories, only, except",
             5,
             id="schedule-unknown-key",
         ),
@@ -2472,7 +2472,7 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             KID + "    schedules: [bedtime]\n",
             "profiles.kid.schedules[0]",
             "expected a mapping with keys name, days, from, to, block, allow, allow_categories, "
-            "except, not a single value",
+            "only, except, not a single value",
             4,
             id="schedule-not-a-mapping",
         ),

@@ -182,7 +182,10 @@ def test_a_domain_grant_beats_bedtime() -> None:
 
 def test_explain_traces_every_step_and_names_the_list() -> None:
     decision = sut().decide("minh", "www.casino.example", at("2026-11-23 17:00"), explain=True)
-    assert [line[0] for line in decision.trace] == ["3", "4", "5", "6"]
+    steps = [line[0] for line in decision.trace]
+    # The profile's schedule rules first (step 2: the profile as it stands now), then the steps.
+    assert steps[steps.index("3") :] == ["3", "4", "5", "6"]
+    assert set(steps[: steps.index("3")]) == {"2"}
     assert decision.source == "/lists/gambling.txt"
     assert decision.listed == "casino.example"
     assert "age band 9-12" in (decision.rule or "")
