@@ -38,10 +38,9 @@ class ProfileConfig:
 
     name: str
     age_band: str
-    block: tuple[
-        str, ...
-    ] = ()  # extra blocked domains (normalized; a domain blocks its subdomains)
-    allow: tuple[str, ...] = ()  # always-allowed domains
+    # Extra blocked domains (normalized; a domain blocks its subdomains) and `/regex/` entries.
+    block: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()  # always-allowed domains and `/regex/` entries
     categories: tuple[str, ...] = ()  # extra blocked categories
     safesearch: bool | None = None  # None: the band's
     youtube: YouTube | None = None  # None: the band's
@@ -72,9 +71,10 @@ def _display_name(r: ConfigReader, node: Node, path: str) -> str | None:
 
 PROFILE: tuple[Key[Any], ...] = (
     Key("age_band", read_band_name, enum("The age band (required)", BANDS)),
-    Key("block", ConfigReader.domains, list_of(ref("domain"),
-                                               "Extra domains blocked at all times")),
-    Key("allow", ConfigReader.domains, list_of(ref("domain"), "Domains allowed at all times")),
+    Key("block", ConfigReader.entries, list_of(ref("domain"),
+        "Extra domains blocked at all times; `/regex/` entries are searched in the name")),
+    Key("allow", ConfigReader.entries, list_of(ref("domain"),
+        "Domains allowed at all times; `/regex/` entries are searched in the name")),
     Key("categories", ConfigReader.category_list,
         extend(ref("categories"), description="Extra categories blocked")),
     Key("safesearch", ConfigReader.optional_boolean, boolean("SafeSearch; default: the band's")),
