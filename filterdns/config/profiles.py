@@ -30,6 +30,7 @@ from filterdns.config.fragments import (
 from filterdns.config.readers import ConfigReader, Key, choice, documented, read_keys
 from filterdns.config.schedules import ScheduleRule, read_schedules
 from filterdns.config.walker import Node, join, show
+from filterdns.regexes import MAX_PER_LIST, is_regex
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,11 @@ def _profile(r: ConfigReader, key_node: Node, node: Node, path: str) -> ProfileC
     if "age_band" not in found:
         r.problem(key_node, path, "needs age_band: one of " + ", ".join(BANDS))
     values.update(read_keys(r, found, path, PROFILE[1:3], _BLANK))
+    for key in ("block", "allow"):
+        regexes = sum(map(is_regex, values.get(key) or ()))
+        if regexes > MAX_PER_LIST:
+            message = f"{regexes} /regex/ entries: at most {MAX_PER_LIST} (each costs a search)"
+            r.problem(found[key], join(path, key), message)
     for domain in sorted(set(values["block"]) & set(values["allow"])):
         message = f"{show(domain)} is both blocked (block:) and allowed here"
         r.problem(found["allow"], join(path, "allow"), message)

@@ -244,3 +244,29 @@ def test_a_bad_profile_regex_is_a_problem_with_path_and_line(entry: str, says: s
     assert problem.path == "profiles.minh.block[1]"
     assert problem.line == 7
     assert says in problem.message
+
+
+def test_a_profile_holds_at_most_the_limit_of_regex_entries() -> None:
+    many = ", ".join(f'"/^kid{i}[.]/"' for i in range(MAX_PER_LIST + 1))
+    text = CONFIG.replace(
+        'allow: ["/^(www[.])?kids[a-z]*[.]casino[.]example$/"]', f"allow: [{many}]"
+    )
+    with pytest.raises(ConfigError) as caught:
+        config(text)
+    (problem,) = caught.value.problems
+    assert problem.path == "profiles.minh.allow"
+    assert f"{MAX_PER_LIST + 1} /regex/ entries: at most {MAX_PER_LIST}" in problem.message
+
+
+def test_a_repeated_name_is_not_searched_again() -> None:
+    sut = policy()
+    searched: list[str] = []
+
+    def search(name: str) -> None:
+        searched.append(name)
+
+    profile = sut.profiles["minh"]
+    profile.block_regexes = (("/counted/", search), *profile.block_regexes)
+    for _ in range(3):
+        assert sut.decide("minh", "tiktok3.example", NOON).action == "block"
+    assert searched == ["tiktok3.example"]
