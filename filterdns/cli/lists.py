@@ -124,6 +124,8 @@ def _sources_table(result: BuildResult, before: dict[str, int], command: str) ->
         entries = f"{report.entries:,}"
         if report.allow_entries:
             entries += f" (+{report.allow_entries:,} allow)"
+        if report.regex_entries:
+            entries += f" ({report.regex_entries:,} regex)"
         if command == "update" and status.source in before:
             delta = report.entries - before[status.source]
             entries += f" ({delta:+,})" if delta else ""

@@ -30,6 +30,7 @@ from filterdns.config.fragments import (
 from filterdns.config.readers import ConfigReader, Key, choice, documented, read_keys
 from filterdns.config.schedules import ScheduleRule, read_bedtime, read_schedules
 from filterdns.config.walker import Node, join, show
+from filterdns.regexes import MAX_PER_LIST, is_regex
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,9 @@ class ProfileConfig:
 
     name: str
     age_band: str
-    block: tuple[
-        str, ...
-    ] = ()  # extra blocked domains (normalized; a domain blocks its subdomains)
-    allow: tuple[str, ...] = ()  # always-allowed domains
+    # Extra blocked domains (normalized; a domain blocks its subdomains) and `/regex/` entries.
+    block: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()  # always-allowed domains and `/regex/` entries
     categories: tuple[str, ...] = ()  # extra blocked categories
     safesearch: bool | None = None  # None: the band's
     youtube: YouTube | None = None  # None: the band's
@@ -75,9 +75,10 @@ def _display_name(r: ConfigReader, node: Node, path: str) -> str | None:
 
 PROFILE: tuple[Key[Any], ...] = (
     Key("age_band", read_band_name, enum("The age band (required)", BANDS)),
-    Key("block", ConfigReader.domains, list_of(ref("domain"),
-                                               "Extra domains blocked at all times")),
-    Key("allow", ConfigReader.domains, list_of(ref("domain"), "Domains allowed at all times")),
+    Key("block", ConfigReader.entries, list_of(ref("domain"),
+        "Extra domains blocked at all times; `/regex/` entries are searched in the name")),
+    Key("allow", ConfigReader.entries, list_of(ref("domain"),
+        "Domains allowed at all times; `/regex/` entries are searched in the name")),
     Key("categories", ConfigReader.category_list,
         extend(ref("categories"), description="Extra categories blocked")),
     Key("safesearch", ConfigReader.optional_boolean, boolean("SafeSearch; default: the band's")),
@@ -133,6 +134,11 @@ def _profile(r: ConfigReader, key_node: Node, node: Node, path: str) -> ProfileC
     if "age_band" not in found:
         r.problem(key_node, path, "needs age_band: one of " + ", ".join(BANDS))
     values.update(read_keys(r, found, path, PROFILE[1:3], _BLANK))
+    for key in ("block", "allow"):
+        regexes = sum(map(is_regex, values.get(key) or ()))
+        if regexes > MAX_PER_LIST:
+            message = f"{regexes} /regex/ entries: at most {MAX_PER_LIST} (each costs a search)"
+            r.problem(found[key], join(path, key), message)
     for domain in sorted(set(values["block"]) & set(values["allow"])):
         message = f"{show(domain)} is both blocked (block:) and allowed here"
         r.problem(found["allow"], join(path, "allow"), message)

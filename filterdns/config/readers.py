@@ -39,6 +39,7 @@ from filterdns.config.values import (
     is_name,
     parse_address,
     parse_domain,
+    parse_entry,
 )
 from filterdns.config.walker import Node, Walker, is_null, join, line_of, show
 from filterdns.policy.schedule import Calendar
@@ -156,6 +157,10 @@ class ConfigReader(Walker):
     def domains(self, node: Node, path: str) -> tuple[str, ...] | None:
         """A list of domains (possibly empty), normalised."""
         return self.parsed(node, path, "domains", parse_domain, None)
+
+    def entries(self, node: Node, path: str) -> tuple[str, ...] | None:
+        """A list of domains or `/regex/` entries (possibly empty), normalised."""
+        return self.parsed(node, path, "domains or /regex/ entries", parse_entry, None)
 
     def category(self, text: str) -> str:
         """A known category name (shipped or under `categories:`); ValueError naming them."""

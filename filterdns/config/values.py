@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from filterdns.config.walker import show
 from filterdns.dns.addresses import canonical_ip
 from filterdns.dns.names import normalize_name
+from filterdns.regexes import compile_rule, is_regex
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -144,6 +145,16 @@ def parse_domain(text: str) -> str:
     if not is_domain_name(name):
         raise ValueError(f"{show(text)} is not a domain name like example.com")
     return name
+
+
+def parse_entry(text: str) -> str:
+    """A profile block / allow entry: a domain (see parse_domain), or `/pattern/`, a regex
+    searched in the name (kept as written; refused when `regexes.compile_rule` refuses it)."""
+    stripped = text.strip()
+    if is_regex(stripped):
+        compile_rule(stripped[1:-1])
+        return stripped
+    return parse_domain(text)
 
 
 def parse_mac(text: str) -> str:

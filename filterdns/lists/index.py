@@ -36,6 +36,14 @@ is skipped, which saves a hash and a bisection per lookup. The builder therefore
 without a dot; the list parsers drop such lines anyway, since a blocklist entry "com" would block
 a whole top-level domain.
 
+Regex rules
+-----------
+An adblock list may also hold regex rules (`/^ads?[0-9]*[.]/`). They cannot be hashed, so they sit
+beside the words: `regexes`, each with its list id, pattern and line, kept in the file's meta
+and compiled once when the index is made or opened (a pattern that no longer compiles is left
+out). `match_regex` searches the name with each in turn; `filterdns.regexes` bounds their number
+per list and their shape, and the policy asks only for names whose decision it does not remember.
+
 Threads: `IndexBuilder.finish` is CPU-bound and meant to run in a worker thread. The caller
 swaps the new index in with one assignment, then closes the old one; `match` never awaits, so
 on the event loop no lookup can be running on the old index when it is closed.
@@ -44,9 +52,10 @@ on the event loop no lookup can be running on the old index when it is closed.
 from __future__ import annotations
 
 import mmap
+import re
 from array import array
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +63,12 @@ from filterdns.lists.indexfile import (
     LIST_MASK,
     LITTLE,
     ListInfo,
+    RegexEntry,
     blake2b,
     check_file,
     from_bytes,
 )
+from filterdns.regexes import compile_rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +86,13 @@ class DomainIndex:
         "_directory",
         "_entries",
         "_mmap",
+        "_searches",
         "_shift",
         "_size",
         "_views",
         "fingerprint",
         "lists",
+        "regexes",
     )
 
     def __init__(
@@ -88,6 +101,7 @@ class DomainIndex:
         directory: Sequence[int],
         lists: tuple[ListInfo, ...],
         fingerprint: str = "",
+        regexes: Sequence[RegexEntry] = (),
         *,
         mapped: mmap.mmap | None = None,
         views: tuple[memoryview, ...] = (),
@@ -104,6 +118,14 @@ class DomainIndex:
         self._views = views
         self.lists = lists
         self.fingerprint = fingerprint
+        searches: list[tuple[Callable[[str], re.Match[str] | None], RegexEntry]] = []
+        for rule in regexes:
+            try:
+                searches.append((compile_rule(rule.pattern).search, rule))
+            except ValueError:  # checked when parsed; a file from elsewhere may differ
+                continue
+        self._searches = tuple(searches)
+        self.regexes = tuple(rule for _search, rule in searches)
 
     @classmethod
     def empty(cls) -> DomainIndex:
@@ -126,13 +148,13 @@ class DomainIndex:
                 mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
             return None
-        offset, count, dir_len, lists, found = layout
+        offset, count, dir_len, lists, found, regexes = layout
         base = memoryview(mapped)
         entries = base[offset : offset + 8 * count]
         directory = base[offset + 8 * count : offset + 8 * count + 4 * dir_len]
         if LITTLE:
             views = (entries.cast("Q"), directory.cast("I"), entries, directory, base)
-            return cls(views[0], views[1], lists, found, mapped=mapped, views=views)
+            return cls(views[0], views[1], lists, found, regexes, mapped=mapped, views=views)
         # A big-endian host reads the little-endian file into memory instead of mapping it.
         words, slots = array("Q", entries.tobytes()), array("I", directory.tobytes())
         words.byteswap()
@@ -140,7 +162,7 @@ class DomainIndex:
         for view in (entries, directory, base):
             view.release()
         mapped.close()
-        return cls(words, slots, lists, found)
+        return cls(words, slots, lists, found, regexes)
 
     def __len__(self) -> int:
         """The number of entries: one per (name, list) pair."""
@@ -181,6 +203,10 @@ class DomainIndex:
             dot = raw.find(46, pos)
         return out
 
+    def match_regex(self, name: str) -> list[RegexEntry]:
+        """The regex rules (of every list) found in a normalised name, in list order."""
+        return [rule for search, rule in self._searches if search(name) is not None]
+
     def lists_for(self, name: str) -> set[int]:
         """The ids of every list holding the name or one of its parents."""
         return {m.list_id for m in self.match(name)}
@@ -191,6 +217,7 @@ class DomainIndex:
         self._directory = array("I", [0, 0])
         self._shift = 64
         self._size = 0
+        self._searches = ()
         for view in self._views:
             view.release()
         self._views = ()

@@ -21,8 +21,8 @@ The file is::
     offset 0   magic b"FDNSIDX1", u32 version, u32 meta length, u64 entry count,
                u32 crc32 of the entries and directory, u32 directory bits k
                (32 bytes, little-endian)
-    offset 32  meta: UTF-8 JSON {"fingerprint": str, "lists": [{"category", "source", "allow"}]}
-               padded with spaces to a multiple of 8
+    offset 32  meta: UTF-8 JSON {"fingerprint": str, "lists": [{"category", "source", "allow"}],
+               "regexes": [[list id, pattern, line]]} padded with spaces to a multiple of 8
     then       the entries, packed little-endian uint64, 8-byte aligned
     then       the directory, 2**k + 1 little-endian uint32
 
@@ -36,7 +36,6 @@ loads the file into memory, byte-swapped, instead of mapping it.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import weakref
@@ -57,9 +56,11 @@ from filterdns.lists.indexfile import (
     MAX_LISTS,
     VERSION,
     ListInfo,
+    RegexEntry,
     blake2b,
     data_offset,
     from_bytes,
+    meta_json,
     write_le,
 )
 
@@ -89,6 +90,7 @@ class IndexBuilder:
         self._close_spill: Callable[[], object] = lambda: None
         self._directory = array("I")
         self._discarded: set[int] = set()
+        self._regexes: list[RegexEntry] = []
         self.duplicates: dict[int, int] = {}
         """After `finish`: per list id, how many names were dropped as repeats within that list."""
 
@@ -143,6 +145,13 @@ class IndexBuilder:
             if batch < BATCH:
                 return count
 
+    def add_regex(self, list_id: int, pattern: str, line: int) -> None:
+        """Add a regex rule to a list (checked by the parser with `regexes.compile_rule`)."""
+        self._open_buckets()
+        if not 0 <= list_id < len(self._lists):
+            raise ValueError(f"unknown list id {list_id}")
+        self._regexes.append(RegexEntry(list_id, pattern, line))
+
     def discard(self, list_id: int) -> None:
         """Leave out every name added to a list so far and from now on (a rejected source).
 
@@ -162,11 +171,12 @@ class IndexBuilder:
         self._buckets = None
         lists = tuple(self._lists)
         self.duplicates = dict.fromkeys(range(len(lists)), 0)
+        regexes = [r for r in self._regexes if r.list_id not in self._discarded]
         try:
             if path is None:
                 entries = self._merge_in_memory(buckets)
-                return DomainIndex(entries, self._directory, lists, fingerprint)
-            self._merge_to_file(buckets, path, lists, fingerprint)
+                return DomainIndex(entries, self._directory, lists, fingerprint, regexes)
+            self._merge_to_file(buckets, path, meta_json(fingerprint, lists, regexes))
         finally:
             self._close_spill()
             self._chunks = []
@@ -247,23 +257,7 @@ class IndexBuilder:
         del out[pos:]
         return out
 
-    def _merge_to_file(
-        self,
-        buckets: list[array[int]],
-        path: Path,
-        lists: tuple[ListInfo, ...],
-        fingerprint: str,
-    ) -> None:
-        meta = json.dumps(
-            {
-                "fingerprint": fingerprint,
-                "lists": [
-                    {"category": x.category, "source": x.source, "allow": x.allow} for x in lists
-                ],
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
+    def _merge_to_file(self, buckets: list[array[int]], path: Path, meta: bytes) -> None:
         padding = data_offset(len(meta)) - HEADER.size - len(meta)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:

@@ -18,7 +18,7 @@ from io import BufferedReader
 from typing import IO, Any
 
 MAGIC = b"FDNSIDX1"
-VERSION = 1
+VERSION = 2  # 2: the meta holds the lists' regex rules
 HASH_BITS = 48
 LIST_BITS = 16
 MAX_LISTS = 1 << LIST_BITS
@@ -54,6 +54,20 @@ class ListInfo:
     allow: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RegexEntry:
+    """A regex rule of one list: its pattern (without slashes) and the line it was read from."""
+
+    list_id: int
+    pattern: str
+    line: int
+
+
+Layout = tuple[int, int, int, tuple[ListInfo, ...], str, tuple[RegexEntry, ...]]
+"""Where an index file's parts are: entry offset, entry count, directory length, then its meta:
+lists, fingerprint and regex rules."""
+
+
 def write_le(f: IO[bytes], values: array[int], crc: int) -> int:
     """Write an array little-endian and return the running crc32 of what was written."""
     if not LITTLE:
@@ -68,10 +82,8 @@ def data_offset(meta_len: int) -> int:
     return (HEADER.size + meta_len + 7) & ~7
 
 
-def check_file(
-    f: BufferedReader, fingerprint: str | None
-) -> tuple[int, int, int, tuple[ListInfo, ...], str] | None:
-    """Validate an index file: (entry offset, entry count, directory length, lists, fingerprint).
+def check_file(f: BufferedReader, fingerprint: str | None) -> Layout | None:
+    """Validate an index file: where its entries and directory are, and its meta.
 
     None when the header, the size, the meta, the fingerprint or the checksum is wrong.
     """
@@ -89,7 +101,7 @@ def check_file(
     parsed = parse_meta(f.read(meta_len))
     if parsed is None:
         return None
-    found, lists = parsed
+    found, lists, regexes = parsed
     if fingerprint is not None and found != fingerprint:
         return None
     f.seek(offset)
@@ -99,11 +111,13 @@ def check_file(
         seen = zlib.crc32(buffer[:read], seen)
     if seen != crc:
         return None
-    return offset, count, dir_len, lists, found
+    return offset, count, dir_len, lists, found, regexes
 
 
-def parse_meta(raw: bytes) -> tuple[str, tuple[ListInfo, ...]] | None:
-    """The fingerprint and list table of a file header, or None when malformed."""
+def parse_meta(
+    raw: bytes,
+) -> tuple[str, tuple[ListInfo, ...], tuple[RegexEntry, ...]] | None:
+    """The fingerprint, list table and regex rules of a file header, or None when malformed."""
     try:
         meta: Any = json.loads(raw)
     except ValueError:
@@ -124,4 +138,39 @@ def parse_meta(raw: bytes) -> tuple[str, tuple[ListInfo, ...]] | None:
         if not (isinstance(category, str) and isinstance(source, str) and isinstance(allow, bool)):
             return None
         lists.append(ListInfo(category, source, allow))
-    return fingerprint, tuple(lists)
+    regexes = _parse_regexes(meta.get("regexes"), len(lists))
+    if regexes is None:
+        return None
+    return fingerprint, tuple(lists), regexes
+
+
+def _parse_regexes(table: object, lists: int) -> tuple[RegexEntry, ...] | None:
+    """The `regexes` of the meta: [[list id, pattern, line], ...]; None when malformed."""
+    if not isinstance(table, list):
+        return None
+    found: list[RegexEntry] = []
+    for item in table:
+        if not (isinstance(item, list) and len(item) == 3):
+            return None
+        list_id, pattern, line = item
+        if not (isinstance(list_id, int) and 0 <= list_id < lists and isinstance(pattern, str)):
+            return None
+        if not isinstance(line, int):
+            return None
+        found.append(RegexEntry(list_id, pattern, line))
+    return tuple(found)
+
+
+def meta_json(fingerprint: str, lists: tuple[ListInfo, ...], regexes: list[RegexEntry]) -> bytes:
+    """The meta of an index file, as `parse_meta` reads it."""
+    return json.dumps(
+        {
+            "fingerprint": fingerprint,
+            "lists": [
+                {"category": x.category, "source": x.source, "allow": x.allow} for x in lists
+            ],
+            "regexes": [[r.list_id, r.pattern, r.line] for r in regexes],
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()

@@ -7,13 +7,14 @@ One file may mix formats; each line is recognised on its own:
     0.0.0.0 a.com b.com  # comment       hosts: any IPv4/IPv6 first field, then one or more names
     ||example.com^$important             adblock block rule (options are dropped)
     @@||example.com^                     adblock exception -> an allow entry
+    /^ads?[0-9]*[.]/   @@/^cdn[.]/$third-party   regex rule, `@@` exception (`lists.adblockregex`)
     address=/a.com/b.com/0.0.0.0         dnsmasq `address=`, `server=`, `local=` (every name)
     local-zone: "example.com." refuse    unbound `local-zone:` (any type) and `local-data:`
     example.com/some/path                host/path (UT1 `urls`) or a pasted `https://host:port/path`
                                          -> the host is kept and counted in `hosts_from_urls`
-    full:a.com   domain:a.com   a.com @ads    v2fly rules (`lists.v2fly`): the name; `@attr`
-                                         tags dropped; `regexp:`/`keyword:` skipped as
-                                         `pattern_rule`, `include:` as `v2fly_include`
+    full:a.com   domain:a.com   a.com @ads    v2fly rules (`lists.v2fly`): the name; `@attr` tags
+                                         dropped; `regexp:`/`keyword:` skipped as `pattern_rule`,
+                                         `include:` as `v2fly_include`
 
 Blank lines, `#` and `!` comments and `[Adblock Plus 2.0]` headers are only counted as lines.
 As in hosts(5), `#` starts a comment anywhere on a line (`0.0.0.0 a.com#b.com` lists a.com only),
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from filterdns.lists.adblockregex import keep_regex, regex_rule
 from filterdns.lists.domains import MAX_NAME, InvalidName, is_ip, normalize_domain
 from filterdns.lists.sourcereport import INVALID_LINE_REASONS, SourceReport
 from filterdns.lists.v2fly import PATTERN_KINDS, split_attrs
@@ -82,8 +84,7 @@ _BOM = b"\xef\xbb\xbf"
 CHUNK_SIZE = 1 << 20
 MAX_LINE = 1 << 20  # a "line" longer than this (binary junk) is cut, so memory stays bounded
 
-# Result kinds of the per-line slow path.
-_BLOCK, _ALLOW, _FROM_URL, _SKIP, _IGNORE = range(5)
+_BLOCK, _ALLOW, _FROM_URL, _SKIP, _IGNORE, _REGEX, _REGEX_ALLOW = range(7)  # slow-path kinds
 _Item = tuple[str, int]
 
 
@@ -115,6 +116,9 @@ def _host_name(hostport: str) -> _Item:
 
 def _adblock(body: str, kind: int) -> _Item:
     """An adblock network rule (without its `@@`)."""
+    if body.startswith("/") and (regex := regex_rule(body)) is not None:
+        text, ok = regex
+        return text, (_REGEX_ALLOW if kind == _ALLOW else _REGEX) if ok else _SKIP
     if _COSMETIC(body):
         return "cosmetic_rule", _SKIP
     if body.startswith("||"):
@@ -288,6 +292,11 @@ def _slow(
             bad = bad or text in INVALID_LINE_REASONS
         elif kind == _IGNORE:  # an adblock comment or header, unbound's `server:`
             counted = False
+        elif kind >= _REGEX:
+            used = True
+            if keep_regex(report, text, kind == _REGEX_ALLOW, number, line):
+                counts.entries += kind == _REGEX
+                counts.allows += kind == _REGEX_ALLOW
         else:
             used = True
             counts.entries += kind != _ALLOW

@@ -21,7 +21,12 @@ SKIP_REASONS: dict[str, str] = {
     "bad_character": "a character other than a-z 0-9 - _ (after IDNA), or undecodable bytes",
     "bad_idna": "a non-ASCII name the IDNA codec rejects",
     "cosmetic_rule": "an adblock element-hiding, scriptlet or HTML rule (##, #@#, #?#, #$#, $$)",
-    "url_rule": "an adblock rule with a path, a regex, a `|` URL anchor or a `*` inside the name",
+    "url_rule": "an adblock rule with a path (a regex holding `/` too), a `|` URL anchor or a `*` "
+    "inside the name",
+    "bad_regex": "an adblock regex rule `/…/` that is not a valid regex, is longer than 256 "
+    "characters, or could backtrack without bound (nested repeats, back-references)",
+    "regex_limit": "a regex rule past the 64 one list may hold (each costs every unseen name a "
+    "search)",
     "unsupported_option": "an adblock `$badfilter` rule (it disables another rule, blocks nothing)",
     "pattern_rule": "a v2fly `regexp:` or `keyword:` rule (a pattern, not a name)",
     "v2fly_include": "a v2fly `include:` rule (another file of the same directory; the build "
@@ -68,6 +73,9 @@ class SourceReport:
     invalid_lines: int = 0  # content lines that yielded nothing, for an INVALID_LINE_REASONS
     undecodable_lines: int = 0  # not UTF-8
     nul_lines: int = 0  # holding a NUL byte: not text
+    regex_entries: int = 0  # regex rules kept (also counted in entries / allow_entries)
+    # The regex rules kept, for the index builder: (pattern, is_allow, line). Not saved.
+    regexes: list[tuple[str, bool, int]] = field(default_factory=list, repr=False, compare=False)
 
     def skip(self, reason: str, line: int, text: str) -> None:
         """Count one skip for `reason`; keep "source:line: text" among its first examples."""
@@ -96,6 +104,7 @@ class SourceReport:
             "invalid_lines": self.invalid_lines,
             "undecodable_lines": self.undecodable_lines,
             "nul_lines": self.nul_lines,
+            "regex_entries": self.regex_entries,
         }
 
     @classmethod
@@ -117,6 +126,7 @@ class SourceReport:
             invalid_lines=count("invalid_lines"),
             undecodable_lines=count("undecodable_lines"),
             nul_lines=count("nul_lines"),
+            regex_entries=count("regex_entries"),
         )
         skipped = data.get("skipped")
         if isinstance(skipped, dict):

@@ -208,7 +208,7 @@ class SourceAdder:
             return block, allow
         report = SourceReport(status.source)
         try:
-            _add_entries(self.builder, iter_file(status.path, report), block, allow)
+            _add_entries(self.builder, report, iter_file(status.path, report), block, allow)
         except OSError as exc:
             self._discard(block, allow)
             status.error = f"{status.source}: cannot read {status.path}: {exc.strerror or exc}"
@@ -264,7 +264,7 @@ class SourceAdder:
     def _parse_copy(self, status: SourceStatus, copy: Path, ids: tuple[int, int]) -> bool:
         report = SourceReport(status.source)
         try:
-            _add_entries(self.builder, iter_file(copy, report), *ids)
+            _add_entries(self.builder, report, iter_file(copy, report), *ids)
         except OSError:
             self._discard(*ids)
             return False
@@ -300,7 +300,7 @@ class SourceAdder:
         block, allow = self._lists(status)
         report = SourceReport(status.source)
         try:
-            _add_entries(self.builder, iter_file(path, report), block, allow)
+            _add_entries(self.builder, report, iter_file(path, report), block, allow)
             previous = good_entries(copy) if copy is not None else None
         except OSError as exc:
             self._discard(block, allow)
@@ -336,9 +336,14 @@ def _snapshot(source: Path, directory: Path) -> Path:
 
 
 def _add_entries(
-    builder: IndexBuilder, entries: Iterator[tuple[str, bool]], block: int, allow: int
+    builder: IndexBuilder,
+    report: SourceReport,
+    entries: Iterator[tuple[str, bool]],
+    block: int,
+    allow: int,
 ) -> None:
-    """Stream a source's entries into the builder: block names in bulk, allow names one by one."""
+    """Stream a source's entries into the builder: block names in bulk, allow names one by one,
+    then the regex rules the parser kept on the report."""
     allowed: list[str] = []
 
     def blocked() -> Iterator[str]:
@@ -350,3 +355,5 @@ def _add_entries(
 
     builder.add_many(block, blocked())
     builder.add_many(allow, allowed)
+    for pattern, is_allow, line in report.regexes:
+        builder.add_regex(allow if is_allow else block, pattern, line)

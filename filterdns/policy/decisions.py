@@ -49,6 +49,7 @@ from filterdns.policy.state import (
     cap,
     compute_state,
     min_cap,
+    regexes_of,
     rules_at,
 )
 from filterdns.policy.timezones import zone_of
@@ -83,6 +84,8 @@ class Policy:
                 safesearch=band.safesearch if profile.safesearch is None else profile.safesearch,
                 youtube=band.youtube if profile.youtube is None else profile.youtube,
                 bypass_protection=config.blocking.bypass_protection and band.name != "adult",
+                allow_regexes=regexes_of(profile.allow),
+                block_regexes=regexes_of(profile.block),
             )
 
     # The decision
@@ -167,14 +170,22 @@ class Policy:
         return profile.allowed
 
     def _matches(self, name: str) -> list[Match]:
-        """(listed name, category, source, allow) for every list holding the name or a parent;
-        when no list holds it, the name model's verdict on its site, if any."""
+        """(listed name, category, source, allow) for every list holding the name or a parent,
+        then for every regex rule of a list found in it (listed: `/pattern/`, source:
+        "list:line"); when none, the name model's verdict on its site, if any.
+
+        Called only for names whose decision is not remembered, so the regex rules (at most
+        `regexes.MAX_PER_LIST` per list) cost nothing for a repeated name."""
         index = self._index()
         lists = index.lists
         found: list[Match] = [
             (m.name, lists[m.list_id].category, lists[m.list_id].source, lists[m.list_id].allow)
             for m in index.match(name)
         ]
+        for rule in index.match_regex(name):
+            info = lists[rule.list_id]
+            where = f"{info.source}:{rule.line}"
+            found.append((f"/{rule.pattern}/", info.category, where, info.allow))
         if found or self._model is None:
             return found
         scored = self._model.score(name)

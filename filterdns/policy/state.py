@@ -8,7 +8,8 @@ remembered per name in the state, so a query costs a dict lookup.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -17,6 +18,9 @@ from filterdns.config import ProfileConfig, ScheduleRule, YouTube
 from filterdns.lists.index import DomainIndex
 from filterdns.memo import Memo
 from filterdns.policy.values import Decision, Grant, rule_label
+from filterdns.regexes import compile_rule, is_regex
+
+Search = Callable[[str], re.Match[str] | None]
 
 MAX_STATE_SECONDS = 3600.0  # recompute a profile's state at least hourly (e.g. after a DST rule)
 MAX_REMEMBERED = 65536  # decisions remembered per profile and state
@@ -56,6 +60,14 @@ class Profile:
     trace_rules: list[str] = field(default_factory=list)
     # The decision for every name nothing else applies to, shared (never changed): most names.
     allowed: Decision | None = None
+    # The `/regex/` entries of the profile's allow and block lists: (entry, its search).
+    allow_regexes: tuple[tuple[str, Search], ...] = ()
+    block_regexes: tuple[tuple[str, Search], ...] = ()
+
+
+def regexes_of(entries: Sequence[str]) -> tuple[tuple[str, Search], ...]:
+    """The `/regex/` entries of a block or allow list, compiled (the configuration checked them)."""
+    return tuple((e, compile_rule(e[1:-1]).search) for e in entries if is_regex(e))
 
 
 def compute_state(profile: Profile, now: float, grants: Sequence[Grant]) -> State:

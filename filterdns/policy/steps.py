@@ -29,6 +29,11 @@ def allowed(profile: Profile, state: State, name: str, trace: list[str]) -> Deci
             return Decision(
                 Action.ALLOW, p, 3, f"{domain} is allowed for {p}", rule="profile allow"
             )
+    for entry, search in profile.allow_regexes:
+        if search(name):
+            trace.append(f"3. allowed: {name} matches {entry} on the allow list of profile {p}")
+            reason = f"{name} matches {entry}, allowed for {p}"
+            return Decision(Action.ALLOW, p, 3, reason, rule="profile allow")
     for grant in state.granted_domains:
         if grant.domain is not None and is_subdomain(name, grant.domain):
             trace.append(f"3. allowed by {grant.describe()}")
@@ -129,6 +134,11 @@ def categories(
             trace.append(f"6. blocked: {domain} is on the block list of profile {p}")
             reason = f"{domain} is blocked for {p}"
             return Decision(Action.BLOCK, p, 6, reason, rule="profile block", listed=domain)
+    for entry, search in profile.block_regexes:
+        if search(name):
+            trace.append(f"6. blocked: {name} matches {entry} on the block list of profile {p}")
+            reason = f"{name} matches {entry}, blocked for {p}"
+            return Decision(Action.BLOCK, p, 6, reason, rule="profile block", listed=entry)
     in_categories = sorted({c for _n, c, _s, a in matches if not a})
     trace.append(
         "6. not in a blocked category"

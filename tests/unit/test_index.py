@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 
 from filterdns.lists.index import DomainIndex, Match
 from filterdns.lists.indexbuild import IndexBuilder
-from filterdns.lists.indexfile import MAGIC, MAX_LISTS, ListInfo, false_positive_rate, name_hash
+from filterdns.lists.indexfile import (
+    MAGIC,
+    MAX_LISTS,
+    VERSION,
+    ListInfo,
+    false_positive_rate,
+    name_hash,
+)
 
 ADS = ListInfo("ads", "ut1/publicite")
 MALWARE = ListInfo("malware", "ut1/malware")
@@ -209,7 +216,8 @@ def test_persisted_index_reopens_with_the_same_answers(tmp_path: Path) -> None:
 
 
 def _set_version(data: bytes) -> bytes:
-    return data[:8] + struct.pack("<I", 2) + data[12:]
+    """A file of the version before (without regex rules in its meta)."""
+    return data[:8] + struct.pack("<I", VERSION - 1) + data[12:]
 
 
 def _flip(at: int) -> Callable[[bytes], bytes]:
@@ -255,8 +263,9 @@ def test_the_file_layout_is_header_meta_entries_directory(tmp_path: Path) -> Non
     _build({ADS: ["example.com"], SCHOOL: ["school.example"]}, path, "fp")[0].close()
     data = path.read_bytes()
     magic, version, meta_len, count, _, bits = struct.unpack_from("<8sIIQII", data)
-    assert (magic, version, count, bits) == (MAGIC, 1, 2, 0)
+    assert (magic, version, count, bits) == (MAGIC, 2, 2, 0)
     assert data[32 : 32 + meta_len].startswith(b'{"fingerprint":"fp","lists":[')
+    assert data[32 : 32 + meta_len].rstrip().endswith(b'],"regexes":[]}')
     offset = len(data) - 8 * count - 4 * ((1 << bits) + 1)
     assert offset % 8 == 0
     assert offset >= 32 + meta_len

@@ -101,7 +101,7 @@ LINE_CASES: list[tuple[str, str, list[tuple[str, bool]], dict[str, int], int]] =
     ("adblock-url-anchor", "|http://example.com/", [], {"url_rule": 1}, 0),
     ("adblock-path", "||example.com/ads/", [], {"url_rule": 1}, 0),
     ("adblock-inner-star", "||ads*.example.com^", [], {"url_rule": 1}, 0),
-    ("adblock-regex", "/ads[0-9]+\\.example\\.com/", [], {"url_rule": 1}, 0),
+    ("adblock-regex-path", "/ads\\/banner[0-9]+/", [], {"url_rule": 1}, 0),
     ("adblock-port", "||example.com:8080^", [], {"url_rule": 1}, 0),
     ("adblock-badfilter", "||example.com^$badfilter", [], {"unsupported_option": 1}, 0),
     ("adblock-comment", "! Title: some list", [], {}, 0),
@@ -189,6 +189,9 @@ LINE_CASES: list[tuple[str, str, list[tuple[str, bool]], dict[str, int], int]] =
     # garbage
     ("prose", "Permission is hereby granted", [], {"unrecognised": 1}, 0),
     ("regex-expression", "(^|[-/])(adult|porn)", [], {"url_rule": 1}, 0),
+    # regex rules (kept beside the names: see test_regex_rules.py); refused ones
+    ("regex-nested-repeat", "/(ads+)+x/", [], {"bad_regex": 1}, 0),
+    ("regex-badfilter", "/^ads[.]/$badfilter", [], {"unsupported_option": 1}, 0),
 ]
 
 
@@ -211,7 +214,13 @@ def test_line(line: str, entries: list[tuple[str, bool]], skipped: dict[str, int
 def test_every_reason_is_documented_and_exercised():
     exercised = {reason for case in LINE_CASES for reason in case[3]}
     assert exercised <= set(SKIP_REASONS)
-    assert set(SKIP_REASONS) - exercised <= {"label_too_long", "name_too_long", "bad_idna"}
+    # the others have their own tests (regex_limit: test_regex_rules.py)
+    assert set(SKIP_REASONS) - exercised <= {
+        "label_too_long",
+        "name_too_long",
+        "bad_idna",
+        "regex_limit",
+    }
     assert set(INVALID_NAME_REASONS) <= set(SKIP_REASONS)
     assert all(desc and "\n" not in desc for desc in SKIP_REASONS.values())
 
@@ -375,20 +384,21 @@ def test_examples_are_truncated_and_capped():
 
 
 def test_to_json():
-    _, report = parse_bytes(b"a.com\n@@||b.com^\nx.org/y\n1.2.3.4\n", "list.txt")
+    _, report = parse_bytes(b"a.com\n@@||b.com^\nx.org/y\n1.2.3.4\n/^ads[.]/\n", "list.txt")
     assert report.to_json() == {
         "source": "list.txt",
-        "lines": 4,
-        "entries": 2,
+        "lines": 5,
+        "entries": 3,
         "allow_entries": 1,
         "duplicates": 0,
         "hosts_from_urls": 1,
         "skipped": {"ip_address": 1},
         "examples": {"ip_address": ["list.txt:4: 1.2.3.4"]},
-        "content_lines": 4,
+        "content_lines": 5,
         "invalid_lines": 0,
         "undecodable_lines": 0,
         "nul_lines": 0,
+        "regex_entries": 1,
     }
 
 
@@ -600,8 +610,13 @@ def _check(entries: list[tuple[str, bool]], report: SourceReport) -> None:
     for name, _ in entries:
         assert normalize_domain(name) == name
         assert name not in LOCAL_NAMES
-    assert report.entries == sum(1 for _, allow in entries if not allow)
-    assert report.allow_entries == sum(1 for _, allow in entries if allow)
+    # a regex rule is an entry of its list too, kept beside the names
+    regex_allows = sum(allow for _pattern, allow, _line in report.regexes)
+    assert report.regex_entries == len(report.regexes)
+    assert report.entries == sum(1 for _, allow in entries if not allow) + (
+        report.regex_entries - regex_allows
+    )
+    assert report.allow_entries == sum(1 for _, allow in entries if allow) + regex_allows
     for reason, count in report.skipped.items():
         assert reason in SKIP_REASONS
         assert 1 <= len(report.examples[reason]) <= min(count, 3)
