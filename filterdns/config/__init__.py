@@ -53,6 +53,7 @@ from filterdns.config.loader import (
     load_config,
     load_config_text,
 )
+from filterdns.config.localrecords import DEFAULT_LOCAL_TTL, LOCAL_RECORD_KEYS, LocalRecord
 from filterdns.config.log import LogConfig
 from filterdns.config.model import FIXED_SECTIONS, POLICY_KEYS, SECTIONS, TOP_LEVEL, Config
 from filterdns.config.profiles import HOUSEHOLD, PROFILE_KEYS, ProfileConfig
@@ -101,10 +102,12 @@ __all__ = [
     "BUILTIN_BANDS",
     "CLIENT_KEYS",
     "DEFAULT_CATEGORIES",
+    "DEFAULT_LOCAL_TTL",
     "DEFAULT_PORTS",
     "FIXED_SECTIONS",
     "HOUSEHOLD",
     "LOCAL_CONFIG",
+    "LOCAL_RECORD_KEYS",
     "MAX_CACHE_ENTRIES",
     "MAX_CONNECTIONS",
     "MAX_OUTSTANDING",
@@ -139,6 +142,7 @@ __all__ = [
     "IPNetwork",
     "ListenAddress",
     "ListsConfig",
+    "LocalRecord",
     "LogConfig",
     "ProfileConfig",
     "RateLimit",
