@@ -86,7 +86,9 @@ class LocalZone:
         body = [qname_wire + wire.TYPE_CLASS.pack(qtype, wire.CLASS_IN)]
         for owner, rtype, ttl, rdata in records:
             fixed = wire.RR_FIXED.pack(rtype, wire.CLASS_IN, ttl, len(rdata))
-            body.append(names.text_to_wire(owner) + fixed + rdata)
+            # The asked name's own records point at the question, so they echo its spelling.
+            owner_wire = b"\xc0\x0c" if owner == name else names.text_to_wire(owner)
+            body.append(owner_wire + fixed + rdata)
         return replies.analyse(header + b"".join(body))
 
     def _records(self, name: str, qtype: int) -> list[Record]:
