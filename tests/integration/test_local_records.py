@@ -3,7 +3,9 @@ before any blocking, and never asked of the upstreams."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import json
 from pathlib import Path
 
 import dns.asyncquery
@@ -13,6 +15,7 @@ import dns.rdatatype
 import pytest
 
 from filterdns.app import App
+from filterdns.cli.main import main
 from filterdns.config import load_config
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import addresses, config_for, running_proxy
@@ -115,3 +118,27 @@ async def test_a_reload_applies_new_records(tmp_path: Path) -> None:
 
 async def _ask(host: str, port: int, name: str) -> dns.message.Message:
     return await dns.asyncquery.udp(dns.message.make_query(name, "A"), host, port=port, timeout=3)
+
+
+@pytest.mark.parametrize(
+    ("name", "seen"),
+    [
+        pytest.param("Games.Example.", "3. local record: games.example is answered A 10.6.0.9 "
+                     "(local_records.games.example, line ", id="blocked-name"),
+        pytest.param("intranet.school.lan", "3. answered locally, upstreams not asked: "
+                     "intranet.school.lan.", id="cname"),
+    ],
+)  # fmt: skip
+async def test_explain_shows_step_3_local_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, seen: str
+) -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        config = tmp_path / "config.yaml"
+        extra = f"log: {{database: {tmp_path / 'filterdns.db'}}}\n" + LOCAL
+        config.write_text(config_for(upstream.address, extra=extra))
+        argv = ["explain", name, "--client", "127.0.0.2", "--resolve", "-c", str(config)]
+        assert await asyncio.to_thread(main, [*argv, "--json"]) == 0
+        trace = json.loads(capsys.readouterr().out)
+        assert (trace["action"], trace["step"], trace["rule"]) == ("allow", 3, "local record")
+        assert any(line.startswith(seen) for line in trace["trace"])
+        assert upstream.calls == 0
