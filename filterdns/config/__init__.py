@@ -6,7 +6,8 @@ its reader (problems with YAML path and line) and its JSON Schema fragment.
 - `server`, `upstreams`, `cache`, `log`, `lists` (and `categories:`), `blocking`, `report`:
   the sections with fixed keys, each a dataclass and a `Section` of `Key`s (`readers`).
 - `bands` (`age_bands:` and the built-in table), `schedules` (schedule rules, `calendars:`),
-  `profiles` (`profiles:`, `default_profile:`), `clients`, `alerts`: the policy keys.
+  `profiles` (`profiles:`, `default_profile:`), `clients`, `alerts`, `localrecords`
+  (`local_records:`): the policy keys.
 - `model` (the `Config` root), `loader` (`load_config`, `load_config_text`, `default_config`,
   `find_config`), `schema` (the JSON Schema), `defaults` (default.yaml, written from the
   dataclasses), and the shared pieces: `walker` (YAML nodes; the one module importing pyyaml),
