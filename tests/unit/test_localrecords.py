@@ -13,12 +13,17 @@ import pytest
 from filterdns.config import default_config, load_config_text
 from filterdns.config.localrecords import LocalRecord
 from filterdns.dns import replies, wire
+from filterdns.dns.model import Kind
 from filterdns.errors import ConfigError, Problem
 from filterdns.lists.index import DomainIndex
 from filterdns.policy.answers import AnswerJudge
 from filterdns.policy.decisions import Policy
 from filterdns.policy.localzone import LocalZone
 from filterdns.policy.values import Action
+from filterdns.querylog.store import LogRecord
+from filterdns.resolvers.localrecords import LocalRecordsResolver
+from filterdns.resolvers.querylog import QueryLogResolver
+from tests.unit.test_links import Below, _request
 
 SCHOOL = """\
 local_records:
@@ -227,3 +232,21 @@ def test_rebinding_keeps_private_addresses_reached_through_local_records(
     allowed = policy.decide("kid", "cdn.example.com", NOW)
     verdict = judge.judge(allowed, "cdn.example.com", _upstream(*lines), NOW)
     assert (verdict is None) is kept
+
+
+@pytest.mark.parametrize("log_allowed", [True, False], ids=["log-allowed", "blocked-only"])
+async def test_a_local_answer_is_logged_as_an_allowed_lookup(log_allowed: bool) -> None:
+    policy, _judge = _policy()
+    rows: list[LogRecord] = []
+    sut = QueryLogResolver(
+        LocalRecordsResolver(Below(False), policy.local),
+        lambda row: rows.append(row) is None,
+        observe=lambda row: None,
+        log_allowed=log_allowed,
+        clock=lambda: NOW,
+    )
+    response = sut.resolve_now(_request("printer.school.lan", profile="kid"))
+    assert response is not None and response.kind is Kind.LOCAL
+    logged = [(row.name, row.profile, row.kind, row.reason) for row in rows]
+    expected = ("printer.school.lan", "kid", "local", "local record printer.school.lan: A 10.6.0.5")
+    assert logged == ([expected] if log_allowed else [])
