@@ -152,6 +152,11 @@ def _judge_answer(
     if number is None:
         trace.append(f"8. not asked: {qtype!r} is not a query type like A, AAAA or HTTPS")
         return replace(decision, trace=tuple(trace))
+    local = policy.local.answer(name, number)
+    if local is not None:  # as serve does: a local name never reaches the upstreams
+        records = answer_records(local) or ["(no records: NODATA)"]
+        trace.append("3. answered locally, upstreams not asked: " + "; ".join(records))
+        return replace(decision, trace=tuple(trace))
     response = asyncio.run(_ask(config, name, number))
     if response.kind is Kind.FAILED:
         trace.append(f"8. the upstreams could not be asked: {response.reason}")

@@ -278,6 +278,7 @@ def _summary(config: Config) -> dict[str, object]:
         "profiles": {p.name: _profile_summary(config, p.name) for p in config.profiles},
         "default_profile": config.default_profile,
         "clients": len(config.clients),
+        "local_records": len(config.local_records),
     }
 
 

@@ -6,7 +6,8 @@ its reader (problems with YAML path and line) and its JSON Schema fragment.
 - `server`, `upstreams`, `cache`, `log`, `lists` (and `categories:`), `blocking`, `report`:
   the sections with fixed keys, each a dataclass and a `Section` of `Key`s (`readers`).
 - `bands` (`age_bands:` and the built-in table), `schedules` (schedule rules, `calendars:`),
-  `profiles` (`profiles:`, `default_profile:`), `clients`, `alerts`: the policy keys.
+  `profiles` (`profiles:`, `default_profile:`), `clients`, `alerts`, `localrecords`
+  (`local_records:`): the policy keys.
 - `model` (the `Config` root), `loader` (`load_config`, `load_config_text`, `default_config`,
   `find_config`), `schema` (the JSON Schema), `defaults` (default.yaml, written from the
   dataclasses), and the shared pieces: `walker` (YAML nodes; the one module importing pyyaml),
@@ -53,6 +54,7 @@ from filterdns.config.loader import (
     load_config,
     load_config_text,
 )
+from filterdns.config.localrecords import DEFAULT_LOCAL_TTL, LOCAL_RECORD_KEYS, LocalRecord
 from filterdns.config.log import LogConfig
 from filterdns.config.model import FIXED_SECTIONS, POLICY_KEYS, SECTIONS, TOP_LEVEL, Config
 from filterdns.config.profiles import HOUSEHOLD, PROFILE_KEYS, ProfileConfig
@@ -101,10 +103,12 @@ __all__ = [
     "BUILTIN_BANDS",
     "CLIENT_KEYS",
     "DEFAULT_CATEGORIES",
+    "DEFAULT_LOCAL_TTL",
     "DEFAULT_PORTS",
     "FIXED_SECTIONS",
     "HOUSEHOLD",
     "LOCAL_CONFIG",
+    "LOCAL_RECORD_KEYS",
     "MAX_CACHE_ENTRIES",
     "MAX_CONNECTIONS",
     "MAX_OUTSTANDING",
@@ -139,6 +143,7 @@ __all__ = [
     "IPNetwork",
     "ListenAddress",
     "ListsConfig",
+    "LocalRecord",
     "LogConfig",
     "ProfileConfig",
     "RateLimit",

@@ -76,6 +76,7 @@ def _policy(config: Config) -> dict[str, object]:
         "clients": [],
         "default_profile": config.default_profile,
         "alerts": [],
+        "local_records": {},
     }
 
 

@@ -23,6 +23,7 @@ from filterdns.config.alerts import read_alerts
 from filterdns.config.bands import read_age_bands
 from filterdns.config.clients import read_clients
 from filterdns.config.lists import CATEGORY, DEFAULT_CATEGORIES, read_categories
+from filterdns.config.localrecords import read_local_records
 from filterdns.config.model import FIXED_SECTIONS, SECTIONS, TOP_LEVEL, Config
 from filterdns.config.profiles import read_default_profile, read_profiles
 from filterdns.config.readers import ConfigReader
@@ -145,6 +146,8 @@ def _build(r: ConfigReader, root: Node | None, base: Config, source: str | None)
     values.update(_policy(r, top, base))
     if "alerts" in top:
         values["alerts"] = read_alerts(r, top["alerts"], "alerts")
+    if "local_records" in top:
+        values["local_records"] = read_local_records(r, top["local_records"], "local_records")
     return replace(base, **values, source=source, given=_given(top))
 
 

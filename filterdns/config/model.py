@@ -18,6 +18,7 @@ from filterdns.config.blocking import BlockingConfig
 from filterdns.config.cache import CacheConfig
 from filterdns.config.clients import ClientConfig
 from filterdns.config.lists import Categories, ListsConfig
+from filterdns.config.localrecords import LocalRecord
 from filterdns.config.log import LogConfig
 from filterdns.config.profiles import HOUSEHOLD, ProfileConfig
 from filterdns.config.readers import Section
@@ -47,6 +48,7 @@ POLICY_KEYS = (
     "clients",
     "default_profile",
     "alerts",
+    "local_records",
 )
 TOP_LEVEL = (*SECTIONS, *POLICY_KEYS)
 
@@ -73,6 +75,8 @@ class Config:
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     alerts: tuple[AlertConfig, ...] = ()
+    # Names the proxy answers itself (`local_records:`), in file order.
+    local_records: tuple[LocalRecord, ...] = ()
     # The top-level keys the file gives a value (not null, not empty), and the text it was read
     # from: what a reload compares and saves. Neither takes part in equality: two files that
     # say the same thing are the same configuration.

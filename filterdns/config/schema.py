@@ -22,6 +22,7 @@ from filterdns.config.bands import age_bands_schema
 from filterdns.config.clients import client_definition, clients_schema
 from filterdns.config.fragments import Schema, closed, duration, string, to_json
 from filterdns.config.lists import categories_schema, category_definitions
+from filterdns.config.localrecords import local_records_schema
 from filterdns.config.model import FIXED_SECTIONS, TOP_LEVEL, Config
 from filterdns.config.profiles import default_profile_schema, profile_definition, profiles_schema
 from filterdns.config.readers import Section
@@ -44,6 +45,7 @@ def config_schema() -> Schema:
             "clients": clients_schema(),
             "default_profile": default_profile_schema(defaults.default_profile),
             "alerts": alerts_schema(),
+            "local_records": local_records_schema(),
         }
     )
     root = closed("filterdns configuration", properties, TOP_LEVEL)

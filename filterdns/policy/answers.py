@@ -44,6 +44,9 @@ class AnswerJudge:
             (*LOCAL_SUFFIXES, *config.blocking.rebinding_allow,
              *(suffix for suffix, _servers in config.upstreams.conditional))
         )  # fmt: skip
+        # The names of `local_records:`: their private addresses are the point of them, and so
+        # are those of an answer whose CNAME chain ends in one.
+        self.local_names = policy.local.names
         # (profile, name, target) -> (the target's decision, the one made from it); the same
         # object comes back while the target's decision stands, so its blocked answer is reused.
         self._made: Memo[tuple[str, str, str], tuple[Decision | None, Decision]] = Memo(
@@ -75,17 +78,17 @@ class AnswerJudge:
             why = "it is allowed explicitly" if decision.step == 3 else "cname_inspection is off"
             notes.append(f"8. the answer leads to {', '.join(targets)} (not judged: {why})")
         if private and self.rebinding_protection:
-            if not self.is_local(name):
+            if not self.is_local(name) and not (targets and targets[-1] in self.local_names):
                 notes.append(f"8. blocked: {name} is a public name answered with a private address")
                 return self._rebinding(profile, name)
             notes.append(f"8. {name} is a local name: its private addresses are kept")
         return None
 
     def is_local(self, name: str) -> bool:
-        """Whether `name` may resolve to private addresses: a single label, or under a local
-        suffix, a conditional-forwarding suffix or `blocking.rebinding_allow`."""
+        """Whether `name` may resolve to private addresses: a single label, a local record, or
+        under a local suffix, a conditional-forwarding suffix or `blocking.rebinding_allow`."""
         suffixes = self.local_suffixes
-        if "." not in name:
+        if "." not in name or name in self.local_names:
             return True
         while True:
             if name in suffixes:

@@ -42,6 +42,7 @@ from filterdns.config import BlockingConfig, Config
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.namemodel import NameModel, registrable
 from filterdns.policy import steps
+from filterdns.policy.localzone import LocalZone
 from filterdns.policy.state import (
     MAX_STATE_SECONDS,
     Profile,
@@ -67,6 +68,8 @@ class Policy:
         model: NameModel | None = None,
     ) -> None:
         self.blocking: BlockingConfig = config.blocking
+        # The names of `local_records:` and their ready answers (the local records link's too).
+        self.local = LocalZone(config.local_records)
         self._index = index
         # Asked only about names no list decides (blocking.name_model turns it off).
         self._model = model if config.blocking.name_model else None
@@ -148,7 +151,9 @@ class Policy:
 
     def _decide(self, profile: Profile, state: State, name: str, trace: list[str]) -> Decision:
         """Steps 3 to 8 in order: the first that decides wins."""
-        decision = steps.allowed(profile, state, name, trace)
+        decision = steps.local_record(self.local, profile, name, trace) or steps.allowed(
+            profile, state, name, trace
+        )
         if decision is not None:
             return decision
         matches = self._matches(name)

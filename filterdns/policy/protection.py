@@ -21,6 +21,10 @@ What is compared (pure logic on the parsed values, no profile or key names hard-
   alert rules removed; the upstreams replaced by the embedded ones because the file no longer
   names any (`upstreams.servers` gone: a file cut short).
   Other upstream and `server.allow_clients` changes are reported without weakening.
+- `local_records:` added, changed or removed: reported; a record added or changed weakens only
+  when its name is on some profile's `block` list, since it is answered before any blocking
+  (the category lists are not read here: a parent's own block list is what a record overrides
+  knowingly or not).
 """
 
 from __future__ import annotations
@@ -28,7 +32,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_SOURCE, ClientConfig, Config
+from filterdns.config import (
+    DEFAULT_CATEGORIES,
+    SHIPPED_SOURCE,
+    ClientConfig,
+    Config,
+    LocalRecord,
+)
+from filterdns.dns.names import is_subdomain
 from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.effective import compare, protection
 
@@ -94,6 +105,7 @@ def difference(old: Config, new: Config) -> Difference:
         *_sources(old, new),
         *_alerts(old, new),
         *_network(old, new),
+        *_local_records(old, new),
     ]
     return Difference(tuple(changes))
 
@@ -332,3 +344,36 @@ def _network(old: Config, new: Config) -> list[Change]:
 
 def _servers(servers: Sequence[object]) -> str:
     return ", ".join(str(s) for s in servers)
+
+
+def _local_records(old: Config, new: Config) -> list[Change]:
+    """Local names added, changed or removed; one that some profile blocks weakens."""
+    before = {r.name: r for r in old.local_records}
+    after = {r.name: r for r in new.local_records}
+    changes = []
+    for name in dict.fromkeys((*before, *after)):
+        was, now = before.get(name), after.get(name)
+        if was is not None and now is not None and _same_record(was, now):
+            continue
+        if now is None:
+            changes.append(Change("local records", f"local record {name}: removed", False))
+            continue
+        what = f"CNAME {now.cname}" if now.cname else ", ".join(str(a) for a in now.addresses)
+        text = f"local record {name}: {'added' if was is None else 'changed'} ({what})"
+        blockers = [p.name for p in new.profiles if any(is_subdomain(name, d) for d in p.block)]
+        if blockers:
+            text += f"; answered before the block list of {', '.join(blockers)}"
+        changes.append(Change("local records", text, bool(blockers), _who(new, blockers)))
+    return changes
+
+
+def _same_record(a: LocalRecord, b: LocalRecord) -> bool:
+    return (a.addresses, a.cname, a.ttl) == (b.addresses, b.cname, b.ttl)
+
+
+def _who(config: Config, profiles: Sequence[str]) -> tuple[str, ...]:
+    """The clients of `profiles`, and the other devices when one of them is the default."""
+    who = [c.name for c in config.clients if c.profile in profiles]
+    if config.default_profile in profiles:
+        who.append(EVERY_OTHER_DEVICE)
+    return tuple(who)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from filterdns.config import MODEL_CATEGORIES, NEVER_BLOCK_CATEGORY
 from filterdns.dns.names import is_subdomain
+from filterdns.policy.localzone import LocalZone
 from filterdns.policy.special import (
     BYPASS_CATEGORY,
     CANARY_NAMES,
@@ -18,6 +19,17 @@ from filterdns.policy.special import (
 )
 from filterdns.policy.state import Profile, State
 from filterdns.policy.values import Action, Decision, Match, rule_label
+
+
+def local_record(zone: LocalZone, profile: Profile, name: str, trace: list[str]) -> Decision | None:
+    """3. A name of `local_records:` (or the reverse name of a local address): answered as given,
+    for every profile, upstreams never asked."""
+    if name not in zone.names:
+        return None
+    what = zone.describe(name)
+    trace.append(f"3. local record: {name} is answered {what} ({zone.where(name)})")
+    reason = f"{name} is a local record ({what})"
+    return Decision(Action.ALLOW, profile.config.name, 3, reason, rule="local record")
 
 
 def allowed(profile: Profile, state: State, name: str, trace: list[str]) -> Decision | None:

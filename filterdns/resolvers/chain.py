@@ -24,6 +24,7 @@ from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.client import ClientResolver
 from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.local import LocalAnswerResolver
+from filterdns.resolvers.localrecords import LocalRecordsResolver
 from filterdns.resolvers.metrics import Counts, MetricsResolver
 from filterdns.resolvers.policy import PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
@@ -107,6 +108,11 @@ def build_chain(
         lambda below: QueryLogResolver(
             below, querylog.put, observe=alerter.observe, log_allowed=log_allowed, clock=wall_clock
         ),
+        # local records: below the client, metrics and log links (counted and logged with the
+        # profile that asked), above the policy (step 3: answered as configured for every
+        # profile, before any blocking) and the cache (ready bytes; upstreams never asked).
+        # Left out without `local_records:`.
+        None if not policy.local else lambda below: LocalRecordsResolver(below, policy.local),
         # policy: above the cache, so a schedule change applies on the very next query and one
         # cache serves every profile; SafeSearch targets are resolved through the cache.
         lambda below: PolicyResolver(below, policy, config.blocking, judge, clock=wall_clock),

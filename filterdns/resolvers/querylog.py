@@ -16,7 +16,9 @@ from filterdns.dns.model import Kind, Request, Response
 from filterdns.querylog.store import LogRecord
 from filterdns.resolvers.base import Link, Resolver
 
-ALLOWED_KINDS = frozenset({Kind.RESOLVED, Kind.CACHED, Kind.REWRITTEN, Kind.STALE})
+# Allowed lookups, kept with `log.log_allowed`. The only local answers that reach this link are
+# those of `local_records:` (ANY, NOTIMP and BADVERS are answered above the client link).
+ALLOWED_KINDS = frozenset({Kind.RESOLVED, Kind.CACHED, Kind.REWRITTEN, Kind.STALE, Kind.LOCAL})
 QTYPES = {
     1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA",
     33: "SRV", 35: "NAPTR", 43: "DS", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS", 255: "ANY",

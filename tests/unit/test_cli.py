@@ -81,10 +81,10 @@ def test_check_summarises_each_profile(tmp_path: Path, capsys: pytest.CaptureFix
         VALID
         + "profiles:\n  minh: {age_band: 9-12, allow: [olm.vn]}\n  guests: {age_band: adult}\n"
     )
-    text += "default_profile: guests\n"
+    text += "default_profile: guests\nlocal_records: {printer.lan: 10.0.0.5, nas.lan: 10.0.0.6}\n"
     assert main(["check", "-c", _write(tmp_path, text), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["default_profile"] == "guests"
+    assert (summary["default_profile"], summary["local_records"]) == ("guests", 2)
     assert summary["profiles"]["minh"].startswith(
         "band 9-12; blocks adult, adult-suspect, bypass, chat"
     )

@@ -361,7 +361,7 @@ def test_values_are_read(text: str, attribute: str, expected: object) -> None:
 DURATION = '"{}" is not a duration like 10s, 5m, 24h or 90d'
 TOP_KEYS = (
     "server, upstreams, cache, log, lists, blocking, report, categories, age_bands, profiles, "
-    "calendars, clients, default_profile, alerts"
+    "calendars, clients, default_profile, alerts, local_records"
 )
 SERVER_KEYS = (
     "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, max_tcp_connections_per_client, "

@@ -37,6 +37,7 @@ from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.client import ClientResolver
 from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.local import LocalAnswerResolver
+from filterdns.resolvers.localrecords import LocalRecordsResolver
 from filterdns.resolvers.metrics import MetricsResolver
 from filterdns.resolvers.policy import PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
@@ -153,6 +154,21 @@ def local(ready: bool) -> Make:
     async def make() -> Twin:
         below = Below(ready)
         return Twin(LocalAnswerResolver(below), lambda: below.seen)
+
+    return make
+
+
+LOCAL_RECORDS = """\
+local_records: {printer.school.lan: 10.6.0.5, intranet.school.lan: {cname: printer.school.lan}}
+"""
+
+
+def local_records(ready: bool) -> Make:
+    async def make() -> Twin:
+        config = load_config_text(LOCAL_RECORDS, defaults=default_config(is_root=False))
+        below = Below(ready)
+        sut = LocalRecordsResolver(below, Policy(config, DomainIndex.empty).local)
+        return Twin(sut, lambda: below.seen)
 
     return make
 
@@ -283,6 +299,16 @@ CASES = [
     pytest.param(local(False), _request(edns=1), True, id="local-badvers"),
     pytest.param(local(True), _request(), True, id="local-passes-below-ready"),
     pytest.param(local(False), _request(), False, id="local-passes-below-waits"),
+    pytest.param(local_records(False), _request("printer.school.lan"), True, id="records-a"),
+    pytest.param(
+        local_records(False), _request("Intranet.School.LAN."), True, id="records-cname-chain"
+    ),
+    pytest.param(local_records(False), _request("printer.school.lan", "MX"), True, id="records-mx"),
+    pytest.param(
+        local_records(False), _request("5.0.6.10.in-addr.arpa", "PTR"), True, id="records-ptr"
+    ),
+    pytest.param(local_records(True), _request(), True, id="records-passes-below-ready"),
+    pytest.param(local_records(False), _request(), False, id="records-passes-below-waits"),
     pytest.param(client(True), _request(profile=None), True, id="client-named-below-ready"),
     pytest.param(client(False), _request(profile=None), False, id="client-named-below-waits"),
     pytest.param(client(True), _request(ip="192.168.1.8", profile=None), True, id="client-default"),

@@ -345,6 +345,34 @@ def test_server_wide_changes(old: str, new: str, expected: list[str], weakens: b
     assert sut(old, new) == (expected, weakens)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "expected", "weakens", "who"),
+    [
+        pytest.param(kids("local_records: {printer.lan: 10.0.0.5}\n"),
+                     kids("local_records: {printer.lan: 10.0.0.5, nas.lan: [10.0.0.6]}\n"),
+                     ["local record nas.lan: added (10.0.0.6)"], False, (), id="added"),
+        pytest.param(kids("local_records: {printer.lan: 10.0.0.5}\n"),
+                     kids("local_records: {printer.lan: {a: 10.0.0.5, ttl: 1m}}\n"),
+                     ["local record printer.lan: changed (10.0.0.5)"], False, (), id="ttl-changed"),
+        pytest.param(kids("local_records: {printer.lan: 10.0.0.5}\n"), KIDS,
+                     ["local record printer.lan: removed"], False, (), id="removed"),
+        pytest.param(KIDS, kids("local_records: {www.roblox.com: {cname: school.lan}}\n"),
+                     ["local record www.roblox.com: added (CNAME school.lan); answered before the "
+                      "block list of minh"], True, ("minh-tablet", "minh-laptop"),
+                     id="a-name-minh-blocks"),
+        pytest.param(kids("local_records: {printer.lan: 10.0.0.5}\n"),
+                     kids("local_records: {printer.lan: 10.0.0.5}\n"), [], False, (),
+                     id="unchanged"),
+    ],
+)  # fmt: skip
+def test_local_record_changes(
+    old: str, new: str, expected: list[str], weakens: bool, who: tuple[str, ...]
+) -> None:
+    found = difference(load(old), load(new))
+    assert ([change.text for change in found.changes], found.weakens) == (expected, weakens)
+    assert found.who() == who
+
+
 def test_blocking_keys_are_compared_without_being_named() -> None:
     """A switch or allow list added to `blocking:` later is covered by the same rules."""
     fields_ = [
