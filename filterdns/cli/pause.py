@@ -36,6 +36,9 @@ from filterdns.policy.timezones import zone_of
 from filterdns.policy.values import BLOCKING_KINDS, UNTIL_RESUMED, Grant, GrantKind
 
 
+clock = time.time  # what "now" and "today" are (tests set it)
+
+
 class UsageError(FilterDnsError):
     """A command line that cannot be carried out; the message says why."""
 
@@ -202,7 +205,7 @@ def _check_profiles(config: Config, profiles: list[str]) -> None:
 
 def _ends(config: Config, args: argparse.Namespace, *, required: bool) -> dict[str, float]:
     """When it ends for each profile (an --until is read in each profile's time zone)."""
-    now = time.time()
+    now = clock()
     if args.duration is not None:
         seconds = _seconds(args.duration)
         return dict.fromkeys(args.profiles, now + seconds)
@@ -228,11 +231,11 @@ def _seconds(text: str) -> float:
 def _until(config: Config, profile: str, text: str, now: float) -> float:
     zone = _zone(config, profile)
     try:
-        clock = datetime.strptime(text.strip(), "%H:%M")
+        wanted = datetime.strptime(text.strip(), "%H:%M")
     except ValueError:
         raise UsageError(f'--until "{text}" is not a time of day like 10:45') from None
     today = datetime.fromtimestamp(now, zone)
-    end = today.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
+    end = today.replace(hour=wanted.hour, minute=wanted.minute, second=0, microsecond=0)
     if end.timestamp() <= now:
         raise UsageError(
             f"--until {text}: it is already {today:%H:%M} for {profile} ({zone.key}); give a "
