@@ -35,7 +35,6 @@ from filterdns.policy.grants import GrantStore
 from filterdns.policy.timezones import zone_of
 from filterdns.policy.values import BLOCKING_KINDS, UNTIL_RESUMED, Grant, GrantKind
 
-
 clock = time.time  # what "now" and "today" are (tests set it)
 
 
