@@ -37,6 +37,9 @@ class GrantKind(StrEnum):
 
 BLOCKING_KINDS = frozenset({GrantKind.PAUSE, GrantKind.BLOCK_ALL})
 UNTIL_RESUMED = 253402300799.0  # 9999-12-31 23:59:59 UTC: the end of a pause with no duration
+# How the rule of a step-5 decision made by a pause or a block-all override starts (the report
+# counts the logged lookups by it).
+PAUSE_RULES = ("paused ", "everything blocked ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +73,10 @@ class Grant:
 
     def blocking_rule(self, zone: tzinfo) -> str:
         """The rule of a step-5 decision: "paused by anna until 10:45 (exam)"."""
-        verb = "paused" if self.kind is GrantKind.PAUSE else "everything blocked"
-        who = f" by {self.created_by}" if self.created_by else ""
+        verb = PAUSE_RULES[0] if self.kind is GrantKind.PAUSE else PAUSE_RULES[1]
+        who = f"by {self.created_by} " if self.created_by else ""
         note = f" ({self.reason})" if self.reason else ""
-        return f"{verb}{who} {self.until(zone)}{note}, #{self.id}"
+        return f"{verb}{who}{self.until(zone)}{note}, #{self.id}"
 
 
 def grant_kind(kind: str | None, domain: str | None) -> GrantKind:

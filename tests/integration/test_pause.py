@@ -169,7 +169,11 @@ async def upstream() -> FakeUpstream:
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 async def test_a_pause_from_the_command_line_blocks_within_a_second_until_resumed(
-    upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tcp: bool
+    upstream: FakeUpstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tcp: bool,
 ) -> None:
     monkeypatch.setenv("SUDO_USER", "anna")
     text = policy_config(upstream, tmp_path)
@@ -177,14 +181,20 @@ async def test_a_pause_from_the_command_line_blocks_within_a_second_until_resume
     config.write_text(text)
     async with running_proxy(text, wall_clock=lambda: at("2026-11-23 10:00")) as proxy:
         await until_answered(proxy, "example.com", dns.rcode.NOERROR, tcp=tcp)
+        await until_answered(proxy, "casino.example", dns.rcode.NXDOMAIN, tcp=tcp)  # gambling
         assert await asyncio.to_thread(main, ["-c", str(config), "pause", "minh"]) == 0
         paused = await until_answered(proxy, "example.com", dns.rcode.NXDOMAIN, tcp=tcp)
         assert await asyncio.to_thread(main, ["-c", str(config), "resume", "minh"]) == 0
         resumed = await until_answered(proxy, "example.com", dns.rcode.NOERROR, tcp=tcp)
     assert max(paused, resumed) < 1.0
     with contextlib.closing(sqlite3.connect(tmp_path / "filterdns.db")) as db:
-        logged = set(db.execute("SELECT name, rule FROM queries WHERE kind = 'blocked'"))
-    assert logged == {("example.com", "paused by anna until resumed, #1")}  # for report, tail
+        logged = db.execute("SELECT name, rule FROM queries WHERE kind = 'blocked'").fetchall()
+    assert logged[0] == ("casino.example", "age band 9-12")
+    assert set(logged[1:]) == {("example.com", "paused by anna until resumed, #1")}  # for tail
+    capsys.readouterr()  # what pause and resume printed
+    assert main(["-c", str(config), "report", "--since", "30d", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["paused"] == {"minh": len(logged) - 1}  # not the gambling block
 
 
 async def test_an_exam_override_ends_on_time(upstream: FakeUpstream, tmp_path: Path) -> None:
