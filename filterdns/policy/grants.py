@@ -44,6 +44,7 @@ LEGACY_FILE = "grants.json"
 LEGACY_LOCK = "grants.lock"
 POLL_INTERVAL = 0.25  # seconds between two looks at the database: a grant applies within 1 s
 COLUMNS = "id, profile, expires_at, domain, category, reason, kind, created_by"
+OLD_COLUMNS = "id, profile, expires_at, domain, category, reason, '', ''"  # schema 2
 
 
 class GrantError(FilterDnsError):
@@ -330,13 +331,16 @@ class GrantStore:
 def _select(
     conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()
 ) -> tuple[Grant, ...]:
-    """Grants from rows of COLUMNS; none when the table does not exist yet (an older schema)."""
+    """Grants from rows of COLUMNS; none when the table does not exist yet (an older schema),
+    and grants of no kind while a reader looks at a database of schema 2 (not migrated yet)."""
     try:
         rows = conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return ()
-        raise
+        if "no such column" not in str(exc):
+            raise
+        rows = conn.execute(sql.replace(COLUMNS, OLD_COLUMNS), params).fetchall()
     return tuple(
         Grant(
             int(i),

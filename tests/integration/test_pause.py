@@ -38,14 +38,29 @@ def config_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_an_old_database_keeps_its_grants_and_takes_pauses(tmp_path: Path) -> None:
-    path = tmp_path / "filterdns.db"
-    with contextlib.closing(sqlite3.connect(path)) as db:  # as schema 2 left it
+def schema_2(path: Path) -> None:
+    """A database as schema 2 left it, with one category grant."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
         db.executescript(";\n".join((*SCHEMA_V1, *SCHEMA_V2)))
         db.execute("INSERT INTO meta VALUES ('schema_version', '2')")
         db.execute("INSERT INTO grants (profile, domain, category, reason, created_at, expires_at)"
                    " VALUES ('minh', NULL, 'games', 'old', ?, ?)", (NOW, NOW + 3600))  # fmt: skip
         db.commit()
+
+
+def test_an_old_database_not_migrated_yet_is_read_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "filterdns.db"
+    schema_2(path)
+    sut = GrantStore(path)
+    (old,) = sut.active(now=NOW)  # a reader: no migration
+    assert (old.category, old.kind) == ("games", "allow-category")
+    assert sut.reload_if_changed() and sut.current() == (old,)
+    sut.close()
+
+
+def test_an_old_database_keeps_its_grants_and_takes_pauses(tmp_path: Path) -> None:
+    path = tmp_path / "filterdns.db"
+    schema_2(path)
     sut = GrantStore(path)
     made = sut.add_many(["minh", "lan"], UNTIL_RESUMED, GrantKind.PAUSE, created_by="anna",
                         now=NOW)  # fmt: skip
