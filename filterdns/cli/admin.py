@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.markup import escape
 
+from filterdns.cli.pause import describe_row
 from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX, Config, is_domain_name
 from filterdns.config.duration import MissingUnitError, parse_span
 from filterdns.dns import names, wire
@@ -40,7 +41,7 @@ from filterdns.policy.decisions import Policy
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.neighbors import Neighbours, normalize_mac
 from filterdns.policy.timezones import zone_of
-from filterdns.policy.values import Action, Decision, Grant
+from filterdns.policy.values import BLOCKING_KINDS, Action, Decision, Grant
 from filterdns.resolvers.chain import build_forwarder
 from filterdns.resolvers.querylog import qtype_number
 
@@ -360,6 +361,9 @@ def list_grants(config: Config, args: argparse.Namespace, console: Console) -> i
         console.print("no grants in force")
     now = time.time()
     for g in active:
+        if g.kind in BLOCKING_KINDS:  # a pause or a block-all override
+            console.print(escape(describe_row(config, g)), highlight=False)
+            continue
         left = int(g.expires_at - now)
         what = g.domain or f"category {g.category}"
         note = f" - {g.reason}" if g.reason else ""

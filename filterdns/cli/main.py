@@ -2,8 +2,8 @@
 
 Every command runs with umask 0077: what it creates (the database, list copies, an HTML report)
 holds children's browsing history. Commands that write the state (`grant`, `revoke`, `grants`,
-`explain`, `lists`) run as the state directory's owner when root starts them
-(privileges.act_as_owner), so the server can still read what they write.
+`pause`, `resume`, `override`, `explain`, `lists`) run as the state directory's owner when root
+starts them (privileges.act_as_owner), so the server can still read what they write.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rich.table import Table
 
 from filterdns import __version__
 from filterdns.app import App
-from filterdns.cli import admin, control, report
+from filterdns.cli import admin, control, pause, report
 from filterdns.cli import lists as list_commands
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.dns.server import addresses_text
@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "grant": _admin(admin.grant, as_owner=True),
         "grants": _admin(admin.list_grants, as_owner=True),
         "revoke": _admin(admin.revoke, as_owner=True),
+        "pause": _admin(pause.pause, as_owner=True),
+        "resume": _admin(pause.resume, as_owner=True),
+        "override": _admin(pause.override, as_owner=True),
         # Read-only: root reads the database as it is (SQLite gives any -shm file it creates
         # the database's owner), and may write --html where it likes.
         "report": _admin(report.report),
@@ -96,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     update = lists_sub.add_parser(
         "update", help="download remote sources now, rebuild the index, show what changed"
     )
-    policy_commands = admin.add_commands(sub)
+    policy_commands = [*admin.add_commands(sub), *pause.add_commands(sub)]
     report_commands = report.add_commands(sub)
     commands = (serve, check, lists, stats, update, *control_commands)
     for command in (*commands, *policy_commands, *report_commands):

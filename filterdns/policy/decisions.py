@@ -3,13 +3,13 @@
 The decision order (README "Decision order"; `filterdns explain` prints it step by step):
 
 1. (the ACL, before the policy)          2. (client -> profile, before the policy)
-3. Always-allowed names: the profile's `allow` list, active grants, and a `block: all` schedule's
-   own `allow` list while it is active.
+3. Always-allowed names: the profile's `allow` list, active domain grants (and allow
+   overrides), and a `block: all` schedule's own `allow` list while it is active.
 4. Bypass protection (every band but `adult`, unless `blocking.bypass_protection: false`): the
    Firefox canary and iCloud Private Relay names answer NXDOMAIN, DDR answers NODATA, and the
    `bypass` category is blocked.
-5. An active `block: all` schedule blocks everything else (the category the name is also
-   listed in is kept on the decision, for reports and alerts).
+5. A pause, a block-all override or an active `block: all` schedule blocks everything else
+   (the category the name is also listed in is kept on the decision, for reports and alerts).
 6. Blocked categories: the band's, plus the profile's, plus those of active `block: [...]`
    schedules, minus those of active `allow_categories` schedules and category grants; then the
    profile's own `block` list. An `@@` exception in a category's lists allows that name for that
@@ -22,8 +22,8 @@ beats category allowances (step 5 before 6); category allowances beat category b
 profiles and schedules alike; the bypass category is blocked even when a schedule allows it.
 
 Every decision carries `ttl_cap`: the seconds until this profile's decision could next change (a
-schedule window starting or ending, a grant expiring), so answers never outlive the rule that
-made them and bedtime starts on the minute even for clients that cache.
+schedule window starting or ending, a grant or a pause expiring), so answers never outlive the
+rule that made them and bedtime starts on the minute even for clients that cache.
 
 Each profile's schedule state (which rules are active, the category set, when it next changes)
 is computed once and reused until that change (policy/state.py), so a query costs a few set

@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 from filterdns.errors import FilterDnsError
-from filterdns.policy.values import Grant
+from filterdns.policy.legacy_grants import insert_legacy, read_legacy, reserve_ids
+from filterdns.policy.values import Grant, GrantKind, grant_kind
 from filterdns.querylog import dbfile
 from filterdns.querylog.dbfile import DamagedError
 
@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 LEGACY_FILE = "grants.json"
 LEGACY_LOCK = "grants.lock"
 POLL_INTERVAL = 0.25  # seconds between two looks at the database: a grant applies within 1 s
-COLUMNS = "id, profile, expires_at, domain, category, reason"
+COLUMNS = "id, profile, expires_at, domain, category, reason, kind, created_by"
+OLD_COLUMNS = "id, profile, expires_at, domain, category, reason, '', ''"  # schema 2
 
 
 class GrantError(FilterDnsError):
@@ -169,15 +170,51 @@ class GrantStore:
     ) -> Grant:
         """Store a new grant that ends `seconds` from now; returns it with its id."""
         now = time.time() if now is None else now
+        kind = grant_kind(None, domain)
+        made = self.add_many([profile], now + seconds, kind, domain=domain, category=category,
+                             reason=reason, now=now)  # fmt: skip
+        return made[0]
+
+    def add_many(
+        self,
+        profiles: Sequence[str],
+        expires_at: float,
+        kind: GrantKind,
+        *,
+        domain: str | None = None,
+        category: str | None = None,
+        reason: str = "",
+        created_by: str = "",
+        now: float | None = None,
+    ) -> list[Grant]:
+        """One grant per profile, all ending at `expires_at`, in one transaction."""
+        now = time.time() if now is None else now
+        made = []
         with self._writing(now, "save the grant in") as conn:
             conn.execute("DELETE FROM grants WHERE expires_at <= ?", (now,))
-            cursor = conn.execute(
-                "INSERT INTO grants (profile, domain, category, reason, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (profile, domain, category, reason, now, now + seconds),
-            )
-            grant_id = int(cursor.lastrowid or 0)
-        return Grant(grant_id, profile, now + seconds, domain, category, reason)
+            for profile in profiles:
+                cursor = conn.execute(
+                    "INSERT INTO grants (profile, domain, category, reason, created_at,"
+                    " expires_at, kind, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (profile, domain, category, reason, now, expires_at, kind, created_by),
+                )
+                grant_id = int(cursor.lastrowid or 0)
+                made.append(Grant(grant_id, profile, expires_at, domain, category, reason,
+                                  kind, created_by))  # fmt: skip
+        return made
+
+    def end(
+        self, profiles: Sequence[str], kinds: Sequence[GrantKind], now: float | None = None
+    ) -> list[Grant]:
+        """End now the grants of these kinds for these profiles (`resume`); those it ended."""
+        now = time.time() if now is None else now
+        marks = ", ".join("?" * len(profiles)), ", ".join("?" * len(kinds))
+        where = f"profile IN ({marks[0]}) AND kind IN ({marks[1]}) AND expires_at > ?"
+        params = (*profiles, *kinds, now)
+        with self._writing(now, "end the pauses in") as conn:
+            found = _select(conn, f"SELECT {COLUMNS} FROM grants WHERE {where}", params)
+            conn.execute(f"DELETE FROM grants WHERE {where}", params)
+        return list(found)
 
     def revoke(self, grant_id: int, now: float | None = None) -> Grant | None:
         """Remove a grant; returns it, or None when there is no such grant."""
@@ -271,11 +308,11 @@ class GrantStore:
             if not self.legacy.exists():  # another process imported it meanwhile
                 conn.execute("ROLLBACK")
                 return 0
-            grants, next_id = _read_legacy(self.legacy)
+            grants, next_id = read_legacy(self.legacy)
             kept = [g for g in grants if g.expires_at > now]
             for grant in kept:
-                _insert_legacy(conn, grant, now)
-            _reserve_ids(conn, next_id - 1)
+                insert_legacy(conn, grant, now)
+            reserve_ids(conn, next_id - 1)
             # Renamed inside the transaction: a second importer waiting for the lock then finds
             # no file, and a failed commit puts it back.
             self.legacy.rename(moved)
@@ -294,66 +331,29 @@ class GrantStore:
 def _select(
     conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()
 ) -> tuple[Grant, ...]:
-    """Grants from rows of COLUMNS; none when the table does not exist yet (an older schema)."""
+    """Grants from rows of COLUMNS; none when the table does not exist yet (an older schema),
+    and grants of no kind while a reader looks at a database of schema 2 (not migrated yet)."""
     try:
         rows = conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return ()
-        raise
+        if "no such column" not in str(exc):
+            raise
+        rows = conn.execute(sql.replace(COLUMNS, OLD_COLUMNS), params).fetchall()
     return tuple(
-        Grant(int(i), str(profile), float(expires), domain, category, str(reason or ""))
-        for i, profile, expires, domain, category, reason in rows
-    )
-
-
-def _read_legacy(path: Path) -> tuple[list[Grant], int]:
-    """The grants of an old grants.json and its next id; a broken file holds none."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return [], 1
-    grants = []
-    items = data.get("grants", []) if isinstance(data, dict) else []
-    for item in items if isinstance(items, list) else []:
-        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
-            grants.append(
-                Grant(
-                    id=int(item["id"]),
-                    profile=str(item["profile"]),
-                    expires_at=float(item["expires_at"]),
-                    domain=item.get("domain"),
-                    category=item.get("category"),
-                    reason=str(item.get("reason", "")),
-                )
-            )
-    try:
-        next_id = int(data.get("next_id", 1)) if isinstance(data, dict) else 1
-    except (TypeError, ValueError):
-        next_id = 1
-    return grants, max([next_id, *(g.id + 1 for g in grants)])
-
-
-def _insert_legacy(conn: sqlite3.Connection, grant: Grant, now: float) -> None:
-    """Insert with the grant's own id when it is free (what `grants` showed), else a new one."""
-    taken = conn.execute("SELECT 1 FROM grants WHERE id = ?", (grant.id,)).fetchone()
-    values = (grant.profile, grant.domain, grant.category, grant.reason, now, grant.expires_at)
-    columns = "profile, domain, category, reason, created_at, expires_at"
-    if taken:
-        conn.execute(f"INSERT INTO grants ({columns}) VALUES (?, ?, ?, ?, ?, ?)", values)
-    else:
-        conn.execute(
-            f"INSERT INTO grants (id, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", (grant.id, *values)
+        Grant(
+            int(i),
+            str(profile),
+            float(expires),
+            domain,
+            category,
+            str(reason or ""),
+            grant_kind(kind, domain),
+            str(by or ""),
         )
-
-
-def _reserve_ids(conn: sqlite3.Connection, last: int) -> None:
-    """Ids up to `last` were given by grants.json: never give them again."""
-    updated = conn.execute(
-        "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'grants'", (last,)
+        for i, profile, expires, domain, category, reason, kind, by in rows
     )
-    if updated.rowcount == 0 and last > 0:
-        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('grants', ?)", (last,))
 
 
 def _stamp(now: float) -> str:

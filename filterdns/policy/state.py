@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from filterdns.config import ProfileConfig, ScheduleRule, YouTube
 from filterdns.lists.index import DomainIndex
 from filterdns.memo import Memo
-from filterdns.policy.values import Decision, Grant, rule_label
+from filterdns.policy.values import BLOCKING_KINDS, Decision, Grant, rule_label
 from filterdns.regexes import compile_rule, is_regex
 
 Search = Callable[[str], re.Match[str] | None]
@@ -39,6 +39,8 @@ class State:
     granted_domains: tuple[Grant, ...]
     granted_categories: dict[str, Grant]
     schedule_allow: tuple[tuple[str, ScheduleRule], ...]
+    # Active pauses and block-all overrides, the one ending last first: step 5 blocks everything.
+    paused: tuple[Grant, ...] = ()
     # Decisions made in this state, by name: valid until the state or the list index changes.
     decisions: Memo[str, Decision] = field(default_factory=lambda: Memo(MAX_REMEMBERED))
     index: DomainIndex | None = None
@@ -87,7 +89,10 @@ def compute_state(profile: Profile, now: float, grants: Sequence[Grant]) -> Stat
         if (change := rule.window.next_change(at, profile.tz)) is not None
     ]
     mine = [g for g in grants if g.profile == profile.config.name and g.expires_at > now]
-    changes.extend(g.expires_at for g in mine)
+    changes.extend(g.expires_at for g in mine)  # TTLs end with a grant or a pause
+    paused = tuple(sorted((g for g in mine if g.kind in BLOCKING_KINDS),
+                          key=lambda g: (-g.expires_at, g.id)))  # fmt: skip
+    mine = [g for g in mine if g.kind not in BLOCKING_KINDS]
     change_at = min(changes, default=math.inf)
     blocked = set(profile.categories)
     for rule in active:
@@ -106,6 +111,7 @@ def compute_state(profile: Profile, now: float, grants: Sequence[Grant]) -> Stat
         granted_domains=tuple(g for g in mine if g.domain is not None),
         granted_categories=granted_categories,
         schedule_allow=tuple((domain, rule) for rule in block_all for domain in rule.allow),
+        paused=paused,
     )
 
 

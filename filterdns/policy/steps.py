@@ -103,24 +103,32 @@ def bypass(profile: Profile, name: str, matches: list[Match], trace: list[str]) 
 def block_all(
     profile: Profile, state: State, matches: list[Match], trace: list[str]
 ) -> Decision | None:
-    """5. An active `block: all` rule blocks everything (keeping the category it also matches)."""
-    if not state.block_all:
-        trace.append("5. no `block: all` schedule is active")
-        return None
+    """5. A pause, a block-all override or an active `block: all` rule blocks everything
+    (keeping the category the name also matches)."""
     p = profile.config.name
-    rule = state.block_all[0]
-    reason = f"{rule.name}: everything is blocked for {p}"
-    trace.append(f"5. blocked: {rule_label(rule)} blocks everything now")
+    if state.paused:
+        pause = state.paused[0]
+        rule = pause.blocking_rule(profile.tz)
+        reason = f"{rule}: everything is blocked for {p}"
+        trace.append(f"5. blocked: {rule}")
+    elif state.block_all:
+        schedule = state.block_all[0]
+        rule = rule_label(schedule)
+        reason = f"{schedule.name}: everything is blocked for {p}"
+        trace.append(f"5. blocked: {rule} blocks everything now")
+    else:
+        trace.append("5. no pause, block-all override or `block: all` schedule is active")
+        return None
     # The category the name is also in is kept, so a night-time attempt counts as adult (or
     # gambling...) in reports and alerts too.
     found = _listed_category(matches, state.blocked)
     if found is None:
-        return Decision(Action.BLOCK, p, 5, reason, rule=rule_label(rule))
+        return Decision(Action.BLOCK, p, 5, reason, rule=rule)
     listed, category, source = found
     trace.append(f"5. {listed} is also in {category} ({source})")
     return Decision(
         Action.BLOCK, p, 5, f"{reason}; {held(listed, category, source, 'also ')}",
-        category=category, rule=rule_label(rule), source=source, listed=listed,
+        category=category, rule=rule, source=source, listed=listed,
     )  # fmt: skip
 
 

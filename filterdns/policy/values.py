@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
 from filterdns.config import ScheduleRule
@@ -26,21 +26,65 @@ class Action(StrEnum):
 BLOCKING_ACTIONS = frozenset({Action.BLOCK, Action.NXDOMAIN, Action.NODATA})
 
 
+class GrantKind(StrEnum):
+    """What a grant does; stored as its text in the `grants` table's `kind` column."""
+
+    ALLOW_DOMAIN = "allow-domain"  # step 3: a domain (and its subdomains) allowed
+    ALLOW_CATEGORY = "allow-category"  # step 6: a category no longer blocked
+    PAUSE = "pause"  # step 5: everything blocked (`filterdns pause`), maybe until resumed
+    BLOCK_ALL = "block-all"  # step 5: everything blocked for a while (`override --block-all`)
+
+
+BLOCKING_KINDS = frozenset({GrantKind.PAUSE, GrantKind.BLOCK_ALL})
+UNTIL_RESUMED = 253402300799.0  # 9999-12-31 23:59:59 UTC: the end of a pause with no duration
+# How the rule of a step-5 decision made by a pause or a block-all override starts (the report
+# counts the logged lookups by it).
+PAUSE_RULES = ("paused ", "everything blocked ")
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """A timed exception for one profile: a domain or a category allowed until `expires_at`."""
+    """A timed exception for one profile: a domain or a category allowed, or everything
+    blocked (a pause, a `block-all` override), until `expires_at`."""
 
     id: int
     profile: str
-    expires_at: float  # unix time
+    expires_at: float  # unix time; UNTIL_RESUMED for a pause without a duration
     domain: str | None = None
     category: str | None = None
     reason: str = ""
+    kind: GrantKind = GrantKind.ALLOW_DOMAIN
+    created_by: str = ""  # who made it (the invoking user), "" for grants of older versions
 
     def describe(self) -> str:
+        """ "grant #3 (youtube.com until 2026-11-30 10:45 UTC)", "pause #4 (until resumed)"."""
+        until = self.until(UTC, "%Y-%m-%d %H:%M UTC")
+        if self.kind in BLOCKING_KINDS:
+            noun = "pause" if self.kind is GrantKind.PAUSE else "block-all override"
+            return f"{noun} #{self.id} ({until})"
         what = self.domain or f"category {self.category}"
-        until = datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return f"grant #{self.id} ({what} until {until})"
+        return f"grant #{self.id} ({what} {until})"
+
+    def until(self, zone: tzinfo, fmt: str = "%H:%M") -> str:
+        """ "until 10:45" in `zone`, or "until resumed"."""
+        if self.expires_at >= UNTIL_RESUMED:
+            return "until resumed"
+        return "until " + datetime.fromtimestamp(self.expires_at, zone).strftime(fmt)
+
+    def blocking_rule(self, zone: tzinfo) -> str:
+        """The rule of a step-5 decision: "paused by anna until 10:45 (exam)"."""
+        verb = PAUSE_RULES[0] if self.kind is GrantKind.PAUSE else PAUSE_RULES[1]
+        who = f"by {self.created_by} " if self.created_by else ""
+        note = f" ({self.reason})" if self.reason else ""
+        return f"{verb}{who}{self.until(zone)}{note}, #{self.id}"
+
+
+def grant_kind(kind: str | None, domain: str | None) -> GrantKind:
+    """The kind of a stored row; rows of older versions have none and allow a domain or a
+    category."""
+    if kind:
+        return GrantKind(kind)
+    return GrantKind.ALLOW_DOMAIN if domain is not None else GrantKind.ALLOW_CATEGORY
 
 
 @dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated

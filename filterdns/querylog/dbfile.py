@@ -20,6 +20,8 @@ gives its -wal and -shm files the database's mode, and its owner when root opens
 Schema history (`meta.schema_version`):
   1  meta, queries, drops, alerts
   2  grants (they were kept in grants.json beside the database before)
+  3  grants.kind (allow-domain, allow-category, pause, block-all; '' on older rows, which
+     allow their domain or category) and grants.created_by (who made it)
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Final
 
 from filterdns.errors import FilterDnsError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT = 2.0  # seconds a connection waits for another one's lock
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -96,7 +98,13 @@ SCHEMA_V2: Final = (
 )""",
 )
 
-MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2}
+# Pauses and overrides are grants of another kind: old rows stay valid as they are.
+SCHEMA_V3: Final = (
+    "ALTER TABLE grants ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE grants ADD COLUMN created_by TEXT NOT NULL DEFAULT ''",
+)
+
+MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
 _DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 

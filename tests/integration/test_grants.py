@@ -183,7 +183,10 @@ def test_grant_output_and_json_are_as_before(
     assert main(["-c", str(config), "grant", "minh", "--category", "games", "--for", "2h",
                  "--json"]) == 0  # fmt: skip
     made = json.loads(capsys.readouterr().out)
-    assert set(made) == {"id", "profile", "expires_at", "domain", "category", "reason"}
+    # the keys of before, and (since pauses and overrides) what kind of grant and who made it
+    assert set(made) == {"id", "profile", "expires_at", "domain", "category", "reason", "kind",
+                         "created_by"}  # fmt: skip
+    assert made["kind"] == "allow-category"
     assert (made["id"], made["category"], made["domain"]) == (2, "games", None)
     assert main(["-c", str(config), "grants", "--json"]) == 0
     assert [g["id"] for g in json.loads(capsys.readouterr().out)] == [1, 2]

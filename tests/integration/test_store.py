@@ -87,7 +87,9 @@ async def test_a_burst_of_10000_lookups_is_stored_in_full(tmp_path: Path) -> Non
     assert log.stats.written == 10_000
     assert log.stats.dropped == 0
     assert rows(path, "SELECT count(*), count(DISTINCT name) FROM queries") == [(10_000, 10_000)]
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(dbfile.SCHEMA_VERSION),)
+    ]
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
     assert rows(path, "SELECT * FROM queries WHERE id = 1") == [
         (
@@ -204,7 +206,9 @@ async def test_a_fresh_database_gets_the_current_schema_privately(tmp_path: Path
     path = tmp_path / "new" / "log.db"
     async with running(query_log(LogConfig(database=path))):
         pass
-    assert rows(path, "SELECT key, value FROM meta") == [("schema_version", "2")]
+    assert rows(path, "SELECT key, value FROM meta") == [
+        ("schema_version", str(dbfile.SCHEMA_VERSION))
+    ]
     tables = {name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"meta", "queries", "drops", "alerts", "grants", "sqlite_sequence"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -309,7 +313,9 @@ async def test_a_database_deleted_while_running_is_created_again(tmp_path: Path)
             await log.wait_written(8)
     assert log.stats.dropped == 0
     assert rows(path, "SELECT count(*) FROM queries") == [(3,)]
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(dbfile.SCHEMA_VERSION),)
+    ]
 
 
 async def test_a_full_disk_drops_rows_logs_once_and_resumes_when_space_returns(

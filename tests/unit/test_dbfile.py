@@ -41,7 +41,7 @@ def schema_1(path: Path, *, with_version: bool = True) -> None:
 def test_a_fresh_database_is_created_private_with_the_current_schema(tmp_path: Path) -> None:
     path = tmp_path / "state" / "filterdns.db"
     assert dbfile.prepare(path, now=NOW, repair=False) is None
-    assert version(path) == str(SCHEMA_VERSION) == "2"
+    assert version(path) == str(SCHEMA_VERSION) == "3"
     assert {"meta", "queries", "drops", "alerts", "grants"} <= tables(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
@@ -54,7 +54,7 @@ def test_schema_1_is_migrated_keeping_its_rows(tmp_path: Path, with_version: boo
     path = tmp_path / "filterdns.db"
     schema_1(path, with_version=with_version)
     assert dbfile.prepare(path, now=NOW, repair=False) is None
-    assert version(path) == "2"
+    assert version(path) == "3"
     assert "grants" in tables(path)
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT name FROM queries").fetchall() == [("x.example",)]
@@ -70,19 +70,19 @@ def test_migrating_twice_at_once_is_safe(tmp_path: Path) -> None:
     dbfile._migrate(second, path)  # reads the version again under the lock: a no-op
     first.close()
     second.close()
-    assert version(path) == "2"
+    assert version(path) == "3"
 
 
 def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "filterdns.db"
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        db.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
         db.execute("CREATE TABLE budgets (x)")
         db.commit()
     before = path.read_bytes()
     for repair in (False, True):
-        with pytest.raises(SchemaError, match="schema version 3, newer than this filterdns"):
+        with pytest.raises(SchemaError, match="schema version 99, newer than this filterdns"):
             dbfile.prepare(path, now=NOW, repair=repair)
     assert path.read_bytes() == before
     assert not list(tmp_path.glob("*.corrupt-*"))
@@ -122,7 +122,7 @@ def test_an_empty_file_is_a_fresh_database(tmp_path: Path) -> None:
     path = tmp_path / "filterdns.db"
     path.write_bytes(b"")
     assert dbfile.prepare(path, now=NOW, repair=True) is None
-    assert version(path) == "2"
+    assert version(path) == "3"
 
 
 def test_repair_moves_the_file_and_its_companions_aside(tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ def test_repair_moves_the_file_and_its_companions_aside(tmp_path: Path) -> None:
     assert replaced.moved_to.name == "filterdns.db.corrupt-20270115T080000Z-1"
     assert replaced.moved_to.read_bytes() == b"junk" * 100
     assert Path(f"{replaced.moved_to}-wal").read_bytes() == b"wal"
-    assert version(path) == "2"
+    assert version(path) == "3"
     assert stat.S_IMODE(replaced.moved_to.stat().st_mode) == 0o600
 
 

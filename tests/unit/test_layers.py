@@ -32,13 +32,13 @@ LAYERS = {
     "dns.transport": 4, "dns.streams": 4, "dns.doh": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
     "querylog.dbfile": 4, "querylog.rows": 4, "querylog.logfile": 4, "querylog.store": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
-    "querylog.delivery": 4, "policy.grants": 4,
+    "querylog.delivery": 4, "policy.grants": 4, "policy.legacy_grants": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
     "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7,
     "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
-    "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8,
+    "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "cli.pause": 8,
     "cli.lists": 8, "__main__": 8,
 }  # fmt: skip
 
@@ -54,6 +54,7 @@ THIRD_PARTY = {
         "querylog.tail",
         "cli.main",
         "cli.admin",
+        "cli.pause",
         "cli.control",
         "cli.report",
         "cli.lists",

@@ -14,6 +14,8 @@ from `clients:`). The result is a plain `Report`; the renderers and `to_json` tu
   the logged lookups whose time falls inside an occurrence of such a window, in the profile's
   time zone: `lookups` counts every logged row (allowed ones are logged only with
   `log.log_allowed`), `blocked` the blocked ones. With a profile filter, that profile only.
+- `paused`: per profile, the blocked lookups a pause or a block-all override blocked (told by
+  the rule the log row holds, e.g. "paused by anna until 10:45, #4").
 - `drops`: log rows the server could not keep in the period (the sum of `drops.count`); the other
   counts are that much short. Not filtered by profile or client.
 - `alerts`: the alerts fired in the period, oldest first; with a profile filter, that profile's
@@ -36,6 +38,7 @@ from filterdns.config import Config, ProfileConfig
 from filterdns.policy.schedule import Window
 from filterdns.policy.special import CANARY_NAMES, DDR_NAMES, RELAY_NAMES
 from filterdns.policy.timezones import zone_of
+from filterdns.policy.values import PAUSE_RULES
 from filterdns.querylog.dbfile import open_reader
 from filterdns.querylog.report.data import NONE_KEY, AlertRow, BypassAttempt, Report, TopName
 
@@ -120,6 +123,7 @@ def collect(
     _count_names(db, blocked, result)
     _count_hours(db, blocked, result)
     _count_bypass(db, blocked, result)
+    _count_paused(db, blocked, result)
     for candidate in config.profiles:
         if profile is None or candidate.name == profile:
             _count_bedtime(db, where, config, candidate, result)
@@ -179,6 +183,14 @@ def _count_names(db: sqlite3.Connection, blocked: Where, result: Report) -> None
         TopName(name, counts.most_common(1)[0][0], sum(counts.values()))
         for name, counts in totals[:TOP_NAMES]
     ]
+
+
+def _count_paused(db: sqlite3.Connection, blocked: Where, result: Report) -> None:
+    """Blocked lookups a pause or a block-all override blocked, per profile (by the rule)."""
+    rules = " OR ".join("rule LIKE ?" for _ in PAUSE_RULES)
+    sql = f"SELECT profile, COUNT(*) FROM queries WHERE {blocked[0]} AND ({rules}) GROUP BY 1"
+    params = [*blocked[1], *(f"{prefix}%" for prefix in PAUSE_RULES)]
+    result.paused = {owner or NONE_KEY: int(count) for owner, count in _rows(db, sql, params)}
 
 
 def _count_hours(db: sqlite3.Connection, blocked: Where, result: Report) -> None:

@@ -13,6 +13,7 @@ Times are ISO 8601 in the report's time zone: `server.timezone`, else the system
      "heatmap": {"mon": [24 ints], ..., "sun": [24 ints]},  # blocked lookups by weekday, hour
      "bypass_attempts": [{"name": str, "kind": str, "count": int, "profile": str | null}],
      "bedtime": {profile: {"lookups": int, "blocked": int}},
+     "paused": {profile: int},  # blocked by a pause or a block-all override
      "drops": int,
      "alerts": [{"ts": iso, "rule": str, "profile": str | null, "categories": [str],
                  "count": int, "message": str, "delivered": bool}]}
@@ -80,6 +81,7 @@ class Report:
     heatmap: list[list[int]] = field(default_factory=lambda: [[0] * 24 for _ in DAYS])
     bypass: list[BypassAttempt] = field(default_factory=list)
     bedtime: dict[str, tuple[int, int]] = field(default_factory=dict)
+    paused: dict[str, int] = field(default_factory=dict)
     drops: int = 0
     alerts: list[AlertRow] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)  # profile -> its display_name
@@ -123,6 +125,7 @@ class Report:
                 name: {"lookups": lookups, "blocked": blocked}
                 for name, (lookups, blocked) in self.bedtime.items()
             },
+            "paused": dict(self.paused),
             "drops": self.drops,
             "alerts": [self._alert_json(a) for a in self.alerts],
         }

@@ -1,0 +1,62 @@
+"""The grants.json of earlier versions, read once and moved into the database (grants.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
+
+from filterdns.policy.values import Grant, grant_kind
+
+
+def read_legacy(path: Path) -> tuple[list[Grant], int]:
+    """The grants of an old grants.json and its next id; a broken file holds none."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return [], 1
+    grants = []
+    items = data.get("grants", []) if isinstance(data, dict) else []
+    for item in items if isinstance(items, list) else []:
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+            grants.append(
+                Grant(
+                    id=int(item["id"]),
+                    profile=str(item["profile"]),
+                    expires_at=float(item["expires_at"]),
+                    domain=item.get("domain"),
+                    category=item.get("category"),
+                    reason=str(item.get("reason", "")),
+                    kind=grant_kind(None, item.get("domain")),
+                )
+            )
+    try:
+        next_id = int(data.get("next_id", 1)) if isinstance(data, dict) else 1
+    except (TypeError, ValueError):
+        next_id = 1
+    return grants, max([next_id, *(g.id + 1 for g in grants)])
+
+
+def insert_legacy(conn: sqlite3.Connection, grant: Grant, now: float) -> None:
+    """Insert with the grant's own id when it is free (what `grants` showed), else a new one."""
+    taken = conn.execute("SELECT 1 FROM grants WHERE id = ?", (grant.id,)).fetchone()
+    values = (grant.profile, grant.domain, grant.category, grant.reason, now, grant.expires_at,
+              grant_kind(None, grant.domain))  # fmt: skip
+    columns = "profile, domain, category, reason, created_at, expires_at, kind"
+    if taken:
+        conn.execute(f"INSERT INTO grants ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+    else:
+        conn.execute(
+            f"INSERT INTO grants (id, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (grant.id, *values),
+        )
+
+
+def reserve_ids(conn: sqlite3.Connection, last: int) -> None:
+    """Ids up to `last` were given by grants.json: never give them again."""
+    updated = conn.execute(
+        "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'grants'", (last,)
+    )
+    if updated.rowcount == 0 and last > 0:
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('grants', ?)", (last,))
