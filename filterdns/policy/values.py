@@ -7,6 +7,7 @@ from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
 from filterdns.config import ScheduleRule
+from filterdns.config.budgets import BudgetConfig
 
 # (listed name, category, source, allow) for one list holding a name or a parent of it
 Match = tuple[str, str, str, bool]
@@ -102,6 +103,7 @@ class Decision:
     target: str | None = None  # the safe host of a rewrite
     ttl_cap: int | None = None  # seconds until this profile's decision may next change
     trace: tuple[str, ...] = ()  # every step considered (filled when explaining)
+    budgets: tuple[BudgetConfig, ...] = ()  # the budgets an allowed lookup counts toward
 
 
 def rule_label(rule: ScheduleRule) -> str:
