@@ -104,6 +104,10 @@ class BudgetMeter:
             self.used[key] = max(self.used.get(key, 0), minutes)
         self.version += 1
 
+    def pending(self) -> bool:
+        """Whether usage changed since the last drain."""
+        return bool(self._dirty)
+
     def drain(self) -> list[tuple[str, str, str, int]]:
         """The usage changed since the last drain, to store."""
         rows = [(*key, self.used[key]) for key in sorted(self._dirty)]

@@ -73,6 +73,7 @@ class Policy:
         index: Callable[[], DomainIndex],
         grants: Callable[[], Sequence[Grant]] = tuple,
         model: NameModel | None = None,
+        meter: BudgetMeter | None = None,
     ) -> None:
         self.blocking: BlockingConfig = config.blocking
         # The names of `local_records:` and their ready answers (the local records link's too).
@@ -82,8 +83,9 @@ class Policy:
         self._model = model if config.blocking.name_model else None
         self._grants = grants
         self._grants_seen: Sequence[Grant] | None = None
-        # Minutes used of the time budgets: fed by `count`, stored and loaded by the server.
-        self.meter = BudgetMeter()
+        # Minutes used of the time budgets: fed by `count`, stored and loaded by the server,
+        # kept across reloads (the server hands the same meter to each new policy).
+        self.meter = meter if meter is not None else BudgetMeter()
         self._meter_seen = self.meter.version
         self.profiles: dict[str, Profile] = {}
         for profile in config.profiles:

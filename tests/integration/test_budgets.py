@@ -1,0 +1,79 @@
+"""A time budget through the real server: two minutes of games counted from lookups over UDP
+and TCP with a fake wall clock, then games blocked, still blocked after a restart (the minutes
+stored in the database), and allowed again the next day."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+
+import dns.rcode
+import pytest
+
+from filterdns.querylog.store import read_usage
+from tests.fakes.upstream import FakeUpstream
+from tests.integration.harness import FakeClock, config_for, running_proxy
+from tests.integration.test_policy import at
+
+RECORDS = {
+    ("play.example", "A"): ["203.0.113.10"],
+    ("cdn.play.example", "A"): ["203.0.113.11"],
+    ("example.com", "A"): ["93.184.216.34"],
+}
+
+
+@pytest.fixture
+async def upstream() -> FakeUpstream:
+    async with FakeUpstream(RECORDS) as fake:
+        yield fake
+
+
+def budget_config(upstream: FakeUpstream, tmp_path: Path) -> str:
+    games = tmp_path / "games.txt"
+    games.write_text("play.example\n")
+    extra = f"""\
+        log: {{database: {tmp_path / "filterdns.db"}}}
+        categories: {{games: ["{games}"]}}
+        profiles:
+          minh:
+            age_band: 13-15
+            bedtime: []
+            budgets:
+              - {{name: games, categories: [games], per_day: 2m}}
+        clients:
+          - {{name: minh-tablet, ip: 127.0.0.2, profile: minh}}
+    """
+    return config_for(upstream.address, extra=extra, server="timezone: Asia/Ho_Chi_Minh")
+
+
+async def test_a_two_minute_budget_blocks_games_and_survives_a_restart(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    clock = FakeClock(at("2026-11-23 10:00"))
+    text = budget_config(upstream, tmp_path)
+    async with running_proxy(text, wall_clock=clock) as proxy:
+        first = await proxy.query("play.example", source="127.0.0.2")
+        assert first.rcode() == dns.rcode.NOERROR
+        assert first.answer[0].ttl <= 60  # counted: the next lookup comes back to be counted
+        chatter = await proxy.query("play.example", source="127.0.0.2", tcp=True)
+        assert chatter.rcode() == dns.rcode.NOERROR  # one name twice: not yet a minute
+        other = await proxy.query("example.com", source="127.0.0.2")
+        assert other.answer[0].ttl > 60  # not in a budget: not capped by it
+        await proxy.query("cdn.play.example", source="127.0.0.2")  # 2 names: minute 1
+        clock.now += 60
+        for name in ("play.example", "cdn.play.example"):  # minute 2: spent
+            assert (await proxy.query(name, source="127.0.0.2")).rcode() == dns.rcode.NOERROR
+        blocked = await proxy.query("play.example", source="127.0.0.2", tcp=True)
+        assert blocked.rcode() == dns.rcode.NXDOMAIN
+        assert (await proxy.query("example.com", source="127.0.0.2")).rcode() == dns.rcode.NOERROR
+    assert read_usage(tmp_path / "filterdns.db", clock.now) == [("minh", "games", "2026-11-23", 2)]
+    async with running_proxy(text, wall_clock=clock) as proxy:
+        again = await proxy.query("play.example", source="127.0.0.2")
+        assert again.rcode() == dns.rcode.NXDOMAIN  # a restart hands out no new minutes
+        clock.now = at("2026-11-24 00:00")
+        tomorrow = await proxy.query("play.example", source="127.0.0.2")
+        assert tomorrow.rcode() == dns.rcode.NOERROR
+    with contextlib.closing(sqlite3.connect(tmp_path / "filterdns.db")) as db:
+        rule = db.execute("SELECT rule FROM queries WHERE name = 'play.example'").fetchone()[0]
+    assert rule == "budget games (profiles.minh.budgets[0], line 16): 2 min used today"
