@@ -14,8 +14,8 @@ states, so the block starts with the next lookup.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -113,3 +113,33 @@ class BudgetMeter:
         rows = [(*key, self.used[key]) for key in sorted(self._dirty)]
         self._dirty.clear()
         return rows
+
+
+def compare_budgets(
+    old: Sequence[BudgetConfig], new: Sequence[BudgetConfig]
+) -> list[tuple[str, bool]]:
+    """Budget changes of a profile, as (phrase, weakens): a budget removed, larger, metering
+    fewer categories or fewer days weakens protection; a new or smaller one does not."""
+    before = {b.name: b for b in old}
+    after = {b.name: b for b in new}
+    found: list[tuple[str, bool]] = []
+    for name, budget in before.items():
+        if name not in after:
+            found.append((f"loses budget {name} ({_describe(budget)})", True))
+    for name, budget in after.items():
+        was = before.get(name)
+        if was is None:
+            found.append((f"gains budget {name} ({_describe(budget)})", False))
+        elif was != replace(budget, path=was.path, line=was.line):
+            weakens = (
+                budget.per_day > was.per_day
+                or not set(was.categories) <= set(budget.categories)
+                or not was.days <= budget.days
+            )
+            found.append((f"budget {name} {_describe(was)} -> {_describe(budget)}", weakens))
+    return found
+
+
+def _describe(budget: BudgetConfig) -> str:
+    days = "" if len(budget.days) == 7 else f" on {len(budget.days)} days a week"
+    return f"{budget.per_day / 60:g} min a day of {', '.join(budget.categories)}{days}"
