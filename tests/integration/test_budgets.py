@@ -5,12 +5,18 @@ stored in the database), and allowed again the next day."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
+import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dns.rcode
 import pytest
 
+from filterdns.cli.main import main
+from filterdns.querylog import dbfile
 from filterdns.querylog.store import read_usage
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import FakeClock, config_for, running_proxy
@@ -77,3 +83,30 @@ async def test_a_two_minute_budget_blocks_games_and_survives_a_restart(
     with contextlib.closing(sqlite3.connect(tmp_path / "filterdns.db")) as db:
         rule = db.execute("SELECT rule FROM queries WHERE name = 'play.example'").fetchone()[0]
     assert rule == "budget games (profiles.minh.budgets[0], line 16): 2 min used today"
+
+
+def test_the_budget_command_shows_used_and_left_today(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "filterdns.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"server: {{timezone: UTC}}\nlog: {{database: {database}}}\n"
+        "profiles:\n"
+        "  minh:\n"
+        "    age_band: 13-15\n"
+        "    budgets: [{name: games, categories: [games], per_day: 60m}]\n"
+        "  lan: {age_band: 9-12}\n"
+    )
+    assert dbfile.prepare(database, now=time.time(), repair=False) is None
+    today = datetime.now(ZoneInfo("UTC")).date().isoformat()
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("INSERT INTO budget_usage VALUES ('minh', 'games', ?, 25)", (today,))
+        db.commit()
+    assert main(["-c", str(config), "budget", "minh", "--json"]) == 0
+    (games,) = json.loads(capsys.readouterr().out)
+    assert (games["used"], games["left"], games["applies"]) == (25, 35, True)
+    assert main(["-c", str(config), "budget"]) == 0
+    assert "25 of 60 min" in capsys.readouterr().out
+    assert main(["-c", str(config), "budget", "nobody"]) == 1
+    assert "no profile 'nobody'" in capsys.readouterr().out
