@@ -57,7 +57,6 @@ class BudgetMeter:
 
     def __init__(self) -> None:
         self.used: dict[Key, int] = {}
-        self.extra: dict[Key, int] = {}  # minutes granted on top of per_day
         self.version = 0
         self._minutes: dict[tuple[str, str], _Minute] = {}
         self._dirty: set[Key] = set()
@@ -79,23 +78,14 @@ class BudgetMeter:
             key = (profile, budget.name, day)
             self.used[key] = self.used.get(key, 0) + 1
             self._dirty.add(key)
-            if self.used[key] == self.limit(budget, key):
-                self.version += 1  # spent now: the policy recomputes the profile's state
-
-    def limit(self, budget: BudgetConfig, key: Key) -> int:
-        """The minutes of the budget on the key's day: per_day plus top-ups."""
-        return int(budget.per_day // 60) + self.extra.get(key, 0)
+            # Spent now, or maybe (a top-up grant adds minutes the meter does not know): the
+            # policy recomputes the profile's state, at most once a minute per budget.
+            if self.used[key] >= budget.per_day // 60:
+                self.version += 1
 
     def minutes(self, profile: str, budget: str, day: date) -> int:
         """Minutes used of the budget on `day`."""
         return self.used.get((profile, budget, day.isoformat()), 0)
-
-    def top_up(self, profile: str, budget: str, day: date, minutes: int) -> None:
-        """Set the minutes granted on top of the budget on `day` (the grants' total)."""
-        key = (profile, budget, day.isoformat())
-        if self.extra.get(key, 0) != minutes:
-            self.extra[key] = minutes
-            self.version += 1
 
     def load(self, rows: Iterable[tuple[str, str, str, int]]) -> None:
         """Usage read back from the database: (profile, budget, day, minutes)."""

@@ -19,7 +19,7 @@ from filterdns.config.budgets import BudgetConfig
 from filterdns.lists.index import DomainIndex
 from filterdns.memo import Memo
 from filterdns.policy.budgets import BudgetMeter, applies, day_of, next_midnight
-from filterdns.policy.values import BLOCKING_KINDS, Decision, Grant, rule_label
+from filterdns.policy.values import BLOCKING_KINDS, Decision, Grant, GrantKind, rule_label
 from filterdns.regexes import compile_rule, is_regex
 
 Search = Callable[[str], re.Match[str] | None]
@@ -108,12 +108,15 @@ def compute_state(
     blocked = set(profile.categories)
     for rule in active:
         blocked.update(rule.block)
+    top_ups = [g for g in mine if g.kind is GrantKind.BUDGET]
+    mine = [g for g in mine if g.kind is not GrantKind.BUDGET]
     granted_categories = {g.category: g for g in mine if g.category is not None}
     for rule in active:
         blocked.difference_update(rule.allow_categories)
     blocked.difference_update(granted_categories)
     block_all = tuple(rule for rule in active if rule.block_all)
-    spent, metered = _budgets(profile, now, meter or BudgetMeter(), set(granted_categories))
+    spent, metered = _budgets(profile, now, meter or BudgetMeter(), set(granted_categories),
+                              top_ups)  # fmt: skip
     return State(
         until=min(change_at, now + MAX_STATE_SECONDS),
         change_at=change_at,
@@ -130,10 +133,10 @@ def compute_state(
 
 
 def _budgets(
-    profile: Profile, now: float, meter: BudgetMeter, granted: set[str]
+    profile: Profile, now: float, meter: BudgetMeter, granted: set[str], top_ups: list[Grant]
 ) -> tuple[dict[str, tuple[BudgetConfig, int]], dict[str, tuple[BudgetConfig, ...]]]:
     """(spent, metered) of the profile's budgets today; a category grant lifts a spent budget's
-    block on that category."""
+    block on that category, a top-up grant adds its minutes today."""
     day = day_of(now, profile.tz)
     spent: dict[str, tuple[BudgetConfig, int]] = {}
     metered: dict[str, tuple[BudgetConfig, ...]] = {}
@@ -141,9 +144,10 @@ def _budgets(
         if not applies(budget, day):
             continue
         used = meter.minutes(profile.config.name, budget.name, day)
-        key = (profile.config.name, budget.name, day.isoformat())
+        limit = int(budget.per_day // 60)
+        limit += sum(g.minutes for g in top_ups if g.category == budget.name)
         for category in budget.categories:
-            if used >= meter.limit(budget, key) and category not in granted:
+            if used >= limit and category not in granted:
                 spent.setdefault(category, (budget, used))
             else:
                 metered[category] = (*metered.get(category, ()), budget)

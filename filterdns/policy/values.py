@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
@@ -34,6 +34,7 @@ class GrantKind(StrEnum):
     ALLOW_CATEGORY = "allow-category"  # step 6: a category no longer blocked
     PAUSE = "pause"  # step 5: everything blocked (`filterdns pause`), maybe until resumed
     BLOCK_ALL = "block-all"  # step 5: everything blocked for a while (`override --block-all`)
+    BUDGET = "budget"  # step 5b: `minutes` more of the budget named `category`, until midnight
 
 
 BLOCKING_KINDS = frozenset({GrantKind.PAUSE, GrantKind.BLOCK_ALL})
@@ -56,6 +57,7 @@ class Grant:
     reason: str = ""
     kind: GrantKind = GrantKind.ALLOW_DOMAIN
     created_by: str = ""  # who made it (the invoking user), "" for grants of older versions
+    minutes: int = 0  # a budget top-up's minutes
 
     def describe(self) -> str:
         """ "grant #3 (youtube.com until 2026-11-30 10:45 UTC)", "pause #4 (until resumed)"."""
@@ -63,8 +65,14 @@ class Grant:
         if self.kind in BLOCKING_KINDS:
             noun = "pause" if self.kind is GrantKind.PAUSE else "block-all override"
             return f"{noun} #{self.id} ({until})"
+        if self.kind is GrantKind.BUDGET:
+            return f"top-up #{self.id} (+{self.minutes} min of budget {self.category} {until})"
         what = self.domain or f"category {self.category}"
         return f"grant #{self.id} ({what} {until})"
+
+    def to_json(self) -> dict[str, object]:
+        """Its fields for --json (`minutes` only on a budget top-up, as before budgets)."""
+        return {k: v for k, v in asdict(self).items() if k != "minutes" or self.minutes}
 
     def until(self, zone: tzinfo, fmt: str = "%H:%M") -> str:
         """ "until 10:45" in `zone`, or "until resumed"."""

@@ -110,3 +110,10 @@ def test_the_budget_command_shows_used_and_left_today(
     assert "25 of 60 min" in capsys.readouterr().out
     assert main(["-c", str(config), "budget", "nobody"]) == 1
     assert "no profile 'nobody'" in capsys.readouterr().out
+    assert main(["-c", str(config), "grant", "minh", "--budget", "games", "--for", "30m"]) == 0
+    assert "+30 min of budget games until" in capsys.readouterr().out
+    assert main(["-c", str(config), "budget", "minh", "--json"]) == 0
+    (games,) = json.loads(capsys.readouterr().out)
+    assert (games["used"], games["minutes"], games["left"]) == (25, 90, 65)
+    assert main(["-c", str(config), "grant", "minh", "--budget", "video", "--for", "30m"]) == 1
+    assert "minh has no budget 'video'; budgets: games" in capsys.readouterr().out

@@ -14,6 +14,7 @@ from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.indexfile import ListInfo
 from filterdns.policy.budgets import BudgetMeter
 from filterdns.policy.decisions import Policy
+from filterdns.policy.values import Grant, GrantKind
 from tests.unit.test_policy import config
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -39,12 +40,12 @@ LISTS = {
 }
 
 
-def policy() -> Policy:
+def policy(grants: tuple[Grant, ...] = ()) -> Policy:
     builder = IndexBuilder()
     for category, names in LISTS.items():
         builder.add_many(builder.add_list(ListInfo(category, f"/lists/{category}.txt")), names)
     built = builder.finish()
-    return Policy(config(CONFIG), lambda: built)
+    return Policy(config(CONFIG), lambda: built, lambda: grants)
 
 
 def at(text: str) -> float:
@@ -134,14 +135,21 @@ def test_the_day_resets_at_midnight_in_the_profiles_zone_across_a_dst_change() -
     assert look(sut, ["tube.example"], at("2026-10-26 00:00:00")) == "allow"  # Monday: no budget
 
 
-def test_a_top_up_adds_minutes_today_only() -> None:
+def test_a_top_up_grant_adds_minutes_until_midnight() -> None:
+    grants: list[Grant] = []
     sut = policy()
+    sut._grants = lambda: tuple(grants)  # the grants table as the server reads it
     play(sut, at("2026-10-23 15:00:00"), 3)
     assert look(sut, ["games.example"], at("2026-10-23 15:10:00")) == "block"
-    sut.meter.top_up("minh", "games", datetime(2026, 10, 23).date(), 2)
+    midnight = at("2026-10-24 00:00:00")
+    grants.append(Grant(1, "minh", midnight, category="games", kind=GrantKind.BUDGET, minutes=2))
     assert look(sut, ["games.example"], at("2026-10-23 15:11:00")) == "allow"
+    assert sut.decide("minh", "tube.example", at("2026-10-23 15:11:00")).action == "allow"
     play(sut, at("2026-10-23 15:12:00"), 2)
     assert look(sut, ["games.example"], at("2026-10-23 15:20:00")) == "block"
+    assert look(sut, ["games.example"], at("2026-10-24 00:00:00")) == "allow"  # a new day
+    described = "top-up #1 (+2 min of budget games until 2026-10-23 22:00 UTC)"
+    assert grants[0].describe() == described
 
 
 def test_usage_read_back_after_a_restart_keeps_the_block() -> None:
