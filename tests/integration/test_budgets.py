@@ -4,6 +4,7 @@ stored in the database), and allowed again the next day."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -16,11 +17,15 @@ import dns.rcode
 import pytest
 
 from filterdns.cli.main import main
+from filterdns.config import LogConfig
+from filterdns.config.budgets import BudgetConfig
+from filterdns.policy.budgets import BudgetMeter
 from filterdns.querylog import dbfile
 from filterdns.querylog.store import read_usage
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import FakeClock, config_for, running_proxy
 from tests.integration.test_policy import at
+from tests.integration.test_store import DAY, query_log, running
 
 RECORDS = {
     ("play.example", "A"): ["203.0.113.10"],
@@ -117,3 +122,22 @@ def test_the_budget_command_shows_used_and_left_today(
     assert (games["used"], games["minutes"], games["left"]) == (25, 90, 65)
     assert main(["-c", str(config), "grant", "minh", "--budget", "video", "--for", "30m"]) == 1
     assert "minh has no budget 'video'; budgets: games" in capsys.readouterr().out
+
+
+async def test_retention_drops_the_budget_minutes_of_old_days(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = query_log(LogConfig(database=path, retention=DAY), flush_interval=0.01)
+    async with running(log):
+        meter = BudgetMeter()
+        games = (BudgetConfig("games", ("games",), 3600.0),)
+        for day in ("2026-11-20 10:00", "2026-11-23 09:00"):  # a minute of play each
+            for name in ("play.example", "cdn.play.example"):
+                meter.record("minh", games, name, at(day), ZoneInfo("Asia/Ho_Chi_Minh"))
+        log.usage = meter
+        async with asyncio.timeout(5):  # written with the next (empty) batch
+            await log.wait_until(lambda _stats: not meter.pending())
+        assert len(read_usage(path, at("2026-11-20 10:00"))) == 2
+        log.clock = lambda: at("2026-11-23 10:00")
+        await log.prune()
+    stored = read_usage(path, at("2026-11-20 10:00"))
+    assert stored == [("minh", "games", "2026-11-23", 1)]
