@@ -141,3 +141,29 @@ async def test_retention_drops_the_budget_minutes_of_old_days(tmp_path: Path) ->
         await log.prune()
     stored = read_usage(path, at("2026-11-20 10:00"))
     assert stored == [("minh", "games", "2026-11-23", 1)]
+
+
+async def test_a_top_up_from_the_command_line_unblocks_at_once(
+    upstream: FakeUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock(at("2026-11-23 10:00"))
+    text = budget_config(upstream, tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    async with running_proxy(text, wall_clock=clock) as proxy:
+        for minute in range(2):
+            clock.now = at("2026-11-23 10:00") + 60 * minute
+            for name in ("play.example", "cdn.play.example"):
+                await proxy.query(name, source="127.0.0.2")
+        assert (await proxy.query("play.example", source="127.0.0.2")).rcode() == dns.rcode.NXDOMAIN
+        grant = ["-c", str(config), "grant", "minh", "--budget", "games", "--for", "1m"]
+        assert await asyncio.to_thread(main, grant) == 0
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:  # the server looks at the grants four times a second
+            reply = await proxy.query("play.example", source="127.0.0.2", tcp=True)
+            if reply.rcode() == dns.rcode.NOERROR:
+                break
+            assert loop.time() - start < 3.0, "the top-up did not apply"
+            await asyncio.sleep(0.02)
+    assert "+1 min of budget games" in capsys.readouterr().out
