@@ -27,6 +27,7 @@ from filterdns.ops import privileges, runstate, sdnotify
 from filterdns.ops.fdlimit import fit_open_files
 from filterdns.ops.gauges import component_gauges, tcp_gauges
 from filterdns.ops.metrics import Gauge, Metrics, MetricsServer
+from filterdns.policy.budgets import BudgetMeter
 from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Policy
 from filterdns.policy.grants import GrantStore
@@ -34,7 +35,7 @@ from filterdns.policy.neighbors import Neighbours
 from filterdns.policy.protection import difference
 from filterdns.querylog.alerts import Alerter, AlertRule
 from filterdns.querylog.dbfile import DamagedError
-from filterdns.querylog.store import QueryLog
+from filterdns.querylog.store import QueryLog, read_usage
 from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.chain import build_chain
 from filterdns.resolvers.upstream import Outstanding
@@ -75,6 +76,7 @@ class App:
         self.grants = GrantStore(config.log.database)
         self.neighbours = neighbours  # made when a client rule needs it, unless given (tests)
         self.querylog = QueryLog(config.log, clock=wall_clock)
+        self.querylog.usage = self.budgets = BudgetMeter()  # kept by every policy reloads build
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
         self.metrics_address: ListenAddress | None = None
@@ -103,7 +105,7 @@ class App:
         up = config.upstreams
         self.outstanding.resize(up.max_outstanding, up.max_outstanding_per_server)
         model = namemodel.for_config(config.blocking.name_model)
-        self.policy = Policy(config, lambda: lists.index, self.grants.current, model)
+        self.policy = Policy(config, lambda: lists.index, self.grants.current, model, self.budgets)
         self.alerter = Alerter(
             [AlertRule.of(rule) for rule in config.alerts],
             record=self.querylog.put_alert,
@@ -138,6 +140,8 @@ class App:
             await self.querylog.start()
             await asyncio.to_thread(self._save_running, self.config, start=True)
             await self._read_grants()
+            usage = await asyncio.to_thread(read_usage, self.config.log.database, self.wall_clock())
+            self.budgets.load(usage)  # before the first answer: a restart spends no budget twice
             await asyncio.to_thread(runstate.make_state_private, self.config)
             if self.neighbours is not None:
                 await self.neighbours.refresh()

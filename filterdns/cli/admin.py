@@ -16,7 +16,7 @@ import ipaddress
 import json
 import re
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.markup import escape
 
+from filterdns.cli.budget import top_up
 from filterdns.cli.pause import describe_row
 from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX, Config, is_domain_name
 from filterdns.config.duration import MissingUnitError, parse_span
@@ -72,6 +73,7 @@ def add_commands(
     what = grant.add_mutually_exclusive_group(required=True)
     what.add_argument("--allow", metavar="DOMAIN", help="a domain (and its subdomains)")
     what.add_argument("--category", help="a category normally blocked for the profile")
+    what.add_argument("--budget", help="a time budget of the profile: --for minutes more today")
     grant.add_argument(
         "--for", dest="duration", required=True, help="how long, with a unit: 45m, 2h, 1d"
     )
@@ -323,6 +325,8 @@ def grant(config: Config, args: argparse.Namespace, console: Console) -> int:
     if seconds <= 0:
         console.print("[red]--for must be more than 0[/red]")
         return 1
+    if args.budget is not None:
+        return top_up(config, args, seconds, console)
     domain = None
     if args.allow is not None:
         domain = normalize_name(args.allow)
@@ -393,4 +397,4 @@ def _categories(config: Config) -> list[str]:
 
 
 def _grant_json(g: Grant) -> dict[str, object]:
-    return asdict(g)
+    return g.to_json()

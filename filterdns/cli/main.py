@@ -24,7 +24,7 @@ from rich.table import Table
 
 from filterdns import __version__
 from filterdns.app import App
-from filterdns.cli import admin, control, pause, report
+from filterdns.cli import admin, budget, control, pause, report
 from filterdns.cli import lists as list_commands
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.dns.server import addresses_text
@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pause": _admin(pause.pause, as_owner=True),
         "resume": _admin(pause.resume, as_owner=True),
         "override": _admin(pause.override, as_owner=True),
+        "budget": _admin(budget.budget, as_owner=True),
         # Read-only: root reads the database as it is (SQLite gives any -shm file it creates
         # the database's owner), and may write --html where it likes.
         "report": _admin(report.report),
@@ -99,7 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     update = lists_sub.add_parser(
         "update", help="download remote sources now, rebuild the index, show what changed"
     )
-    policy_commands = [*admin.add_commands(sub), *pause.add_commands(sub)]
+    policy_commands = [
+        *admin.add_commands(sub),
+        *pause.add_commands(sub),
+        *budget.add_commands(sub),
+    ]
     report_commands = report.add_commands(sub)
     commands = (serve, check, lists, stats, update, *control_commands)
     for command in (*commands, *policy_commands, *report_commands):

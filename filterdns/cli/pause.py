@@ -20,7 +20,6 @@ import getpass
 import json
 import os
 import time
-from dataclasses import asdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -109,7 +108,7 @@ def resume(config: Config, args: argparse.Namespace, console: Console) -> int:
     except FilterDnsError as exc:
         return _error(console, str(exc))
     if args.json:
-        print(json.dumps([asdict(g) for g in ended]))
+        print(json.dumps([g.to_json() for g in ended]))
     elif not ended:
         console.print(f"{escape(', '.join(args.profiles))}: nothing was paused", highlight=False)
     for g in [] if args.json else ended:
@@ -146,7 +145,7 @@ def _make(
     except FilterDnsError as exc:
         return _error(console, str(exc))
     if args.json:
-        print(json.dumps([asdict(g) for g in made]))
+        print(json.dumps([g.to_json() for g in made]))
         return 0
     for g in made:
         zone = _zone(config, g.profile)
@@ -161,7 +160,7 @@ def _list(config: Config, args: argparse.Namespace, console: Console) -> int:
     except FilterDnsError as exc:
         return _error(console, str(exc))
     if args.json:
-        print(json.dumps([asdict(g) for g in active]))
+        print(json.dumps([g.to_json() for g in active]))
         return 0
     if not active:
         console.print("no grants, pauses or overrides in force")

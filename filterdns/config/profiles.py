@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from filterdns.config.bands import BANDS, YOUTUBE_LEVELS, YouTube, read_band_name
+from filterdns.config.budgets import BudgetConfig, budget_definition, read_budgets
 from filterdns.config.fragments import (
     NAME_KEY_PATTERN,
     Schema,
@@ -52,6 +53,7 @@ class ProfileConfig:
     # bedtime (every built-in band schedule); () is no bedtime at all.
     bedtime: tuple[ScheduleRule, ...] | None = None
     display_name: str | None = None  # how people call it, any text: "Bình (lớp 6A)"
+    budgets: tuple[BudgetConfig, ...] = ()  # minutes a day of some categories
 
 
 # Every device no client rule names gets this unless the file names a `default_profile`: a
@@ -103,6 +105,8 @@ PROFILE: tuple[Key[Any], ...] = (
         minLength=1,
         maxLength=64,
     )),
+    Key("budgets", read_budgets, list_of(budget_definition(),
+        "Time budgets: minutes a day of some categories, then blocked until midnight")),
 )  # fmt: skip
 PROFILE_KEYS = tuple(key.name for key in PROFILE)
 

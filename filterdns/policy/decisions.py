@@ -10,6 +10,9 @@ The decision order (README "Decision order"; `filterdns explain` prints it step 
    `bypass` category is blocked.
 5. A pause, a block-all override or an active `block: all` schedule blocks everything else
    (the category the name is also listed in is kept on the decision, for reports and alerts).
+5b. A time budget spent today blocks its categories until midnight in the profile's zone (a
+   category blocked anyway stays blocked by step 6); an allowed name of a running budget's
+   categories is counted (policy/budgets.py) and its answer lives at most BUDGET_TTL seconds.
 6. Blocked categories: the band's, plus the profile's, plus those of active `block: [...]`
    schedules, minus those of active `allow_categories` schedules and category grants; then the
    profile's own `block` list. An `@@` exception in a category's lists allows that name for that
@@ -39,9 +42,11 @@ import time
 from collections.abc import Callable, Sequence
 
 from filterdns.config import BlockingConfig, Config
+from filterdns.config.budgets import BudgetConfig
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.namemodel import NameModel, registrable
 from filterdns.policy import steps
+from filterdns.policy.budgets import BudgetMeter
 from filterdns.policy.localzone import LocalZone
 from filterdns.policy.state import (
     MAX_STATE_SECONDS,
@@ -56,6 +61,8 @@ from filterdns.policy.state import (
 from filterdns.policy.timezones import zone_of
 from filterdns.policy.values import BLOCKING_ACTIONS, Action, Decision, Grant, Match
 
+BUDGET_TTL = 60  # seconds an allowed answer of a budgeted category may be cached
+
 
 class Policy:
     """Decides for any profile; built from the configuration, reads the current list index."""
@@ -66,6 +73,7 @@ class Policy:
         index: Callable[[], DomainIndex],
         grants: Callable[[], Sequence[Grant]] = tuple,
         model: NameModel | None = None,
+        meter: BudgetMeter | None = None,
     ) -> None:
         self.blocking: BlockingConfig = config.blocking
         # The names of `local_records:` and their ready answers (the local records link's too).
@@ -75,6 +83,10 @@ class Policy:
         self._model = model if config.blocking.name_model else None
         self._grants = grants
         self._grants_seen: Sequence[Grant] | None = None
+        # Minutes used of the time budgets: fed by `count`, stored and loaded by the server,
+        # kept across reloads (the server hands the same meter to each new policy).
+        self.meter = meter if meter is not None else BudgetMeter()
+        self._meter_seen = self.meter.version
         self.profiles: dict[str, Profile] = {}
         for profile in config.profiles:
             band = config.band(profile.age_band)
@@ -137,6 +149,12 @@ class Policy:
                 return position, decision
         return None
 
+    def count(self, decision: Decision, name: str, now: float) -> None:
+        """An allowed lookup answered: counted toward the budgets its decision names."""
+        if decision.budgets:
+            tz = self.profiles[decision.profile].tz
+            self.meter.record(decision.profile, decision.budgets, name, now, tz)
+
     def _current(self, profile: Profile, now: float) -> State:
         """The profile's state at `now`, its remembered decisions dropped if the lists changed."""
         state = self._state(profile, now)
@@ -157,9 +175,11 @@ class Policy:
         if decision is not None:
             return decision
         matches = self._matches(name)
+        metering: list[tuple[str, BudgetConfig]] = []
         decision = (
             steps.bypass(profile, name, matches, trace)
             or steps.block_all(profile, state, matches, trace)
+            or steps.budget(profile, state, matches, trace, metering)
             or steps.categories(profile, state, name, matches, trace)
             or steps.rewrite(profile, name, trace)
         )
@@ -170,6 +190,8 @@ class Policy:
             "to (CNAME cloaking) and private addresses (rebinding) are judged too "
             "(explain --resolve asks the upstreams and shows it)"
         )
+        if metering:
+            return _metered(profile, metering)
         if profile.allowed is None:
             profile.allowed = Decision(Action.ALLOW, profile.config.name, 8, "allowed")
         return profile.allowed
@@ -204,20 +226,35 @@ class Policy:
 
     def _state(self, profile: Profile, now: float) -> State:
         grants = self._grants()
-        if grants is not self._grants_seen:  # a grant was made or revoked: recompute everyone
+        # A grant made or revoked, a budget spent or topped up: recompute everyone.
+        if grants is not self._grants_seen or self.meter.version != self._meter_seen:
             self._grants_seen = grants
+            self._meter_seen = self.meter.version
             for other in self.profiles.values():
                 other.state = None
         state = profile.state
         if state is None or now >= state.until or now < state.until - MAX_STATE_SECONDS:
-            state = profile.state = compute_state(profile, now, grants)
+            state = profile.state = compute_state(profile, now, grants, self.meter)
         return state
 
     # Explaining
 
     def state_of(self, profile_name: str, now: float) -> State:
         """The schedule state of a profile at `now` (for `explain`)."""
-        return compute_state(self.profiles[profile_name], now, self._grants())
+        return compute_state(self.profiles[profile_name], now, self._grants(), self.meter)
+
+
+def _metered(profile: Profile, metering: list[tuple[str, BudgetConfig]]) -> Decision:
+    """Step 8 for a name a running budget counts: allowed, its answer kept short so the next
+    lookup is counted too and the block starts on time."""
+    budgets = [b for _c, b in metering]
+    names = ", ".join(b.name for b in budgets)
+    category = metering[0][0]
+    reason = f"allowed; counts toward the budget {names} of {profile.config.name}"
+    return Decision(
+        Action.ALLOW, profile.config.name, 8, reason, category=category,
+        rule=budgets[0].label(), ttl_cap=BUDGET_TTL, budgets=tuple(budgets),
+    )  # fmt: skip
 
 
 class _Discard(list[str]):

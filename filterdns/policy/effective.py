@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from filterdns.config import YOUTUBE_LEVELS, Config, ScheduleRule, YouTube
+from filterdns.config.budgets import BudgetConfig
+from filterdns.policy.budgets import compare_budgets
 from filterdns.policy.schedule import DAYS, MINUTES_PER_DAY, Window, format_clock
 
 
@@ -29,6 +31,7 @@ class Protection:
     allow: tuple[str, ...]
     block: tuple[str, ...]
     timezone: str | None
+    budgets: tuple[BudgetConfig, ...] = ()
 
 
 def protection(config: Config, name: str) -> Protection:
@@ -46,6 +49,7 @@ def protection(config: Config, name: str) -> Protection:
         allow=profile.allow,
         block=profile.block,
         timezone=profile.timezone or config.server.timezone,
+        budgets=profile.budgets,
     )
 
 
@@ -73,6 +77,7 @@ def compare(old: Protection, new: Protection) -> list[tuple[str, bool]]:
         found.append(pair)
     found += _domains(old.allow, new.allow, "always allows", grows_weaker=True)
     found += _domains(old.block, new.block, "blocks", grows_weaker=False)
+    found += compare_budgets(old.budgets, new.budgets)
     if old.timezone != new.timezone and (old.rules or new.rules):
         where = new.timezone or "the system's time zone"
         found.append((f"schedules read in {where} (was {old.timezone or 'the system zone'})", True))

@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 LEGACY_FILE = "grants.json"
 LEGACY_LOCK = "grants.lock"
 POLL_INTERVAL = 0.25  # seconds between two looks at the database: a grant applies within 1 s
-COLUMNS = "id, profile, expires_at, domain, category, reason, kind, created_by"
-OLD_COLUMNS = "id, profile, expires_at, domain, category, reason, '', ''"  # schema 2
+COLUMNS = "id, profile, expires_at, domain, category, reason, kind, created_by, minutes"
+V3_COLUMNS = "id, profile, expires_at, domain, category, reason, kind, created_by, 0"  # schema 3
+OLD_COLUMNS = "id, profile, expires_at, domain, category, reason, '', '', 0"  # schema 2
 
 
 class GrantError(FilterDnsError):
@@ -186,6 +187,7 @@ class GrantStore:
         reason: str = "",
         created_by: str = "",
         now: float | None = None,
+        minutes: int = 0,
     ) -> list[Grant]:
         """One grant per profile, all ending at `expires_at`, in one transaction."""
         now = time.time() if now is None else now
@@ -195,12 +197,13 @@ class GrantStore:
             for profile in profiles:
                 cursor = conn.execute(
                     "INSERT INTO grants (profile, domain, category, reason, created_at,"
-                    " expires_at, kind, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (profile, domain, category, reason, now, expires_at, kind, created_by),
-                )
+                    " expires_at, kind, created_by, minutes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (profile, domain, category, reason, now, expires_at, kind, created_by,
+                     minutes),
+                )  # fmt: skip
                 grant_id = int(cursor.lastrowid or 0)
                 made.append(Grant(grant_id, profile, expires_at, domain, category, reason,
-                                  kind, created_by))  # fmt: skip
+                                  kind, created_by, minutes))  # fmt: skip
         return made
 
     def end(
@@ -340,7 +343,12 @@ def _select(
             return ()
         if "no such column" not in str(exc):
             raise
-        rows = conn.execute(sql.replace(COLUMNS, OLD_COLUMNS), params).fetchall()
+        try:
+            rows = conn.execute(sql.replace(COLUMNS, V3_COLUMNS), params).fetchall()
+        except sqlite3.OperationalError as again:
+            if "no such column" not in str(again):
+                raise
+            rows = conn.execute(sql.replace(COLUMNS, OLD_COLUMNS), params).fetchall()
     return tuple(
         Grant(
             int(i),
@@ -351,8 +359,9 @@ def _select(
             str(reason or ""),
             grant_kind(kind, domain),
             str(by or ""),
+            int(minutes or 0),
         )
-        for i, profile, expires, domain, category, reason, kind, by in rows
+        for i, profile, expires, domain, category, reason, kind, by, minutes in rows
     )
 
 

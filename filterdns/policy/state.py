@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from filterdns.config import ProfileConfig, ScheduleRule, YouTube
+from filterdns.config.budgets import BudgetConfig
 from filterdns.lists.index import DomainIndex
 from filterdns.memo import Memo
-from filterdns.policy.values import BLOCKING_KINDS, Decision, Grant, rule_label
+from filterdns.policy.budgets import BudgetMeter, applies, day_of, next_midnight
+from filterdns.policy.values import BLOCKING_KINDS, Decision, Grant, GrantKind, rule_label
 from filterdns.regexes import compile_rule, is_regex
 
 Search = Callable[[str], re.Match[str] | None]
@@ -41,6 +43,10 @@ class State:
     schedule_allow: tuple[tuple[str, ScheduleRule], ...]
     # Active pauses and block-all overrides, the one ending last first: step 5 blocks everything.
     paused: tuple[Grant, ...] = ()
+    # Step 5b: the categories of budgets spent today, with the budget and its minutes used...
+    spent: dict[str, tuple[BudgetConfig, int]] = field(default_factory=dict)
+    # ... and those of budgets still running: the budgets an allowed lookup of each counts for.
+    metered: dict[str, tuple[BudgetConfig, ...]] = field(default_factory=dict)
     # Decisions made in this state, by name: valid until the state or the list index changes.
     decisions: Memo[str, Decision] = field(default_factory=lambda: Memo(MAX_REMEMBERED))
     index: DomainIndex | None = None
@@ -72,8 +78,11 @@ def regexes_of(entries: Sequence[str]) -> tuple[tuple[str, Search], ...]:
     return tuple((e, compile_rule(e[1:-1]).search) for e in entries if is_regex(e))
 
 
-def compute_state(profile: Profile, now: float, grants: Sequence[Grant]) -> State:
-    """A profile's state at `now`: active rules, blocked categories, grants, next change."""
+def compute_state(
+    profile: Profile, now: float, grants: Sequence[Grant], meter: BudgetMeter | None = None
+) -> State:
+    """A profile's state at `now`: active rules, blocked categories, grants, budgets, next
+    change."""
     at = datetime.fromtimestamp(now, UTC)
     # The profile's own rules first: a block is credited to the rule its parent wrote when a
     # band rule is active at the same time.
@@ -93,15 +102,21 @@ def compute_state(profile: Profile, now: float, grants: Sequence[Grant]) -> Stat
     paused = tuple(sorted((g for g in mine if g.kind in BLOCKING_KINDS),
                           key=lambda g: (-g.expires_at, g.id)))  # fmt: skip
     mine = [g for g in mine if g.kind not in BLOCKING_KINDS]
+    if profile.config.budgets:
+        changes.append(next_midnight(now, profile.tz))  # a new day: budgets start again
     change_at = min(changes, default=math.inf)
     blocked = set(profile.categories)
     for rule in active:
         blocked.update(rule.block)
+    top_ups = [g for g in mine if g.kind is GrantKind.BUDGET]
+    mine = [g for g in mine if g.kind is not GrantKind.BUDGET]
     granted_categories = {g.category: g for g in mine if g.category is not None}
     for rule in active:
         blocked.difference_update(rule.allow_categories)
     blocked.difference_update(granted_categories)
     block_all = tuple(rule for rule in active if rule.block_all)
+    spent, metered = _budgets(profile, now, meter or BudgetMeter(), set(granted_categories),
+                              top_ups)  # fmt: skip
     return State(
         until=min(change_at, now + MAX_STATE_SECONDS),
         change_at=change_at,
@@ -112,7 +127,33 @@ def compute_state(profile: Profile, now: float, grants: Sequence[Grant]) -> Stat
         granted_categories=granted_categories,
         schedule_allow=tuple((domain, rule) for rule in block_all for domain in rule.allow),
         paused=paused,
+        spent=spent,
+        metered=metered,
     )
+
+
+def _budgets(
+    profile: Profile, now: float, meter: BudgetMeter, granted: set[str], top_ups: list[Grant]
+) -> tuple[dict[str, tuple[BudgetConfig, int]], dict[str, tuple[BudgetConfig, ...]]]:
+    """(spent, metered) of the profile's budgets today; a category grant lifts a spent budget's
+    block on that category, a top-up grant adds its minutes today."""
+    day = day_of(now, profile.tz)
+    spent: dict[str, tuple[BudgetConfig, int]] = {}
+    metered: dict[str, tuple[BudgetConfig, ...]] = {}
+    for budget in profile.config.budgets:
+        if not applies(budget, day):
+            continue
+        used = meter.minutes(profile.config.name, budget.name, day)
+        limit = int(budget.per_day // 60)
+        limit += sum(g.minutes for g in top_ups if g.category == budget.name)
+        for category in budget.categories:
+            if used >= limit and category not in granted:
+                spent.setdefault(category, (budget, used))
+            else:
+                metered[category] = (*metered.get(category, ()), budget)
+    for category in spent:
+        metered.pop(category, None)
+    return spent, metered
 
 
 def rules_at(profile: Profile, now: float) -> list[str]:

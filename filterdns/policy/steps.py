@@ -8,6 +8,7 @@ go on to the next.
 from __future__ import annotations
 
 from filterdns.config import MODEL_CATEGORIES, NEVER_BLOCK_CATEGORY
+from filterdns.config.budgets import BudgetConfig
 from filterdns.dns.names import is_subdomain
 from filterdns.policy.localzone import LocalZone
 from filterdns.policy.special import (
@@ -130,6 +131,44 @@ def block_all(
         Action.BLOCK, p, 5, f"{reason}; {held(listed, category, source, 'also ')}",
         category=category, rule=rule, source=source, listed=listed,
     )  # fmt: skip
+
+
+def budget(
+    profile: Profile,
+    state: State,
+    matches: list[Match],
+    trace: list[str],
+    metering: list[tuple[str, BudgetConfig]],
+) -> Decision | None:
+    """5b. A budget spent today blocks its categories (those not blocked anyway); the budgets
+    still running that the name counts toward are added to `metering` with the category."""
+    p = profile.config.name
+    for listed, category, source, allow in matches:
+        if allow or category in state.blocked:
+            continue
+        if category not in state.spent and category not in state.metered:
+            continue
+        if (why := excepted(matches, category)) is not None:
+            trace.append(f"5b. {listed} is in {category} ({source}) but {why}")
+            continue
+        if category in state.spent:
+            spent, used = state.spent[category]
+            rule = f"{spent.label()}: {used} min used today"
+            trace.append(f"5b. blocked: {listed} is in {category} ({source}); {rule}")
+            reason = f"the {spent.name} budget of {p} is spent for today; " + held(
+                listed, category, source
+            )
+            return Decision(
+                Action.BLOCK, p, 5, reason, category=category, rule=rule, source=source,
+                listed=listed,
+            )  # fmt: skip
+        for running in state.metered[category]:
+            if all(running is not b for _c, b in metering):
+                metering.append((category, running))
+                trace.append(f"5b. {listed} is in {category}: counts toward {running.label()}")
+    if not metering and profile.config.budgets:
+        trace.append("5b. no budget of the profile meters or blocks this name")
+    return None
 
 
 def categories(

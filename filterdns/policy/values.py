@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
 from filterdns.config import ScheduleRule
+from filterdns.config.budgets import BudgetConfig
 
 # (listed name, category, source, allow) for one list holding a name or a parent of it
 Match = tuple[str, str, str, bool]
@@ -33,6 +34,7 @@ class GrantKind(StrEnum):
     ALLOW_CATEGORY = "allow-category"  # step 6: a category no longer blocked
     PAUSE = "pause"  # step 5: everything blocked (`filterdns pause`), maybe until resumed
     BLOCK_ALL = "block-all"  # step 5: everything blocked for a while (`override --block-all`)
+    BUDGET = "budget"  # step 5b: `minutes` more of the budget named `category`, until midnight
 
 
 BLOCKING_KINDS = frozenset({GrantKind.PAUSE, GrantKind.BLOCK_ALL})
@@ -55,6 +57,7 @@ class Grant:
     reason: str = ""
     kind: GrantKind = GrantKind.ALLOW_DOMAIN
     created_by: str = ""  # who made it (the invoking user), "" for grants of older versions
+    minutes: int = 0  # a budget top-up's minutes
 
     def describe(self) -> str:
         """ "grant #3 (youtube.com until 2026-11-30 10:45 UTC)", "pause #4 (until resumed)"."""
@@ -62,8 +65,14 @@ class Grant:
         if self.kind in BLOCKING_KINDS:
             noun = "pause" if self.kind is GrantKind.PAUSE else "block-all override"
             return f"{noun} #{self.id} ({until})"
+        if self.kind is GrantKind.BUDGET:
+            return f"top-up #{self.id} (+{self.minutes} min of budget {self.category} {until})"
         what = self.domain or f"category {self.category}"
         return f"grant #{self.id} ({what} {until})"
+
+    def to_json(self) -> dict[str, object]:
+        """Its fields for --json (`minutes` only on a budget top-up, as before budgets)."""
+        return {k: v for k, v in asdict(self).items() if k != "minutes" or self.minutes}
 
     def until(self, zone: tzinfo, fmt: str = "%H:%M") -> str:
         """ "until 10:45" in `zone`, or "until resumed"."""
@@ -102,6 +111,7 @@ class Decision:
     target: str | None = None  # the safe host of a rewrite
     ttl_cap: int | None = None  # seconds until this profile's decision may next change
     trace: tuple[str, ...] = ()  # every step considered (filled when explaining)
+    budgets: tuple[BudgetConfig, ...] = ()  # the budgets an allowed lookup counts toward
 
 
 def rule_label(rule: ScheduleRule) -> str:

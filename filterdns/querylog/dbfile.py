@@ -22,6 +22,8 @@ Schema history (`meta.schema_version`):
   2  grants (they were kept in grants.json beside the database before)
   3  grants.kind (allow-domain, allow-category, pause, block-all; '' on older rows, which
      allow their domain or category) and grants.created_by (who made it)
+  4  budget_usage (minutes used of each time budget per profile and day) and grants.minutes
+     (the minutes a grant of kind budget adds)
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Final
 
 from filterdns.errors import FilterDnsError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT = 2.0  # seconds a connection waits for another one's lock
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -104,7 +106,19 @@ SCHEMA_V3: Final = (
     "ALTER TABLE grants ADD COLUMN created_by TEXT NOT NULL DEFAULT ''",
 )
 
-MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
+# Time budgets: one row per profile, budget and day (YYYY-MM-DD in the profile's zone).
+SCHEMA_V4: Final = (
+    """CREATE TABLE IF NOT EXISTS budget_usage (
+  profile TEXT NOT NULL,
+  budget TEXT NOT NULL,
+  day TEXT NOT NULL,
+  minutes INTEGER NOT NULL,
+  PRIMARY KEY (profile, budget, day)
+)""",
+    "ALTER TABLE grants ADD COLUMN minutes INTEGER NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4}
 _DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 

@@ -28,7 +28,7 @@ import aiosqlite
 
 from filterdns.errors import FilterDnsError
 from filterdns.querylog import dbfile
-from filterdns.querylog.rows import INSERT_ALERT, Drops, LogStats, describe, insert
+from filterdns.querylog.rows import INSERT_ALERT, Drops, LogStats, Usage, describe, insert
 
 # The writer's lines keep the logger name they always had: it is what operators filter on.
 log = logging.getLogger("filterdns.querylog.store")
@@ -71,13 +71,21 @@ class LogFile:
         self._inode: tuple[int, int] | None = None
         self._stamp: tuple[int, int] | None = None  # the file's mtime and size, last looked at
 
-    async def write(self, rows: list[tuple[object, ...]], drops: Drops, *, force: bool) -> None:
-        """Insert `rows` and `drops` in one transaction; a file found damaged by the write is
-        checked, replaced when it is no database, and written there. Raises what failed."""
+    async def write(
+        self,
+        rows: list[tuple[object, ...]],
+        drops: Drops,
+        *,
+        force: bool,
+        usage: Usage | None = None,
+    ) -> None:
+        """Insert `rows`, `drops` and budget `usage` in one transaction; a file found damaged by
+        the write is checked, replaced when it is no database, and written there. Raises what
+        failed."""
         async with self.lock:
             conn = await self.connection(force=force)
             try:
-                await insert(conn, rows, drops)
+                await insert(conn, rows, drops, usage)
             except sqlite3.DatabaseError as exc:
                 if not dbfile.is_damage(exc):
                     raise
@@ -86,7 +94,7 @@ class LogFile:
                 log.warning("query log: %s: %s; checking the file", self.path, exc)
                 await self.disconnect()
                 conn = await self.open(suspect=True)
-                await insert(conn, rows, drops)
+                await insert(conn, rows, drops, usage)
 
     async def add_alert(self, row: tuple[object, ...]) -> None:
         """Store one fired alert row; raises what failed."""

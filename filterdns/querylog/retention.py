@@ -1,4 +1,5 @@
-"""Retention: rows older than `log.retention` are deleted from every table of the log.
+"""Retention: rows older than `log.retention` are deleted from every table of the log (the
+budget minutes of days that ended before it too).
 
 Small batches (PRUNE_BATCH rows a statement), the lock given back and the loop yielded to in
 between, so a first pass over months of rows never holds up the writer or the answers.
@@ -7,6 +8,7 @@ between, so a first pass over months of rows never holds up the writer or the an
 from __future__ import annotations
 
 import asyncio
+import time
 
 from filterdns.querylog.logfile import LogFile
 
@@ -33,10 +35,16 @@ async def prune(file: LogFile, cutoff: float) -> int:
             if deleted < PRUNE_BATCH:
                 break
             await asyncio.sleep(0)
+    # A day's margin: a day is dated in its profile's zone, up to 14 hours from UTC.
+    day = time.strftime("%Y-%m-%d", time.gmtime(cutoff - 86400))
+    deleted = await _delete(file, "DELETE FROM budget_usage WHERE day < ?", day)
+    if deleted is not None:
+        total += deleted
+        file.stats.pruned += deleted
     return total
 
 
-async def _delete(file: LogFile, sql: str, cutoff: float) -> int | None:
+async def _delete(file: LogFile, sql: str, cutoff: float | str) -> int | None:
     """One batch; None without a connection."""
     async with file.lock:
         if file.conn is None:

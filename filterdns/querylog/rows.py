@@ -55,8 +55,21 @@ class LogStats:
     pruned: int = 0  # rows deleted by retention (all tables)
 
 
-async def insert(conn: aiosqlite.Connection, rows: list[tuple[object, ...]], drops: Drops) -> None:
-    """One transaction: the rows and the drop counts, or nothing."""
+# Minutes used of a time budget: the meter's total, never lowered by an older writer.
+UPSERT_USAGE = (
+    "INSERT INTO budget_usage (profile, budget, day, minutes) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (profile, budget, day) DO UPDATE SET minutes = max(minutes, excluded.minutes)"
+)
+Usage = list[tuple[str, str, str, int]]  # (profile, budget, day, minutes)
+
+
+async def insert(
+    conn: aiosqlite.Connection,
+    rows: list[tuple[object, ...]],
+    drops: Drops,
+    usage: Usage | None = None,
+) -> None:
+    """One transaction: the rows, the drop counts and the budget minutes, or nothing."""
     await conn.execute("BEGIN IMMEDIATE")
     try:
         if rows:
@@ -65,6 +78,8 @@ async def insert(conn: aiosqlite.Connection, rows: list[tuple[object, ...]], dro
             await conn.executemany(
                 INSERT_DROP, [(ts, count, reason) for reason, (ts, count) in drops.items()]
             )
+        if usage:
+            await conn.executemany(UPSERT_USAGE, usage)
         await conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(Exception):

@@ -29,11 +29,12 @@ from pathlib import Path
 
 from filterdns.config import LogConfig
 from filterdns.errors import FilterDnsError
+from filterdns.policy.budgets import BudgetMeter
 from filterdns.querylog import clientkey, dbfile, retention
 from filterdns.querylog.clientkey import KEY_FILE
 from filterdns.querylog.dbfile import SCHEMA_V1, SCHEMA_VERSION, SchemaError
 from filterdns.querylog.logfile import LogFile, Unavailable
-from filterdns.querylog.rows import Drops, LogRecord, LogStats, describe
+from filterdns.querylog.rows import Drops, LogRecord, LogStats, Usage, describe
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ class QueryLog:
         self._writer: asyncio.Task[None] | None = None
         self._retention: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        # The time budgets' minutes, written with the batches (at most a flush interval late).
+        self.usage: BudgetMeter | None = None
 
     # -- the resolver's side ---------------------------------------------------------------
 
@@ -236,13 +239,20 @@ class QueryLog:
     async def _next_batch(self) -> None:
         """Wait for a first row, then for batch_size rows or flush_interval (or close())."""
         wake = self._wake
-        while not self._rows and not self._closing:
+        while not self._rows and not self._closing and not self._usage_due():
             wake.clear()
-            await wake.wait()
+            if self.usage is None:
+                await wake.wait()
+                continue
+            with contextlib.suppress(TimeoutError):  # budget minutes: a look each interval
+                await asyncio.wait_for(wake.wait(), self.flush_interval)
         if len(self._rows) < self.batch_size and not self._closing:
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.flush_interval)
+
+    def _usage_due(self) -> bool:
+        return self.usage is not None and self.usage.pending()
 
     def _take(self) -> list[LogRecord]:
         rows = self._rows
@@ -250,7 +260,7 @@ class QueryLog:
 
     async def _flush_all(self) -> None:
         """Write everything still queued (nothing more can be queued), batch by batch."""
-        while self._rows or self._drops:
+        while self._rows or self._drops or self._usage_due():
             if not await self._write(self._take(), final=True):
                 rest = len(self._rows)
                 self._rows.clear()
@@ -264,8 +274,11 @@ class QueryLog:
         """Insert `batch` and the pending drop counts in one transaction; False if dropped."""
         drops = self._drops
         self._drops = {}
+        # The meter's totals: a lost write is made good by the budget's next counted minute.
+        usage: Usage = self.usage.drain() if self.usage is not None else []
         try:
-            await self._file.write([self._row(record) for record in batch], drops, force=final)
+            rows = [self._row(record) for record in batch]
+            await self._file.write(rows, drops, force=final, usage=usage)
         except Exception as exc:
             for reason, (ts, count) in drops.items():
                 self._count_drop(reason, count, ts)
@@ -321,6 +334,23 @@ class QueryLog:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+def read_usage(path: Path, now: float) -> Usage:
+    """The budget minutes stored for yesterday (UTC, for zones behind it) and later at `now`;
+    [] without a file."""
+    since = time.strftime("%Y-%m-%d", time.gmtime(now - 86400))
+    try:
+        conn = open_reader(path)
+    except FilterDnsError:
+        return []
+    try:
+        if dbfile.inspect(conn, path) < 4:  # written before budgets: none stored
+            return []
+        query = "SELECT profile, budget, day, minutes FROM budget_usage WHERE day >= ?"
+        return [(str(p), str(b), str(d), int(m)) for p, b, d, m in conn.execute(query, (since,))]
+    finally:
+        conn.close()
 
 
 def open_reader(path: Path) -> sqlite3.Connection:

@@ -54,8 +54,10 @@ class PolicyResolver(Link):
         """The decision's answer; allowed names go on down the chain with a capped TTL."""
         if request.profile is None:
             return await self.next.resolve(request)
-        decision, cap = self.policy.verdict(request.profile, request.query.qname, self.clock())
+        now = self.clock()
+        decision, cap = self.policy.verdict(request.profile, request.query.qname, now)
         if decision.action == "allow":
+            self.policy.count(decision, request.query.qname, now)  # a budget's minute
             response = await self.next.resolve(request)
             answer = response.answer
             if answer.targets or answer.private:
@@ -69,11 +71,13 @@ class PolicyResolver(Link):
         """A blocked answer, or an allowed one the cache has ready (capped); None otherwise."""
         if request.profile is None:
             return self.next.resolve_now(request)
-        decision, cap = self.policy.verdict(request.profile, request.query.qname, self.clock())
+        now = self.clock()
+        decision, cap = self.policy.verdict(request.profile, request.query.qname, now)
         if decision.action == "allow":
             response = self.next.resolve_now(request)
             if response is None:
-                return None
+                return None  # resolve() follows, and counts it
+            self.policy.count(decision, request.query.qname, now)
             answer = response.answer
             if answer.targets or answer.private:
                 response = self._inspect(request, decision, response)

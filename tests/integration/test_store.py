@@ -210,7 +210,15 @@ async def test_a_fresh_database_gets_the_current_schema_privately(tmp_path: Path
         ("schema_version", str(dbfile.SCHEMA_VERSION))
     ]
     tables = {name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"meta", "queries", "drops", "alerts", "grants", "sqlite_sequence"}
+    assert tables == {
+        "meta",
+        "queries",
+        "drops",
+        "alerts",
+        "grants",
+        "sqlite_sequence",
+        "budget_usage",
+    }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 

@@ -2260,7 +2260,7 @@ CLIENT = "profiles: {{kid: {{age_band: 9-12}}}}\nclients:\n  - {{{}}}\n"
             KID + "    colour: blue\n",
             "profiles.kid.colour",
             "unknown key 'colour'; valid keys: age_band, block, allow, categories, safesearch, "
-            "youtube, schedules, timezone, bedtime, band_schedules, display_name",
+            "youtube, schedules, timezone, bedtime, band_schedules, display_name, budgets",
             4,
             id="profile-unknown-key",
         ),

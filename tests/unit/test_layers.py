@@ -24,11 +24,11 @@ LAYERS = {
     "config.log": 2, "config.lists": 2, "config.blocking": 2, "config.report": 2,
     "config.schedules": 2, "config.bands": 2, "config.profiles": 2, "config.clients": 2,
     "config.alerts": 2, "config.model": 2, "config.loader": 2, "config.schema": 2,
-    "config.defaults": 2, "config.localrecords": 2,
+    "config.defaults": 2, "config.localrecords": 2, "config.budgets": 2,
     "lists": 3,
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3, "policy.values": 3, "policy.special": 3,
-    "policy.state": 3, "policy.steps": 3, "policy.localzone": 3,
+    "policy.state": 3, "policy.steps": 3, "policy.localzone": 3, "policy.budgets": 3,
     "dns.transport": 4, "dns.streams": 4, "dns.doh": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
     "querylog.dbfile": 4, "querylog.rows": 4, "querylog.logfile": 4, "querylog.store": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
@@ -39,7 +39,7 @@ LAYERS = {
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7,
     "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "cli.pause": 8,
-    "cli.lists": 8, "__main__": 8,
+    "cli.lists": 8, "cli.budget": 8, "__main__": 8,
 }  # fmt: skip
 
 # Each third-party library lives in one place.
@@ -55,6 +55,7 @@ THIRD_PARTY = {
         "cli.main",
         "cli.admin",
         "cli.pause",
+        "cli.budget",
         "cli.control",
         "cli.report",
         "cli.lists",

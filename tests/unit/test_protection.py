@@ -676,3 +676,29 @@ default_profile: kids
         "client half (new; was client room): profile kids -> grown",
     ]
     assert weakens
+
+
+GAMES = "{name: games, categories: [games], per_day: 60m}"
+VIDEO = "{name: video, categories: [video], per_day: 30m}"
+BUDGETED = KIDS.replace("{age_band: 13-15}", "{age_band: 13-15, budgets: [" + GAMES + "]}")
+
+
+@pytest.mark.parametrize(
+    ("new", "expected", "weakens"),
+    [
+        pytest.param(BUDGETED.replace("60m", "90m"),
+                     ["profile guests: budget games 60 min a day of games -> 90 min a day of "
+                      "games"], True, id="larger"),
+        pytest.param(BUDGETED.replace("60m", "30m"),
+                     ["profile guests: budget games 60 min a day of games -> 30 min a day of "
+                      "games"], False, id="smaller"),
+        pytest.param(BUDGETED.replace(f"budgets: [{GAMES}]", "budgets: []"),
+                     ["profile guests: loses budget games (60 min a day of games)"], True,
+                     id="removed"),
+        pytest.param(BUDGETED.replace(f"[{GAMES}]", f"[{GAMES}, {VIDEO}]"),
+                     ["profile guests: gains budget video (30 min a day of video)"], False,
+                     id="added"),
+    ],
+)  # fmt: skip
+def test_budget_changes(new: str, expected: list[str], weakens: bool) -> None:
+    assert sut(BUDGETED, new) == (expected, weakens)
