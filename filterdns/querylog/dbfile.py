@@ -35,90 +35,15 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from filterdns.errors import FilterDnsError
+from filterdns.querylog.schema import MIGRATIONS, SCHEMA_VERSION
 
-SCHEMA_VERSION = 4
 BUSY_TIMEOUT = 2.0  # seconds a connection waits for another one's lock
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 SIDE_FILES = ("-wal", "-shm")  # SQLite's companions of a database in WAL mode
 
-SCHEMA_V1: Final = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS queries (
-  id INTEGER PRIMARY KEY,
-  ts REAL NOT NULL,
-  client TEXT NOT NULL,
-  client_name TEXT,
-  profile TEXT,
-  name TEXT NOT NULL,
-  qtype TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  category TEXT,
-  rule TEXT,
-  reason TEXT NOT NULL DEFAULT '',
-  source TEXT,
-  response TEXT
-)""",
-    "CREATE INDEX IF NOT EXISTS queries_ts ON queries (ts)",
-    "CREATE INDEX IF NOT EXISTS queries_profile_ts ON queries (profile, ts)",
-    "CREATE INDEX IF NOT EXISTS queries_kind_ts ON queries (kind, ts)",
-    """CREATE TABLE IF NOT EXISTS drops (
-  id INTEGER PRIMARY KEY,
-  ts REAL NOT NULL,
-  count INTEGER NOT NULL,
-  reason TEXT NOT NULL
-)""",
-    "CREATE INDEX IF NOT EXISTS drops_ts ON drops (ts)",
-    """CREATE TABLE IF NOT EXISTS alerts (
-  id INTEGER PRIMARY KEY,
-  ts REAL NOT NULL,
-  rule TEXT NOT NULL,
-  profile TEXT,
-  categories TEXT NOT NULL,
-  count INTEGER NOT NULL,
-  window REAL NOT NULL,
-  message TEXT NOT NULL,
-  delivered INTEGER NOT NULL,
-  error TEXT
-)""",
-    "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts)",
-)
-
-# AUTOINCREMENT: a revoked grant's id is never given again, so `revoke 3` never ends another.
-SCHEMA_V2: Final = (
-    """CREATE TABLE IF NOT EXISTS grants (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  profile TEXT NOT NULL,
-  domain TEXT,
-  category TEXT,
-  reason TEXT NOT NULL DEFAULT '',
-  created_at REAL NOT NULL,
-  expires_at REAL NOT NULL
-)""",
-)
-
-# Pauses and overrides are grants of another kind: old rows stay valid as they are.
-SCHEMA_V3: Final = (
-    "ALTER TABLE grants ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE grants ADD COLUMN created_by TEXT NOT NULL DEFAULT ''",
-)
-
-# Time budgets: one row per profile, budget and day (YYYY-MM-DD in the profile's zone).
-SCHEMA_V4: Final = (
-    """CREATE TABLE IF NOT EXISTS budget_usage (
-  profile TEXT NOT NULL,
-  budget TEXT NOT NULL,
-  day TEXT NOT NULL,
-  minutes INTEGER NOT NULL,
-  PRIMARY KEY (profile, budget, day)
-)""",
-    "ALTER TABLE grants ADD COLUMN minutes INTEGER NOT NULL DEFAULT 0",
-)
-
-MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4}
 _DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 

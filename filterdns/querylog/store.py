@@ -32,9 +32,10 @@ from filterdns.errors import FilterDnsError
 from filterdns.policy.budgets import BudgetMeter
 from filterdns.querylog import clientkey, dbfile, retention
 from filterdns.querylog.clientkey import KEY_FILE
-from filterdns.querylog.dbfile import SCHEMA_V1, SCHEMA_VERSION, SchemaError
+from filterdns.querylog.dbfile import SchemaError
 from filterdns.querylog.logfile import LogFile, Unavailable
 from filterdns.querylog.rows import Drops, LogRecord, LogStats, Usage, describe
+from filterdns.querylog.schema import SCHEMA_V1, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 

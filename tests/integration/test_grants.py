@@ -23,7 +23,7 @@ import pytest
 from filterdns.cli.main import main
 from filterdns.errors import FilterDnsError
 from filterdns.policy.grants import LEGACY_FILE, GrantError, GrantStore
-from filterdns.querylog.dbfile import SCHEMA_V1
+from filterdns.querylog.schema import SCHEMA_V1
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.processes import (
     as_root,

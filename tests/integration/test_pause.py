@@ -19,8 +19,8 @@ from filterdns.cli import pause
 from filterdns.cli.main import main
 from filterdns.policy.grants import GrantStore
 from filterdns.policy.values import UNTIL_RESUMED, GrantKind
-from filterdns.querylog import dbfile
-from filterdns.querylog.dbfile import SCHEMA_V1, SCHEMA_V2
+from filterdns.querylog import schema
+from filterdns.querylog.schema import SCHEMA_V1, SCHEMA_V2
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import Proxy, config_for, running_proxy
 from tests.integration.test_policy import RECORDS, at, policy_config
@@ -66,7 +66,7 @@ def test_an_old_database_keeps_its_grants_and_takes_pauses(tmp_path: Path) -> No
                         now=NOW)  # fmt: skip
     with contextlib.closing(sqlite3.connect(path)) as db:
         version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert version == (str(dbfile.SCHEMA_VERSION),)
+    assert version == (str(schema.SCHEMA_VERSION),)
     old, *paused = sut.active(now=NOW)
     assert (old.id, old.category, old.kind, old.created_by) == (1, "games", "allow-category", "")
     assert paused == made and [p.id for p in paused] == [2, 3]

@@ -23,7 +23,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from filterdns.querylog.dbfile import SCHEMA_V1
+from filterdns.querylog.schema import SCHEMA_V1
 from filterdns.querylog.store import open_reader
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.processes import (

@@ -19,7 +19,7 @@ import pytest
 
 from filterdns.config import LogConfig
 from filterdns.errors import FilterDnsError
-from filterdns.querylog import dbfile, logfile, retention
+from filterdns.querylog import dbfile, logfile, retention, schema
 from filterdns.querylog.logfile import LogFile
 from filterdns.querylog.store import LogRecord, LogStats, QueryLog, open_reader
 
@@ -88,7 +88,7 @@ async def test_a_burst_of_10000_lookups_is_stored_in_full(tmp_path: Path) -> Non
     assert log.stats.dropped == 0
     assert rows(path, "SELECT count(*), count(DISTINCT name) FROM queries") == [(10_000, 10_000)]
     assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [
-        (str(dbfile.SCHEMA_VERSION),)
+        (str(schema.SCHEMA_VERSION),)
     ]
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
     assert rows(path, "SELECT * FROM queries WHERE id = 1") == [
@@ -207,7 +207,7 @@ async def test_a_fresh_database_gets_the_current_schema_privately(tmp_path: Path
     async with running(query_log(LogConfig(database=path))):
         pass
     assert rows(path, "SELECT key, value FROM meta") == [
-        ("schema_version", str(dbfile.SCHEMA_VERSION))
+        ("schema_version", str(schema.SCHEMA_VERSION))
     ]
     tables = {name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {
@@ -322,7 +322,7 @@ async def test_a_database_deleted_while_running_is_created_again(tmp_path: Path)
     assert log.stats.dropped == 0
     assert rows(path, "SELECT count(*) FROM queries") == [(3,)]
     assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [
-        (str(dbfile.SCHEMA_VERSION),)
+        (str(schema.SCHEMA_VERSION),)
     ]
 
 

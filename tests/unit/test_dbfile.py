@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from filterdns.querylog import dbfile
-from filterdns.querylog.dbfile import SCHEMA_V1, SCHEMA_VERSION, DamagedError, SchemaError
+from filterdns.querylog.dbfile import DamagedError, SchemaError
+from filterdns.querylog.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_VERSION
 
 NOW = 1_800_000_000.0
 
@@ -150,7 +151,7 @@ def test_schema_3_gains_budget_usage_keeping_its_grants(tmp_path: Path) -> None:
     path = tmp_path / "filterdns.db"
     schema_1(path)
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
-        for statement in (*dbfile.SCHEMA_V2, *dbfile.SCHEMA_V3):
+        for statement in (*SCHEMA_V2, *SCHEMA_V3):
             db.execute(statement)
         db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
         db.execute(
