@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from filterdns.config.fragments import Schema, closed, list_of, ref, string
 from filterdns.config.readers import ConfigReader
-from filterdns.config.schedules import _days
+from filterdns.config.schedules import read_days
 from filterdns.config.walker import Node, is_mapping, is_null, line_of, show
 
 BUDGET_KEYS = ("name", "categories", "per_day", "days")
@@ -67,7 +67,7 @@ def _budget(r: ConfigReader, node: Node, path: str) -> BudgetConfig | None:
     none: tuple[str, ...] = ()
     categories = r.field(found, path, "categories", r.category_list, none)
     per_day = r.field(found, path, "per_day", r.positive, 0.0)
-    days = r.field(found, path, "days", functools.partial(_days, r), frozenset(range(7)))
+    days = r.field(found, path, "days", functools.partial(read_days, r), frozenset(range(7)))
     if per_day > MAX_PER_DAY:
         r.problem(found["per_day"], path + ".per_day", "is more than a day (at most 24h)")
     if "categories" in found and not categories and len(r.problems) == before:

@@ -140,7 +140,7 @@ def _window(
     for key, example in (("days", "[mon-fri]"), ("from", '"21:00"'), ("to", '"06:30"')):
         if key in required and key not in found:
             r.problem(node, path, f"needs {key}, e.g. {key}: {example}")
-    days = r.field(found, path, "days", functools.partial(_days, r), frozenset(range(7)))
+    days = r.field(found, path, "days", functools.partial(read_days, r), frozenset(range(7)))
     start = r.field(found, path, "from", functools.partial(_clock, r, end=False), None)
     end = r.field(found, path, "to", functools.partial(_clock, r, end=True), None)
     only = r.field(found, path, "only", functools.partial(_calendar, r), None)
@@ -202,7 +202,8 @@ def _check_allowed(r: ConfigReader, node: Node, path: str, actions: _Actions) ->
             r.problem(node, path, f"{category!r} is always blocked and cannot be allowed")
 
 
-def _days(r: ConfigReader, node: Node, path: str) -> frozenset[int] | None:
+def read_days(r: ConfigReader, node: Node, path: str) -> frozenset[int] | None:
+    """`days: [mon-fri, sat]` as weekday numbers (schedules, bedtimes and budgets read it)."""
     entries = r.items(node, path, "days")
     if entries is None:
         return None
