@@ -4,8 +4,8 @@
 another user from the start (`subprocess` switches user, groups and umask before exec). That
 user needs an interpreter it may read: this one when every user may, else the system's Python
 of the same version with this checkout and its virtualenv's packages on PYTHONPATH (this test
-machine keeps its interpreter under root's home, which nobody may enter); else the test is
-skipped.
+machine keeps its interpreter under root's home, which nobody may enter); else, or when the
+checkout itself is closed to other users (a clone under a 0700 directory), the test is skipped.
 """
 
 from __future__ import annotations
@@ -73,14 +73,24 @@ def _open_to_everyone(path: Path) -> bool:
     return bool(path.stat().st_mode & stat.S_IROTH)
 
 
+def require_open_checkout() -> None:
+    """Skip unless other users may read this checkout: a process that gives root up (or a
+    command acting as the state's owner) still imports modules from it afterwards."""
+    if not _open_to_everyone(ROOT / "filterdns"):  # e.g. a clone under a 0700 mktemp directory
+        pytest.skip(f"this checkout ({ROOT}) is closed to other users")
+
+
 def _python_for_others() -> tuple[str, dict[str, str]]:
     """An interpreter another user may run, and the environment it needs."""
+    require_open_checkout()
     stdlib = Path(os.__file__).parent
     if _open_to_everyone(Path(sys.executable)) and _open_to_everyone(stdlib):
         return sys.executable, {}
     system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
     if system.exists() and _open_to_everyone(system):
         paths = [str(ROOT), *site.getsitepackages()]
+        if not all(_open_to_everyone(Path(p)) for p in paths if Path(p).exists()):
+            pytest.skip("this checkout's virtualenv is closed to other users")
         return str(system), {"PYTHONPATH": os.pathsep.join(paths), "PYTHONNOUSERSITE": "1"}
     pytest.skip("no Python interpreter that another user may run")
 

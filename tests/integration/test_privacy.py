@@ -31,6 +31,7 @@ from tests.integration.processes import (
     nobody,
     not_private,
     open_directory,
+    require_open_checkout,
     run_cli,
     start_serve,
     stop,
@@ -136,6 +137,8 @@ def logged(database: Path) -> int:
 
 @pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
 async def test_the_state_is_private_in_every_start_mode(mode: Mode) -> None:
+    if mode.run_as or mode.server_user:
+        require_open_checkout()
     with installation(mode) as (base, state):
         async with FakeUpstream({("casino.example", "A"): ["203.0.113.66"]}) as upstream:
             config = base / "config.yaml"
