@@ -24,6 +24,8 @@ Schema history (`meta.schema_version`):
      allow their domain or category) and grants.created_by (who made it)
   4  budget_usage (minutes used of each time budget per profile and day) and grants.minutes
      (the minutes a grant of kind budget adds)
+  5  the web app's web_accounts, web_tokens and web_sessions; changes (who changed what, through
+     which door); access_requests (a child's requests to unblock a name)
 """
 
 from __future__ import annotations

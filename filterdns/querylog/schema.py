@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA_V1: Final = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -84,4 +84,56 @@ SCHEMA_V4: Final = (
     "ALTER TABLE grants ADD COLUMN minutes INTEGER NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4}
+# The web app: accounts (a memory-hard password hash only), API tokens and sessions (their SHA-256
+# only: the clear value lives in the client), every change made by a person with who made it and
+# through which door (cli, web, api), and a child's requests to unblock a name.
+SCHEMA_V5: Final = (
+    """CREATE TABLE IF NOT EXISTS web_accounts (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  profiles TEXT NOT NULL DEFAULT '',
+  password TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  updated_at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS web_tokens (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  account TEXT NOT NULL,
+  label TEXT NOT NULL DEFAULT '',
+  digest TEXT NOT NULL UNIQUE,
+  created_at REAL NOT NULL,
+  last_used REAL
+)""",
+    """CREATE TABLE IF NOT EXISTS web_sessions (
+  digest TEXT PRIMARY KEY,
+  account TEXT NOT NULL,
+  csrf TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  expires_at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS changes (
+  id INTEGER PRIMARY KEY,
+  ts REAL NOT NULL,
+  who TEXT NOT NULL,
+  via TEXT NOT NULL,
+  action TEXT NOT NULL,
+  profile TEXT,
+  detail TEXT NOT NULL DEFAULT ''
+)""",
+    "CREATE INDEX IF NOT EXISTS changes_ts ON changes (ts)",
+    """CREATE TABLE IF NOT EXISTS access_requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts REAL NOT NULL,
+  client TEXT NOT NULL,
+  profile TEXT NOT NULL,
+  name TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'open',
+  decided_by TEXT,
+  decided_at REAL,
+  grant_id INTEGER
+)""",
+    "CREATE INDEX IF NOT EXISTS access_requests_state_ts ON access_requests (state, ts)",
+)
+
+MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4, 5: SCHEMA_V5}

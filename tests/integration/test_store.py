@@ -218,6 +218,11 @@ async def test_a_fresh_database_gets_the_current_schema_privately(tmp_path: Path
         "grants",
         "sqlite_sequence",
         "budget_usage",
+        "web_accounts",
+        "web_tokens",
+        "web_sessions",
+        "changes",
+        "access_requests",
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700

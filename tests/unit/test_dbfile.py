@@ -159,7 +159,9 @@ def test_schema_3_gains_budget_usage_keeping_its_grants(tmp_path: Path) -> None:
             " VALUES ('minh', 'x.example', '', 1, 2, 'allow-domain')"
         )
     assert dbfile.prepare(path, now=NOW, repair=False) is None
-    assert version(path) == "4"
+    assert version(path) == str(SCHEMA_VERSION)
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT domain, minutes FROM grants").fetchall() == [("x.example", 0)]
         assert db.execute("SELECT * FROM budget_usage").fetchall() == []
+        assert db.execute("SELECT * FROM web_accounts").fetchall() == []
+        assert db.execute("SELECT * FROM access_requests").fetchall() == []
