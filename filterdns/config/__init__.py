@@ -91,6 +91,7 @@ from filterdns.config.values import (
     parse_mac,
     parse_network,
 )
+from filterdns.config.web import WebConfig
 from filterdns.dns.addresses import canonical_ip
 
 __all__ = [
@@ -153,6 +154,7 @@ __all__ = [
     "Strategy",
     "UpstreamServer",
     "UpstreamsConfig",
+    "WebConfig",
     "YouTube",
     "canonical_ip",
     "default_config",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from filterdns.config import blocking, cache, lists, log, report, server, upstreams
+from filterdns.config import blocking, cache, lists, log, report, server, upstreams, web
 from filterdns.config.alerts import AlertConfig
 from filterdns.config.bands import BUILTIN_BANDS, BandConfig
 from filterdns.config.blocking import BlockingConfig
@@ -26,6 +26,7 @@ from filterdns.config.report import ReportConfig
 from filterdns.config.schedules import BEDTIME, ScheduleRule
 from filterdns.config.server import ServerConfig
 from filterdns.config.upstreams import UpstreamsConfig
+from filterdns.config.web import WebConfig
 from filterdns.policy.schedule import Calendar
 
 FIXED_SECTIONS: tuple[Section[Any], ...] = (
@@ -36,6 +37,7 @@ FIXED_SECTIONS: tuple[Section[Any], ...] = (
     lists.SECTION,
     blocking.SECTION,
     report.SECTION,
+    web.SECTION,
 )
 SECTIONS: dict[str, tuple[str, ...]] = {section.name: section.names for section in FIXED_SECTIONS}
 # These map names of the user's choosing (or are lists or one value), so their keys are not
@@ -74,6 +76,7 @@ class Config:
     default_profile: str = HOUSEHOLD.name  # for clients that match no `clients:` entry
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     alerts: tuple[AlertConfig, ...] = ()
     # Names the proxy answers itself (`local_records:`), in file order.
     local_records: tuple[LocalRecord, ...] = ()

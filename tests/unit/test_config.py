@@ -360,7 +360,7 @@ def test_values_are_read(text: str, attribute: str, expected: object) -> None:
 
 DURATION = '"{}" is not a duration like 10s, 5m, 24h or 90d'
 TOP_KEYS = (
-    "server, upstreams, cache, log, lists, blocking, report, categories, age_bands, profiles, "
+    "server, upstreams, cache, log, lists, blocking, report, web, categories, age_bands, profiles, "
     "calendars, clients, default_profile, alerts, local_records"
 )
 SERVER_KEYS = (
