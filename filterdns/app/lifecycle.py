@@ -17,6 +17,7 @@ from pathlib import Path
 
 from filterdns.app.reload import READY_STATUS, judge, lists_for, restart_notes
 from filterdns.app.watch import watch_config
+from filterdns.app.webside import AppBackend
 from filterdns.config import Config, ListenAddress, load_config
 from filterdns.dns.server import DnsServer, addresses_text
 from filterdns.dns.transport import Transport
@@ -26,7 +27,7 @@ from filterdns.lists.catalog import ListSet
 from filterdns.ops import privileges, runstate, sdnotify
 from filterdns.ops.fdlimit import fit_open_files
 from filterdns.ops.gauges import component_gauges, tcp_gauges
-from filterdns.ops.metrics import Gauge, Metrics, MetricsServer
+from filterdns.ops.metrics import Gauge, Metrics
 from filterdns.policy.budgets import BudgetMeter
 from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Policy
@@ -39,6 +40,7 @@ from filterdns.querylog.store import QueryLog, read_usage
 from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.chain import build_chain
 from filterdns.resolvers.upstream import Outstanding
+from filterdns.web.server import WebServer
 
 # Log lines name the app, as they always have ("INFO filterdns.app: reloaded ...").
 log = logging.getLogger("filterdns.app")
@@ -78,8 +80,11 @@ class App:
         self.querylog = QueryLog(config.log, clock=wall_clock)
         self.querylog.usage = self.budgets = BudgetMeter()  # kept by every policy reloads build
         self.metrics = Metrics()
-        self.metrics_server: MetricsServer | None = None
+        # The web app, the block page and /metrics: one HTTP server on this loop (web.server).
+        self.web = WebServer(AppBackend(self), config.log.database)
         self.metrics_address: ListenAddress | None = None
+        self.web_address: ListenAddress | None = None
+        self.block_page_address: ListenAddress | None = None
         up = config.upstreams
         self.outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
         self._assemble(config, self.lists)
@@ -147,14 +152,7 @@ class App:
                 await self.neighbours.refresh()
             fit_open_files(self.config)  # before the first socket a flood could need
             bound = await self.server.start(skip_unavailable=self.config.source is None)
-            where = self.config.server.metrics
-            if where is not None:
-                self.metrics_server = MetricsServer(
-                    self.metrics, where.host, where.port, self._gauges
-                )
-                host, port = await self.metrics_server.start()
-                self.metrics_address = ListenAddress(host, port)
-                log.info("metrics on http://%s/metrics", self.metrics_address)
+            await self._start_web()
         except BaseException:
             await self.stop()  # a port in use: close the log, lists and sockets opened so far
             raise
@@ -166,6 +164,20 @@ class App:
         if self.neighbours is not None:
             self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
         return bound
+
+    async def _start_web(self) -> None:
+        """The HTTP listeners the configuration asks for (bound before root is given up)."""
+        bound = await self.web.start()
+        self.metrics_address = bound.get("metrics")
+        self.web_address = bound.get("web")
+        self.block_page_address = bound.get("block_page")
+        if self.metrics_address is not None:
+            log.info("metrics on http://%s/metrics", self.metrics_address)
+        if self.web_address is not None:
+            scheme = "https" if self.config.web.tls_cert is not None else "http"
+            log.info("web app on %s://%s/", scheme, self.web_address)
+        if self.block_page_address is not None:
+            log.info("block page on http://%s/", self.block_page_address)
 
     async def _read_grants(self) -> None:
         """Grants in force before the first answer (an old grants.json imported first)."""
@@ -317,9 +329,8 @@ class App:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.web.stop()
         await self.server.stop()
-        if self.metrics_server is not None:
-            await self.metrics_server.stop()
         await self.alerter.close()
         await self.querylog.close()  # every queued row is written before exit
         self.grants.close()

@@ -24,7 +24,7 @@ LAYERS = {
     "config.log": 2, "config.lists": 2, "config.blocking": 2, "config.report": 2,
     "config.schedules": 2, "config.bands": 2, "config.profiles": 2, "config.clients": 2,
     "config.alerts": 2, "config.model": 2, "config.loader": 2, "config.schema": 2,
-    "config.defaults": 2, "config.localrecords": 2, "config.budgets": 2,
+    "config.defaults": 2, "config.localrecords": 2, "config.budgets": 2, "config.web": 2,
     "lists": 3,
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3, "policy.values": 3, "policy.special": 3,
@@ -37,7 +37,11 @@ LAYERS = {
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
     "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
-    "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7,
+    "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7, "app.webside": 7,
+    # The web app: beside the App that serves it (it reads the running policy and configuration).
+    "web.backend": 7, "web.i18n": 7, "web.render": 7, "web.auth": 7, "web.server": 7,
+    "web.login": 7, "web.home": 7, "web.child": 7, "web.askpages": 7, "web.mine": 7,
+    "web.helppage": 7, "web.api": 7, "web.blockpage": 7, "web.keys": 7,
     "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "cli.pause": 8,
     "cli.lists": 8, "cli.budget": 8, "__main__": 8,
@@ -62,6 +66,22 @@ THIRD_PARTY = {
         "cli.lists",
     },
     "uvloop": {"cli.main"},
+    # aiohttp: the one HTTP server, for the web app, its API, the block page and /metrics
+    "aiohttp": {
+        "web.render",
+        "web.auth",
+        "web.server",
+        "web.login",
+        "web.home",
+        "web.child",
+        "web.askpages",
+        "web.mine",
+        "web.helppage",
+        "web.api",
+        "web.blockpage",
+    },
+    # jinja2: the web app's templates, escaped by default
+    "jinja2": {"web.render"},
     # httpx: the one HTTP client stack, for DNS over HTTPS, list downloads and alert webhooks
     "httpx": {"dns.doh", "lists.http", "querylog.delivery"},
 }
