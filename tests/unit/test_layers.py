@@ -34,6 +34,7 @@ LAYERS = {
     "querylog.store": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
     "querylog.delivery": 4, "policy.grants": 4, "policy.legacy_grants": 4,
+    "querylog.changes": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "resolvers": 5,
     "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
