@@ -36,7 +36,7 @@ LAYERS = {
     "querylog.delivery": 4, "policy.grants": 4, "policy.legacy_grants": 4,
     "querylog.changes": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
-    "resolvers": 5,
+    "resolvers": 5, "actions": 5,
     "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7,
     "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
