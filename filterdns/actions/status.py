@@ -88,11 +88,11 @@ def status(config: Config, policy: Policy, *, now: float | None = None) -> list[
 def classify(profile: Profile, state: State, config: Config) -> tuple[str, str | None]:
     """(one of STATES, the label of the rule or grant responsible) of a schedule state."""
     if state.paused:  # the one ending last first
-        rule = state.paused[0].blocking_rule(zone(config, profile.config.name))
-        return "paused", rule.rsplit(", #", 1)[0]
+        text = state.paused[0].blocking_rule(zone(config, profile.config.name))
+        return "paused", text.rsplit(", #", 1)[0]
     if state.block_all:  # the profile's own rules first
-        rule = state.block_all[0]
-        return ("bedtime" if rule.name == BEDTIME else "blocked"), rule.name
+        first = state.block_all[0]
+        return ("bedtime" if first.name == BEDTIME else "blocked"), first.name
     extra = state.blocked - profile.categories
     for rule in state.active:
         if extra.intersection(rule.block):
