@@ -7,6 +7,7 @@ same day (the morning after that night).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -61,6 +62,8 @@ def seconds_of(duration: str | float) -> float:
         seconds = float(duration)
     if not seconds > 0:  # NaN too
         raise ActionError("--for must be more than 0")
+    if not math.isfinite(seconds):
+        raise ActionError("--for must be a duration like 45m, 2h or 1d, not forever")
     return seconds
 
 

@@ -112,6 +112,7 @@ def test_without_an_end_it_lasts_until_resumed_unless_one_is_required(config: Co
         ({"duration": "30x"}, '--for "30x" is not a duration like 45m, 2h or 1d'),
         ({"duration": "0m"}, "--for must be more than 0"),
         ({"duration": -5}, "--for must be more than 0"),
+        ({"duration": float("inf")}, "not forever"),
         ({"until": "10.45"}, '--until "10.45" is not a time of day like 10:45'),
         ({"until": "09:59"}, "--until 09:59: it is already 10:00 for minh (Asia/Ho_Chi_Minh); "
                              "give a later time today, or --for"),
