@@ -5,7 +5,8 @@ disk, same grants) and calls the same `Policy.decide`, asking it for the trace, 
 prints is what `serve` answers at that instant.
 
 `grant`, `grants` and `revoke` read and write the grants in the installation's database
-(grants.py); a grant that cannot be saved says why in one line and exits 1.
+(grants.py) through `filterdns.actions`, as the web app does; a grant that cannot be saved says
+why in one line and exits 1.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.markup import escape
 
+from filterdns import actions
 from filterdns.cli.budget import top_up
-from filterdns.cli.pause import describe_row
-from filterdns.config import DEFAULT_CATEGORIES, SHIPPED_PREFIX, Config, is_domain_name
-from filterdns.config.duration import MissingUnitError, parse_span
+from filterdns.cli.pause import describe_row, who
+from filterdns.config import SHIPPED_PREFIX, Config
 from filterdns.dns import names, wire
 from filterdns.dns.model import Kind, Request, Response, answer_records
 from filterdns.dns.names import normalize_name
@@ -313,36 +314,21 @@ def _error(console: Console, message: str) -> int:
 
 def grant(config: Config, args: argparse.Namespace, console: Console) -> int:
     """Store a timed grant; the running server applies it within a second."""
-    profiles = [p.name for p in config.profiles]
-    if args.profile not in profiles:
-        return _error(console, f"no profile {args.profile!r}; profiles: {', '.join(profiles)}")
     try:
-        seconds = parse_span(args.duration)
-    except MissingUnitError:
-        return _error(console, f'--for needs a unit: 30m, 2h, 1d (not "{args.duration.strip()}")')
-    except ValueError:
-        return _error(console, f'--for "{args.duration}" is not a duration like 45m, 2h or 1d')
-    if seconds <= 0:
-        console.print("[red]--for must be more than 0[/red]")
-        return 1
-    if args.budget is not None:
-        return top_up(config, args, seconds, console)
-    domain = None
-    if args.allow is not None:
-        domain = normalize_name(args.allow)
-        if not is_domain_name(domain):
-            console.print(f"[red]{escape(args.allow)!r} is not a domain name[/red]")
-            return 1
-    valid = _categories(config)
-    if args.category is not None and args.category not in valid:
-        console.print(
-            f"[red]no category {escape(args.category)!r}; categories: {', '.join(valid)}[/red]"
-        )
-        return 1
-    try:
-        made = GrantStore(config.log.database).add(
-            args.profile, seconds, domain=domain, category=args.category, reason=args.reason
-        )
+        actions.check_profiles(config, [args.profile])
+        now = time.time()
+        seconds = actions.seconds_of(args.duration)
+        if args.budget is not None:
+            return top_up(config, args, seconds, console)
+        ends = {args.profile: now + seconds}
+        if args.allow is not None:
+            (made,) = actions.allow_domains(config, [args.profile], [args.allow], ends,
+                                            reason=args.reason, by=who(), via="cli",
+                                            now=now)  # fmt: skip
+        else:
+            (made,) = actions.allow_category(config, args.profile, args.category, ends,
+                                             reason=args.reason, by=who(), via="cli",
+                                             now=now)  # fmt: skip
     except FilterDnsError as exc:
         return _error(console, str(exc))
     if args.json:
@@ -355,7 +341,7 @@ def grant(config: Config, args: argparse.Namespace, console: Console) -> int:
 def list_grants(config: Config, args: argparse.Namespace, console: Console) -> int:
     """The grants in force, soonest to end first."""
     try:
-        active = GrantStore(config.log.database).active()
+        active = actions.active(config)
     except FilterDnsError as exc:
         return _error(console, str(exc))
     if args.json:
@@ -382,7 +368,7 @@ def list_grants(config: Config, args: argparse.Namespace, console: Console) -> i
 def revoke(config: Config, args: argparse.Namespace, console: Console) -> int:
     """End a grant now."""
     try:
-        gone = GrantStore(config.log.database).revoke(args.id)
+        gone = actions.revoke(config, args.id, by=who(), via="cli")
     except FilterDnsError as exc:
         return _error(console, str(exc))
     if gone is None:
@@ -390,10 +376,6 @@ def revoke(config: Config, args: argparse.Namespace, console: Console) -> int:
         return 1
     console.print(f"revoked {escape(gone.describe())}")
     return 0
-
-
-def _categories(config: Config) -> list[str]:
-    return sorted({*DEFAULT_CATEGORIES, *(name for name, _ in config.categories)})
 
 
 def _grant_json(g: Grant) -> dict[str, object]:

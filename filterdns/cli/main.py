@@ -2,8 +2,9 @@
 
 Every command runs with umask 0077: what it creates (the database, list copies, an HTML report)
 holds children's browsing history. Commands that write the state (`grant`, `revoke`, `grants`,
-`pause`, `resume`, `override`, `explain`, `lists`) run as the state directory's owner when root
-starts them (privileges.act_as_owner), so the server can still read what they write.
+`pause`, `resume`, `override`, `budget`, `status`, `explain`, `lists`) run as the state
+directory's owner when root starts them (privileges.act_as_owner), so the server can still read
+what they write.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from filterdns import __version__
 from filterdns.app import App
-from filterdns.cli import admin, budget, control, pause, report
+from filterdns.cli import admin, budget, control, pause, report, status
 from filterdns.cli import lists as list_commands
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.dns.server import addresses_text
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "resume": _admin(pause.resume, as_owner=True),
         "override": _admin(pause.override, as_owner=True),
         "budget": _admin(budget.budget, as_owner=True),
+        "status": _admin(status.status, as_owner=True),
         # Read-only: root reads the database as it is (SQLite gives any -shm file it creates
         # the database's owner), and may write --html where it likes.
         "report": _admin(report.report),
@@ -104,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         *admin.add_commands(sub),
         *pause.add_commands(sub),
         *budget.add_commands(sub),
+        *status.add_commands(sub),
     ]
     report_commands = report.add_commands(sub)
     commands = (serve, check, lists, stats, update, *control_commands)

@@ -10,7 +10,8 @@ second, they end by themselves, and `override --list` / `--revoke ID` (like `gra
 `revoke`) show and end them.
 
 Who made one is the invoking user: `SUDO_USER` under sudo, else the login name (the command may
-then run as the state directory's owner, which is not who asked).
+then run as the state directory's owner, which is not who asked). The work itself is done by
+`filterdns.actions`, which the web app calls too; this module reads the options and prints.
 """
 
 from __future__ import annotations
@@ -20,19 +21,15 @@ import getpass
 import json
 import os
 import time
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
 
-from filterdns.config import Config, is_domain_name
-from filterdns.config.duration import MissingUnitError, parse_span
-from filterdns.dns.names import normalize_name
+from filterdns import actions
+from filterdns.config import Config
 from filterdns.errors import FilterDnsError
-from filterdns.policy.grants import GrantStore
-from filterdns.policy.timezones import zone_of
-from filterdns.policy.values import BLOCKING_KINDS, UNTIL_RESUMED, Grant, GrantKind
+from filterdns.policy.values import BLOCKING_KINDS, Grant, GrantKind
 
 clock = time.time  # what "now" and "today" are (tests set it)
 
@@ -68,17 +65,20 @@ def add_commands(
 def _add_when(parser: argparse.ArgumentParser) -> None:
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--for", dest="duration", help="how long, with a unit: 30m, 2h")
-    when.add_argument("--until", help="an end time today, HH:MM in the profile's time zone")
+    when.add_argument("--until", help="an end time today, HH:MM in the profile's time zone, or "
+                      "tomorrow (06:00 tomorrow morning there)")  # fmt: skip
 
 
 def pause(config: Config, args: argparse.Namespace, console: Console) -> int:
     """Block everything for the profiles, until resumed or for a while."""
     try:
-        _check_profiles(config, args.profiles)
-        ends = _ends(config, args, required=False)
-    except UsageError as exc:
+        now = clock()
+        ends = _ends(config, args, required=False, now=now)
+        made = actions.pause(config, args.profiles, ends, reason=args.reason, by=who(),
+                             via="cli", now=now)  # fmt: skip
+    except FilterDnsError as exc:
         return _error(console, str(exc))
-    return _make(config, args, console, ends, [(GrantKind.PAUSE, None)])
+    return _show(config, args, console, made)
 
 
 def override(config: Config, args: argparse.Namespace, console: Console) -> int:
@@ -88,23 +88,27 @@ def override(config: Config, args: argparse.Namespace, console: Console) -> int:
     if args.revoke is not None:
         return _revoke(config, args.revoke, console)
     try:
-        _check_profiles(config, args.profiles)
+        actions.check_profiles(config, args.profiles)
         if bool(args.allow) == args.block_all:
             raise UsageError("say what to do: --allow NAME (repeatable) or --block-all")
-        ends = _ends(config, args, required=True)
-        names = [_domain(text) for text in args.allow]
-    except UsageError as exc:
+        now = clock()
+        ends = _ends(config, args, required=True, now=now)
+        if args.block_all:
+            made = actions.block_all(config, args.profiles, ends, reason=args.reason, by=who(),
+                                     via="cli", now=now)  # fmt: skip
+        else:
+            made = actions.allow_domains(config, args.profiles, args.allow, ends,
+                                         reason=args.reason, by=who(), via="cli",
+                                         now=now)  # fmt: skip
+    except FilterDnsError as exc:
         return _error(console, str(exc))
-    if args.block_all:
-        return _make(config, args, console, ends, [(GrantKind.BLOCK_ALL, None)])
-    return _make(config, args, console, ends, [(GrantKind.ALLOW_DOMAIN, n) for n in names])
+    return _show(config, args, console, made)
 
 
 def resume(config: Config, args: argparse.Namespace, console: Console) -> int:
     """End the pauses and block-all overrides of the profiles now."""
     try:
-        _check_profiles(config, args.profiles)
-        ended = GrantStore(config.log.database).end(args.profiles, sorted(BLOCKING_KINDS))
+        ended = actions.resume(config, args.profiles, by=who(), via="cli", now=clock())
     except FilterDnsError as exc:
         return _error(console, str(exc))
     if args.json:
@@ -127,23 +131,8 @@ def who() -> str:
         return str(os.getuid())
 
 
-def _make(
-    config: Config,
-    args: argparse.Namespace,
-    console: Console,
-    ends: dict[str, float],
-    what: list[tuple[GrantKind, str | None]],
-) -> int:
-    """One row per profile and name, all in the database before the first is said made."""
-    store = GrantStore(config.log.database)
-    made: list[Grant] = []
-    try:
-        for profile, expires in ends.items():
-            for kind, domain in what:
-                made += store.add_many([profile], expires, kind, domain=domain,
-                                       reason=args.reason, created_by=who())  # fmt: skip
-    except FilterDnsError as exc:
-        return _error(console, str(exc))
+def _show(config: Config, args: argparse.Namespace, console: Console, made: list[Grant]) -> int:
+    """What was made: every row is in the database before the first is said made."""
     if args.json:
         print(json.dumps([g.to_json() for g in made]))
         return 0
@@ -156,7 +145,7 @@ def _make(
 
 def _list(config: Config, args: argparse.Namespace, console: Console) -> int:
     try:
-        active = GrantStore(config.log.database).active()
+        active = actions.active(config)
     except FilterDnsError as exc:
         return _error(console, str(exc))
     if args.json:
@@ -183,7 +172,7 @@ def describe_row(config: Config, g: Grant) -> str:
 
 def _revoke(config: Config, grant_id: int, console: Console) -> int:
     try:
-        gone = GrantStore(config.log.database).revoke(grant_id)
+        gone = actions.revoke(config, grant_id, by=who(), via="cli")
     except FilterDnsError as exc:
         return _error(console, str(exc))
     if gone is None:
@@ -192,65 +181,19 @@ def _revoke(config: Config, grant_id: int, console: Console) -> int:
     return 0
 
 
-def _check_profiles(config: Config, profiles: list[str]) -> None:
-    known = [p.name for p in config.profiles]
-    if not profiles:
-        raise UsageError(f"name at least one profile; profiles: {', '.join(known)}")
-    for name in profiles:
-        if name not in known:
-            raise UsageError(f"no profile {name!r}; profiles: {', '.join(known)}")
-
-
-def _ends(config: Config, args: argparse.Namespace, *, required: bool) -> dict[str, float]:
-    """When it ends for each profile (an --until is read in each profile's time zone)."""
-    now = clock()
-    if args.duration is not None:
-        seconds = _seconds(args.duration)
-        return dict.fromkeys(args.profiles, now + seconds)
-    if args.until is not None:
-        return {p: _until(config, p, args.until, now) for p in args.profiles}
-    if required:
-        raise UsageError("say how long: --for 45m or --until 10:45")
-    return dict.fromkeys(args.profiles, UNTIL_RESUMED)
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = parse_span(text)
-    except MissingUnitError:
-        raise UsageError(f'--for needs a unit: 30m, 2h, 1d (not "{text.strip()}")') from None
-    except ValueError:
-        raise UsageError(f'--for "{text}" is not a duration like 45m, 2h or 1d') from None
-    if seconds <= 0:
-        raise UsageError("--for must be more than 0")
-    return seconds
-
-
-def _until(config: Config, profile: str, text: str, now: float) -> float:
-    zone = _zone(config, profile)
-    try:
-        wanted = datetime.strptime(text.strip(), "%H:%M")
-    except ValueError:
-        raise UsageError(f'--until "{text}" is not a time of day like 10:45') from None
-    today = datetime.fromtimestamp(now, zone)
-    end = today.replace(hour=wanted.hour, minute=wanted.minute, second=0, microsecond=0)
-    if end.timestamp() <= now:
-        raise UsageError(
-            f"--until {text}: it is already {today:%H:%M} for {profile} ({zone.key}); give a "
-            "later time today, or --for"
-        )
-    return end.timestamp()
-
-
-def _domain(text: str) -> str:
-    domain = normalize_name(text)
-    if not is_domain_name(domain):
-        raise UsageError(f"{text!r} is not a domain name")
-    return domain
+def _ends(
+    config: Config, args: argparse.Namespace, *, required: bool, now: float
+) -> dict[str, float]:
+    """When it ends for each profile: --for, --until HH:MM (in each profile's zone) or --until
+    tomorrow (the next 06:00 there)."""
+    tomorrow = (args.until or "").strip().lower() == "tomorrow"
+    until = None if tomorrow else args.until
+    return actions.ends_for(config, args.profiles, duration=args.duration, until=until,
+                            tomorrow=tomorrow, required=required, now=now)  # fmt: skip
 
 
 def _zone(config: Config, profile: str) -> ZoneInfo:
-    return zone_of(config.profile(profile).timezone, config.server.timezone)
+    return actions.common.zone(config, profile)
 
 
 def _error(console: Console, message: str) -> int:

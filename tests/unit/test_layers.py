@@ -34,8 +34,9 @@ LAYERS = {
     "querylog.store": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
     "querylog.delivery": 4, "policy.grants": 4, "policy.legacy_grants": 4,
+    "querylog.changes": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
-    "resolvers": 5,
+    "resolvers": 5, "actions": 5,
     "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7, "app.webside": 7,
     # The web app: beside the App that serves it (it reads the running policy and configuration).
@@ -44,7 +45,7 @@ LAYERS = {
     "web.helppage": 7, "web.api": 7, "web.blockpage": 7, "web.keys": 7,
     "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "cli.pause": 8,
-    "cli.lists": 8, "cli.budget": 8, "__main__": 8,
+    "cli.lists": 8, "cli.budget": 8, "cli.status": 8, "__main__": 8,
 }  # fmt: skip
 
 # Each third-party library lives in one place.
@@ -61,6 +62,7 @@ THIRD_PARTY = {
         "cli.admin",
         "cli.pause",
         "cli.budget",
+        "cli.status",
         "cli.control",
         "cli.report",
         "cli.lists",
