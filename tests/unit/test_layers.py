@@ -35,7 +35,7 @@ LAYERS = {
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
     "querylog.delivery": 4, "policy.grants": 4, "policy.legacy_grants": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
-    "web": 4, "web.accounts": 4,
+    "web": 4, "web.accounts": 4, "web.asks": 4,
     "resolvers": 5,
     "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7,
