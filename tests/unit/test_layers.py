@@ -41,7 +41,7 @@ LAYERS = {
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7,
     "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "cli.pause": 8,
-    "cli.lists": 8, "cli.budget": 8, "__main__": 8,
+    "cli.lists": 8, "cli.budget": 8, "cli.web": 8, "__main__": 8,
 }  # fmt: skip
 
 # Each third-party library lives in one place.
@@ -61,6 +61,7 @@ THIRD_PARTY = {
         "cli.control",
         "cli.report",
         "cli.lists",
+        "cli.web",
     },
     "uvloop": {"cli.main"},
     # httpx: the one HTTP client stack, for DNS over HTTPS, list downloads and alert webhooks
