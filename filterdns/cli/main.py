@@ -27,6 +27,7 @@ from filterdns import __version__
 from filterdns.app import App
 from filterdns.cli import admin, budget, control, pause, report, status
 from filterdns.cli import lists as list_commands
+from filterdns.cli import web as web_cli
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.dns.server import addresses_text
 from filterdns.errors import ConfigError, FilterDnsError
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "override": _admin(pause.override, as_owner=True),
         "budget": _admin(budget.budget, as_owner=True),
         "status": _admin(status.status, as_owner=True),
+        "web": _admin(web_cli.web, as_owner=True),
         # Read-only: root reads the database as it is (SQLite gives any -shm file it creates
         # the database's owner), and may write --html where it likes.
         "report": _admin(report.report),
@@ -109,8 +111,9 @@ def _parser() -> argparse.ArgumentParser:
         *status.add_commands(sub),
     ]
     report_commands = report.add_commands(sub)
+    web_commands = web_cli.add_commands(sub)
     commands = (serve, check, lists, stats, update, *control_commands)
-    for command in (*commands, *policy_commands, *report_commands):
+    for command in (*commands, *policy_commands, *report_commands, *web_commands):
         # SUPPRESS: a -c given before the command is not overwritten by the command's default
         add_config(command, argparse.SUPPRESS)
     for command in (stats, update, *policy_commands):
