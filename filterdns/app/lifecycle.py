@@ -17,7 +17,7 @@ from pathlib import Path
 
 from filterdns.app.reload import READY_STATUS, judge, lists_for, restart_notes
 from filterdns.app.watch import watch_config
-from filterdns.app.webside import AppBackend
+from filterdns.app.webside import WebListeners
 from filterdns.config import Config, ListenAddress, load_config
 from filterdns.dns.server import DnsServer, addresses_text
 from filterdns.dns.transport import Transport
@@ -40,7 +40,6 @@ from filterdns.querylog.store import QueryLog, read_usage
 from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.chain import build_chain
 from filterdns.resolvers.upstream import Outstanding
-from filterdns.web.server import WebServer
 
 # Log lines name the app, as they always have ("INFO filterdns.app: reloaded ...").
 log = logging.getLogger("filterdns.app")
@@ -81,10 +80,7 @@ class App:
         self.querylog.usage = self.budgets = BudgetMeter()  # kept by every policy reloads build
         self.metrics = Metrics()
         # The web app, the block page and /metrics: one HTTP server on this loop (web.server).
-        self.web = WebServer(AppBackend(self), config.log.database)
-        self.metrics_address: ListenAddress | None = None
-        self.web_address: ListenAddress | None = None
-        self.block_page_address: ListenAddress | None = None
+        self.web = WebListeners(self)
         up = config.upstreams
         self.outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
         self._assemble(config, self.lists)
@@ -152,7 +148,7 @@ class App:
                 await self.neighbours.refresh()
             fit_open_files(self.config)  # before the first socket a flood could need
             bound = await self.server.start(skip_unavailable=self.config.source is None)
-            await self._start_web()
+            await self.web.start()
         except BaseException:
             await self.stop()  # a port in use: close the log, lists and sockets opened so far
             raise
@@ -165,20 +161,6 @@ class App:
             self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
         return bound
 
-    async def _start_web(self) -> None:
-        """The HTTP listeners the configuration asks for (bound before root is given up)."""
-        bound = await self.web.start()
-        self.metrics_address = bound.get("metrics")
-        self.web_address = bound.get("web")
-        self.block_page_address = bound.get("block_page")
-        if self.metrics_address is not None:
-            log.info("metrics on http://%s/metrics", self.metrics_address)
-        if self.web_address is not None:
-            scheme = "https" if self.config.web.tls_cert is not None else "http"
-            log.info("web app on %s://%s/", scheme, self.web_address)
-        if self.block_page_address is not None:
-            log.info("block page on http://%s/", self.block_page_address)
-
     async def _read_grants(self) -> None:
         """Grants in force before the first answer (an old grants.json imported first)."""
         await asyncio.to_thread(self.grants.import_if_changed)
@@ -186,6 +168,18 @@ class App:
             await asyncio.to_thread(self.grants.reload_if_changed)
         except DamagedError:
             await self.querylog.check()  # replaced by a fresh database: no grants to read
+
+    @property
+    def metrics_address(self) -> ListenAddress | None:
+        return self.web.addresses.get("metrics")
+
+    @property
+    def web_address(self) -> ListenAddress | None:
+        return self.web.addresses.get("web")
+
+    @property
+    def block_page_address(self) -> ListenAddress | None:
+        return self.web.addresses.get("block_page")
 
     def _gauges(self) -> list[Gauge]:
         """Read at each scrape, so a reload's new objects are the ones reported."""
@@ -271,7 +265,7 @@ class App:
         chain, new ones take the new one; the cache and the caps on exchanges carry over."""
         for note in restart_notes(self.config, config):
             log.warning("reload: %s", note)
-        old_lists = self.lists
+        old_lists, old_config = self.lists, self.config
         lists = await lists_for(self.config, config, old_lists)
         old_alerter, had_neighbours = self.alerter, self.neighbours is not None
         self._assemble(config, lists, cache=self.chain.cache)
@@ -289,6 +283,7 @@ class App:
             await self.neighbours.refresh()
             self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
         await old_alerter.close()
+        await self.web.reopen(old_config)
         await asyncio.to_thread(self._save_running, config)
 
     def _save_running(self, config: Config, *, start: bool = False) -> None:

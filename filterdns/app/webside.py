@@ -1,4 +1,5 @@
-"""The running proxy as the web app sees it (`web.backend.Backend`), read live from the App."""
+"""The App's HTTP side: the web app's view of the running proxy (`web.backend.Backend`, read live
+from the App) and its listeners, opened at start and again when a reload moves them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from filterdns.config import Config
+from filterdns.config import Config, ListenAddress
 from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Policy
 from filterdns.querylog.dbfile import DamagedError
+from filterdns.web.server import WebServer
 
 if TYPE_CHECKING:
     from filterdns.app.lifecycle import App
@@ -59,3 +61,42 @@ class AppBackend:
         task = asyncio.get_running_loop().create_task(record, name=f"alert {rule}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def web_listeners(config: Config) -> tuple[object, ...]:
+    """What the HTTP listeners depend on."""
+    web = config.web
+    return (web.listen, web.block_page, web.tls_cert, web.tls_key, config.server.metrics)
+
+
+class WebListeners:
+    """The web app, the block page and /metrics of one App (web.server.WebServer)."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self.server = WebServer(AppBackend(app), app.config.log.database)
+        self.addresses: dict[str, ListenAddress] = {}
+
+    async def start(self) -> None:
+        """The listeners the configuration asks for (bound before root is given up)."""
+        self.addresses = await self.server.start()
+        scheme = "https" if self._app.config.web.tls_cert is not None else "http"
+        shown = {"metrics": "metrics on http://{}/metrics", "web": f"web app on {scheme}://{{}}/",
+                 "block_page": "block page on http://{}/"}  # fmt: skip
+        for kind, where in self.addresses.items():
+            log.info(shown[kind].format(where))
+
+    async def reopen(self, old: Config) -> None:
+        """New listeners when a reload moved them (or turned them on or off); the pages read
+        the configuration at each request and need nothing."""
+        if web_listeners(old) == web_listeners(self._app.config):
+            return
+        await self.stop()
+        try:
+            await self.start()
+        except OSError as exc:  # e.g. port 80 after root was given up
+            log.error("reload: cannot open the web listeners: %s; restart filterdns", exc)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        self.addresses = {}

@@ -155,6 +155,7 @@ class WebServer:
 
     async def stop(self) -> None:
         runners, self._runners = self._runners, []
+        self.addresses = {}
         for runner in runners:
             await runner.cleanup()
 

@@ -180,3 +180,25 @@ async def test_sighup_reloads_the_running_server(tmp_path: Path) -> None:
             process.terminate()
             await asyncio.wait_for(process.wait(), 15)
     assert reply.rcode() == dns.rcode.NXDOMAIN
+
+
+async def test_a_reload_opens_and_closes_the_web_app(tmp_path: Path) -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        path = tmp_path / "config.yaml"
+        text = config_text(upstream, tmp_path, "site0.example")
+        path.write_text(text)
+        async with running_app(path) as (app, _port):
+            assert app.web_address is None
+            path.write_text(text + 'web: {listen: "127.0.0.1:0"}\n')
+            assert await app.reload()
+            where = app.web_address
+            assert where is not None
+            reader, writer = await asyncio.open_connection(where.host, where.port)
+            writer.write(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert (await reader.read()).startswith(b"HTTP/1.1 200")
+            writer.close()
+            path.write_text(text)
+            assert await app.reload()
+            assert app.web_address is None
+            with pytest.raises(OSError):
+                await asyncio.open_connection(where.host, where.port)
