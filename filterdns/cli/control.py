@@ -12,6 +12,7 @@ those back), and the CLI waits until the running configuration says it was appli
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import time
 from pathlib import Path
@@ -72,7 +73,20 @@ def warnings(config: Config) -> list[str]:
         )
     if not config.clients:
         found.append(f"no clients: every device gets the {config.default_profile} default")
-    return found
+    return found + _web_warnings(config)
+
+
+def _web_warnings(config: Config) -> list[str]:
+    """The web app over plain HTTP beyond this machine: passwords cross the network in clear."""
+    listen = config.web.listen
+    if listen is None or config.web.tls_cert is not None:
+        return []
+    if ipaddress.ip_address(listen.host).is_loopback:
+        return []
+    return [
+        f"web.listen {listen} without tls_cert: passwords and sessions cross the network in "
+        "clear (fine on a home Wi-Fi you trust; see docs/web.md for HTTPS)"
+    ]
 
 
 def against(config: Config, which: str) -> tuple[Config, str]:

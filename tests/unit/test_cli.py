@@ -292,3 +292,20 @@ def test_the_start_up_hint_digs_the_port_really_bound(
     bound: list[tuple[str, int]], expected: str
 ) -> None:
     assert dig_hint([ListenAddress(host, port) for host, port in bound]) == expected
+
+
+def test_check_warns_of_a_web_app_over_plain_http_beyond_this_machine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    for listen, tls, warned in (
+        ("0.0.0.0:8080", "", True),
+        ("127.0.0.1:8080", "", False),
+        ("[::]:8443", "tls_cert: c.pem, tls_key: k.pem, ", False),
+    ):
+        path.write_text(
+            f'profiles: {{minh: {{age_band: 9-12}}}}\nweb: {{{tls}listen: "{listen}"}}\n'
+        )
+        assert main(["check", "-c", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert ("without tls_cert: passwords and sessions cross the network" in out) is warned
