@@ -44,6 +44,10 @@ routes = web.RouteTableDef()
 SPANS = {"today": 1, "week": 7}  # the report's period: today, or the last 7 days with today
 PERIOD_FALLBACK = 45 * 60.0  # "this period" when no rule is active: 45 minutes
 CHANGES_SHOWN = 15
+# Never allowed with one tap: harmful content, the filter's own protection, what every band
+# blocks (the command line can still grant them: `filterdns grant --category`).
+NOT_QUICK = frozenset({"adult", "adult-suspect", "gambling", "gambling-suspect", "dating",
+                       "drugs", "violence", "bypass", *ALWAYS_BLOCKED})  # fmt: skip
 # ?done= keys: what the page confirms after a change (its text: child_done_<key>)
 DONE = ("paused", "resumed", "more", "allowed", "period_allow", "period_block", "revoked")
 
@@ -103,9 +107,7 @@ def gather(config: Config, name: str, span: str, now: float) -> Gathered:
                              client=None, config=config)  # fmt: skip
     except FileNotFoundError:
         report = Report(since, now + 1, zone, name, None)
-    # What "+30 min" may allow: never the categories every band blocks (malware...)
-    known = set(actions.categories(config)) - set(ALWAYS_BLOCKED)
-    blocked = sorted(c for c in policy.state_of(name, now).blocked if c in known)
+    blocked = sorted(c for c in policy.state_of(name, now).blocked if c in quick(config))
     return Gathered(
         status=status,
         period=this_period(policy, name, now),
@@ -114,6 +116,12 @@ def gather(config: Config, name: str, span: str, now: float) -> Gathered:
         blocked=blocked,
         zone=profile_zone(config, name),
     )
+
+
+def quick(config: Config) -> set[str]:
+    """The categories "+30 min" may allow with one tap: time spent (games, social media,
+    video...), never harmful content or the filter's own protection (NOT_QUICK)."""
+    return set(actions.categories(config)) - NOT_QUICK
 
 
 def clock(ts: float | None, zone: ZoneInfo, now: float, t: Mapping[str, str]) -> str:
@@ -261,7 +269,7 @@ def more(a: Act) -> str:
             raise Problem("child_bad_budget", budget=item)
         actions.top_up(a.config, a.name, item, MORE_MINUTES, by=a.by, via=a.via, now=a.now)
     elif kind == "category":
-        if item not in actions.categories(a.config):
+        if item not in quick(a.config):
             raise Problem("child_bad_category", category=item)
         ends = {a.name: a.now + MORE_MINUTES * 60}
         actions.allow_category(a.config, a.name, item, ends, reason="", by=a.by, via=a.via,
