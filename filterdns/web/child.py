@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
@@ -71,7 +71,6 @@ class Gathered:
     changes: list[Change]
     blocked: list[str]  # the categories blocked now that "+30 min" may allow
     zone: ZoneInfo  # the profile's
-    problems: list[str] = field(default_factory=list)
 
 
 def this_period(policy: Policy, name: str, now: float) -> ThisPeriod:

@@ -26,10 +26,10 @@ ANSWERS = {
 }
 
 
-def profiles() -> str:
+def profiles(lesson: tuple[datetime, datetime] | None = None) -> str:
     """Minh's tablet is this machine (127.0.0.1); class 6A has a rule running now, in UTC,
-    from 30 minutes ago to an hour from now (the end of "this period")."""
-    start, end = period()
+    `lesson` (by default from 30 minutes ago to an hour from now: "this period")."""
+    start, end = lesson or period()
     return f"""
     profiles:
       minh: {{age_band: 9-12, display_name: "Minh (lớp 5)", bedtime: []}}
@@ -76,27 +76,34 @@ async def test_the_child_page_shows_todays_blocks_by_category_hour_and_name(
 ) -> None:
     async with running_web(tmp_path, profiles(), answers=ANSWERS) as app:
         app.account("mẹ")
-        codes = await lookups(app, "pornhub.com", "pornhub.com", "bet365.com", "example.com")
-        assert codes == [NXDOMAIN, NXDOMAIN, NXDOMAIN, 0]
+        codes = await lookups(app, "pornhub.com", "pornhub.com", "bet365.com", "example.com",
+                              "use-application-dns.net")  # fmt: skip
+        assert codes == [NXDOMAIN, NXDOMAIN, NXDOMAIN, 0, NXDOMAIN]
         async with app.client("mẹ") as me:
             html = await page(me, "/p/minh")
             # Vietnamese by default (web.language), the report's numbers
             assert "<h1>Minh (lớp 5)</h1>" in html and "Những gì đã bị chặn" in html
-            assert "Số lượt truy cập bị chặn: 3" in html
+            assert "Số lượt truy cập bị chặn: 4" in html
             assert "<title>Nội dung người lớn: 2</title>" in html
             assert "<title>Cờ bạc: 1</title>" in html
             hours = re.findall(r"<title>(\d\d):00-\d\d:00: (\d+)</title>", html)
-            assert sum(int(count) for _hour, count in hours) == 3
+            assert sum(int(count) for _hour, count in hours) == 4
             rows = re.findall(r'<td class="name">([^<]+)</td><td class="cat">([^<]+)</td>'
                               r'<td class="num">(\d+)</td>', html)  # fmt: skip
             assert rows == [("pornhub.com", "Nội dung người lớn", "2"),
-                            ("bet365.com", "Cờ bạc", "1")]  # fmt: skip
+                            ("bet365.com", "Cờ bạc", "1"),
+                            ("use-application-dns.net", "Vượt bộ lọc", "1")]  # fmt: skip
+            # the browser asking whether it may use its own DNS: a bypass attempt
+            assert (
+                '<span class="name">use-application-dns.net</span> '
+                '<span class="muted">DNS riêng của trình duyệt · 1</span>'
+            ) in html
             assert ">example.com<" not in html  # allowed lookups are not the report's
             week = await page(me, "/p/minh?span=week")
-            assert "Số lượt truy cập bị chặn: 3" in week and "<strong>7 ngày qua</strong>" in week
+            assert "Số lượt truy cập bị chặn: 4" in week and "<strong>7 ngày qua</strong>" in week
             home = await page(me, "/")
             card = home[home.index("Minh (lớp 5)") :].split("</li>")[0]
-            assert "Được phép" in card and "Bị chặn hôm nay: 3" in card
+            assert "Được phép" in card and "Bị chặn hôm nay: 4" in card
             english = await me.http.get("/lang/en?next=/p/minh")
             assert "<title>Adult: 2</title>" in await english.text()
 
@@ -205,14 +212,16 @@ async def test_changes_through_the_forms_apply_to_the_next_lookup(tmp_path: Path
 
 
 async def test_a_teacher_sees_and_changes_only_their_class(tmp_path: Path) -> None:
-    _start, end = period()
-    async with running_web(tmp_path, profiles(), answers=ANSWERS) as app:
+    lesson = period()
+    end = lesson[1]
+    async with running_web(tmp_path, profiles(lesson), answers=ANSWERS) as app:
         app.account("cô-lan", Role.TEACHER, ["lop6a"])
         config = app.proxy.app.config
         async with app.client("cô-lan") as teacher:
             home = await page(teacher, "/")
             assert "Lớp 6A" in home and "Minh" not in home and "/p/an" not in home
             assert (await teacher.http.get("/p/minh")).status == 403
+            assert (await teacher.http.get("/p/nobody")).status == 404
             for change, fields in [("pause", {"for": "15m"}), ("period", {"what": "block"}),
                                    ("allow", {"domain": "tiktok.com", "for": "1h"})]:  # fmt: skip
                 assert (await teacher.post(f"/p/minh/{change}", **fields)).status == 403
