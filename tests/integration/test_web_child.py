@@ -229,6 +229,7 @@ async def test_a_teacher_sees_and_changes_only_their_class(tmp_path: Path) -> No
 
             html = await page(teacher, "/p/lop6a")
             assert "Bị hạn chế" in html  # the lesson's rule blocks games now
+            assert html.index('id="period"') < html.index('id="actions"')  # a teacher's first
             assert f"Quy tắc đang áp dụng: tiet-3 · đến {end:%H:%M}" in html
             reply = await teacher.post("/p/lop6a/period", what="allow", domain="khanacademy.org")
             assert reply.headers["Location"] == "/p/lop6a?done=period_allow"
