@@ -153,7 +153,7 @@ def why(status: ProfileStatus, t: Mapping[str, str]) -> str:
     spent = [b.budget for b in status.budgets if b.applies and b.left == 0]
     if status.state == "restricted" and spent and (status.label or "").startswith("budget "):
         return t["child_why_budget"].format(budgets=", ".join(spent))
-    if status.label:
+    if status.label and status.state != "bedtime":  # the badge says bedtime already
         return t["child_why_rule"].format(rule=status.label)
     return ""
 
