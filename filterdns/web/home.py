@@ -1,21 +1,29 @@
-"""The home page: each child or class the account may see, its state now and today's blocks."""
+"""The home page: each child or class the account may see, its state now and today's blocks.
+
+The state is `actions.status` (what `filterdns status` prints), the count the report's own
+(`report.collect.blocked_per_profile`); both read the database in a worker thread.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
 from aiohttp import web
 
-from filterdns.policy.timezones import zone_of
-from filterdns.querylog import dbfile
+from filterdns import actions
+from filterdns.actions import BudgetRow, ProfileStatus
+from filterdns.actions.common import zone as profile_zone
+from filterdns.config import Config
+from filterdns.errors import FilterDnsError
+from filterdns.querylog.dbfile import open_reader
+from filterdns.querylog.report.collect import blocked_per_profile, report_zone
 from filterdns.web.auth import visible_profiles
+from filterdns.web.child import clock, midnight, why
 from filterdns.web.keys import BACKEND
-from filterdns.web.render import render
+from filterdns.web.render import render, texts
 
 routes = web.RouteTableDef()
 
@@ -29,31 +37,32 @@ class ChildCard:
     state: str = "allowed"
     why: str = ""
     until: str = ""
-    budgets: list[object] = field(default_factory=list)
+    budgets: list[BudgetRow] = field(default_factory=list)
     blocked_today: int = 0
 
 
-def blocked_since(database: Path, since: float) -> dict[str, int]:
-    """Blocked lookups per profile since `since` (none when there is no log yet)."""
+def home_data(
+    config: Config, names: Sequence[str], now: float
+) -> tuple[list[ProfileStatus], dict[str, int]]:
+    """The state of the profiles `names` and the blocked lookups of each today (worker thread).
+    FilterDnsError when the database cannot be read."""
+    found = actions.status(config, actions.policy_for(config, now=now), now=now)
+    since = midnight(now, report_zone(config))
     try:
-        db = dbfile.open_reader(database)
-    except FileNotFoundError:
-        return {}
-    with contextlib.closing(db):
-        try:
-            rows = db.execute(
-                "SELECT profile, COUNT(*) FROM queries WHERE ts >= ? AND kind = 'blocked' "
-                "GROUP BY profile",
-                (since,),
-            ).fetchall()
-        except sqlite3.Error:
-            return {}
-    return {str(profile): int(count) for profile, count in rows}
+        with contextlib.closing(open_reader(config.log.database)) as db:
+            counts = blocked_per_profile(db, since=since, until=now + 1)
+    except FileNotFoundError:  # nothing logged yet
+        counts = {}
+    return [s for s in found if s.profile in names], counts
 
 
-def midnight(now: float, zone: object) -> float:
-    at = datetime.fromtimestamp(now, zone)  # type: ignore[arg-type]
-    return at.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+def card(status: ProfileStatus, count: int, config: Config, now: float,
+         t: Mapping[str, str]) -> ChildCard:  # fmt: skip
+    zone = profile_zone(config, status.profile)
+    return ChildCard(
+        status.profile, status.display_name, status.state, why(status, t),
+        clock(status.until, zone, now, t), [b for b in status.budgets if b.applies], count,
+    )  # fmt: skip
 
 
 @routes.get("/")
@@ -61,10 +70,11 @@ async def home(request: web.Request) -> web.StreamResponse:
     backend = request.app[BACKEND]
     config = backend.config
     now = backend.wall_clock()
-    zone = zone_of(None, config.server.timezone)
-    counts = await asyncio.to_thread(blocked_since, config.log.database, midnight(now, zone))
-    cards = [
-        ChildCard(p.name, p.display_name or p.name, blocked_today=counts.get(p.name, 0))
-        for p in visible_profiles(request)
-    ]
+    names = [p.name for p in visible_profiles(request)]
+    try:
+        found, counts = await asyncio.to_thread(home_data, config, names, now)
+    except FilterDnsError as exc:
+        return render(request, "error.html", status=503, message=str(exc))
+    t = texts(request)
+    cards = [card(s, counts.get(s.profile, 0), config, now, t) for s in found]
     return render(request, "home.html", children=cards)
