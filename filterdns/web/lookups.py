@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +63,18 @@ class Blocked:
     count: int
 
 
+def plain_address(address: str) -> str:
+    """An IPv4 address as DNS saw it: "::ffff:192.168.1.5" (a dual-stack listener) is
+    "192.168.1.5"."""
+    try:
+        mapped = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
+        return str(mapped.ipv4_mapped)
+    return address
+
+
 def log_key(config: Config, address: str) -> str:
     """The client column of the query log for `address` (its keyed hash when anonymised)."""
     if not config.log.anonymize_clients:
@@ -72,7 +85,7 @@ def log_key(config: Config, address: str) -> str:
 async def device_of(request: web.Request) -> Device:
     """The device asking, by its address (the key of an anonymised log is read in a thread)."""
     backend = request.app[BACKEND]
-    address = client_address(request)
+    address = plain_address(client_address(request))
     match = backend.directory.match(address)
     key = address
     if backend.config.log.anonymize_clients:

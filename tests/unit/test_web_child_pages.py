@@ -16,7 +16,7 @@ from filterdns.policy.values import Action, Decision
 from filterdns.web import i18n
 from filterdns.web.blockpage import reason, site_of
 from filterdns.web.helppage import report_text, when
-from filterdns.web.lookups import category_word, domain
+from filterdns.web.lookups import category_word, domain, plain_address
 from filterdns.web.mine import describe
 
 VI, EN = i18n.texts("vi"), i18n.texts("en")
@@ -60,6 +60,12 @@ def test_categories_are_words_a_child_reads() -> None:
     assert category_word(VI, "homework-helpers") == "homework-helpers"  # one of the config's own
     assert category_word(EN, None) == "not in a category"
     assert domain(" YouTube.com. ") == "youtube.com" and domain("<b>") is None
+
+
+def test_a_device_is_known_by_the_address_its_dns_lookups_come_from() -> None:
+    assert plain_address("::ffff:192.168.1.5") == "192.168.1.5"  # a dual-stack listener
+    assert plain_address("2001:db8::5") == "2001:db8::5"
+    assert plain_address("192.168.1.5") == "192.168.1.5"
 
 
 def test_the_report_text_is_ready_to_copy() -> None:
