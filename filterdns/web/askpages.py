@@ -131,7 +131,9 @@ async def _ask(
     blocked = await asyncio.to_thread(blocked_for, config.log.database, device.key, now - DAY)
     mine = await asyncio.to_thread(request.app[ASKS].recent, device.key, None, SHOWN_REQUESTS)
     ends = await _grant_ends(request, {r.profile for r in mine if r.grant_id is not None}, now)
-    names = [b.name for b in blocked]
+    # What is allowed now (approved, a schedule ended) needs no asking.
+    profile = device.profile
+    names = [b.name for b in blocked if blocked_now(request, profile, b.name, now) is not None]
     if chosen and chosen not in names:
         names.insert(0, chosen)  # from the block page: the lookup may not be written yet
     words = {b.name: category_word(t, b.category) for b in blocked}

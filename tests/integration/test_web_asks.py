@@ -116,7 +116,8 @@ async def test_a_child_asks_a_parent_approves_on_a_phone_and_the_site_opens(
             reply = await app.proxy.query("casino1.example")
             assert addresses(reply) == ["203.0.113.66"]  # the very next lookup
             answered = await (await child.http.get("/ask")).text()
-            assert re.search(r"được mở đến \d\d:\d\d", answered)
+            assert re.search(r"casino1\.example</span> <span[^>]*>được mở đến \d\d:\d\d", answered)
+            assert 'value="casino1.example"' not in answered  # open now: nothing to ask for
     [grant] = actions.active(app.proxy.app.config)
     assert (grant.domain, grant.created_by) == ("casino1.example", "mẹ")
 
