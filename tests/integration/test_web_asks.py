@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import dns.rcode
 
 from filterdns import actions
@@ -178,3 +179,21 @@ async def test_the_childs_own_page_says_the_rules_in_vietnamese(tmp_path: Path) 
         assert "cờ bạc, cá cược" in page and "nội dung người lớn" in page
         assert re.search(r"youtube\.com được mở đến \d\d:\d\d", page)
         assert 'href="/ask"' in page and 'href="/help"' in page
+
+
+async def test_a_device_no_rule_names_asks_under_the_default_profile(tmp_path: Path) -> None:
+    async with child_and_parent(tmp_path) as app:
+        await blocked_lookups(app, ("casino1.example", "127.0.0.3"), ("casino2.example", CHILD))
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.3", 0))
+        async with aiohttp.ClientSession(app.url, connector=connector) as guest:
+            page = await (await guest.get("/ask")).text()
+            assert "casino1.example" in page and "casino2.example" not in page
+            sent = await guest.post("/ask", data={"name": "casino1.example"},
+                                    allow_redirects=False)  # fmt: skip
+            assert sent.status == 303
+        async with app.client("mẹ") as mum:
+            waiting = await (await mum.http.get("/requests")).text()
+        assert "casino1.example" in waiting and "household" in waiting
+        querylog = app.proxy.app.querylog
+        await asyncio.wait_for(querylog.wait_until(lambda _: bool(alerts_of(app.database))), 10)
+        assert alerts_of(app.database)[0][2].startswith("request #1: 127.0.0.3 (household) asks")
