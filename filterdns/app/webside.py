@@ -25,7 +25,6 @@ class AppBackend:
 
     def __init__(self, app: App) -> None:
         self._app = app
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def config(self) -> Config:
@@ -53,14 +52,8 @@ class AppBackend:
             await self._app.querylog.check()
 
     def notify(self, rule: str, profile: str, message: str) -> None:
-        log.info("%s: %s", rule, message)
-        record = self._app.querylog.put_alert(
-            ts=self._app.wall_clock(), rule=rule, profile=profile, categories=rule, count=1,
-            window=0.0, message=message, delivered=True, error=None,
-        )  # fmt: skip
-        task = asyncio.get_running_loop().create_task(record, name=f"alert {rule}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Recorded in the alerts table and delivered by every alert rule of category `rule`.
+        self._app.alerter.notify(rule, profile, message)
 
 
 def web_listeners(config: Config) -> tuple[object, ...]:

@@ -1,5 +1,10 @@
 """`alerts:` rules that tell a parent or teacher when blocked lookups of some categories pile
-up within a window, by a command, a webhook or both."""
+up within a window, by a command, a webhook or both.
+
+Beside the categories, a rule may name the pseudo-category REQUEST ("request"): it then also
+delivers each child's request to unblock a name (the web app's request page) the moment it is
+made, whatever its threshold and window (querylog/notices.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,22 @@ from filterdns.config.fragments import URL_PATTERN, Schema, boolean, closed, ext
 from filterdns.config.fragments import duration as duration_schema
 from filterdns.config.readers import ConfigReader, Key, documented, read_keys, whole_key
 from filterdns.config.walker import Node, is_mapping, kind
+
+REQUEST = "request"  # a child's request to unblock a name: delivered at once, not counted
+
+
+def _categories(r: ConfigReader, node: Node, path: str) -> tuple[str, ...] | None:
+    """Known categories, and "request" for the children's requests."""
+
+    def category(text: str) -> str:
+        if text.strip() == REQUEST:
+            return REQUEST
+        try:
+            return r.category(text)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; or {REQUEST} for the children's requests") from None
+
+    return r.parsed(node, path, "categories", category, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +50,8 @@ class AlertConfig:
 
 ALERT: tuple[Key[Any], ...] = (
     Key("name", ConfigReader.text, string('A label (default "alert 1", ...)', minLength=1)),
-    Key("categories", ConfigReader.category_list,
-        extend(ref("categories"), description="The categories counted")),
+    Key("categories", _categories, extend(ref("categories"), description=(
+        "The categories counted; request: also deliver each child's request at once"))),
     whole_key("threshold", 1, 1_000_000, "Blocked lookups that fire the alert"),
     Key("within", ConfigReader.positive,
         duration_schema("The window the lookups are counted in", positive=True)),

@@ -9,6 +9,10 @@ Counting is on the hot path: `Alerter.observe` is O(1) amortised, never blocks a
 Firing schedules a task that runs the rule's actions (delivery: a command fed the event as JSON
 on stdin, a webhook POSTed the JSON with retries and back-off) and then hands the outcome to
 `record` (the store's `put_alert`). Failures are logged and recorded, never raised.
+
+A child's request to unblock a name is an alert of its own kind: `Alerter.notify` records it and
+delivers it at once through every rule whose categories include the pseudo-category REQUEST
+(no threshold, no window: the requests are bounded where they are made, web/asks.py).
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from filterdns.querylog import delivery
+from filterdns.querylog.notices import Notice
 
 log = logging.getLogger(__name__)
 
@@ -237,17 +242,7 @@ class Alerter:
 
     def _fire(self, firing: Firing) -> None:
         self.fired += 1
-        try:
-            task = asyncio.get_running_loop().create_task(
-                self._deliver(firing), name=f"alert {firing.rule.name}"
-            )
-        except RuntimeError:  # no running loop: nothing can deliver it
-            self.failed += 1
-            name, message = firing.rule.name, firing.message()
-            log.warning("alert %s fired outside the event loop: %s", name, message)
-            return
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start(self._deliver(firing), f"alert {firing.rule.name}")
 
     async def _deliver(self, firing: Firing) -> None:
         rule = firing.rule
@@ -300,6 +295,74 @@ class Alerter:
             if error is not None:
                 errors.append(error)
         return errors
+
+    def notify(
+        self,
+        kind: str,
+        profile: str | None,
+        message: str,
+        *,
+        names: Sequence[str] = (),
+        clients: Sequence[str] = (),
+    ) -> None:
+        """Record a notice of `kind` (REQUEST: a child's request) and deliver it through every
+        rule whose categories include `kind`, now. Never blocks, never raises."""
+        if self._closed:
+            log.warning("alerts closed; %s not delivered: %s", kind, message)
+            return
+        try:
+            notice = Notice(
+                kind,
+                profile,
+                self.clock(),
+                message,
+                tuple(names),
+                tuple(clients),
+                self.display_names.get(profile) if profile is not None else None,
+            )
+            self._start(self._announce(notice), f"notice {kind}")
+        except Exception:
+            log.exception("alerts: could not send a %s notice", kind)
+
+    async def _announce(self, notice: Notice) -> None:
+        rules = [rule for _, rule in self._by_category.get(notice.kind, [])]
+        log.info("%s: %s", notice.kind, notice.message)
+        if not rules:  # nobody to deliver it to: kept for the report all the same
+            await self._store(notice, notice.kind, 0.0, "no alert rule has category " + notice.kind)
+            return
+        for rule in rules:
+            try:
+                errors = await self._act(rule, json.dumps(notice.payload(rule.name)).encode())
+            except Exception as exc:  # a bug must not take the server with it
+                log.exception("alert %s: delivery failed", rule.name)
+                errors = [f"delivery failed: {exc!r}"]
+            error_text = "; ".join(errors) or None
+            if error_text is not None:
+                self.failed += 1
+                log.warning("alert %s not delivered: %s", rule.name, error_text)
+            await self._store(notice, rule.name, rule.within, error_text)
+
+    async def _store(self, notice: Notice, rule: str, window: float, error: str | None) -> None:
+        if self.record is None:
+            return
+        try:
+            await self.record(ts=notice.ts, rule=rule, profile=notice.profile,
+                              categories=notice.kind, count=1, window=window,
+                              message=notice.message, delivered=error is None,
+                              error=error)  # fmt: skip
+        except Exception:
+            log.exception("alert %s: could not store the %s notice", rule, notice.kind)
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(work, name=name)
+        except RuntimeError:  # no running loop: nothing can deliver it
+            work.close()
+            self.failed += 1
+            log.warning("%s fired outside the event loop: not delivered", name)
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self, grace: float = CLOSE_GRACE) -> None:
         """Stop firing; wait up to `grace` seconds for running deliveries, then cancel them."""

@@ -122,7 +122,7 @@ class WebServer:
         wanted: list[tuple[str, ListenAddress | None, Callable[[], web.Application], bool]] = [
             ("web", config.web.listen, lambda: application(backend, database), True),
             ("block_page", config.web.block_page,
-             lambda: blockpage.application(backend, database), False),
+             lambda: blockpage.application(backend, database, self._port("web")), False),
             ("metrics", config.server.metrics, lambda: metrics_application(backend), False),
         ]  # fmt: skip
         try:
@@ -133,6 +133,11 @@ class WebServer:
             await self.stop()
             raise
         return dict(self.addresses)
+
+    def _port(self, kind: str) -> int | None:
+        """The port a listener opened before really has (the web app starts first)."""
+        where = self.addresses.get(kind)
+        return None if where is None else where.port
 
     async def _listen(self, app: web.Application, where: ListenAddress, tls: bool) -> ListenAddress:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
