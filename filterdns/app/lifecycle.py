@@ -76,7 +76,9 @@ class App:
         self.lists = ListSet(config.lists, config.categories)
         self.grants = GrantStore(config.log.database)
         self.neighbours = neighbours  # made when a client rule needs it, unless given (tests)
-        self.querylog = QueryLog(config.log, clock=wall_clock)
+        self.querylog = QueryLog(
+            config.log, clock=wall_clock, instance=config.server.instance_name()
+        )
         self.querylog.usage = self.budgets = BudgetMeter()  # kept by every policy reloads build
         self.metrics = Metrics()
         # The web app, the block page and /metrics: one HTTP server on this loop (web.server).
