@@ -8,11 +8,16 @@ STATEMENT_TIMEOUT, so a database that hangs costs log rows, never the writer for
 
 from __future__ import annotations
 
+import logging
+import time
+
 import psycopg
 
 from filterdns.errors import FilterDnsError
 from filterdns.querylog.dbfile import SchemaError
 from filterdns.querylog.pgschema import MIGRATION_LOCK, MIGRATIONS, PG_SCHEMA_VERSION
+
+log = logging.getLogger("filterdns.querylog.store")
 
 CONNECT_TIMEOUT = 3  # seconds; a database down at start delays nothing longer than this
 STATEMENT_TIMEOUT_MS = 30_000
@@ -49,6 +54,24 @@ def connect_reader(url: str) -> psycopg.Connection[tuple[object, ...]]:
         conn.close()
         raise
     return conn
+
+
+def read_usage(url: str, instance: str, now: float) -> list[tuple[str, str, str, int]]:
+    """The budget minutes this instance stored for yesterday (UTC, for zones behind it) and
+    later; [] (and a warning) when the database cannot be read."""
+    since = time.strftime("%Y-%m-%d", time.gmtime(now - 86400))
+    query = (
+        "SELECT profile, budget, day, minutes FROM budget_usage WHERE instance = %s AND day >= %s"
+    )
+    try:
+        with connect_reader(url) as conn:
+            if conn.execute("SELECT to_regclass('budget_usage')").fetchone() in (None, (None,)):
+                return []
+            rows = conn.execute(query, (instance, since)).fetchall()
+    except (psycopg.Error, FilterDnsError) as exc:
+        log.warning("query log: cannot read the budget minutes from %s: %s", where(url), exc)
+        return []
+    return [(str(p), str(b), str(d), int(str(m))) for p, b, d, m in rows]
 
 
 async def migrate(conn: psycopg.AsyncConnection[tuple[object, ...]], url: str) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 from filterdns.config import LogConfig
 from filterdns.errors import FilterDnsError
 from filterdns.policy.budgets import BudgetMeter
-from filterdns.querylog import clientkey, dbfile, retention
+from filterdns.querylog import clientkey, dbfile, pgconn, retention
 from filterdns.querylog.clientkey import KEY_FILE
 from filterdns.querylog.dbfile import SchemaError
 from filterdns.querylog.logfile import LogFile, Unavailable
@@ -73,6 +73,7 @@ class QueryLog:
         instance: str = "",
     ) -> None:
         self.config = config
+        self.instance = instance
         self.path = config.database
         self.target = config.url or self.path  # what messages name
         self.queue_size = max(1, queue_size)
@@ -187,6 +188,12 @@ class QueryLog:
             return
         await self._file.check()
         self._notify()
+
+    def read_usage(self, now: float) -> Usage:
+        """The budget minutes stored for yesterday and later, where this log writes them."""
+        if self.config.url is None:
+            return read_usage(self.path, now)
+        return pgconn.read_usage(self.config.url, self.instance, now)
 
     # -- alerts and retention --------------------------------------------------------------
 

@@ -4,6 +4,7 @@ database, day partitions and retention, the server killed mid-flood, a newer sch
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import logging
 import time
@@ -40,7 +41,12 @@ def url(server: PgServer) -> str:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as fake:
+    records = {
+        ("example.com", "A"): ["93.184.216.34"],
+        ("play.example", "A"): ["203.0.113.10"],
+        ("cdn.play.example", "A"): ["203.0.113.11"],
+    }
+    async with FakeUpstream(records) as fake:
         yield fake
 
 
@@ -239,3 +245,33 @@ async def test_a_database_down_at_start_drops_rows_and_writes_when_it_is_up(
     finally:
         await log.close()
     assert select(down, "SELECT instance, sum(count) FROM drops GROUP BY 1")[0][1] >= 1
+
+
+async def test_budget_minutes_are_kept_there_and_survive_a_restart(
+    upstream: FakeUpstream, url: str, tmp_path: Path
+) -> None:
+    games = tmp_path / "games.txt"
+    games.write_text("play.example\n")
+    extra = f"""\
+        log: {{database: "{url}"}}
+        categories: {{games: ["{games}"]}}
+        profiles:
+          minh:
+            age_band: 13-15
+            bedtime: []
+            budgets:
+              - {{name: games, categories: [games], per_day: 1m}}
+        default_profile: minh
+    """
+    text = config_for(upstream.address, extra=extra, server="timezone: UTC\ninstance: a")
+    clock = Clock(calendar.timegm((2026, 11, 23, 10, 0, 0, 0, 0, 0)))
+    async with running_proxy(text, wall_clock=clock) as proxy:
+        for name in ("play.example", "cdn.play.example"):  # two names: a minute used
+            assert (await proxy.query(name)).rcode() == dns.rcode.NOERROR
+        clock.now += 60
+        assert (await proxy.query("play.example")).rcode() == dns.rcode.NXDOMAIN
+    stored = select(url, "SELECT instance, profile, budget, day, minutes FROM budget_usage")
+    assert stored == [("a", "minh", "games", "2026-11-23", 1)]
+    async with running_proxy(text, wall_clock=clock) as proxy:
+        again = await proxy.query("play.example")
+        assert again.rcode() == dns.rcode.NXDOMAIN  # a restart hands out no new minutes
