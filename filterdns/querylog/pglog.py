@@ -175,8 +175,7 @@ class PgLog:
         await self.disconnect()
         self.retry_at = time.monotonic() + self.retry_interval
         if not self._state_ready:
-            await asyncio.to_thread(dbfile.prepare, self.state, now=self.clock(), repair=True)
-            self._state_ready = True
+            await self._prepare_state()
         conn = await connect(self.url)
         try:
             await migrate(conn, self.url)
@@ -188,6 +187,17 @@ class PgLog:
             raise
         self.conn = conn
         return conn
+
+    async def _prepare_state(self) -> None:
+        """Make the SQLite file of grants ready once, as the SQLite writer would; a fault there
+        is logged and never keeps the query log from PostgreSQL (a newer schema is refused)."""
+        self._state_ready = True
+        try:
+            await asyncio.to_thread(dbfile.prepare, self.state, now=self.clock(), repair=True)
+        except dbfile.SchemaError:
+            raise
+        except Exception as exc:
+            log.error("query log: cannot prepare %s for the grants: %s", self.state, describe(exc))
 
     async def check(self) -> None:
         """The grants reader found the SQLite file unreadable: replace it if it is no database
