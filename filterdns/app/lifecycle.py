@@ -36,7 +36,7 @@ from filterdns.policy.neighbors import Neighbours
 from filterdns.policy.protection import difference
 from filterdns.querylog.alerts import Alerter, AlertRule
 from filterdns.querylog.dbfile import DamagedError
-from filterdns.querylog.store import QueryLog, read_usage
+from filterdns.querylog.store import QueryLog
 from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.chain import build_chain
 from filterdns.resolvers.upstream import Outstanding
@@ -76,7 +76,9 @@ class App:
         self.lists = ListSet(config.lists, config.categories)
         self.grants = GrantStore(config.log.database)
         self.neighbours = neighbours  # made when a client rule needs it, unless given (tests)
-        self.querylog = QueryLog(config.log, clock=wall_clock)
+        self.querylog = QueryLog(
+            config.log, clock=wall_clock, instance=config.server.instance_name()
+        )
         self.querylog.usage = self.budgets = BudgetMeter()  # kept by every policy reloads build
         self.metrics = Metrics()
         # The web app, the block page and /metrics: one HTTP server on this loop (web.server).
@@ -141,7 +143,7 @@ class App:
             await self.querylog.start()
             await asyncio.to_thread(self._save_running, self.config, start=True)
             await self._read_grants()
-            usage = await asyncio.to_thread(read_usage, self.config.log.database, self.wall_clock())
+            usage = await asyncio.to_thread(self.querylog.read_usage, self.wall_clock())
             self.budgets.load(usage)  # before the first answer: a restart spends no budget twice
             await asyncio.to_thread(runstate.make_state_private, self.config)
             if self.neighbours is not None:

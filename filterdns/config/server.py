@@ -1,9 +1,12 @@
 """`server:` where and to whom the proxy answers: listeners, the ACL, TCP limits, rate limits,
-the time zone of schedules, the user to run as and the metrics endpoint."""
+the time zone of schedules, the user to run as, the metrics endpoint, and the name of this
+instance in rows it shares with others (`instance`)."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +21,7 @@ from filterdns.config.readers import (
     whole_key,
 )
 from filterdns.config.values import IPNetwork, ListenAddress, parse_listen, parse_network
-from filterdns.config.walker import Node, is_mapping
+from filterdns.config.walker import Node, is_mapping, show
 
 MAX_CONNECTIONS = 1_000_000
 MAX_RATE = 1_000_000
@@ -27,6 +30,8 @@ USER_LISTEN = (ListenAddress("127.0.0.1", 5353), ListenAddress("::1", 5353))
 ROOT_LISTEN = (ListenAddress("0.0.0.0", 53), ListenAddress("::", 53))
 # Loopback, private (RFC 1918, RFC 4193), carrier-grade NAT and link-local networks; never the
 # whole internet.
+INSTANCE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+INSTANCE_RULE = "1 to 64 letters, digits, '.', '-' or '_'"
 LOCAL_NETWORKS: tuple[IPNetwork, ...] = tuple(
     ipaddress.ip_network(network)
     for network in (
@@ -59,6 +64,27 @@ class ServerConfig:
     user: str | None = None  # started as root without systemd: run as this user after binding
     metrics: ListenAddress | None = None  # where Prometheus scrapes /metrics; None: off
     rate_limit: RateLimit | None = RateLimit()  # None: no limit
+    instance: str | None = None  # this instance in shared rows; None: the host name
+
+    def instance_name(self) -> str:
+        """This instance's name in rows shared with others: `instance`, else the host name."""
+        return self.instance if self.instance is not None else host_name()
+
+
+def host_name() -> str:
+    """This machine's host name as an instance name (its first label kept when too long)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())
+    if len(name) > 64:
+        name = name.split(".", 1)[0][:64]
+    return name or "filterdns"
+
+
+def parse_instance(text: str) -> str:
+    """An instance name; ValueError saying the rule."""
+    name = text.strip()
+    if re.fullmatch(INSTANCE_PATTERN[1:-1], name) is None:
+        raise ValueError(f"{show(text)} is not an instance name ({INSTANCE_RULE})")
+    return name
 
 
 RATE_LIMIT: tuple[Key[Any], ...] = (
@@ -80,6 +106,10 @@ def _networks(r: ConfigReader, node: Node, path: str) -> tuple[IPNetwork, ...] |
 
 def _metrics(r: ConfigReader, node: Node, path: str) -> ListenAddress | None:
     return r.one(node, path, "an address and port like 127.0.0.1:9153", parse_listen)
+
+
+def _instance(r: ConfigReader, node: Node, path: str) -> str | None:
+    return r.one(node, path, "an instance name", parse_instance)
 
 
 def _rate_limit(r: ConfigReader, node: Node, path: str) -> RateLimit | None:
@@ -145,6 +175,13 @@ SECTION = Section(
             "type": ["object", "null"],
             "additionalProperties": False,
             "properties": {key.name: key.schema for key in RATE_LIMIT},
+        }, nullable=True),
+        Key("instance", _instance, {
+            "description": "This instance's name in the rows it shares with others (a "
+            f"PostgreSQL log.database): {INSTANCE_RULE}; null: the host name",
+            "type": ["string", "null"],
+            "pattern": INSTANCE_PATTERN,
+            "examples": ["school-12", "pi-kitchen"],
         }, nullable=True),
     ),
     _check,

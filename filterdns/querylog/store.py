@@ -14,6 +14,9 @@ A database of a newer schema is refused at `start()` without being touched. A re
 deletes rows older than `log.retention` (retention); `log.anonymize_clients` stores a keyed
 hash of the client address (clientkey). aiosqlite is used by the writer only (logfile and
 rows); the commands read the database with the standard library (`dbfile.open_reader`).
+
+With a postgresql:// `log.database` (`log.url`) the same queue and batches go to PostgreSQL
+through pglog instead, each row with this instance's name (`server.instance`).
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from pathlib import Path
 from filterdns.config import LogConfig
 from filterdns.errors import FilterDnsError
 from filterdns.policy.budgets import BudgetMeter
-from filterdns.querylog import clientkey, dbfile, retention
+from filterdns.querylog import clientkey, dbfile, pgconn, retention
 from filterdns.querylog.clientkey import KEY_FILE
 from filterdns.querylog.dbfile import SchemaError
 from filterdns.querylog.logfile import LogFile, Unavailable
+from filterdns.querylog.pglog import PgLog
 from filterdns.querylog.rows import Drops, LogRecord, LogStats, Usage, describe
 from filterdns.querylog.schema import SCHEMA_V1, SCHEMA_VERSION
 
@@ -66,9 +70,12 @@ class QueryLog:
         key: bytes | None = None,
         clock: Callable[[], float] = time.time,
         retry_interval: float = 5.0,
+        instance: str = "",
     ) -> None:
         self.config = config
+        self.instance = instance
         self.path = config.database
+        self.target = config.url or self.path  # what messages name
         self.queue_size = max(1, queue_size)
         self.batch_size = max(1, batch_size)
         self.flush_interval = flush_interval
@@ -80,9 +87,15 @@ class QueryLog:
         # flood costs one append per row, not a task switch.
         self._rows: deque[LogRecord] = deque()
         self._wake = asyncio.Event()
-        self._file = LogFile(
-            self.path, stats=self.stats, clock=clock, retry_interval=retry_interval
-        )
+        self._file: LogFile | PgLog
+        if config.url is None:
+            self._file = LogFile(
+                self.path, stats=self.stats, clock=clock, retry_interval=retry_interval
+            )
+        else:
+            self._file = PgLog(
+                config.url, instance=instance, state=self.path, stats=self.stats, clock=clock
+            )
         self._drops: Drops = {}  # waiting for the next batch that succeeds
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
@@ -132,7 +145,7 @@ class QueryLog:
             except SchemaError:
                 raise
             except Exception as exc:
-                self._file.failed(f"cannot open {self.path}", exc)
+                self._file.failed(f"cannot open {self.target}", exc)
         self._writer = asyncio.create_task(self._run_writer(), name="query log writer")
         self._retention = asyncio.create_task(self._run_retention(), name="query log retention")
 
@@ -176,6 +189,12 @@ class QueryLog:
         await self._file.check()
         self._notify()
 
+    def read_usage(self, now: float) -> Usage:
+        """The budget minutes stored for yesterday and later, where this log writes them."""
+        if self.config.url is None:
+            return read_usage(self.path, now)
+        return pgconn.read_usage(self.config.url, self.instance, now)
+
     # -- alerts and retention --------------------------------------------------------------
 
     async def put_alert(
@@ -199,14 +218,18 @@ class QueryLog:
         try:
             await self._file.add_alert(row)
         except Exception as exc:
-            self._file.failed(f"cannot record alert {rule} in {self.path}", exc)
+            self._file.failed(f"cannot record alert {rule} in {self.target}", exc)
             async with self._file.lock:
                 await self._file.disconnect()
         self._notify()
 
     async def prune(self) -> int:
         """Delete rows older than the retention, in small batches; the number deleted."""
-        total = await retention.prune(self._file, self.clock() - self.config.retention)
+        cutoff = self.clock() - self.config.retention
+        if isinstance(self._file, PgLog):
+            total = await self._file.prune(cutoff)
+        else:
+            total = await retention.prune(self._file, cutoff)
         self._notify()
         return total
 
@@ -217,7 +240,7 @@ class QueryLog:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._file.report(f"cannot delete old rows from {self.path}: {describe(exc)}")
+                self._file.report(f"cannot delete old rows from {self.target}: {describe(exc)}")
             await asyncio.sleep(retention.RETENTION_INTERVAL)
 
     # -- the writer ------------------------------------------------------------------------
@@ -295,7 +318,7 @@ class QueryLog:
             reason = str(exc)
         else:
             reason = describe(exc)
-            self._file.failed(f"cannot write to {self.path}", exc)
+            self._file.failed(f"cannot write to {self.target}", exc)
             async with self._file.lock:
                 await self._file.disconnect()
         if batch:

@@ -365,7 +365,7 @@ TOP_KEYS = (
 )
 SERVER_KEYS = (
     "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, max_tcp_connections_per_client, "
-    "shutdown_grace, timezone, user, metrics, rate_limit"
+    "shutdown_grace, timezone, user, metrics, rate_limit, instance"
 )
 
 

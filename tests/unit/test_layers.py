@@ -31,7 +31,7 @@ LAYERS = {
     "policy.state": 3, "policy.steps": 3, "policy.localzone": 3, "policy.budgets": 3,
     "dns.transport": 4, "dns.streams": 4, "dns.doh": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
     "querylog.dbfile": 4, "querylog.schema": 4, "querylog.rows": 4, "querylog.logfile": 4,
-    "querylog.store": 4,
+    "querylog.store": 4, "querylog.pglog": 4, "querylog.pgconn": 4, "querylog.pgschema": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
     "querylog.delivery": 4, "policy.grants": 4, "policy.legacy_grants": 4,
     "querylog.changes": 4, "querylog.notices": 4,
@@ -54,6 +54,8 @@ THIRD_PARTY = {
     "yaml": {"config.walker"},  # the section modules see YAML nodes only through the Walker
     # aiosqlite: the query log's writer; its rows and statements, and its connection to the file
     "aiosqlite": {"querylog.rows", "querylog.logfile"},
+    # psycopg 3: the query log on PostgreSQL; its connections (shared with readers) and writer
+    "psycopg": {"querylog.pgconn", "querylog.pglog"},
     # rich: the renderers (the report's terminal view, tail's live table) and the command line
     "rich": {
         "querylog.report.terminal",

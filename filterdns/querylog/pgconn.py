@@ -1,0 +1,121 @@
+"""Connections to a PostgreSQL `log.database`: the settings every connection uses, the schema
+check and migrations, for the server's writer (asyncio) and the commands that read (plain).
+
+psycopg 3 lives here and in pglog only. A connection says who it is (`application_name`), gives
+up connecting after CONNECT_TIMEOUT, and never waits on a statement longer than
+STATEMENT_TIMEOUT, so a database that hangs costs log rows, never the writer forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import psycopg
+
+from filterdns.errors import FilterDnsError
+from filterdns.querylog.dbfile import SchemaError
+from filterdns.querylog.pgschema import MIGRATION_LOCK, MIGRATIONS, PG_SCHEMA_VERSION
+
+log = logging.getLogger("filterdns.querylog.store")
+
+CONNECT_TIMEOUT = 3  # seconds; a database down at start delays nothing longer than this
+STATEMENT_TIMEOUT_MS = 30_000
+SETTINGS: dict[str, object] = {
+    "application_name": "filterdns",
+    "connect_timeout": CONNECT_TIMEOUT,
+    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+}
+
+
+def where(url: str) -> str:
+    """The URL as messages name it: without its query string."""
+    return url.split("?", 1)[0]
+
+
+async def connect(url: str) -> psycopg.AsyncConnection[tuple[object, ...]]:
+    """An asyncio connection (autocommit: transactions are explicit) for the writer."""
+    return await psycopg.AsyncConnection.connect(url, autocommit=True, **SETTINGS)  # type: ignore[arg-type]
+
+
+def connect_reader(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A plain connection for a command that reads; FilterDnsError saying why it failed, and
+    SchemaError for a log of a newer schema."""
+    try:
+        conn = psycopg.Connection.connect(url, autocommit=True, **SETTINGS)  # type: ignore[arg-type]
+    except psycopg.Error as exc:
+        raise FilterDnsError(f"cannot connect to {where(url)}: {describe(exc)}") from None
+    try:
+        row = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        if row and row[0]:
+            found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            check_version(url, None if found is None else str(found[0]))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def read_usage(url: str, instance: str, now: float) -> list[tuple[str, str, str, int]]:
+    """The budget minutes this instance stored for yesterday (UTC, for zones behind it) and
+    later; [] (and a warning) when the database cannot be read."""
+    since = time.strftime("%Y-%m-%d", time.gmtime(now - 86400))
+    query = (
+        "SELECT profile, budget, day, minutes FROM budget_usage WHERE instance = %s AND day >= %s"
+    )
+    try:
+        with connect_reader(url) as conn:
+            if conn.execute("SELECT to_regclass('budget_usage')").fetchone() in (None, (None,)):
+                return []
+            rows = conn.execute(query, (instance, since)).fetchall()
+    except (psycopg.Error, FilterDnsError) as exc:
+        log.warning("query log: cannot read the budget minutes from %s: %s", where(url), exc)
+        return []
+    return [(str(p), str(b), str(d), int(str(m))) for p, b, d, m in rows]
+
+
+async def migrate(conn: psycopg.AsyncConnection[tuple[object, ...]], url: str) -> int:
+    """Bring the schema to PG_SCHEMA_VERSION in one transaction under an advisory lock (a no-op
+    when another instance just did); SchemaError for a newer one. The version found."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute(MIGRATIONS[1][0])  # meta
+        cursor = await conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        row = await cursor.fetchone()
+        version = check_version(url, None if row is None else str(row[0]))
+        for step in range(version + 1, PG_SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[step]:
+                await conn.execute(statement)
+        if version < PG_SCHEMA_VERSION:
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(PG_SCHEMA_VERSION),),
+            )
+    return version
+
+
+def check_version(url: str, text: str | None) -> int:
+    """The stored schema version (0 for a fresh database); SchemaError when newer or unreadable."""
+    if text is None:
+        return 0
+    try:
+        version = int(text)
+    except ValueError:
+        raise SchemaError(
+            f"{where(url)} holds a filterdns log whose schema version {text!r} is unreadable"
+        ) from None
+    if version > PG_SCHEMA_VERSION:
+        raise SchemaError(
+            f"{where(url)} holds a filterdns log of schema version {version}, newer than this"
+            f" filterdns understands ({PG_SCHEMA_VERSION}); upgrade filterdns on this machine"
+        )
+    return version
+
+
+def describe(exc: BaseException) -> str:
+    """A database error as one line: the server's message, else the exception's type."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, psycopg.Error | FilterDnsError | OSError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
