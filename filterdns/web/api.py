@@ -15,29 +15,24 @@ docs/web.md lists the endpoints with examples.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from filterdns import actions
-from filterdns.errors import FilterDnsError
 from filterdns.ops.metrics import CONTENT_TYPE
 from filterdns.policy.values import Grant
 from filterdns.querylog import changes
-from filterdns.querylog.report.collect import read_report, report_zone
-from filterdns.querylog.report.data import Report
 from filterdns.web.accounts import Role
 from filterdns.web.apibody import body, count, ends, fail, flag, json_errors, names, text
 from filterdns.web.asks import RequestError, State
 from filterdns.web.auth import account_of, profile_of, public, visible_profiles
 from filterdns.web.keys import ASKS, BACKEND, VIA
+from filterdns.web.reportcache import PERIODS, profile_report
 
 routes = web.RouteTableDef()
 
 V1 = "/api/v1"
-PERIODS = ("today", "week")
 WHEN_KEYS = frozenset({"for", "until", "tomorrow", "reason"})  # how long a change lasts
 MAX_CHANGES = 500  # rows of one /changes answer
 
@@ -85,34 +80,14 @@ async def profiles(request: web.Request) -> web.StreamResponse:
 @routes.get(f"{V1}/profiles/{{name}}/report")
 @json_errors
 async def report(request: web.Request) -> web.StreamResponse:
+    """The report of `filterdns report --json` for today or the week, at most a minute old."""
     name = profile_of(request, request.match_info["name"]).name
     period = request.query.get("period", "today")
     if period not in PERIODS:
         raise fail(400, f"period {period!r} is not one of: {', '.join(PERIODS)}")
     backend = request.app[BACKEND]
-    config, now = backend.config, backend.wall_clock()
-    if period == "week":
-        since = now - 7 * 86400
-    else:
-        start = datetime.fromtimestamp(now, report_zone(config))
-        since = start.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-
-    def read() -> dict[str, object]:
-        try:
-            found = read_report(Path(config.log.database), since=since, until=now, profile=name,
-                                client=None, config=config)  # fmt: skip
-        except FileNotFoundError:  # nothing logged yet
-            found = Report(since, now, report_zone(config), name, None)
-        except OSError as exc:
-            raise FilterDnsError(f"{config.log.database}: {exc}") from None
-        return found.to_json()
-
-    try:
-        return web.json_response(await asyncio.to_thread(read))
-    except Exception as exc:  # sqlite3.Error: an unreadable file
-        if isinstance(exc, FilterDnsError | web.HTTPException):
-            raise
-        raise fail(500, f"{config.log.database}: {exc}") from None
+    _, text = await profile_report(backend.config, name, period, backend.wall_clock)
+    return web.Response(text=text, content_type="application/json")
 
 
 @routes.get(f"{V1}/grants")

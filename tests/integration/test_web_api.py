@@ -4,6 +4,7 @@ listener (with a token) and on server.metrics (without)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ import dns.rcode
 from filterdns.querylog.changes import recent
 from filterdns.web.accounts import AccountStore, Role
 from filterdns.web.asks import RequestStore
+from filterdns.web.reportcache import REPORT_TTL, profile_report
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import FakeClock, addresses, config_for, running_proxy
 from tests.integration.webapp import WebApp, running_web
@@ -343,3 +345,29 @@ async def test_metrics_need_a_token_on_the_web_listener_and_none_on_their_own(
                 free = await http.get(f"http://{metrics.host}:{metrics.port}/metrics")
                 assert free.status == 200
                 assert "filterdns_queries_total{" in await free.text()
+
+
+async def test_a_report_is_read_once_a_minute_and_shared_meanwhile(tmp_path: Path) -> None:
+    clock = FakeClock(TUESDAY)
+    async with webapp(tmp_path, clock) as app:
+        proxy = app.proxy.app
+        proxy.querylog.flush_interval = 0.01
+        await app.proxy.query("casino.example")
+        await proxy.querylog.wait_written(1)
+        clock.now += 60
+        minute = FakeClock(0.0)
+        first = await asyncio.gather(*(
+            profile_report(proxy.config, "minh", "today", clock, minute) for _ in range(3)
+        ))  # fmt: skip
+        assert [data["blocked_total"] for data, _ in first] == [1, 1, 1]
+        assert first[0][0] is first[1][0]  # one read, shared by the three
+        assert json.loads(first[0][1]) == first[0][0]
+        await app.proxy.query("casino.example")
+        await proxy.querylog.wait_written(2)
+        clock.now += 60
+        minute.now = REPORT_TTL - 1
+        same, _ = await profile_report(proxy.config, "minh", "today", clock, minute)
+        assert same["blocked_total"] == 1  # still the report of a minute ago
+        minute.now = REPORT_TTL
+        fresh, _ = await profile_report(proxy.config, "minh", "today", clock, minute)
+        assert fresh["blocked_total"] == 2
