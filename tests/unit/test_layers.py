@@ -127,9 +127,7 @@ def test_module_imports_only_from_its_layer_or_above(path: Path) -> None:
             allowed = THIRD_PARTY[parts[0]]
             mine = {me, _name(path)}
             mine |= {f"{n.rsplit('.', 1)[0]}.*" for n in mine if "." in n and LAYERS[me] >= 7}
-            assert mine & allowed, (
-                f"{parts[0]} may be imported only in {THIRD_PARTY[parts[0]]}"
-            )
+            assert mine & allowed, f"{parts[0]} may be imported only in {THIRD_PARTY[parts[0]]}"
 
 
 def test_every_row_names_a_module() -> None:
