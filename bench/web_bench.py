@@ -29,6 +29,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -186,6 +187,7 @@ def main() -> int:
     parser.add_argument("--polls", type=float, default=4, help="dashboard cycles a second")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="fdns-webbench-"))
     up_port, dns_port, web_port = run.free_port(), run.free_port(), run.free_port()
