@@ -185,6 +185,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="quiet/polled pairs")
     parser.add_argument("--rows", type=int, default=100_000, help="blocked lookups logged")
     parser.add_argument("--polls", type=float, default=4, help="dashboard cycles a second")
+    parser.add_argument("--label", default="", help="what version is measured, for the record")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
@@ -249,7 +250,6 @@ def report(
     def med(key: str, which: int) -> float:
         return statistics.median(r[which][key] for r in rounds)
 
-    ratios = [busy["p99"] / quiet["p99"] for quiet, busy in rounds if quiet["p99"]]
     web_n = sum(busy["web"]["n"] for _, busy in rounds)
     statuses: dict[int, int] = {}
     for _, busy in rounds:
@@ -260,6 +260,7 @@ def report(
         "",
         SECTION,
         "",
+        *([f"- version: {args.label}"] if args.label else []),
         *[line for line in run.machine() if line.startswith(("- CPU", "- Python", "- pinning"))],
         f"- `python bench/web_bench.py --secs {args.secs:g} --rounds {args.rounds} --rows "
         f"{args.rows} --polls {args.polls:g}` (`make bench-web`): `filterdns serve` with the web "
@@ -275,26 +276,29 @@ def report(
             " API stands for it)"
         ),
         "",
-        "| | DNS p50 (ms) | DNS p99 (ms) | answers |",
-        "|---|---|---|---|",
+        "| round | quiet p50 | quiet p99 | polled p50 | polled p99 | p99 polled / quiet "
+        "| pages served (p50 / p99 ms) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for label, which in (("quiet", 0), ("dashboard polled", 1)):
-        answers = sum(r[which]["n"] for r in rounds)
-        out.append(f"| {label} | {med('p50', which):.3f} | {med('p99', which):.3f} | "
-                   f"{answers:,.0f} |")  # fmt: skip
-    ratio = statistics.median(ratios) if ratios else float("nan")
+    for i, (quiet, busy) in enumerate(rounds, 1):
+        page = busy["web"]
+        out.append(
+            f"| {i} | {quiet['p50']:.3f} | {quiet['p99']:.3f} | {busy['p50']:.3f} | "
+            f"{busy['p99']:.3f} | {busy['p99'] / quiet['p99']:.2f}x | {page['n']:,} "
+            f"({page['p50']:.1f} / {page['p99']:.1f}) |"
+        )
+    ratios = [busy["p99"] / quiet["p99"] for quiet, busy in rounds]
     codes = ", ".join(f"{n:,} x {c}" for c, n in sorted(statuses.items()))
     out += [
-        f"| **polled / quiet** | {med('p50', 1) / med('p50', 0):.2f}x | {ratio:.2f}x "
-        f"[{min(ratios):.2f}-{max(ratios):.2f}] | |",
+        f"| **median** | {med('p50', 0):.3f} | {med('p99', 0):.3f} | {med('p50', 1):.3f} | "
+        f"{med('p99', 1):.3f} | **{statistics.median(ratios):.2f}x** | |",
         "",
-        f"Pages served while polled: {web_n:,} ({codes}), "
-        f"p50 {statistics.median(b['web']['p50'] for _, b in rounds):.1f} ms, p99 "
-        f"{statistics.median(b['web']['p99'] for _, b in rounds):.1f} ms. RSS of filterdns: "
-        f"{server.rss_start:.1f} MB after start-up, {server.rss_mb:.1f} MB at most. "
-        f"Run time {took:.0f} s.",
+        f"DNS latency in ms, {RATE} cached queries a second, {sum(q['n'] for q, _ in rounds):,} "
+        f"answers quiet and {sum(b['n'] for _, b in rounds):,} polled. Pages: {web_n:,} "
+        f"({codes}). RSS of filterdns: {server.rss_start:.1f} MB after start-up, "
+        f"{server.rss_mb:.1f} MB at most. Run time {took:.0f} s.",
         "",
-    ]  # fmt: skip
+    ]
     return "\n".join(out)
 
 
