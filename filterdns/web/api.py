@@ -239,7 +239,8 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if not approve:
         if set(data) - {"approve"}:
             raise fail(400, "a declined request takes no 'for', 'until', 'tomorrow' or 'reason'")
-        done = await asyncio.to_thread(store.decide, request_id, approve=False, by=account.name)
+        done = await asyncio.to_thread(store.decide, request_id, approve=False, by=account.name,
+                                       now=backend.wall_clock())  # fmt: skip
         return web.json_response({"request": done.to_json()})
     until = ends(request, asked.profile, data, required=True)
     by, via = who(request)
@@ -250,7 +251,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
                                    by=by, via=via)  # fmt: skip
     try:
         done = await asyncio.to_thread(store.decide, request_id, approve=True, by=account.name,
-                                       grant_id=made[0].id)  # fmt: skip
+                                       grant_id=made[0].id, now=now)  # fmt: skip
     except RequestError:  # decided by someone else meanwhile: take the grant back
         await asyncio.to_thread(actions.revoke, backend.config, made[0].id, by=by, via=via)
         await backend.grants_changed()

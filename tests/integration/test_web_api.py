@@ -286,7 +286,8 @@ async def test_a_childs_request_approved_through_the_api_unblocks_the_name(
             found = await me.get("/api/v1/requests")
             assert [r["id"] for r in found["requests"]] == [wanted.id, other.id]
             done = await me.post(f"/api/v1/requests/{wanted.id}", {"approve": True, "for": "1h"})
-            assert done["request"]["state"] == "approved"
+            decided = done["request"]
+            assert (decided["state"], decided["decided_at"]) == ("approved", TUESDAY)
             assert done["request"]["grant_id"] == done["grants"][0]["id"]
             assert done["grants"][0]["reason"] == "asked: homework on probability"
             assert not await blocked(app, "casino.example")
