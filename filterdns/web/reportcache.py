@@ -86,8 +86,8 @@ async def profile_report(
         found = _reports[key] = (now, task)
     try:
         return await asyncio.shield(found[1])
-    except FilterDnsError:
-        if _reports.get(key) is found:
+    except Exception:  # FilterDnsError, or a bug: not kept for the minute
+        if found[1].done() and _reports.get(key) is found:
             del _reports[key]  # the next request tries again
         raise
 
