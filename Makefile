@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit clean bench stress generate lists-eval
+.PHONY: run test lint typecheck unit clean bench bench-web stress generate lists-eval
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ lists-eval: $(STAMP)
 ## bench: filterdns against dnsmasq and unbound on loopback (QUICK=1: under 3 minutes)
 bench: $(STAMP)
 	bash bench/setup.sh && $(BIN)/python bench/run.py $(if $(QUICK),--quick)
+
+## bench-web: DNS p50/p99 with and without a parent polling the web app (about 10 minutes;
+## SECS=seconds per measurement, ROUNDS=pairs): bench/RESULTS.md "DNS while the web app is used"
+bench-web: $(STAMP)
+	$(BIN)/python bench/web_bench.py $(if $(SECS),--secs $(SECS)) $(if $(ROUNDS),--rounds $(ROUNDS))
 
 ## stress: a million hostile packets, a 10-minute soak with a 1M-name list, a 60 s upstream
 ## outage and a TCP connection hold (SOAK, PACKETS, OUTAGE=seconds, HOLD=connections)

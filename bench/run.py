@@ -67,6 +67,26 @@ UPSTREAM_IP = "192.0.2.1"
 PINNING = "servers on core 0, dnsperf/upstream/latency client on core 1"
 
 
+WEB_SECTION = "## DNS while the web app is used"  # written by web_bench.py, kept here
+
+
+def section_of(text: str, title: str) -> str:
+    """The lines of the section `title` (a "## " heading) up to the next "## " heading."""
+    lines = text.splitlines(keepends=True)
+    if title + "\n" not in lines:
+        return ""
+    start = lines.index(title + "\n")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+               len(lines))  # fmt: skip
+    return "".join(lines[start:end])
+
+
+def drop_section(text: str, title: str) -> str:
+    """`text` without the section `title`."""
+    found = section_of(text, title)
+    return text.replace(found, "") if found else text
+
+
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -703,9 +723,11 @@ def main() -> int:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{mode}.md"
         path.write_text(text)
-        (ROOT / "bench" / "RESULTS.md").write_text(
+        latest = ROOT / "bench" / "RESULTS.md"
+        kept = section_of(latest.read_text(), WEB_SECTION) if latest.exists() else ""
+        latest.write_text(
             "# Latest benchmark results\n\nWritten by `make bench` (`bench/run.py`); "
-            f"a copy of `bench/results/{path.name}`.\n\n" + text
+            f"a copy of `bench/results/{path.name}`.\n\n" + text + (f"\n{kept}" if kept else "")
         )
         log(f"written {path} and bench/RESULTS.md")
         return 0

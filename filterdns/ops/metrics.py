@@ -1,4 +1,4 @@
-"""Prometheus metrics: counters and histograms kept in plain dicts, a tiny HTTP endpoint.
+"""Prometheus metrics: counters and histograms kept in plain dicts, rendered as text.
 
 The hot path (`Metrics.observe`, called by the metrics link for every query) is one dict update
 keyed by a label tuple and one `bisect` into the bucket bounds; nothing is formatted until a
@@ -6,15 +6,12 @@ scrape. `render` writes the text exposition format 0.0.4 by hand. Values that al
 elsewhere (cache counters, log queue depth, list sizes) are not copied here: a `gauges` callback
 reads them at scrape time (`ops.gauges` builds them from the running components).
 
-The endpoint is off by default; `MetricsServer` answers `GET /metrics` with HTTP/1.1, one request
-per connection, and never lets a bad client disturb the proxy.
+The endpoint is off by default: the web server (web/server.py, aiohttp on the proxy's loop) serves
+`GET /metrics` on `server.metrics` without a token, and on `web.listen` with a parent's token.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import math
 import re
 from bisect import bisect_left
@@ -22,14 +19,10 @@ from collections.abc import Callable, Iterable
 
 from filterdns.dns.model import Request, Response
 
-log = logging.getLogger(__name__)
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
-READ_TIMEOUT = 5.0  # seconds a client has to send its request (and to read the answer)
-MAX_REQUEST = 8192  # bytes of request line and headers accepted
 
 Gauge = tuple[str, str, dict[str, str], float]  # name, help, labels, value
 Gauges = Callable[[], Iterable[Gauge]]
@@ -38,8 +31,6 @@ _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _LABEL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 _HELP_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n"})
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
-_REASONS[500] = "Internal Server Error"
 
 
 def escape_label(value: str) -> str:
@@ -188,99 +179,3 @@ def _render_gauges(lines: list[str], gauges: Iterable[Gauge]) -> None:
     for name, (help_text, samples) in grouped.items():
         _header(lines, name, help_text, "counter" if name.endswith("_total") else "gauge")
         lines.extend(samples)
-
-
-class MetricsServer:
-    """A minimal HTTP/1.1 endpoint: `GET /metrics`, one request per connection."""
-
-    def __init__(
-        self, metrics: Metrics, host: str, port: int, gauges: Gauges | None = None
-    ) -> None:
-        self.metrics = metrics
-        self.host = host
-        self.port = port
-        self.gauges = gauges
-        self.timeout = READ_TIMEOUT
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> tuple[str, int]:
-        """Listen; the address actually bound (port 0 picks a free one)."""
-        self._server = await asyncio.start_server(
-            self._handle, self.host, self.port, limit=MAX_REQUEST
-        )
-        address = self._server.sockets[0].getsockname()
-        return str(address[0]), int(address[1])
-
-    async def stop(self) -> None:
-        """Stop listening and end the connections still open."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        handlers = list(self._handlers)
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
-        await server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-        try:
-            reply = await self._reply(reader)
-            if reply is not None:
-                writer.write(reply)
-                await asyncio.wait_for(writer.drain(), self.timeout)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError):
-            pass  # the client went away or was too slow: nothing to answer
-        except Exception:
-            log.exception("metrics endpoint: unexpected error")
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            if task is not None:
-                self._handlers.discard(task)
-
-    async def _reply(self, reader: asyncio.StreamReader) -> bytes | None:
-        """The whole HTTP response to the request on `reader`; None when nothing came."""
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.timeout)
-        except asyncio.IncompleteReadError as exc:
-            return _response(400, "bad request\n") if exc.partial.strip() else None
-        except asyncio.LimitOverrunError:
-            return _response(400, "request too large\n")
-        parts = head.split(b"\r\n", 1)[0].split(b" ")
-        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1.") or not parts[1].startswith(b"/"):
-            return _response(400, "bad request\n")
-        method, target = parts[0], parts[1].split(b"?", 1)[0]
-        if target != b"/metrics":
-            return _response(404, "not found\n")
-        if method not in (b"GET", b"HEAD"):
-            return _response(405, "method not allowed\n", extra="Allow: GET, HEAD\r\n")
-        try:
-            body = self.metrics.render(self.gauges)
-        except Exception:
-            log.exception("metrics endpoint: rendering failed")
-            return _response(500, "rendering the metrics failed\n")
-        return _response(200, body, content_type=CONTENT_TYPE, head_only=method == b"HEAD")
-
-
-def _response(
-    status: int,
-    body: str,
-    *,
-    content_type: str = "text/plain; charset=utf-8",
-    extra: str = "",
-    head_only: bool = False,
-) -> bytes:
-    data = body.encode("utf-8")
-    head = (
-        f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
-        f"Content-Type: {content_type}\r\n"
-        f"Content-Length: {len(data)}\r\n"
-        f"Connection: close\r\n{extra}\r\n"
-    ).encode("ascii")
-    return head if head_only else head + data

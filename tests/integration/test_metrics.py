@@ -1,13 +1,15 @@
-"""The metrics: exact text of counters and histograms, label escaping, and the HTTP endpoint."""
+"""The metrics: exact text of counters and histograms, label escaping, and `/metrics` on
+server.metrics as the running proxy serves it (the web server's aiohttp)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import socket
-import urllib.error
-import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import aiohttp
 import dns.message
 import pytest
 
@@ -15,16 +17,12 @@ from filterdns.config import UpstreamServer
 from filterdns.dns import wire
 from filterdns.dns.model import Kind, Request, Response, error_answer
 from filterdns.ops.gauges import component_gauges
-from filterdns.ops.metrics import (
-    BUCKETS,
-    CONTENT_TYPE,
-    Gauge,
-    Metrics,
-    MetricsServer,
-)
+from filterdns.ops.metrics import BUCKETS, Gauge, Metrics
 from filterdns.resolvers.cache import CacheStats
 from filterdns.resolvers.metrics import MetricsResolver
 from filterdns.resolvers.upstream import Health, Outstanding
+from tests.fakes.upstream import FakeUpstream
+from tests.integration.harness import Proxy, config_for, running_proxy
 
 
 def request(name: str = "example.com.", profile: str | None = "minh") -> Request:
@@ -274,10 +272,22 @@ async def test_resolver_times_and_counts_each_query() -> None:
     assert 'filterdns_query_duration_seconds_bucket{le="0.05"} 1' in text
 
 
-# --- the endpoint ---------------------------------------------------------------------------
+# --- the endpoint: server.metrics, served by the web server (aiohttp) -----------------------
+
+
+@asynccontextmanager
+async def metrics_proxy() -> AsyncIterator[tuple[Proxy, FakeUpstream, tuple[str, int]]]:
+    """The proxy with `server.metrics` on port 0, and that address."""
+    async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as upstream:
+        text = config_for(upstream.address, server='metrics: "127.0.0.1:0"')
+        async with running_proxy(text) as proxy:
+            where = proxy.app.metrics_address
+            assert where is not None
+            yield proxy, upstream, (where.host, where.port)
 
 
 async def raw(address: tuple[str, int], data: bytes, *, eof: bool = False) -> bytes:
+    """What the server sends back to `data` before it closes the connection."""
     reader, writer = await asyncio.open_connection(*address)
     try:
         writer.write(data)
@@ -290,143 +300,87 @@ async def raw(address: tuple[str, int], data: bytes, *, eof: bool = False) -> by
         await writer.wait_closed()
 
 
-def split(reply: bytes) -> tuple[str, dict[str, str], str]:
-    head, _, body = reply.partition(b"\r\n\r\n")
-    status, *header_lines = head.decode("ascii").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        key, _, value = line.partition(":")
-        headers[key.strip().lower()] = value.strip()
-    assert int(headers["content-length"]) == len(body)
-    return status, headers, body.decode("utf-8")
+def status_of(reply: bytes) -> str:
+    return reply.split(b"\r\n", 1)[0].decode("ascii", "replace")
 
 
-async def test_endpoint_serves_metrics_404_400_and_keeps_serving() -> None:
-    metrics = Metrics()
-    req = request()
-    metrics.observe(req, response(req, Kind.BLOCKED, "gambling"), 0.001)
-    depth = [17]
-    server = MetricsServer(
-        metrics,
-        "127.0.0.1",
-        0,
-        gauges=lambda: [("filterdns_log_queue_depth", "Queued rows.", {}, depth[0])],
-    )
-    address = await server.start()
-    try:
-        assert address[0] == "127.0.0.1"
-        assert address[1] > 0
-        get = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
-        status, headers, body = split(await raw(address, get))
-        assert status == "HTTP/1.1 200 OK"
-        assert headers["content-type"] == CONTENT_TYPE
-        assert headers["content-type"].startswith("text/plain; version=0.0.4")
-        assert headers["connection"] == "close"
-        parse(body)
-        assert "filterdns_log_queue_depth 17" in body.splitlines()
-        assert 'kind="blocked",profile="minh",category="gambling"} 1' in body
+async def test_the_metrics_listener_serves_get_and_head_of_metrics_only() -> None:
+    async with metrics_proxy() as (proxy, _, address), aiohttp.ClientSession() as http:
+        url = f"http://{address[0]}:{address[1]}"
+        reply = await http.get(f"{url}/metrics")
+        assert reply.status == 200
+        assert reply.headers["Content-Type"].startswith("text/plain")
+        before = await reply.text()
+        parse(before)
+        assert "filterdns_cache_hits_total 0" in before.splitlines()
+        await proxy.query("example.com")
+        await proxy.query("example.com")
+        after = await (await http.get(f"{url}/metrics?x=1")).text()  # gauges read at scrape time
+        assert "filterdns_cache_hits_total 1" in after.splitlines()
 
-        status, _, _ = split(await raw(address, b"GET /other HTTP/1.1\r\n\r\n"))
-        assert status == "HTTP/1.1 404 Not Found"
-        status, _, _ = split(await raw(address, b"\x00\xffgarbage\r\n\r\n"))
-        assert status == "HTTP/1.1 400 Bad Request"
-        status, _, _ = split(await raw(address, b"GET /metrics", eof=True))  # cut short
-        assert status == "HTTP/1.1 400 Bad Request"
-        status, _, _ = split(await raw(address, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n"))
-        assert status == "HTTP/1.1 400 Bad Request"
-        status, headers, _ = split(await raw(address, b"POST /metrics HTTP/1.1\r\n\r\n"))
-        assert status == "HTTP/1.1 405 Method Not Allowed"
+        head = await http.head(f"{url}/metrics")
+        assert head.status == 200 and await head.read() == b""
+        for path in ("/", "/other", "/metrics/x", "/api/v1/profiles"):
+            assert (await http.get(url + path)).status == 404, path
+        post = await http.post(f"{url}/metrics", data=b"x")
+        assert post.status == 405 and "GET" in post.headers["Allow"]
+
+
+async def test_garbage_and_slow_clients_never_stop_the_metrics_or_the_dns() -> None:
+    async with metrics_proxy() as (proxy, _, address):
+        assert status_of(await raw(address, b"\x00\xffgarbage\r\n\r\n")).endswith("400 Bad Request")
+        long_line = b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n"
+        assert status_of(await raw(address, long_line)).split(" ")[1] in ("400", "414")
         assert await raw(address, b"", eof=True) == b""  # connected, said nothing
-
-        head = await raw(address, b"HEAD /metrics HTTP/1.1\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
-        assert head.endswith(b"\r\n\r\n")
-
-        # Still serving after all that, and the gauge is read at scrape time (urllib this time).
-        depth[0] = 3
-        url = f"http://{address[0]}:{address[1]}/metrics?x=1"
-
-        def fetch() -> tuple[int, str, str]:
-            with urllib.request.urlopen(url, timeout=5) as reply:
-                return reply.status, reply.headers["Content-Type"], reply.read().decode()
-
-        code, content_type, body = await asyncio.to_thread(fetch)
-        assert code == 200
-        assert content_type == CONTENT_TYPE
-        assert "filterdns_log_queue_depth 3" in body.splitlines()
-
-        def missing() -> int:
-            try:
-                urllib.request.urlopen(f"http://{address[0]}:{address[1]}/", timeout=5)
-            except urllib.error.HTTPError as exc:
-                exc.close()
-                return exc.code
-            return 200
-
-        assert await asyncio.to_thread(missing) == 404
-    finally:
-        await server.stop()
-
-
-async def test_rendering_error_is_500_and_slow_client_is_dropped() -> None:
-    def broken() -> list[Gauge]:
-        raise RuntimeError("boom")
-
-    server = MetricsServer(Metrics(), "127.0.0.1", 0, gauges=broken)
-    server.timeout = 0.2
-    address = await server.start()
-    try:
-        status, _, _ = split(await raw(address, b"GET /metrics HTTP/1.1\r\n\r\n"))
-        assert status == "HTTP/1.1 500 Internal Server Error"
+        await raw(address, b"GET /metrics", eof=True)  # cut short: whatever it answers, no harm
+        # A client that starts a request and stalls holds nothing up.
         reader, writer = await asyncio.open_connection(*address)
-        writer.write(b"GET /metr")  # and then nothing: the server gives up
+        writer.write(b"GET /metr")
         await writer.drain()
-        assert await asyncio.wait_for(reader.read(), 5) == b""
+        reply = await raw(address, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status_of(reply) == "HTTP/1.1 200 OK"
+        assert (await proxy.query("example.com")).answer
         writer.close()
         await writer.wait_closed()
-    finally:
-        await server.stop()
+        del reader
 
 
-async def test_stop_ends_open_connections() -> None:
-    server = MetricsServer(Metrics(), "127.0.0.1", 0)
-    address = await server.start()
-    reader, writer = await asyncio.open_connection(*address)
-    writer.write(b"GET /")
-    await writer.drain()
-    await asyncio.sleep(0.05)
-    await asyncio.wait_for(server.stop(), 2)
-    assert await asyncio.wait_for(reader.read(), 2) == b""
-    writer.close()
-    await writer.wait_closed()
-    with pytest.raises(OSError):
-        await asyncio.open_connection(*address)
-    await server.stop()  # twice is fine
+async def test_a_rendering_error_is_500_and_the_next_scrape_works() -> None:
+    async with metrics_proxy() as (proxy, _, address), aiohttp.ClientSession() as http:
+        url = f"http://{address[0]}:{address[1]}/metrics"
+        gauges = proxy.app._gauges
+
+        def broken() -> list[Gauge]:
+            raise RuntimeError("boom")
+
+        proxy.app._gauges = broken  # type: ignore[method-assign]
+        assert (await http.get(url)).status == 500
+        proxy.app._gauges = gauges  # type: ignore[method-assign]
+        assert (await http.get(url)).status == 200
+
+
+async def test_stopping_the_proxy_ends_open_metrics_connections() -> None:
+    async with metrics_proxy() as (proxy, _, address):
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"GET /")
+        await writer.drain()
+        await asyncio.wait_for(proxy.app.stop(), 5)
+        assert await asyncio.wait_for(reader.read(), 2) == b""
+        writer.close()
+        await writer.wait_closed()
+        with pytest.raises(OSError):
+            await asyncio.open_connection(*address)
 
 
 async def test_the_running_proxy_serves_its_metrics() -> None:
-    from tests.fakes.upstream import FakeUpstream
-    from tests.integration.harness import config_for, running_proxy
-
-    async with FakeUpstream({("example.com", "A"): ["93.184.216.34"]}) as upstream:
-        text = config_for(upstream.address).replace(
-            'server:\n  listen: ["127.0.0.1:0"]\n',
-            'server:\n  listen: ["127.0.0.1:0"]\n  metrics: "127.0.0.1:0"\n',
-        )
-        async with running_proxy(text) as proxy:
-            await proxy.query("example.com")
-            await proxy.query("example.com")
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as garbage:
-                garbage.sendto(b"\x12\x34\x00", (proxy.host, proxy.port))  # dropped: too short
-            await proxy.query("example.com", tcp=True)  # read after the garbage: it was counted
-            where = proxy.app.metrics_address
-            assert where is not None
-            reader, writer = await asyncio.open_connection(where.host, where.port)
-            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            await writer.drain()
-            body = (await reader.read()).decode()
-            writer.close()
-            await writer.wait_closed()
+    async with metrics_proxy() as (proxy, upstream, address):
+        await proxy.query("example.com")
+        await proxy.query("example.com")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as garbage:
+            garbage.sendto(b"\x12\x34\x00", (proxy.host, proxy.port))  # dropped: too short
+        await proxy.query("example.com", tcp=True)  # read after the garbage: it was counted
+        reply = await raw(address, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        body = reply.decode()
     assert body.startswith("HTTP/1.1 200")
     assert 'filterdns_queries_total{kind="resolved",profile="household",category=""} 1' in body
     assert 'filterdns_queries_total{kind="cached",profile="household",category=""} 2' in body
