@@ -43,7 +43,7 @@ async def scrape(proxy: Proxy) -> dict[str, float]:
     where = proxy.app.metrics_address
     assert where is not None
     reader, writer = await asyncio.open_connection(where.host, where.port)
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     await writer.drain()
     body = (await reader.read()).decode()
     writer.close()
