@@ -29,17 +29,20 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filterdns.config import LogConfig
 from filterdns.errors import FilterDnsError
 from filterdns.policy.budgets import BudgetMeter
-from filterdns.querylog import clientkey, dbfile, pgconn, retention
+from filterdns.querylog import clientkey, dbfile, retention
 from filterdns.querylog.clientkey import KEY_FILE
 from filterdns.querylog.dbfile import SchemaError
 from filterdns.querylog.logfile import LogFile, Unavailable
-from filterdns.querylog.pglog import PgLog
 from filterdns.querylog.rows import Drops, LogRecord, LogStats, Usage, describe
 from filterdns.querylog.schema import SCHEMA_V1, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from filterdns.querylog.pglog import PgLog
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,9 @@ class QueryLog:
                 self.path, stats=self.stats, clock=clock, retry_interval=retry_interval
             )
         else:
+            # psycopg only when the log is on PostgreSQL: a box on SQLite never loads it.
+            from filterdns.querylog.pglog import PgLog  # noqa: PLC0415
+
             self._file = PgLog(
                 config.url, instance=instance, state=self.path, stats=self.stats, clock=clock
             )
@@ -193,6 +199,8 @@ class QueryLog:
         """The budget minutes stored for yesterday and later, where this log writes them."""
         if self.config.url is None:
             return read_usage(self.path, now)
+        from filterdns.querylog import pgconn  # noqa: PLC0415
+
         return pgconn.read_usage(self.config.url, self.instance, now)
 
     # -- alerts and retention --------------------------------------------------------------
@@ -226,10 +234,10 @@ class QueryLog:
     async def prune(self) -> int:
         """Delete rows older than the retention, in small batches; the number deleted."""
         cutoff = self.clock() - self.config.retention
-        if isinstance(self._file, PgLog):
-            total = await self._file.prune(cutoff)
-        else:
+        if isinstance(self._file, LogFile):
             total = await retention.prune(self._file, cutoff)
+        else:
+            total = await self._file.prune(cutoff)
         self._notify()
         return total
 
