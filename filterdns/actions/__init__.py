@@ -10,6 +10,8 @@ truth) and leaves a row in the `changes` table (querylog/changes.py).
 - `grants`: `pause`, `resume`, `allow_domains`, `allow_category`, `block_all`, `top_up`,
   `revoke`, `active`.
 - `budgets`: each time budget's minutes used and left today (`budgets`, `BudgetRow`).
+- `requests`: a child's request to unblock a name approved (a domain grant) or declined
+  (`decide_request`).
 - `status`: each profile's state now, for a parent's home screen (`status`, `ProfileStatus`).
 """
 
@@ -27,6 +29,7 @@ from filterdns.actions.grants import (
     revoke,
     top_up,
 )
+from filterdns.actions.requests import decide_request
 from filterdns.actions.status import STATES, ProfileStatus, policy_for, status
 from filterdns.actions.when import MORNING, ends_for, seconds_of
 
@@ -44,6 +47,7 @@ __all__ = [
     "budgets",
     "categories",
     "check_profiles",
+    "decide_request",
     "ends_for",
     "pause",
     "policy_for",

@@ -15,6 +15,7 @@ docs/web.md lists the endpoints with examples.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from filterdns.policy.values import Grant
 from filterdns.querylog import changes
 from filterdns.web.accounts import Role
 from filterdns.web.apibody import body, count, ends, fail, flag, json_errors, names, text
-from filterdns.web.asks import RequestError, State
+from filterdns.web.asks import State
 from filterdns.web.auth import account_of, profile_of, public, visible_profiles
 from filterdns.web.keys import ASKS, BACKEND, VIA
 from filterdns.web.reportcache import PERIODS, profile_report
@@ -235,27 +236,18 @@ async def decide(request: web.Request) -> web.StreamResponse:
     profile_of(request, asked.profile)
     if asked.state is not State.OPEN:
         raise fail(400, f"request #{request_id} was already {asked.state} by {asked.decided_by}")
-    account = account_of(request)
-    if not approve:
-        if set(data) - {"approve"}:
-            raise fail(400, "a declined request takes no 'for', 'until', 'tomorrow' or 'reason'")
-        done = await asyncio.to_thread(store.decide, request_id, approve=False, by=account.name,
-                                       now=backend.wall_clock())  # fmt: skip
-        return web.json_response({"request": done.to_json()})
-    until = ends(request, asked.profile, data, required=True)
+    if not approve and set(data) - {"approve"}:
+        raise fail(400, "a declined request takes no 'for', 'until', 'tomorrow' or 'reason'")
+    until = ends(request, asked.profile, data, required=True) if approve else None
     by, via = who(request)
     now = backend.wall_clock()
-    reason = text(data, "reason") or (f"asked: {asked.reason}" if asked.reason else "asked")
-    made = await asyncio.to_thread(actions.allow_domains, backend.config, [asked.profile],
-                                   [asked.name], until, reason=reason, now=now,
-                                   by=by, via=via)  # fmt: skip
-    try:
-        done = await asyncio.to_thread(store.decide, request_id, approve=True, by=account.name,
-                                       grant_id=made[0].id, now=now)  # fmt: skip
-    except RequestError:  # decided by someone else meanwhile: take the grant back
-        await asyncio.to_thread(actions.revoke, backend.config, made[0].id, by=by, via=via)
-        await backend.grants_changed()
-        raise
+    done, made = await asyncio.to_thread(
+        functools.partial(actions.decide_request, backend.config, store, request_id,
+                          approve=approve, ends=until, reason=text(data, "reason") or "", by=by,
+                          via=via, now=now)
+    )  # fmt: skip
+    if not made:
+        return web.json_response({"request": done.to_json()})
     return await changed(request, {"request": done.to_json(),
                                    "grants": grants_json(request, made, now)})  # fmt: skip
 

@@ -208,33 +208,25 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if choice not in (*DURATIONS, "today", "decline"):
         return await _requests(request, error=t["asks_bad_decision"], status=400)
     by, via, now = account_of(request).name, request[VIA], backend.wall_clock()
+    if asked.state is not State.OPEN:
+        return await _requests(request, error=t["asks_already_decided"].format(name=asked.name),
+                               status=400)  # fmt: skip
+    ends = None if choice == "decline" else {asked.profile: _end(request, asked, choice, now)}
     try:
-        if asked.state is not State.OPEN:
-            raise RequestError(t["asks_already_decided"].format(name=asked.name))
-        grant_id = None
-        if choice != "decline":
-            grant_id = await asyncio.to_thread(
-                functools.partial(_allow, request, asked, choice, by=by, via=via, now=now)
-            )
-        await asyncio.to_thread(store.decide, asked.id, approve=grant_id is not None, by=by,
-                                grant_id=grant_id, now=now)  # fmt: skip
-    except FilterDnsError as exc:  # ActionError, RequestError: one line for the adult
+        _done, made = await asyncio.to_thread(
+            functools.partial(actions.decide_request, backend.config, store, asked.id,
+                              approve=ends is not None, ends=ends, by=by, via=via, now=now)
+        )  # fmt: skip
+    except FilterDnsError as exc:  # ActionError: one line for the adult
         return await _requests(request, error=str(exc), status=400)
-    if grant_id is not None:
+    if made:
         await backend.grants_changed()
     raise web.HTTPSeeOther("/requests")
 
 
-def _allow(
-    request: web.Request, asked: AccessRequest, choice: str, *, by: str, via: str, now: float
-) -> int:
-    """The domain grant approving `asked` (in a worker thread); its id."""
+def _end(request: web.Request, asked: AccessRequest, choice: str, now: float) -> float:
+    """When approving `asked` with `choice` ends: midnight in its profile's zone for "today"."""
     config = request.app[BACKEND].config
     if choice == "today":
-        ends = {asked.profile: next_midnight(now, zone(config, asked.profile))}
-    else:
-        ends = {asked.profile: now + DURATIONS[choice]}
-    note = f"request #{asked.id}" + (f": {asked.reason}" if asked.reason else "")
-    made = actions.allow_domains(config, [asked.profile], [asked.name], ends, reason=note, by=by,
-                                 via=via, now=now)  # fmt: skip
-    return made[0].id
+        return next_midnight(now, zone(config, asked.profile))
+    return now + DURATIONS[choice]

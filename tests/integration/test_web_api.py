@@ -289,7 +289,7 @@ async def test_a_childs_request_approved_through_the_api_unblocks_the_name(
             decided = done["request"]
             assert (decided["state"], decided["decided_at"]) == ("approved", TUESDAY)
             assert done["request"]["grant_id"] == done["grants"][0]["id"]
-            assert done["grants"][0]["reason"] == "asked: homework on probability"
+            assert done["grants"][0]["reason"] == f"request #{wanted.id}: homework on probability"
             assert not await blocked(app, "casino.example")
             no = await me.post(f"/api/v1/requests/{other.id}", {"approve": False})
             assert (no["request"]["state"], no["request"]["decided_by"]) == ("declined", "me")
@@ -302,7 +302,10 @@ async def test_a_childs_request_approved_through_the_api_unblocks_the_name(
             status, said = await me.call("POST", "/api/v1/requests/99", {"approve": False})
             assert (status, said) == (404, {"error": "no request #99"})
         assert await blocked(app, "youtube.com")
-        assert [(c.action, c.via) for c in recent(app.database)] == [("allow", "api")]
+        assert [(c.action, c.via) for c in recent(app.database)] == [
+            ("decline", "api"),  # newest first: a decline is a change too
+            ("allow", "api"),
+        ]
 
 
 async def test_a_session_uses_the_api_with_its_csrf_token(tmp_path: Path) -> None:

@@ -338,3 +338,36 @@ def test_the_status_command_and_the_cli_door(
     ((who, via, action, profile, detail),) = recorded(config)
     assert (who, via, action, profile) == ("anna", "cli", "pause", "lan")
     assert detail.startswith("paused until ") and detail.endswith("06:00 (late)")  # maybe a date
+
+
+def test_a_request_approved_by_two_people_at_once_leaves_one_grant(config: Config) -> None:
+    from filterdns.web.asks import RequestStore
+
+    store = RequestStore(config.log.database)
+    asked = store.add("192.168.1.20", "minh", "khanacademy.org", "maths", now=NOW)
+    ends = {"minh": NOW + 3600}
+    done, made = actions.decide_request(config, store, asked.id, approve=True, ends=ends,
+                                        by="anna", via="web", now=NOW)  # fmt: skip
+    assert (done.state, done.grant_id, made[0].domain) == (
+        "approved",
+        made[0].id,
+        "khanacademy.org",
+    )
+    with pytest.raises(ActionError, match="already approved by anna"):
+        actions.decide_request(
+            config, store, asked.id, approve=False, by="binh", via="api", now=NOW
+        )
+    # The second approval lost the race after the first check: its grant is taken back.
+    second = store.add("192.168.1.20", "minh", "wikipedia.org", "", now=NOW)
+    original = store.decide
+
+    def decided_meanwhile(request_id: int, **kwargs: object) -> object:
+        original(request_id, approve=False, by="binh", now=NOW)
+        return original(request_id, **kwargs)  # type: ignore[arg-type]
+
+    store.decide = decided_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(ActionError):
+        actions.decide_request(config, store, second.id, approve=True, ends=ends, by="anna",
+                               via="web", now=NOW)  # fmt: skip
+    assert [g.domain for g in actions.active(config, now=NOW)] == ["khanacademy.org"]
+    assert ("binh", "api", "decline", "minh") not in [r[:4] for r in recorded(config)]
