@@ -11,7 +11,7 @@
   another site.
 * The API takes `Authorization: Bearer <token>` instead (no cookie, so no CSRF).
 * Logins are throttled per address and per account name (`Throttle`): past the allowance, 429
-  with the minutes to wait, whatever the password.
+  with the minutes to wait, whatever the password. Bad API tokens count the same way.
 * A teacher sees only the profiles their account names: any other gets 403 (`profile_of`).
 """
 
@@ -40,6 +40,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FAILURES_PER_ADDRESS = 5  # failed logins from one address...
 FAILURES_PER_NAME = 10  # ...or for one account name...
 THROTTLE_WINDOW = 15 * 60.0  # ...within this many seconds: wait until the oldest is this old
+TOKEN_NAME = "\x00token"  # bad API tokens count under this name (no account can be called it)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
@@ -106,8 +107,14 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     """Attach the account (and the session's CSRF token) to the request, or refuse it."""
     token = _bearer(request)
     if token is not None:
+        throttle, address = request.app[THROTTLE], client_address(request)
+        as_name = TOKEN_NAME + address  # per address: bad tokens from one never lock out others
+        wait = throttle.wait(address, as_name)
+        if wait > 0:  # guessing tokens: as slow as guessing passwords
+            return _refuse(request, 429, f"too many bad tokens; try again in {math.ceil(wait)} s")
         account = await asyncio.to_thread(accounts(request).check_token, token)
         if account is None:
+            throttle.failed(address, as_name)
             return _refuse(request, 401, "invalid or revoked token")
         request[ACCOUNT], request[VIA] = account, "api"
         return await handler(request)

@@ -82,3 +82,18 @@ async def test_a_parent_signs_in_on_a_phone_in_vietnamese(tmp_path: Path) -> Non
             assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
             await page.click("a[href^='/lang/en']")
             await page.wait_for_selector("text=Children and classes")
+
+
+async def test_guessed_api_tokens_are_throttled_like_passwords(tmp_path: Path) -> None:
+    async with running_web(tmp_path) as app, app.client() as anonymous:
+        app.account("me")
+        token = app.token("me")
+        for _ in range(5):
+            guess = await anonymous.http.get(
+                "/api/v1/profiles", headers={"Authorization": "Bearer fdns_guess"}
+            )
+            assert guess.status == 401
+        right = await anonymous.http.get(
+            "/api/v1/profiles", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert right.status == 429  # from this address, even the right one waits
