@@ -46,9 +46,11 @@ unit: $(STAMP)
 lists-eval: $(STAMP)
 	$(BIN)/python scripts/lists_eval.py $(if $(DATA),--data $(DATA))
 
-## bench: filterdns against dnsmasq and unbound on loopback (QUICK=1: under 3 minutes)
+## bench: filterdns against dnsmasq and unbound on loopback, then DNS while the web app is
+## polled (bench-web; QUICK=1: under 5 minutes in all)
 bench: $(STAMP)
 	bash bench/setup.sh && $(BIN)/python bench/run.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/web_bench.py $(if $(QUICK),--secs 20 --rounds 1 --rows 20000)
 
 ## bench-web: DNS p50/p99 with and without a parent polling the web app (about 10 minutes;
 ## SECS=seconds per measurement, ROUNDS=pairs): bench/RESULTS.md "DNS while the web app is used"

@@ -11,7 +11,7 @@ Everything on loopback, free ports (never 53):
   then a parent account made with `filterdns web passwd` and a token with `filterdns web token`;
 * the latency client of run.py: cached names at 200 queries a second (p50, p99, max);
 * a poller in its own process, signed in with a session: each cycle asks the home page, the
-  child page (when this version has one), the profiles' state and the child's week report
+  child page (`/p/minh`), the profiles' state and the child's week report
   through the API, `--polls` cycles a second.
 
 Rounds alternate quiet / polled; the ratio of the p99s is taken within each round. The server
@@ -50,7 +50,7 @@ FILTERDNS = run.FILTERDNS
 SECTION = "## DNS while the web app is used"
 PASSWORD = "bench password 1234"
 RATE = 200
-CHILD_PAGES = ("/child/minh", "/children/minh", "/p/minh")  # the first that answers 200 is used
+CHILD_PAGE = "/p/minh"  # today's blocks as charts, grants, changes: the page a parent opens most
 
 
 def config(work: Path, dns_port: int, web_port: int, up_port: int) -> Path:
@@ -140,21 +140,6 @@ async def _poll(url: str, token: str, pages: list[str], rate: float, stop: Any) 
     }
 
 
-def child_page(url: str) -> str | None:
-    """The child page of this version, found by asking (signed in); None when it has none."""
-
-    async def find() -> str | None:
-        async with aiohttp.ClientSession(url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            await http.post("/login", data={"name": "me", "password": PASSWORD})
-            for page in CHILD_PAGES:
-                async with http.get(page, allow_redirects=False) as reply:
-                    if reply.status == 200:
-                        return page
-        return None
-
-    return asyncio.run(find())
-
-
 # ---------------------------------------------------------------- the measurement
 
 
@@ -207,9 +192,7 @@ def main() -> int:
         token = re.search(r"fdns_\S+", cli(cfg, "token", "me", "--label", "bench"))
         assert token is not None, "no token printed"
         url = f"http://127.0.0.1:{web_port}"
-        child = child_page(url)
-        pages = ["/", *([child] if child else []), "/api/v1/profiles",
-                 "/api/v1/profiles/minh/report?period=week"]  # fmt: skip
+        pages = ["/", CHILD_PAGE, "/api/v1/profiles", "/api/v1/profiles/minh/report?period=week"]
         run.log(f"polling {', '.join(pages)} {args.polls:g} times a second")
         names = [f"w{i}.webbench.test" for i in range(RATE * 5)]
         run.latency(dns_port, names, 1000, len(names) / 1000)  # every name cached
@@ -222,7 +205,7 @@ def main() -> int:
             rounds.append((quiet, busy))
             run.log(f"round {r + 1}: p99 quiet {quiet['p99']:.3f} ms, polled {busy['p99']:.3f} ms"
                     f" ({busy['web']['n']} pages, {busy['web']['statuses']})")  # fmt: skip
-        text = report(args, rounds=rounds, pages=pages, child=child, server=server,
+        text = report(args, rounds=rounds, pages=pages, server=server,
                       took=time.monotonic() - started)  # fmt: skip
     finally:
         server.stop()
@@ -243,7 +226,6 @@ def report(
     *,
     rounds: list[tuple[dict, dict]],
     pages: list[str],
-    child: str | None,
     server: run.Server,
     took: float,
 ) -> str:
@@ -268,13 +250,7 @@ def report(
         f"- DNS: cached names at {RATE} queries a second for {args.secs:g} s per measurement, "
         f"{args.rounds} round(s) of quiet then polled, p99 ratio taken within each round",
         f"- polled: a signed-in parent asking {', '.join(f'`{p}`' for p in pages)} "
-        f"{args.polls:g} times a second each"
-        + (
-            ""
-            if child
-            else " (this version has no child page yet: the week report through the"
-            " API stands for it)"
-        ),
+        f"{args.polls:g} times a second each",
         "",
         "| round | quiet p50 | quiet p99 | polled p50 | polled p99 | p99 polled / quiet "
         "| pages served (p50 / p99 ms) |",
