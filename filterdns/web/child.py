@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +43,10 @@ from filterdns.web.keys import BACKEND, VIA
 from filterdns.web.render import render, texts
 
 routes = web.RouteTableDef()
+REPORT_SECONDS = 10.0  # a page's report is shared this long (see _report)
+MAX_REPORTS = 256
+_reports: dict[tuple[str, int, str, str], tuple[float, Report]] = {}
+_reports_lock = threading.Lock()
 SPANS = {"today": 1, "week": 7}  # the report's period: today, or the last 7 days with today
 PERIOD_FALLBACK = 45 * 60.0  # "this period" when no rule is active: 45 minutes
 CHANGES_SHOWN = 15
@@ -101,11 +107,7 @@ def gather(config: Config, name: str, span: str, now: float) -> Gathered:
     zone = report_zone(config)
     start = midnight(now, zone)
     since = (datetime.fromtimestamp(start, zone) - timedelta(days=SPANS[span] - 1)).timestamp()
-    try:
-        report = read_report(config.log.database, since=since, until=now + 1, profile=name,
-                             client=None, config=config)  # fmt: skip
-    except FileNotFoundError:
-        report = Report(since, now + 1, zone, name, None)
+    report = _report(config, name, span, since, now)
     blocked = sorted(c for c in policy.state_of(name, now).blocked if c in quick(config))
     return Gathered(
         status=status,
@@ -115,6 +117,29 @@ def gather(config: Config, name: str, span: str, now: float) -> Gathered:
         blocked=blocked,
         zone=profile_zone(config, name),
     )
+
+
+def _report(config: Config, name: str, span: str, since: float, now: float) -> Report:
+    """The profile's report for the span, shared for REPORT_SECONDS: reading a week of rows is
+    Python work that competes with the DNS path for the interpreter, and a page polled by a
+    wall display or a refreshing phone needs no fresher figures (the state, the grants and the
+    changes on the page are always read fresh)."""
+    key = (str(config.log.database), id(config), name, span)
+    made = time.monotonic()
+    with _reports_lock:
+        found = _reports.get(key)
+        if found is not None and made - found[0] < REPORT_SECONDS:
+            return found[1]
+    try:
+        report = read_report(config.log.database, since=since, until=now + 1, profile=name,
+                             client=None, config=config)  # fmt: skip
+    except FileNotFoundError:
+        report = Report(since, now + 1, report_zone(config), name, None)
+    with _reports_lock:
+        if len(_reports) >= MAX_REPORTS:
+            _reports.clear()
+        _reports[key] = (made, report)
+    return report
 
 
 def quick(config: Config) -> set[str]:
