@@ -88,8 +88,11 @@ async def test_the_child_page_shows_todays_blocks_by_category_hour_and_name(
             assert "<title>Cờ bạc: 1</title>" in html
             hours = re.findall(r"<title>(\d\d):00-\d\d:00: (\d+)</title>", html)
             assert sum(int(count) for _hour, count in hours) == 4
-            rows = re.findall(r'<td class="name">([^<]+)</td><td class="cat">([^<]+)</td>'
+            rows = re.findall(r'<td class="name">([^<]+)<br><a class="report" href="([^"]+)">'
+                              r'Báo cáo</a></td><td class="cat">([^<]+)</td>'
                               r'<td class="num">(\d+)</td>', html)  # fmt: skip
+            assert rows[0][1] == "/report-harm?profile=minh&amp;name=pornhub.com"
+            rows = [(name, category, count) for name, _link, category, count in rows]
             assert rows == [("pornhub.com", "Nội dung người lớn", "2"),
                             ("bet365.com", "Cờ bạc", "1"),
                             ("use-application-dns.net", "Vượt bộ lọc", "1")]  # fmt: skip
