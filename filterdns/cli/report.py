@@ -3,7 +3,8 @@
 Both only read the log database the server writes (`log.database`). `report` shows the blocked
 lookups of a period (`--since 24h|7d|30d` or any duration, ending now), optionally of one
 profile (`--profile`) or one device (`--client`: the address as logged, or the client's name
-from `clients:`): rich tables, or `--json` (docs/report-json.md), or `--html FILE`, one
+from `clients:`) or, on a PostgreSQL log many instances write, of one instance (`--instance`,
+default every one): rich tables, or `--json` (docs/report-json.md), or `--html FILE`, one
 self-contained page. Headings and the page are in the language of `--lang` (default
 `report.lang`), any language with a catalogue (querylog.translations); `report.footer` (e.g.
 where to report harmful content) ends them. The data comes from querylog.report.collect, the
@@ -34,6 +35,7 @@ from rich.markup import escape
 
 from filterdns.config import Config
 from filterdns.config.duration import parse_duration
+from filterdns.config.server import parse_instance
 from filterdns.errors import FilterDnsError
 from filterdns.querylog import tail as tailing
 from filterdns.querylog.report import page, terminal
@@ -55,6 +57,9 @@ def add_commands(
     )
     report_parser.add_argument("--profile", help="only this profile")
     report_parser.add_argument("--client", help="only this device: its address or client name")
+    report_parser.add_argument(
+        "--instance", help="only this instance's lookups (a PostgreSQL log; default: all)"
+    )
     report_parser.add_argument("--json", action="store_true", help="machine-readable output")
     report_parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page")
     report_parser.add_argument(
@@ -84,6 +89,13 @@ def report(config: Config, args: argparse.Namespace, console: Console) -> int:
     except ValueError as exc:
         _error(console, words["bad_since"].format(error=exc))
         return 2
+    instance = getattr(args, "instance", None)
+    if instance is not None:
+        try:
+            parse_instance(instance)
+        except ValueError as exc:
+            _error(console, f"--instance: {exc}")
+            return 2
     result = _read(config, args, console, seconds, words["no_database"])
     if result is None:
         return 1
@@ -115,6 +127,7 @@ def _read(
             profile=getattr(args, "profile", None),
             client=getattr(args, "client", None),
             config=config,
+            instance=getattr(args, "instance", None),
         )
     except FileNotFoundError:
         _error(console, missing.format(path=path))

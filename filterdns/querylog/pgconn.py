@@ -8,10 +8,13 @@ STATEMENT_TIMEOUT, so a database that hangs costs log rows, never the writer for
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator, Sequence
 
 import psycopg
+import psycopg.errors
 
 from filterdns.errors import FilterDnsError
 from filterdns.querylog.dbfile import SchemaError
@@ -54,6 +57,30 @@ def connect_reader(url: str) -> psycopg.Connection[tuple[object, ...]]:
         conn.close()
         raise
     return conn
+
+
+@contextlib.contextmanager
+def reading(url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """`connect_reader`'s connection for a command's reads, closed afterwards; a database error
+    while reading is a FilterDnsError naming the database."""
+    conn = connect_reader(url)
+    try:
+        yield conn
+    except psycopg.Error as exc:
+        raise FilterDnsError(f"cannot read {where(url)}: {describe(exc)}") from None
+    finally:
+        conn.close()
+
+
+def fetch_all(
+    conn: psycopg.Connection[tuple[object, ...]], sql: str, params: Sequence[object]
+) -> list[tuple[object, ...]]:
+    """The rows of `sql` (`%s` placeholders); none when its table does not exist yet (no
+    server wrote to this database so far)."""
+    try:
+        return conn.execute(sql, params).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return []
 
 
 def read_usage(url: str, instance: str, now: float) -> list[tuple[str, str, str, int]]:

@@ -44,6 +44,7 @@ LAYERS = {
     "web": 7,
     "web.charts": 7,  # the child page's SVG charts (pure geometry)
     "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
+    "querylog.report.source": 7,  # the report's queries on SQLite or PostgreSQL
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "cli.pause": 8,
     "cli.lists": 8, "cli.budget": 8, "cli.status": 8, "cli.web": 8, "__main__": 8,
 }  # fmt: skip

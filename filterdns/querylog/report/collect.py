@@ -2,9 +2,12 @@
 
 `read_report` opens the file through `dbfile.open_reader` (read-only, checked as the server
 checks it: a file that is no filterdns database, or of a newer schema, is refused with a
-message) and `collect` counts the blocked lookups (`kind = 'blocked'`) of a period `[since,
-until)`, optionally of one profile or one device (the address as logged, or the client's name
-from `clients:`). The result is a plain `Report`; the renderers and `to_json` turn it into text.
+message), or, when `log.database` is a PostgreSQL URL, that database through
+`pgconn.connect_reader` (the rows of every instance writing there, or of one: `instance`). The
+queries are the same on both (querylog.report.source adapts them). `collect` counts the blocked
+lookups (`kind = 'blocked'`) of a period `[since, until)`, optionally of one profile or one
+device (the address as logged, or the client's name from `clients:`). The result is a plain
+`Report`; the renderers and `to_json` turn it into text.
 
 - `top_names`: by count, then name; `category` is the one it was blocked for most often.
 - `heatmap`: hour of day 0-23 by weekday, in the report's time zone; its cells sum to
@@ -20,6 +23,8 @@ from `clients:`). The result is a plain `Report`; the renderers and `to_json` tu
   counts are that much short. Not filtered by profile or client.
 - `alerts`: the alerts fired in the period, oldest first; with a profile filter, that profile's
   and those counting all profiles.
+- `instance` (PostgreSQL only): every count, drops and alerts included, keeps that instance's
+  rows alone; None: every instance's.
 
 `blocked_per_profile` counts the blocked lookups per profile alone, as the report counts them.
 """
@@ -31,22 +36,43 @@ import contextlib
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from filterdns.config import Config, ProfileConfig
+from filterdns.errors import FilterDnsError
 from filterdns.policy.schedule import Window
 from filterdns.policy.special import CANARY_NAMES, DDR_NAMES, RELAY_NAMES
 from filterdns.policy.timezones import zone_of
 from filterdns.policy.values import PAUSE_RULES
 from filterdns.querylog.dbfile import open_reader
 from filterdns.querylog.report.data import NONE_KEY, AlertRow, BypassAttempt, Report, TopName
+from filterdns.querylog.report.source import LogSource, sqlite_source
 
 TOP_NAMES = 20
 
 Where = tuple[str, list[object]]  # an SQL condition on `queries` and its parameters
+Db = sqlite3.Connection | LogSource  # the SQLite file, or either database behind the adapter
+NOT_SHARED = (
+    "an instance filter needs the query log on PostgreSQL (log.database: postgresql://...):"
+    " the SQLite log holds this instance's lookups only"
+)
+
+
+@dataclass(slots=True)
+class InstanceReport(Report):
+    """A report of one instance's rows (`instance`) or every instance's (None)."""
+
+    instance: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The documented shape with `instance` after `filters`."""
+        data = Report.to_json(self)
+        at = list(data).index("filters") + 1
+        items = list(data.items())
+        return dict([*items[:at], ("instance", self.instance), *items[at:]])
 
 
 def report_zone(config: Config) -> ZoneInfo:
@@ -85,15 +111,32 @@ def read_report(
     profile: str | None,
     client: str | None,
     config: Config,
+    instance: str | None = None,
 ) -> Report:
-    """The report of [since, until) from the database at `path`; FileNotFoundError when there
-    is none, FilterDnsError when it is no filterdns database, sqlite3.Error when unreadable."""
+    """The report of [since, until) from the PostgreSQL log when `config.log.url` is set (of
+    one instance, or every one: None), else from the SQLite file at `path`. FileNotFoundError
+    when there is no file, FilterDnsError when it is no filterdns database, when PostgreSQL
+    cannot be read or for an instance filter on SQLite, sqlite3.Error when the file is
+    unreadable."""
+    if config.log.url is not None:
+        from filterdns.querylog import pgconn  # noqa: PLC0415 (psycopg only for PostgreSQL)
+
+        with pgconn.reading(config.log.url) as conn:
+            source = LogSource(
+                lambda sql, params: pgconn.fetch_all(conn, sql, params), "%s", shared=True
+            )
+            return collect(
+                source, since=since, until=until, profile=profile, client=client,
+                config=config, instance=instance,
+            )  # fmt: skip
+    if instance is not None:
+        raise FilterDnsError(NOT_SHARED)
     with contextlib.closing(open_reader(path)) as db:
         return collect(db, since=since, until=until, profile=profile, client=client, config=config)
 
 
 def build_report(
-    db: sqlite3.Connection,
+    db: Db,
     *,
     since: float,
     until: float,
@@ -108,18 +151,23 @@ def build_report(
 
 
 def collect(
-    db: sqlite3.Connection,
+    db: Db,
     *,
     since: float,
     until: float,
     profile: str | None,
     client: str | None,
     config: Config,
+    instance: str | None = None,
 ) -> Report:
-    """The report of the blocked lookups logged in [since, until)."""
-    result = Report(since, until, report_zone(config), profile, client)
+    """The report of the blocked lookups logged in [since, until) (by `instance` alone when
+    given: a shared database only)."""
+    db = _source(db)
+    if instance is not None and not db.shared:
+        raise FilterDnsError(NOT_SHARED)
+    result = InstanceReport(since, until, report_zone(config), profile, client, instance=instance)
     result.labels = {p.name: p.display_name for p in config.profiles if p.display_name}
-    where = _filters(since, until, profile, client)
+    where = _filters(since, until, profile, client, instance)
     blocked: Where = (f"{where[0]} AND kind = 'blocked'", where[1])
     _count_profiles(db, blocked, result)
     _count_names(db, blocked, result)
@@ -129,35 +177,35 @@ def collect(
     for candidate in config.profiles:
         if profile is None or candidate.name == profile:
             _count_bedtime(db, where, config, candidate, result)
-    sql = "SELECT COALESCE(SUM(count), 0) FROM drops WHERE ts >= ? AND ts < ?"
-    drops = _rows(db, sql, [since, until])
+    period = _filters(since, until, None, None, instance)
+    sql = f"SELECT COALESCE(SUM(count), 0) FROM drops WHERE {period[0]}"
+    drops = db.rows(sql, period[1])
     result.drops = int(drops[0][0]) if drops else 0
-    result.alerts = _alerts(db, since, until, profile)
+    result.alerts = _alerts(db, period, profile)
     return result
 
 
-def blocked_per_profile(db: sqlite3.Connection, *, since: float, until: float) -> dict[str, int]:
+def blocked_per_profile(db: Db, *, since: float, until: float) -> dict[str, int]:
     """The blocked lookups of [since, until) per profile, busiest first: the report's
     per-profile totals alone (the web app's home page), without the rest of the report."""
     result = Report(since, until, ZoneInfo("UTC"), None, None)
-    where = _filters(since, until, None, None)
-    _count_profiles(db, (f"{where[0]} AND kind = 'blocked'", where[1]), result)
+    where = _filters(since, until, None, None, None)
+    _count_profiles(_source(db), (f"{where[0]} AND kind = 'blocked'", where[1]), result)
     return {name: sum(counts.values()) for name, counts in result.profiles.items()}
 
 
-def _rows(db: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> list[Any]:
-    """The rows of `sql`; none when its table does not exist (an older database)."""
-    try:
-        return db.execute(sql, params).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
+def _source(db: Db) -> LogSource:
+    return db if isinstance(db, LogSource) else sqlite_source(db)
 
 
-def _filters(since: float, until: float, profile: str | None, client: str | None) -> Where:
+def _filters(
+    since: float, until: float, profile: str | None, client: str | None, instance: str | None
+) -> Where:
     clauses = ["ts >= ?", "ts < ?"]
     params: list[object] = [since, until]
+    if instance is not None:
+        clauses.append("instance = ?")
+        params.append(instance)
     if profile is not None:
         clauses.append("profile = ?")
         params.append(profile)
@@ -167,10 +215,10 @@ def _filters(since: float, until: float, profile: str | None, client: str | None
     return " AND ".join(clauses), params
 
 
-def _count_profiles(db: sqlite3.Connection, blocked: Where, result: Report) -> None:
+def _count_profiles(db: LogSource, blocked: Where, result: Report) -> None:
     """Blocked lookups per profile and category, busiest first; the total."""
     sql = f"SELECT profile, category, COUNT(*) FROM queries WHERE {blocked[0]} GROUP BY 1, 2"
-    rows = sorted(_rows(db, sql, blocked[1]), key=lambda r: (-r[2], r[0] or "", r[1] or ""))
+    rows = sorted(db.rows(sql, blocked[1]), key=lambda r: (-r[2], r[0] or "", r[1] or ""))
     categories: Counter[str] = Counter()
     for name, category, count in rows:
         per = result.profiles.setdefault(name or NONE_KEY, {})
@@ -183,11 +231,11 @@ def _count_profiles(db: sqlite3.Connection, blocked: Where, result: Report) -> N
     result.categories = dict(sorted(categories.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _count_names(db: sqlite3.Connection, blocked: Where, result: Report) -> None:
+def _count_names(db: LogSource, blocked: Where, result: Report) -> None:
     """The TOP_NAMES most blocked names, each with the category it was blocked for most."""
     sql = f"SELECT name, category, COUNT(*) FROM queries WHERE {blocked[0]} GROUP BY 1, 2"
     per_name: dict[str, Counter[str | None]] = {}
-    for name, category, count in _rows(db, sql, blocked[1]):
+    for name, category, count in db.rows(sql, blocked[1]):
         per_name.setdefault(name, Counter())[category] += count
     totals = sorted(per_name.items(), key=lambda item: (-sum(item[1].values()), item[0]))
     result.top_names = [
@@ -196,27 +244,27 @@ def _count_names(db: sqlite3.Connection, blocked: Where, result: Report) -> None
     ]
 
 
-def _count_paused(db: sqlite3.Connection, blocked: Where, result: Report) -> None:
+def _count_paused(db: LogSource, blocked: Where, result: Report) -> None:
     """Blocked lookups a pause or a block-all override blocked, per profile (by the rule)."""
     rules = " OR ".join("rule LIKE ?" for _ in PAUSE_RULES)
     sql = f"SELECT profile, COUNT(*) FROM queries WHERE {blocked[0]} AND ({rules}) GROUP BY 1"
     params = [*blocked[1], *(f"{prefix}%" for prefix in PAUSE_RULES)]
-    result.paused = {owner or NONE_KEY: int(count) for owner, count in _rows(db, sql, params)}
+    result.paused = {owner or NONE_KEY: int(count) for owner, count in db.rows(sql, params)}
 
 
-def _count_hours(db: sqlite3.Connection, blocked: Where, result: Report) -> None:
-    for (ts,) in _rows(db, f"SELECT ts FROM queries WHERE {blocked[0]}", blocked[1]):
+def _count_hours(db: LogSource, blocked: Where, result: Report) -> None:
+    for (ts,) in db.rows(f"SELECT ts FROM queries WHERE {blocked[0]}", blocked[1]):
         local = datetime.fromtimestamp(ts, result.zone)
         result.heatmap[local.weekday()][local.hour] += 1
 
 
-def _count_bypass(db: sqlite3.Connection, blocked: Where, result: Report) -> None:
+def _count_bypass(db: LogSource, blocked: Where, result: Report) -> None:
     sql = (
         "SELECT name, profile, rule, source, COUNT(*) FROM queries "
         f"WHERE {blocked[0]} AND category = 'bypass' GROUP BY 1, 2, 3, 4"
     )
     attempts: Counter[tuple[str, str, str | None]] = Counter()
-    for name, owner, rule, source, count in _rows(db, sql, blocked[1]):
+    for name, owner, rule, source, count in db.rows(sql, blocked[1]):
         attempts[(name, classify_bypass(name, rule, source), owner)] += count
     result.bypass = [
         BypassAttempt(name, kind, count, owner)
@@ -227,7 +275,7 @@ def _count_bypass(db: sqlite3.Connection, blocked: Where, result: Report) -> Non
 
 
 def _count_bedtime(
-    db: sqlite3.Connection, where: Where, config: Config, profile: ProfileConfig, result: Report
+    db: LogSource, where: Where, config: Config, profile: ProfileConfig, result: Report
 ) -> None:
     """Lookups of `profile` inside its `block: all` windows, and how many were blocked."""
     windows = _block_all_windows(config, profile)
@@ -238,7 +286,7 @@ def _count_bedtime(
     starts = [span[0] for span in spans]
     lookups = blocked = 0
     sql = f"SELECT ts, kind FROM queries WHERE {where[0]} AND profile = ?"
-    for ts, kind in _rows(db, sql, [*where[1], profile.name]):
+    for ts, kind in db.rows(sql, [*where[1], profile.name]):
         if _inside(spans, starts, ts):
             lookups += 1
             blocked += kind == "blocked"
@@ -281,20 +329,18 @@ def _inside(spans: list[list[float]], starts: list[float], ts: float) -> bool:
     return index >= 0 and ts < spans[index][1]
 
 
-def _alerts(
-    db: sqlite3.Connection, since: float, until: float, profile: str | None
-) -> list[AlertRow]:
+def _alerts(db: LogSource, period: Where, profile: str | None) -> list[AlertRow]:
     sql = (
         "SELECT ts, rule, profile, categories, count, message, delivered FROM alerts "
-        "WHERE ts >= ? AND ts < ?"
+        f"WHERE {period[0]}"
     )
-    params: list[object] = [since, until]
+    params = list(period[1])
     if profile is not None:
         sql += " AND (profile = ? OR profile IS NULL)"
         params.append(profile)
     alerts = []
-    for ts, rule, owner, names, count, message, delivered in _rows(
-        db, f"{sql} ORDER BY ts, id", params
+    for ts, rule, owner, names, count, message, delivered in db.rows(
+        f"{sql} ORDER BY ts, id", params
     ):
         listed = tuple(n.strip() for n in str(names).split(",") if n.strip())
         alerts.append(AlertRow(ts, rule, owner, listed, int(count), message, bool(delivered)))
