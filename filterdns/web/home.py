@@ -7,7 +7,6 @@ The state is `actions.status` (what `filterdns status` prints), the count the re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,8 +17,7 @@ from filterdns.actions import BudgetRow, ProfileStatus
 from filterdns.actions.common import zone as profile_zone
 from filterdns.config import Config
 from filterdns.errors import FilterDnsError
-from filterdns.querylog.dbfile import open_reader
-from filterdns.querylog.report.collect import blocked_per_profile, report_zone
+from filterdns.querylog.report.collect import blocked_per_profile, opened_log, report_zone
 from filterdns.web.auth import visible_profiles
 from filterdns.web.child import clock, midnight, why
 from filterdns.web.keys import BACKEND
@@ -49,8 +47,8 @@ def home_data(
     found = actions.status(config, actions.policy_for(config, now=now), now=now)
     since = midnight(now, report_zone(config))
     try:
-        with contextlib.closing(open_reader(config.log.database)) as db:
-            counts = blocked_per_profile(db, since=since, until=now + 1)
+        with opened_log(config) as log:  # the SQLite file, or the PostgreSQL log of every site
+            counts = blocked_per_profile(log, since=since, until=now + 1)
     except FileNotFoundError:  # nothing logged yet
         counts = {}
     return [s for s in found if s.profile in names], counts

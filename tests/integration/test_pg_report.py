@@ -86,6 +86,12 @@ async def test_report_counts_every_instance_or_the_one_asked_for(
 
     assert main(["-c", str(config), "report", "--instance", "no such"]) == 2
     assert '--instance: "no such" is not an instance name' in capsys.readouterr().out
+    # The web app's home page counts today's blocks of every site from the same log.
+    from filterdns.config import load_config
+    from filterdns.web.home import home_data
+
+    _states, counts = home_data(load_config(config), ["minh"], a.app.wall_clock())
+    assert counts == {"minh": 3}
 
 
 def copy_to_postgres(database: Path, url: str, instances: tuple[str, ...]) -> None:

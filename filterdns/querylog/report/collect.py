@@ -35,7 +35,7 @@ import bisect
 import contextlib
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -118,21 +118,29 @@ def read_report(
     when there is no file, FilterDnsError when it is no filterdns database, when PostgreSQL
     cannot be read or for an instance filter on SQLite, sqlite3.Error when the file is
     unreadable."""
+    if instance is not None and config.log.url is None:
+        raise FilterDnsError(NOT_SHARED)
+    with opened_log(config, path) as source:
+        return collect(
+            source, since=since, until=until, profile=profile, client=client, config=config,
+            instance=instance,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def opened_log(config: Config, path: Path | None = None) -> Iterator[LogSource]:
+    """The log to read, open: PostgreSQL when `config.log.url` is set, else the SQLite file
+    (`path`, or `log.database`). FileNotFoundError when there is no SQLite file yet."""
     if config.log.url is not None:
         from filterdns.querylog import pgconn  # noqa: PLC0415 (psycopg only for PostgreSQL)
 
         with pgconn.reading(config.log.url) as conn:
-            source = LogSource(
+            yield LogSource(
                 lambda sql, params: pgconn.fetch_all(conn, sql, params), "%s", shared=True
             )
-            return collect(
-                source, since=since, until=until, profile=profile, client=client,
-                config=config, instance=instance,
-            )  # fmt: skip
-    if instance is not None:
-        raise FilterDnsError(NOT_SHARED)
-    with contextlib.closing(open_reader(path)) as db:
-        return collect(db, since=since, until=until, profile=profile, client=client, config=config)
+        return
+    with contextlib.closing(open_reader(path or config.log.database)) as db:
+        yield sqlite_source(db)
 
 
 def build_report(
