@@ -90,8 +90,8 @@ async def ask_post(request: web.Request) -> web.StreamResponse:
 
 
 async def _blocked_here(request: web.Request, device: Device, name: str, now: float) -> bool:
-    database = request.app[BACKEND].config.log.database
-    if await asyncio.to_thread(was_blocked, database, device.key, name, now - DAY):
+    config = request.app[BACKEND].config
+    if await asyncio.to_thread(was_blocked, config, device.key, name, now - DAY):
         return True
     return blocked_now(request, device.profile, name, now) is not None
 
@@ -128,7 +128,7 @@ async def _ask(
     backend = request.app[BACKEND]
     config, now = backend.config, backend.wall_clock()
     t = texts(request)
-    blocked = await asyncio.to_thread(blocked_for, config.log.database, device.key, now - DAY)
+    blocked = await asyncio.to_thread(blocked_for, config, device.key, now - DAY)
     mine = await asyncio.to_thread(request.app[ASKS].recent, device.key, None, SHOWN_REQUESTS)
     ends = await _grant_ends(request, {r.profile for r in mine if r.grant_id is not None}, now)
     # What is allowed now (approved, a schedule ended) needs no asking.

@@ -52,7 +52,7 @@ async def report_harm(request: web.Request) -> web.StreamResponse:
     ts = _time(request.query.get("ts"), now)
     if ts is None:
         raise web.HTTPBadRequest(text=t["help_bad_time"])
-    at, category = await asyncio.to_thread(logged_block, config.log.database, profile, name, ts)
+    at, category = await asyncio.to_thread(logged_block, config, profile, name, ts)
     if category is None:
         category = blocked_now(request, profile, name, now)
     tz = zone(config, profile)

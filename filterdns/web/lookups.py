@@ -16,7 +16,6 @@ log reads as no lookups: a child's page never fails for the log's sake.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import sqlite3
 from collections.abc import Mapping
@@ -30,7 +29,8 @@ from filterdns.config import Config, is_domain_name
 from filterdns.dns.names import normalize_name
 from filterdns.errors import FilterDnsError
 from filterdns.policy.values import BLOCKING_ACTIONS
-from filterdns.querylog import clientkey, dbfile
+from filterdns.querylog import clientkey
+from filterdns.querylog.report.collect import opened_log
 from filterdns.web.auth import client_address
 from filterdns.web.keys import BACKEND
 
@@ -93,36 +93,39 @@ async def device_of(request: web.Request) -> Device:
     return Device(address, key, match.profile, match.name)
 
 
-def blocked_for(database: Path, key: str, since: float, limit: int = SHOWN) -> list[Blocked]:
-    """The names blocked for the device `key` since `since`, the latest first."""
+def blocked_for(config: Config, key: str, since: float, limit: int = SHOWN) -> list[Blocked]:
+    """The names blocked for the device `key` since `since`, the latest first (on a shared
+    PostgreSQL log, this instance's rows only: addresses repeat from one school to the next)."""
+    here, more = _this_instance(config)
     rows = _read(
-        database,
-        "SELECT name, max(ts), category, count(*) FROM queries"
-        " WHERE client = ? AND kind = 'blocked' AND ts >= ? GROUP BY name"
+        config,
+        "SELECT name, max(ts), max(category), count(*) FROM queries"
+        f" WHERE client = ? AND kind = 'blocked' AND ts >= ?{here} GROUP BY name"
         " ORDER BY max(ts) DESC LIMIT ?",
-        (key, since, limit),
+        (key, since, *more, limit),
     )
     return [
         Blocked(str(n), float(ts), None if c is None else str(c), int(k)) for n, ts, c, k in rows
     ]
 
 
-def was_blocked(database: Path, key: str, name: str, since: float) -> bool:
+def was_blocked(config: Config, key: str, name: str, since: float) -> bool:
     """Whether the device `key` had `name` blocked since `since`."""
+    here, more = _this_instance(config)
     rows = _read(
-        database,
+        config,
         "SELECT 1 FROM queries WHERE client = ? AND name = ? AND kind = 'blocked' AND ts >= ?"
-        " LIMIT 1",
-        (key, name, since),
+        f"{here} LIMIT 1",
+        (key, name, since, *more),
     )
     return bool(rows)
 
 
-def logged_block(database: Path, profile: str, name: str, ts: float) -> tuple[float, str | None]:
+def logged_block(config: Config, profile: str, name: str, ts: float) -> tuple[float, str | None]:
     """(time, category) of the blocked lookup of `name` by `profile` nearest to `ts`; (ts, None)
     when the log has none."""
     rows = _read(
-        database,
+        config,
         "SELECT ts, category FROM queries WHERE profile = ? AND name = ? AND kind = 'blocked'"
         " ORDER BY abs(ts - ?) LIMIT 1",
         (profile, name, ts),
@@ -156,13 +159,18 @@ def category_word(t: Mapping[str, str], category: str | None) -> str:
     return t.get(f"asks_cat_{category}", category)
 
 
-def _read(database: Path, sql: str, params: tuple[object, ...]) -> list[Any]:
+def _this_instance(config: Config) -> tuple[str, tuple[object, ...]]:
+    """The clause keeping a device's rows to this instance on a shared log (none on SQLite)."""
+    if config.log.url is None:
+        return "", ()
+    return " AND instance = ?", (config.server.instance_name(),)
+
+
+def _read(config: Config, sql: str, params: tuple[object, ...]) -> list[Any]:
+    """The rows of `sql` from the log (SQLite, or the PostgreSQL one); none when there is no log
+    yet or it cannot be read (the pages then fall back on the policy)."""
     try:
-        db = dbfile.open_reader(database)
-    except (FileNotFoundError, FilterDnsError):
+        with opened_log(config) as log:
+            return list(log.rows(sql, params))
+    except (FileNotFoundError, FilterDnsError, sqlite3.Error):
         return []
-    with contextlib.closing(db):
-        try:
-            return db.execute(sql, params).fetchall()
-        except sqlite3.Error:
-            return []

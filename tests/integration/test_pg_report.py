@@ -92,6 +92,15 @@ async def test_report_counts_every_instance_or_the_one_asked_for(
 
     _states, counts = home_data(load_config(config), ["minh"], a.app.wall_clock())
     assert counts == {"minh": 3}
+    # A device's own blocked names (the request page) are this instance's rows only: private
+    # addresses repeat from one school to the next.
+    from filterdns.web.lookups import blocked_for
+
+    at_a = blocked_for(load_config(config), "127.0.0.1", 0.0)
+    assert [(n.name, n.count) for n in at_a] == [("casino.example", 1)]
+    config.write_text(proxy_config(upstream, url, "b"))
+    at_b = blocked_for(load_config(config), "127.0.0.1", 0.0)
+    assert sorted((n.name, n.count) for n in at_b) == [("casino.example", 1), ("poker.example", 1)]
 
 
 def copy_to_postgres(database: Path, url: str, instances: tuple[str, ...]) -> None:
