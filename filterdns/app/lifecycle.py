@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from filterdns.app.gauges import app_gauges
 from filterdns.app.reload import READY_STATUS, judge, lists_for, restart_notes
 from filterdns.app.watch import watch_config
 from filterdns.app.webside import WebListeners
@@ -26,7 +27,6 @@ from filterdns.lists import namemodel
 from filterdns.lists.catalog import ListSet
 from filterdns.ops import privileges, runstate, sdnotify
 from filterdns.ops.fdlimit import fit_open_files
-from filterdns.ops.gauges import component_gauges, tcp_gauges
 from filterdns.ops.metrics import Gauge, Metrics
 from filterdns.policy.budgets import BudgetMeter
 from filterdns.policy.clients import ClientDirectory
@@ -185,30 +185,7 @@ class App:
 
     def _gauges(self) -> list[Gauge]:
         """Read at each scrape, so a reload's new objects are the ones reported."""
-        sizes: dict[str, int] = {}
-        for status in self.lists.sources:
-            sizes[status.category] = sizes.get(status.category, 0) + status.report.entries
-        gauges = component_gauges(
-            cache=self.chain.cache.stats,
-            query_log=self.querylog,
-            upstreams={str(s): h for s, h in self.chain.upstream.health.items()},
-            list_sizes=sizes,
-            list_rejected={
-                (s.category, s.source): s.rejected is not None
-                for s in self.lists.sources
-                if s.kind != "shipped"
-            },
-            lists_ready=self.lists.ready.is_set(),
-            outstanding=self.outstanding,
-        )
-        refused = self.chain.access.refused
-        gauges.append(("filterdns_refused_total", REFUSED_HELP, {}, float(refused)))
-        stats = self.server.stats
-        gauges.append(("filterdns_rate_limited_total", LIMITED_HELP, {}, stats["rate_limited"]))
-        gauges.append(("filterdns_malformed_total", MALFORMED_HELP, {},
-                       stats["formerr"] + stats["dropped"]))  # fmt: skip
-        gauges.append(("filterdns_packets_total", PACKETS_HELP, {}, stats["queries"]))
-        return gauges + tcp_gauges(self.server.tcp)
+        return app_gauges(self)
 
     # Reloading
 
@@ -398,11 +375,3 @@ class App:
             runstate.remove_pid(self.state_dir)
             await self.stop()
         log.info("stopped")
-
-
-REFUSED_HELP = (
-    "Queries refused (TCP) or dropped (UDP) because the client is outside server.allow_clients"
-)
-LIMITED_HELP = "Queries dropped (UDP) or refused (TCP) over server.rate_limit"
-MALFORMED_HELP = "Packets answered FORMERR or dropped as malformed"
-PACKETS_HELP = "UDP datagrams and TCP frames read from clients (within their rate limit)"
