@@ -34,7 +34,7 @@ LAYERS = {
     "querylog.store": 4, "querylog.pglog": 4, "querylog.pgconn": 4, "querylog.pgschema": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
     "querylog.delivery": 4, "policy.grants": 4, "policy.legacy_grants": 4,
-    "querylog.changes": 4, "querylog.notices": 4,
+    "querylog.changes": 4, "querylog.notices": 4, "querylog.firing": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "web.accounts": 4, "web.asks": 4,  # the web app's stores (the rest of `web` is layer 7)
     "resolvers": 5, "actions": 5,
