@@ -11,7 +11,7 @@ from filterdns.actions.common import check_profiles, zone
 from filterdns.config import Config
 from filterdns.errors import FilterDnsError
 from filterdns.policy.budgets import applies, day_of
-from filterdns.policy.grants import GrantStore
+from filterdns.policy.grants import grant_store
 from filterdns.policy.values import Grant, GrantKind
 from filterdns.querylog.store import read_usage
 
@@ -54,7 +54,7 @@ def budgets(
     stored = {(p, b, d): m for p, b, d, m in read_usage(config.log.database, now)}
     if grants is None:
         try:
-            grants = GrantStore(config.log.database).active(now=now)
+            grants = grant_store(config.log).active(now=now)
         except FilterDnsError:  # the minutes are still worth showing
             grants = []
     extra: dict[tuple[str, str | None], int] = {}  # top-up minutes by (profile, budget)

@@ -63,5 +63,5 @@ def record(
     """One row of the `changes` table per (profile, detail); a row that cannot be written is
     logged as a warning (the change itself is made)."""
     for profile, detail in rows:
-        changes.record(config.log.database, who=by, via=via, action=action, profile=profile,
+        changes.record(config.log, who=by, via=via, action=action, profile=profile,
                        detail=detail, now=now)  # fmt: skip

@@ -19,7 +19,7 @@ from filterdns.actions.common import (
 from filterdns.config import Config, is_domain_name
 from filterdns.dns.names import normalize_name
 from filterdns.policy.budgets import next_midnight
-from filterdns.policy.grants import GrantStore
+from filterdns.policy.grants import grant_store
 from filterdns.policy.values import BLOCKING_KINDS, Grant, GrantKind
 
 
@@ -118,7 +118,7 @@ def top_up(
         raise ActionError("the minutes of a top-up must be more than 0")
     now = time.time() if now is None else now
     midnight = next_midnight(now, zone(config, profile))
-    (made,) = GrantStore(config.log.database).add_many(
+    (made,) = grant_store(config.log).add_many(
         [profile], midnight, GrantKind.BUDGET, category=budget, reason=reason, created_by=by,
         now=now, minutes=minutes,
     )  # fmt: skip
@@ -133,7 +133,7 @@ def resume(
     check_profiles(config, profiles)
     check_via(via)
     now = time.time() if now is None else now
-    ended = GrantStore(config.log.database).end(profiles, sorted(BLOCKING_KINDS), now=now)
+    ended = grant_store(config.log).end(profiles, sorted(BLOCKING_KINDS), now=now)
     rows = [(g.profile, f"ended: {describe(config, g, now)}") for g in ended]
     record(config, by=by, via=via, action="resume", rows=rows, now=now)
     return ended
@@ -145,7 +145,7 @@ def revoke(
     """End a grant, pause or override now; it, or None when no such one is in force."""
     check_via(via)
     now = time.time() if now is None else now
-    gone = GrantStore(config.log.database).revoke(grant_id, now=now)
+    gone = grant_store(config.log).revoke(grant_id, now=now)
     if gone is not None:
         rows = [(gone.profile, f"revoked #{gone.id}: {describe(config, gone, now)}")]
         record(config, by=by, via=via, action="revoke", rows=rows, now=now)
@@ -156,7 +156,7 @@ def active(config: Config, *, profile: str | None = None, now: float | None = No
     """The grants, pauses and overrides in force (of one profile), soonest to end first."""
     if profile is not None:
         check_profiles(config, [profile])
-    found = GrantStore(config.log.database).active(now=now)
+    found = grant_store(config.log).active(now=now)
     return [g for g in found if profile in (None, g.profile)]
 
 
@@ -194,7 +194,7 @@ def _make(
             raise ActionError(f"no end given for {profile}")
         if ends[profile] <= now:
             raise ActionError(f"the end given for {profile} is already past")
-    store = GrantStore(config.log.database)
+    store = grant_store(config.log)
     made: list[Grant] = []
     for profile in dict.fromkeys(profiles):
         for kind, item in what:

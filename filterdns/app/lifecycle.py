@@ -31,7 +31,7 @@ from filterdns.ops.metrics import Gauge, Metrics
 from filterdns.policy.budgets import BudgetMeter
 from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Policy
-from filterdns.policy.grants import GrantStore
+from filterdns.policy.grants import grant_store
 from filterdns.policy.neighbors import Neighbours
 from filterdns.policy.protection import difference
 from filterdns.querylog.alerts import Alerter, AlertRule
@@ -74,7 +74,7 @@ class App:
         self.wall_clock = wall_clock
         self.transport = transport or Transport()
         self.lists = ListSet(config.lists, config.categories)
-        self.grants = GrantStore(config.log.database)
+        self.grants = grant_store(config.log)  # the SQLite file's, or PostgreSQL's (shared)
         self.neighbours = neighbours  # made when a client rule needs it, unless given (tests)
         self.querylog = QueryLog(
             config.log, clock=wall_clock, instance=config.server.instance_name()
@@ -161,6 +161,12 @@ class App:
         ]
         if self.neighbours is not None:
             self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
+        if self.config.log.url is not None:  # the budget minutes of the other instances
+            from filterdns.querylog.pgshared import follow_usage  # noqa: PLC0415 (psycopg)
+
+            instance = self.config.server.instance_name()
+            follow = follow_usage(self.config.log.url, instance, self.budgets)
+            self._tasks.append(asyncio.create_task(follow, name="budgets-follow"))
         return bound
 
     async def _read_grants(self) -> None:

@@ -82,7 +82,7 @@ class WebListeners:
         if self.server is None:
             from filterdns.web.server import WebServer  # noqa: PLC0415  (see the class note)
 
-            self.server = WebServer(AppBackend(self._app), self._app.config.log.database)
+            self.server = WebServer(AppBackend(self._app), self._app.config.log)
         self.addresses = await self.server.start()
         scheme = "https" if self._app.config.web.tls_cert is not None else "http"
         shown = {"metrics": "metrics on http://{}/metrics", "web": f"web app on {scheme}://{{}}/",

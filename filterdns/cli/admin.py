@@ -40,7 +40,7 @@ from filterdns.lists.shipped import shipped_path
 from filterdns.policy.answers import AnswerJudge
 from filterdns.policy.clients import ClientDirectory, ClientMatch
 from filterdns.policy.decisions import Policy
-from filterdns.policy.grants import GrantStore
+from filterdns.policy.grants import grant_store
 from filterdns.policy.neighbors import Neighbours, normalize_mac
 from filterdns.policy.timezones import zone_of
 from filterdns.policy.values import BLOCKING_KINDS, Action, Decision, Grant
@@ -94,7 +94,7 @@ def explain(config: Config, args: argparse.Namespace, console: Console) -> int:
     listset = ListSet(config.lists, config.categories)
     result = listset.build()
     listset.index = result.index
-    store = GrantStore(config.log.database)
+    store = grant_store(config.log)
     try:
         store.reload_if_changed()
     except FilterDnsError as exc:  # the grants cannot be read: explain says so, without them

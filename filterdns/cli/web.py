@@ -66,7 +66,7 @@ def web(config: Config, args: argparse.Namespace, console: Console) -> int:
         "revoke-token": _revoke,
     }[args.web_command]
     try:
-        return run(AccountStore(config.log.database), config, args, console)
+        return run(AccountStore(config.log), config, args, console)
     except FilterDnsError as exc:
         Console(stderr=True, soft_wrap=True).print(f"[red]{escape(str(exc))}[/red]")
         return 1

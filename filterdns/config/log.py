@@ -1,11 +1,11 @@
 """`log:` where blocked lookups (and grants) are recorded, and for how long.
 
 `log.database` holds a file path (SQLite, the default) or a `postgresql://user@host[:port]/db`
-URL: the query log, its alerts and the budget minutes then go to that PostgreSQL database, while
-grants and web accounts stay in the SQLite file at the default path in the state directory. A
-password in the URL is refused: the file is copied into the state directory as it is
-(running-config.yaml), so the password belongs in ~/.pgpass (or the file PGPASSFILE names), or
-the server authenticates the user by peer authentication.
+URL: the query log, its alerts and the budget minutes then go to that PostgreSQL database, and
+so do grants, pauses, overrides, web accounts, requests and changes, shared by every instance
+writing it (querylog/shareddb.py). A password in the URL is refused: the file is copied into the
+state directory as it is (running-config.yaml), so the password belongs in ~/.pgpass (or the file
+PGPASSFILE names), or the server authenticates the user by peer authentication.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class LogConfig:
     retention: float = 90 * 86400.0
     log_allowed: bool = False
     anonymize_clients: bool = False
-    # Set when `database` holds a postgresql:// URL: the query log is written there; `database`
-    # keeps its default path, the SQLite file of grants and web accounts.
+    # Set when `database` holds a postgresql:// URL: the query log and the shared state are
+    # written there; `database` keeps its default path (the state directory is its folder).
     url: str | None = None
 
 
@@ -126,7 +126,8 @@ SECTION = LogSection(
         Key("database", _database, string(
             "The SQLite database of blocked lookups (and grants), relative to this file's "
             "directory, or a postgresql://user@host[:port]/db URL (no password: ~/.pgpass) for "
-            "the query log of many instances. Default: filterdns.db in the state directory",
+            "the query log and grants shared by many instances. Default: filterdns.db in the "
+            "state directory",
             minLength=1,
         ), state_relative=True),
         duration_key("retention", "Lookups older than this are deleted", positive=True),

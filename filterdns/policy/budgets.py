@@ -10,6 +10,10 @@ The meter is memory only (no I/O): the server flushes `drain()` to its database 
 batches and hands the stored minutes back with `load()` at start. `version` changes whenever a
 budget becomes spent (or usage is loaded or topped up), and the policy then recomputes its
 states, so the block starts with the next lookup.
+
+On a PostgreSQL log many instances share, each stores its own minutes and the meter is also
+told the minutes the others counted (`share`, re-read every few seconds): a budget is the sum,
+so a child who moves from one site's network to another's does not start again at zero.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class BudgetMeter:
 
     def __init__(self) -> None:
         self.used: dict[Key, int] = {}
+        self.others: dict[Key, int] = {}  # minutes other instances counted (a shared database)
         self.version = 0
         self._minutes: dict[tuple[str, str], _Minute] = {}
         self._dirty: set[Key] = set()
@@ -80,12 +85,20 @@ class BudgetMeter:
             self._dirty.add(key)
             # Spent now, or maybe (a top-up grant adds minutes the meter does not know): the
             # policy recomputes the profile's state, at most once a minute per budget.
-            if self.used[key] >= budget.per_day // 60:
+            if self.used[key] + self.others.get(key, 0) >= budget.per_day // 60:
                 self.version += 1
 
     def minutes(self, profile: str, budget: str, day: date) -> int:
-        """Minutes used of the budget on `day`."""
-        return self.used.get((profile, budget, day.isoformat()), 0)
+        """Minutes used of the budget on `day` (here and on the instances sharing the log)."""
+        key = (profile, budget, day.isoformat())
+        return self.used.get(key, 0) + self.others.get(key, 0)
+
+    def share(self, rows: Iterable[tuple[str, str, str, int]]) -> None:
+        """The minutes the other instances counted: (profile, budget, day, minutes)."""
+        others = {(p, b, d): m for p, b, d, m in rows if m > 0}
+        if others != self.others:
+            self.others = others
+            self.version += 1
 
     def load(self, rows: Iterable[tuple[str, str, str, int]]) -> None:
         """Usage read back from the database: (profile, budget, day, minutes)."""

@@ -31,12 +31,17 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from filterdns.errors import FilterDnsError
 from filterdns.policy.legacy_grants import insert_legacy, read_legacy, reserve_ids
 from filterdns.policy.values import Grant, GrantKind, grant_kind
 from filterdns.querylog import dbfile
 from filterdns.querylog.dbfile import DamagedError
+from filterdns.querylog.shareddb import Conn, SqliteDb
+
+if TYPE_CHECKING:
+    from filterdns.config.log import LogConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,16 @@ OLD_COLUMNS = "id, profile, expires_at, domain, category, reason, '', '', 0"  # 
 
 class GrantError(FilterDnsError):
     """A grant could not be saved or read; the message names the file and what to do."""
+
+
+def grant_store(config: LogConfig) -> GrantStore:
+    """The grants of the installation whose `log:` section this is: in its SQLite file, or in
+    its PostgreSQL database, shared by every instance writing it (pggrants.py)."""
+    if config.url is None:
+        return GrantStore(config.database)
+    from filterdns.policy.pggrants import PgGrantStore  # noqa: PLC0415 (psycopg when configured)
+
+    return PgGrantStore(config.url, config.database)
 
 
 class GrantStore:
@@ -195,14 +210,14 @@ class GrantStore:
         with self._writing(now, "save the grant in") as conn:
             conn.execute("DELETE FROM grants WHERE expires_at <= ?", (now,))
             for profile in profiles:
-                cursor = conn.execute(
+                (grant_id,) = conn.execute(
                     "INSERT INTO grants (profile, domain, category, reason, created_at,"
-                    " expires_at, kind, created_by, minutes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " expires_at, kind, created_by, minutes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " RETURNING id",
                     (profile, domain, category, reason, now, expires_at, kind, created_by,
                      minutes),
-                )  # fmt: skip
-                grant_id = int(cursor.lastrowid or 0)
-                made.append(Grant(grant_id, profile, expires_at, domain, category, reason,
+                ).fetchone()  # fmt: skip
+                made.append(Grant(int(grant_id), profile, expires_at, domain, category, reason,
                                   kind, created_by, minutes))  # fmt: skip
         return made
 
@@ -246,25 +261,14 @@ class GrantStore:
             conn.close()
 
     @contextlib.contextmanager
-    def _writing(self, now: float, doing: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction on the database, created or migrated first if need be."""
-        try:
-            dbfile.prepare(self.path, now=now, repair=False)
-            conn = dbfile.connect(self.path)
-        except (sqlite3.Error, OSError) as exc:
-            raise GrantError(dbfile.cannot(self.path, doing, exc)) from None
-        try:
+    def _writing(self, now: float, doing: str) -> Iterator[Conn]:
+        """One write transaction on the database, created or migrated first if need be; an old
+        grants.json is imported first, so ids stay unique."""
+        if self.legacy.exists():
             with contextlib.suppress(FilterDnsError, OSError, sqlite3.Error):
-                self._import(conn, now)  # an old grants.json first, so ids stay unique
-            conn.execute("BEGIN IMMEDIATE")
+                self.import_legacy(now)
+        with SqliteDb(self.path).writing(now, doing, GrantError) as conn:
             yield conn
-            conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise GrantError(dbfile.cannot(self.path, doing, exc)) from None
-        finally:
-            conn.close()
 
     # grants.json of earlier versions
 
@@ -331,9 +335,7 @@ class GrantStore:
         return len(kept)
 
 
-def _select(
-    conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()
-) -> tuple[Grant, ...]:
+def _select(conn: Conn, sql: str, params: tuple[object, ...] = ()) -> tuple[Grant, ...]:
     """Grants from rows of COLUMNS; none when the table does not exist yet (an older schema),
     and grants of no kind while a reader looks at a database of schema 2 (not migrated yet)."""
     try:
@@ -349,6 +351,11 @@ def _select(
             if "no such column" not in str(again):
                 raise
             rows = conn.execute(sql.replace(COLUMNS, OLD_COLUMNS), params).fetchall()
+    return grants_of(rows)
+
+
+def grants_of(rows: Sequence[Sequence[Any]]) -> tuple[Grant, ...]:
+    """Grants from rows of COLUMNS."""
     return tuple(
         Grant(
             int(i),

@@ -5,24 +5,23 @@ budget top-up, a revoke, and what the web app changes) leaves one row per profil
 (the invoking user, or the web account), via ("cli", "web" or "api"), the action and a short
 human text ("youtube.com allowed until 17:30"). The change itself lives elsewhere (a grant is
 the source of truth): a row that cannot be written is logged as a warning and the change stands.
+The table is in the shared state's database (shareddb.py): the SQLite file, or PostgreSQL.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from filterdns.config.log import LogConfig
 from filterdns.errors import FilterDnsError
-from filterdns.querylog import dbfile
+from filterdns.querylog.shareddb import StateDb, state_db
 
 log = logging.getLogger(__name__)
 
-CHANGES_SCHEMA = 5  # the first schema version with the `changes` table
 VIAS = ("cli", "web", "api")
 
 
@@ -47,7 +46,7 @@ class Change:
 
 
 def record(
-    database: Path,
+    database: LogConfig | Path | StateDb,
     *,
     who: str,
     via: str,
@@ -58,51 +57,36 @@ def record(
 ) -> bool:
     """Add one row; False (with a warning logged) when it could not be written."""
     now = time.time() if now is None else now
-    path = Path(database)
     try:
-        dbfile.prepare(path, now=now, repair=False)
-        with contextlib.closing(dbfile.connect(path)) as conn:
+        with state_db(database).writing(now, "record the change in", FilterDnsError) as conn:
             conn.execute(
                 "INSERT INTO changes (ts, who, via, action, profile, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (now, who, via, action, profile, detail),
             )
-    except (sqlite3.Error, OSError, FilterDnsError) as exc:
-        log.warning(
-            "changes: %s (%s %s by %s)",
-            dbfile.cannot(path, "record the change in", exc),
-            action,
-            profile or "",
-            who,
-        )
+    except FilterDnsError as exc:
+        log.warning("changes: %s (%s %s by %s)", exc, action, profile or "", who)
         return False
     return True
 
 
 def recent(
-    database: Path, *, limit: int = 50, profiles: Sequence[str] | None = None
+    database: LogConfig | Path | StateDb,
+    *,
+    limit: int = 50,
+    profiles: Sequence[str] | None = None,
 ) -> list[Change]:
     """The latest changes, newest first (of these profiles only, when given); [] without a
-    file or before schema 5. FilterDnsError when the file cannot be read."""
-    path = Path(database)
-    try:
-        conn = dbfile.open_reader(path)
-    except FileNotFoundError:
-        return []
-    try:
-        if dbfile.inspect(conn, path) < CHANGES_SCHEMA:
-            return []
-        sql = "SELECT id, ts, who, via, action, profile, detail FROM changes"
-        params: tuple[object, ...] = ()
-        if profiles is not None:
-            sql += f" WHERE profile IN ({', '.join('?' * len(profiles))})"
-            params = tuple(profiles)
-        rows = conn.execute(f"{sql} ORDER BY ts DESC, id DESC LIMIT ?", (*params, limit))
-        return [
-            Change(int(i), float(ts), str(who), str(via), str(action), profile, str(detail or ""))
-            for i, ts, who, via, action, profile, detail in rows.fetchall()
-        ]
-    except sqlite3.Error as exc:
-        raise FilterDnsError(dbfile.cannot(path, "read the changes in", exc)) from None
-    finally:
-        conn.close()
+    database or before it had the table. FilterDnsError when it cannot be read."""
+    sql = "SELECT id, ts, who, via, action, profile, detail FROM changes"
+    params: tuple[object, ...] = ()
+    if profiles is not None:
+        sql += f" WHERE profile IN ({', '.join('?' * len(profiles))})"
+        params = tuple(profiles)
+    sql += " ORDER BY ts DESC, id DESC LIMIT ?"
+    db = state_db(database)
+    rows = db.rows(sql, (*params, limit), "read the changes in", FilterDnsError)
+    return [
+        Change(int(i), float(ts), str(who), str(via), str(action), profile, str(detail or ""))
+        for i, ts, who, via, action, profile, detail in rows
+    ]

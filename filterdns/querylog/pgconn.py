@@ -101,20 +101,21 @@ def read_usage(url: str, instance: str, now: float) -> list[tuple[str, str, str,
     return [(str(p), str(b), str(d), int(str(m))) for p, b, d, m in rows]
 
 
-async def migrate(conn: psycopg.AsyncConnection[tuple[object, ...]], url: str) -> int:
+def migrate(url: str) -> int:
     """Bring the schema to PG_SCHEMA_VERSION in one transaction under an advisory lock (a no-op
-    when another instance just did); SchemaError for a newer one. The version found."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        await conn.execute(MIGRATIONS[1][0])  # meta
-        cursor = await conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        row = await cursor.fetchone()
+    when another instance just did), on a connection of its own; SchemaError for a newer one.
+    The version found. The writer runs it in a thread, the commands before their first write."""
+    conn = psycopg.Connection.connect(url, autocommit=True, **SETTINGS)  # type: ignore[arg-type]
+    with conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(MIGRATIONS[1][0])  # meta
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = check_version(url, None if row is None else str(row[0]))
         for step in range(version + 1, PG_SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[step]:
-                await conn.execute(statement)
+                conn.execute(statement)
         if version < PG_SCHEMA_VERSION:
-            await conn.execute(
+            conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(PG_SCHEMA_VERSION),),

@@ -176,9 +176,9 @@ class PgLog:
         self.retry_at = time.monotonic() + self.retry_interval
         if not self._state_ready:
             await self._prepare_state()
+        await asyncio.to_thread(migrate, self.url)
         conn = await connect(self.url)
         try:
-            await migrate(conn, self.url)
             self._days.clear()
             await self._partitions(conn, set(pgschema.ahead(self.clock())))
         except BaseException:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA_V1: Final = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -136,4 +136,10 @@ SCHEMA_V5: Final = (
     "CREATE INDEX IF NOT EXISTS access_requests_state_ts ON access_requests (state, ts)",
 )
 
-MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4, 5: SCHEMA_V5}
+# A request's instance (`server.instance` on a PostgreSQL database many instances share, where
+# private addresses repeat from one site to the next; '' in the SQLite file of one).
+SCHEMA_V6: Final = ("ALTER TABLE access_requests ADD COLUMN instance TEXT NOT NULL DEFAULT ''",)
+
+MIGRATIONS: Final = {
+    1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4, 5: SCHEMA_V5, 6: SCHEMA_V6,
+}  # fmt: skip

@@ -10,30 +10,30 @@ SHA-256 digests, so the clear value exists once, in the answer to whoever asked 
 with a name that has no account still computes one hash, so its time does not tell which names
 exist. A new password ends the account's sessions; tokens stay until revoked.
 
-The tables (web_accounts, web_tokens, web_sessions) are those of schema 5 (querylog/schema.py);
-writes open the file as grants do (dbfile.prepare, then one `BEGIN IMMEDIATE` transaction), and
-every problem is one line (AccountError) naming the file and who may write it.
+The tables (web_accounts, web_tokens, web_sessions) are those of schema 5 (querylog/schema.py) in
+the shared state's database (querylog/shareddb.py): the SQLite file, written as grants are, or
+PostgreSQL, so one account signs in on every instance. Every problem is one line
+(AccountError) naming the database and what to do.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
 import secrets
-import sqlite3
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from filterdns.config.log import LogConfig
 from filterdns.errors import FilterDnsError
-from filterdns.querylog import dbfile
+from filterdns.querylog.shareddb import Conn, StateDb, state_db
 
 log = logging.getLogger(__name__)
 
@@ -162,50 +162,7 @@ def digest_of(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-@contextlib.contextmanager
-def writing(
-    path: Path, now: float, doing: str, error: type[FilterDnsError]
-) -> Iterator[sqlite3.Connection]:
-    """One write transaction (`BEGIN IMMEDIATE`) on the database, created or migrated first."""
-    try:
-        dbfile.prepare(path, now=now, repair=False)
-        conn = dbfile.connect(path)
-    except (sqlite3.Error, OSError) as exc:
-        raise error(dbfile.cannot(path, doing, exc)) from None
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error | OSError):
-            raise error(dbfile.cannot(path, doing, exc)) from None
-        raise
-    finally:
-        conn.close()
-
-
-def read_rows(
-    path: Path, sql: str, params: Sequence[object], doing: str, error: type[FilterDnsError]
-) -> list[tuple[Any, ...]]:
-    """Rows of one query on a read-only connection; none when there is no database yet or it
-    has no such table yet (an older schema, migrated on the next write)."""
-    try:
-        conn = dbfile.open_reader(path)
-    except FileNotFoundError:
-        return []
-    try:
-        return list(conn.execute(sql, tuple(params)).fetchall())
-    except sqlite3.Error as exc:
-        if "no such table" in str(exc):
-            return []
-        raise error(dbfile.cannot(path, doing, exc)) from None
-    finally:
-        conn.close()
-
-
-def _require(conn: sqlite3.Connection, name: str) -> None:
+def _require(conn: Conn, name: str) -> None:
     if conn.execute("SELECT 1 FROM web_accounts WHERE name = ?", (name,)).fetchone() is None:
         raise AccountError(f"no web account {name!r}")
 
@@ -221,8 +178,8 @@ def _account(name: str, role: str, profiles: str) -> Account:
 class AccountStore:
     """The web accounts of one installation, their API tokens and sign-in sessions."""
 
-    def __init__(self, database: Path) -> None:
-        self.path = Path(database)
+    def __init__(self, database: LogConfig | Path | StateDb) -> None:
+        self.db = state_db(database)
 
     def set_password(self, name: str, password: str, *, role: Role | None = None,
                      profiles: Sequence[str] | None = None, now: float | None = None,
@@ -233,7 +190,7 @@ class AccountStore:
         check_password_text(password)
         now = time.time() if now is None else now
         stored = hash_password(password)  # before the lock: it takes a while on purpose
-        with writing(self.path, now, "save the account in", AccountError) as conn:
+        with self.db.writing(now, "save the account in", AccountError) as conn:
             row = conn.execute(
                 "SELECT role, profiles FROM web_accounts WHERE name = ?", (name,)
             ).fetchone()
@@ -284,7 +241,7 @@ class AccountStore:
         """Remove the account with its tokens and sessions; False when there was none."""
         name = unicodedata.normalize("NFC", name)
         now = time.time() if now is None else now
-        with writing(self.path, now, "remove the account from", AccountError) as conn:
+        with self.db.writing(now, "remove the account from", AccountError) as conn:
             gone = conn.execute("DELETE FROM web_accounts WHERE name = ?", (name,)).rowcount
             conn.execute("DELETE FROM web_tokens WHERE account = ?", (name,))
             conn.execute("DELETE FROM web_sessions WHERE account = ?", (name,))
@@ -296,7 +253,7 @@ class AccountStore:
         now = time.time() if now is None else now
         token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
         label = "".join(c for c in label if c.isprintable()).strip()[:LABEL_MAX]
-        with writing(self.path, now, "save the token in", AccountError) as conn:
+        with self.db.writing(now, "save the token in", AccountError) as conn:
             _require(conn, name)
             conn.execute(
                 "INSERT INTO web_tokens (account, label, digest, created_at) VALUES (?, ?, ?, ?)",
@@ -318,7 +275,7 @@ class AccountStore:
             return None
         token_id, last_used, *account = rows[0]
         if last_used is None or now - float(last_used) >= LAST_USED_EVERY:
-            with writing(self.path, now, "note the token's use in", AccountError) as conn:
+            with self.db.writing(now, "note the token's use in", AccountError) as conn:
                 conn.execute("UPDATE web_tokens SET last_used = ? WHERE id = ?", (now, token_id))
         return _account(*account)
 
@@ -338,7 +295,7 @@ class AccountStore:
     def revoke_token(self, token_id: int, now: float | None = None) -> bool:
         """Revoke a token by id; False when there was none."""
         now = time.time() if now is None else now
-        with writing(self.path, now, "revoke the token in", AccountError) as conn:
+        with self.db.writing(now, "revoke the token in", AccountError) as conn:
             return conn.execute("DELETE FROM web_tokens WHERE id = ?", (token_id,)).rowcount > 0
 
     def new_session(
@@ -350,7 +307,7 @@ class AccountStore:
             raise AccountError(f"a session lasts a positive number of seconds, not {lifetime}")
         now = time.time() if now is None else now
         session_id, csrf = secrets.token_urlsafe(TOKEN_BYTES), secrets.token_urlsafe(TOKEN_BYTES)
-        with writing(self.path, now, "save the session in", AccountError) as conn:
+        with self.db.writing(now, "save the session in", AccountError) as conn:
             _require(conn, name)
             conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (now,))
             conn.execute(
@@ -375,7 +332,7 @@ class AccountStore:
             return None
         expires_at, csrf, *account = rows[0]
         if float(expires_at) <= now:
-            with writing(self.path, now, "end the session in", AccountError) as conn:
+            with self.db.writing(now, "end the session in", AccountError) as conn:
                 conn.execute("DELETE FROM web_sessions WHERE digest = ?", (digest,))
             return None
         return _account(*account), str(csrf)
@@ -383,15 +340,15 @@ class AccountStore:
     def end_session(self, session_id: str, now: float | None = None) -> None:
         """Sign out: the session ends (nothing happens for an unknown one)."""
         now = time.time() if now is None else now
-        with writing(self.path, now, "end the session in", AccountError) as conn:
+        with self.db.writing(now, "end the session in", AccountError) as conn:
             conn.execute("DELETE FROM web_sessions WHERE digest = ?", (digest_of(session_id),))
 
     def end_sessions(self, name: str, now: float | None = None) -> int:
         """End every session of the account; how many there were."""
         name = unicodedata.normalize("NFC", name)
         now = time.time() if now is None else now
-        with writing(self.path, now, "end the sessions in", AccountError) as conn:
+        with self.db.writing(now, "end the sessions in", AccountError) as conn:
             return conn.execute("DELETE FROM web_sessions WHERE account = ?", (name,)).rowcount
 
     def _rows(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-        return read_rows(self.path, sql, params, "read the web accounts in", AccountError)
+        return self.db.rows(sql, params, "read the web accounts in", AccountError)

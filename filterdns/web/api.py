@@ -111,7 +111,7 @@ async def recent_changes(request: web.Request) -> web.StreamResponse:
         limit = 0
     if not 1 <= limit <= MAX_CHANGES:
         raise fail(400, f"limit must be a whole number from 1 to {MAX_CHANGES}")
-    database = request.app[BACKEND].config.log.database
+    database = request.app[BACKEND].config.log
     found = await asyncio.to_thread(changes.recent, database, limit=limit,
                                     profiles=visible_names(request))  # fmt: skip
     return web.json_response({"changes": [c.to_json() for c in found]})

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from filterdns.config import is_domain_name
+from filterdns.config.log import LogConfig
 from filterdns.dns.names import normalize_name
 from filterdns.errors import FilterDnsError
-from filterdns.web.accounts import read_rows, writing
+from filterdns.querylog.shareddb import StateDb, state_db
 
 REASON_MAX = 200
 PER_CLIENT = 5  # requests per device...
@@ -103,8 +104,10 @@ def clean_name(text: str) -> str:
 class RequestStore:
     """The children's requests of one installation."""
 
-    def __init__(self, database: Path) -> None:
-        self.path = Path(database)
+    def __init__(self, database: LogConfig | Path | StateDb, instance: str = "") -> None:
+        self.db = state_db(database)
+        # On a database many instances share, a device is its address at this instance.
+        self.instance = instance
 
     def add(
         self, client: str, profile: str, name: str, reason: str, *, now: float | None = None
@@ -114,16 +117,18 @@ class RequestStore:
         if not client or not profile:
             raise RequestError("a request needs the device and its profile")
         now = time.time() if now is None else now
-        with writing(self.path, now, "save the request in", RequestError) as conn:
+        with self.db.writing(now, "save the request in", RequestError) as conn:
             same = conn.execute(
-                "SELECT 1 FROM access_requests WHERE client = ? AND name = ? AND state = ?",
-                (client, name, State.OPEN),
+                "SELECT 1 FROM access_requests WHERE client = ? AND instance = ? AND name = ?"
+                " AND state = ?",
+                (client, self.instance, name, State.OPEN),
             ).fetchone()
             if same is not None:
                 raise RequestLimited(f"{name} is already asked for: wait for the answer")
             count, first = conn.execute(
-                "SELECT count(*), min(ts) FROM access_requests WHERE client = ? AND ts > ?",
-                (client, now - WINDOW),
+                "SELECT count(*), min(ts) FROM access_requests WHERE client = ? AND instance = ?"
+                " AND ts > ?",
+                (client, self.instance, now - WINDOW),
             ).fetchone()
             if count >= PER_CLIENT:
                 retry = float(first) + WINDOW
@@ -137,12 +142,12 @@ class RequestStore:
             ).fetchone()
             if waiting >= OPEN_MAX:
                 raise RequestLimited(f"{waiting} requests are waiting: ask again once answered")
-            cursor = conn.execute(
-                "INSERT INTO access_requests (ts, client, profile, name, reason, state)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (now, client, profile, name, reason, State.OPEN),
-            )
-        return AccessRequest(int(cursor.lastrowid or 0), now, client, profile, name, reason,
+            (request_id,) = conn.execute(
+                "INSERT INTO access_requests (ts, client, profile, name, reason, state, instance)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (now, client, profile, name, reason, State.OPEN, self.instance),
+            ).fetchone()
+        return AccessRequest(int(request_id), now, client, profile, name, reason,
                              State.OPEN, None, None, None)  # fmt: skip
 
     def open(self, profiles: Sequence[str] | None = None) -> list[AccessRequest]:
@@ -164,8 +169,11 @@ class RequestStore:
         """The latest requests in any state (of one device, of these profiles), newest first."""
         where, params = _of_profiles(profiles)
         if client is not None:
-            where, params = f"{where} AND client = ?", (*params, client)
-        return self._select(f"1{where} ORDER BY ts DESC, id DESC LIMIT ?", (*params, limit))
+            where, params = (
+                f"{where} AND client = ? AND instance = ?",
+                (*params, client, self.instance),
+            )
+        return self._select(f"TRUE{where} ORDER BY ts DESC, id DESC LIMIT ?", (*params, limit))
 
     def decide(
         self,
@@ -182,7 +190,7 @@ class RequestStore:
         """
         now = time.time() if now is None else now
         state = State.APPROVED if approve else State.DECLINED
-        with writing(self.path, now, "save the decision in", RequestError) as conn:
+        with self.db.writing(now, "save the decision in", RequestError) as conn:
             row = conn.execute(
                 "SELECT state, decided_by FROM access_requests WHERE id = ?", (request_id,)
             ).fetchone()
@@ -201,7 +209,7 @@ class RequestStore:
 
     def _select(self, where: str, params: Sequence[object]) -> list[AccessRequest]:
         sql = f"SELECT {COLUMNS} FROM access_requests WHERE {where}"
-        return _rows(read_rows(self.path, sql, params, "read the requests in", RequestError))
+        return _rows(self.db.rows(sql, params, "read the requests in", RequestError))
 
 
 def _of_profiles(profiles: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:

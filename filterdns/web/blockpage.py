@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from filterdns.config.log import LogConfig
 from filterdns.policy.values import BLOCKING_ACTIONS, PAUSE_RULES, Decision
 from filterdns.web.auth import client_address
 from filterdns.web.backend import Backend
@@ -35,7 +36,9 @@ CSP = "default-src 'none'; style-src {style}; form-action 'none'; base-uri 'none
 WEB_PORT = web.AppKey("web_port", int)  # the port the web app really listens on (0 picks one)
 
 
-def application(backend: Backend, database: Path, web_port: int | None = None) -> web.Application:
+def application(
+    backend: Backend, database: LogConfig | Path, web_port: int | None = None
+) -> web.Application:
     """The app of `web.block_page`: every path answers the block page."""
     app = web.Application()
     app[BACKEND] = backend

@@ -113,7 +113,7 @@ def gather(config: Config, name: str, span: str, now: float) -> Gathered:
         status=status,
         period=this_period(policy, name, now),
         report=report,
-        changes=recent(config.log.database, limit=CHANGES_SHOWN, profiles=[name]),
+        changes=recent(config.log, limit=CHANGES_SHOWN, profiles=[name]),
         blocked=blocked,
         zone=profile_zone(config, name),
     )

@@ -23,6 +23,8 @@ from pathlib import Path
 from aiohttp import web
 
 from filterdns.config import ListenAddress
+from filterdns.config.log import LogConfig
+from filterdns.querylog.shareddb import state_db
 from filterdns.web import api, askpages, blockpage, child, helppage, home, login, mine
 from filterdns.web.accounts import AccountStore
 from filterdns.web.asks import RequestStore
@@ -80,12 +82,15 @@ def _static_names() -> frozenset[str]:
     return frozenset(e.name for e in folder.iterdir() if e.name.endswith((".css", ".js")))
 
 
-def application(backend: Backend, database: Path) -> web.Application:
-    """The app of `web.listen`."""
+def application(backend: Backend, database: LogConfig | Path) -> web.Application:
+    """The app of `web.listen` (accounts and requests in the `log:` section's database)."""
     app = web.Application(middlewares=[headers, authenticate], client_max_size=MAX_BODY)
     app[BACKEND] = backend
-    app[ACCOUNTS] = AccountStore(database)
-    app[ASKS] = RequestStore(database)
+    db = state_db(database)
+    app[ACCOUNTS] = AccountStore(db)
+    # On a database many instances share, a device is its address at this instance.
+    here = backend.config.server.instance_name() if db.shared else ""
+    app[ASKS] = RequestStore(db, here)
     app[THROTTLE] = Throttle()
     app.router.add_get("/static/{name}", stylesheet)
     for table in PAGE_ROUTES:
@@ -109,7 +114,7 @@ class WebServer:
     """The listeners of the web app, the block page and the metrics, started and stopped
     together."""
 
-    def __init__(self, backend: Backend, database: Path) -> None:
+    def __init__(self, backend: Backend, database: LogConfig | Path) -> None:
         self.backend = backend
         self.database = database
         self._runners: list[web.AppRunner] = []

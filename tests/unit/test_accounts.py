@@ -43,7 +43,7 @@ def column(path: Path, sql: str) -> list[object]:
 def test_a_password_is_stored_as_a_salted_scrypt_hash(store: AccountStore) -> None:
     store.set_password("anna", PASSWORD, now=NOW)
     store.set_password("binh", PASSWORD, now=NOW)
-    first, second = column(store.path, "SELECT password FROM web_accounts ORDER BY name")
+    first, second = column(store.db.path, "SELECT password FROM web_accounts ORDER BY name")
     scheme, n, r, p, salt, digest = str(first).split("$")
     assert (scheme, n, r, p) == ("scrypt", "16384", "8", "1")
     assert len(base64.b64decode(salt)) == 16
@@ -66,7 +66,7 @@ def test_sign_in_needs_the_right_name_and_password(store: AccountStore) -> None:
 def test_no_account_yet_means_no_sign_in(store: AccountStore) -> None:
     assert store.check_password("anna", PASSWORD) is None  # no database file at all
     assert store.accounts() == [] and store.tokens() == []
-    assert not store.path.exists()  # reading never creates it
+    assert not store.db.path.exists()  # reading never creates it
 
 
 def test_a_hash_this_code_cannot_read_matches_nothing() -> None:
@@ -99,7 +99,7 @@ def test_a_new_password_keeps_role_and_profiles_unless_given(store: AccountStore
     assert store.check_password("mr-hai", "another password") == again
     moved = store.set_password("mr-hai", "another password", profiles=["8c"])
     assert moved.profiles == ("8c",)
-    assert column(store.path, "SELECT created_at FROM web_accounts") == [NOW]
+    assert column(store.db.path, "SELECT created_at FROM web_accounts") == [NOW]
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_a_token_is_shown_once_and_stored_only_as_its_digest(store: AccountStore
     store.set_password("anna", PASSWORD, now=NOW)
     token = store.new_token("anna", label="home assistant", now=NOW)
     assert token.startswith("fdns_") and len(token) == 5 + 43
-    written = stored_bytes(store.path)
+    written = stored_bytes(store.db.path)
     assert token.encode() not in written and token[5:].encode() not in written
     assert PASSWORD.encode() not in written
     assert hashlib.sha256(token.encode()).hexdigest().encode() in written
@@ -170,9 +170,9 @@ def test_a_session_lasts_its_lifetime_then_is_gone(store: AccountStore) -> None:
     session_id, csrf = store.new_session("anna", lifetime=3600, now=NOW)
     assert session_id != csrf
     assert store.session(session_id, now=NOW + 3599) == (anna, csrf)
-    assert session_id.encode() not in stored_bytes(store.path)
+    assert session_id.encode() not in stored_bytes(store.db.path)
     assert store.session(session_id, now=NOW + 3600) is None
-    assert column(store.path, "SELECT count(*) FROM web_sessions") == [0]  # deleted
+    assert column(store.db.path, "SELECT count(*) FROM web_sessions") == [0]  # deleted
     assert store.session(session_id, now=NOW) is None
     assert store.session("made-up") is None and store.session("") is None
 
@@ -201,7 +201,7 @@ def test_a_password_change_ends_every_session_of_the_account(store: AccountStore
 def test_a_role_change_applies_to_open_sessions(store: AccountStore) -> None:
     store.set_password("lan", PASSWORD)
     session_id, _ = store.new_session("lan", lifetime=3600)
-    with contextlib.closing(sqlite3.connect(store.path)) as db:  # as another command would
+    with contextlib.closing(sqlite3.connect(store.db.path)) as db:  # as another command would
         db.execute("UPDATE web_accounts SET role = 'teacher', profiles = '7a'")
         db.commit()
     found = store.session(session_id)

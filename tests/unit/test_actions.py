@@ -322,6 +322,7 @@ def test_the_status_command_and_the_cli_door(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SUDO_USER", "anna")
+    monkeypatch.setenv("COLUMNS", "160")  # the table on a wide terminal: no name wrapped
     path = tmp_path / "config.yaml"
     path.write_text(textwrap.dedent(CONFIG).replace("DATABASE", str(config.log.database)))
     run = ["-c", str(path)]

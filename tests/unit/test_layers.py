@@ -34,6 +34,7 @@ LAYERS = {
     "querylog.store": 4, "querylog.pglog": 4, "querylog.pgconn": 4, "querylog.pgschema": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
     "querylog.delivery": 4, "policy.grants": 4, "policy.legacy_grants": 4,
+    "querylog.shareddb": 4, "querylog.pgshared": 4, "policy.pggrants": 4,
     "querylog.changes": 4, "querylog.notices": 4, "querylog.firing": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "web.accounts": 4, "web.asks": 4,  # the web app's stores (the rest of `web` is layer 7)
@@ -56,7 +57,7 @@ THIRD_PARTY = {
     # aiosqlite: the query log's writer; its rows and statements, and its connection to the file
     "aiosqlite": {"querylog.rows", "querylog.logfile"},
     # psycopg 3: the query log on PostgreSQL; its connections (shared with readers) and writer
-    "psycopg": {"querylog.pgconn", "querylog.pglog"},
+    "psycopg": {"querylog.pgconn", "querylog.pglog", "querylog.pgshared"},
     # rich: the renderers (the report's terminal view, tail's live table) and the command line
     "rich": {
         "querylog.report.terminal",
