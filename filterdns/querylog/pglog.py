@@ -22,11 +22,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg
 
-from filterdns.querylog import dbfile, pgschema
+from filterdns.querylog import pgschema
 from filterdns.querylog.logfile import LOG_EVERY, Unavailable
 from filterdns.querylog.pgconn import connect, describe, migrate, where
 from filterdns.querylog.rows import Drops, LogStats, Usage
@@ -48,14 +47,12 @@ class PgLog:
         url: str,
         *,
         instance: str,
-        state: Path,
         stats: LogStats,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self.where = where(url)
         self.instance = instance
-        self.state = state  # the SQLite file of grants and web accounts
         self.stats = stats
         self.clock = clock
         self.lock = asyncio.Lock()
@@ -67,7 +64,6 @@ class PgLog:
         self.retry_interval = BACKOFF_FIRST
         self._logged_at: float | None = None
         self._days: set[int] = set()  # partitions known to exist
-        self._state_ready = False
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -171,11 +167,9 @@ class PgLog:
 
     async def open(self) -> Connection:
         """Connect, migrate (SchemaError for a newer schema) and create today's and tomorrow's
-        partitions; the lock is held. The SQLite file of grants is made ready the first time."""
+        partitions; the lock is held."""
         await self.disconnect()
         self.retry_at = time.monotonic() + self.retry_interval
-        if not self._state_ready:
-            await self._prepare_state()
         await asyncio.to_thread(migrate, self.url)
         conn = await connect(self.url)
         try:
@@ -188,35 +182,9 @@ class PgLog:
         self.conn = conn
         return conn
 
-    async def _prepare_state(self) -> None:
-        """Make the SQLite file of grants ready once, as the SQLite writer would; a fault there
-        is logged and never keeps the query log from PostgreSQL (a newer schema is refused)."""
-        self._state_ready = True
-        try:
-            await asyncio.to_thread(dbfile.prepare, self.state, now=self.clock(), repair=True)
-        except dbfile.SchemaError:
-            raise
-        except Exception as exc:
-            log.error("query log: cannot prepare %s for the grants: %s", self.state, describe(exc))
-
     async def check(self) -> None:
-        """The grants reader found the SQLite file unreadable: replace it if it is no database
-        any more (as the SQLite writer would)."""
-        try:
-            replaced = await asyncio.to_thread(
-                dbfile.prepare, self.state, now=self.clock(), repair=True, suspect=True
-            )
-        except Exception as exc:
-            log.error("query log: cannot repair %s: %s", self.state, describe(exc))
-            return
-        if replaced is not None:
-            log.error(
-                "query log: %s was not a usable filterdns database (%s); it was moved aside to"
-                " %s and a fresh one was started",
-                self.state,
-                replaced.reason,
-                replaced.moved_to,
-            )
+        """Nothing to repair: the grants live in PostgreSQL too (the SQLite writer's check
+        replaces a damaged file)."""
 
     async def disconnect(self) -> None:
         """Close the connection (the lock is held); the next write connects again."""

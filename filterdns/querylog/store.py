@@ -100,7 +100,7 @@ class QueryLog:
             from filterdns.querylog.pglog import PgLog  # noqa: PLC0415
 
             self._file = PgLog(
-                config.url, instance=instance, state=self.path, stats=self.stats, clock=clock
+                config.url, instance=instance, stats=self.stats, clock=clock
             )
         self._drops: Drops = {}  # waiting for the next batch that succeeds
         self._closing = False
