@@ -13,7 +13,10 @@ tables from querylog.report.terminal and the page from querylog.report.page.
 `tail` follows the database: every 0.5 s it reads the blocked lookups logged since the last
 read (querylog.tail, which follows a database the server moved aside to the fresh one) and
 shows them: a live table of the last 20 on a terminal, plain lines `time profile client name
-category reason` otherwise, one JSON object per line with `--json`, until interrupted.
+category reason` otherwise, one JSON object per line with `--json`, until interrupted. On a
+PostgreSQL log (querylog.pgtail) it shows every instance's rows with their instance, or one
+instance's (`--instance`); a database that goes away is said once on stderr and tried again
+with back-off, and the rows go on from where they stopped.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group
@@ -39,9 +43,14 @@ from filterdns.config.server import parse_instance
 from filterdns.errors import FilterDnsError
 from filterdns.querylog import tail as tailing
 from filterdns.querylog.report import page, terminal
-from filterdns.querylog.report.collect import read_report, report_zone
+from filterdns.querylog.report.collect import NOT_SHARED, read_report, report_zone
 from filterdns.querylog.report.data import Report
 from filterdns.querylog.translations import languages, texts
+
+if TYPE_CHECKING:
+    from filterdns.querylog.pgtail import PgTailReader
+
+    Reader = tailing.TailReader | PgTailReader
 
 TAIL_ROWS = 20  # rows in the live view
 POLL_INTERVAL = 0.5  # seconds between two reads of the database
@@ -67,6 +76,9 @@ def add_commands(
     )
     tail_parser = sub.add_parser("tail", help="blocked lookups as they happen")
     tail_parser.add_argument("--profile", help="only this profile")
+    tail_parser.add_argument(
+        "--instance", help="only this instance's lookups (a PostgreSQL log; default: all)"
+    )
     tail_parser.add_argument("--json", action="store_true", help="one JSON object per line")
     return [report_parser, tail_parser]
 
@@ -89,13 +101,8 @@ def report(config: Config, args: argparse.Namespace, console: Console) -> int:
     except ValueError as exc:
         _error(console, words["bad_since"].format(error=exc))
         return 2
-    instance = getattr(args, "instance", None)
-    if instance is not None:
-        try:
-            parse_instance(instance)
-        except ValueError as exc:
-            _error(console, f"--instance: {exc}")
-            return 2
+    if not _instance_ok(args, console):
+        return 2
     result = _read(config, args, console, seconds, words["no_database"])
     if result is None:
         return 1
@@ -111,6 +118,18 @@ def report(config: Config, args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(terminal.render(result, lang, footer))
     return 0
+
+
+def _instance_ok(args: argparse.Namespace, console: Console) -> bool:
+    """Whether `--instance`, when given, is an instance name (else said why)."""
+    instance = getattr(args, "instance", None)
+    if instance is not None:
+        try:
+            parse_instance(instance)
+        except ValueError as exc:
+            _error(console, f"--instance: {exc}")
+            return False
+    return True
 
 
 def _read(
@@ -150,9 +169,11 @@ def tail(
 ) -> int:
     """Show blocked lookups as they are logged, until interrupted (or `stop` is set, or
     `max_rows` rows were shown). `started` is set once the rows already logged are skipped."""
+    if not _instance_ok(args, console):
+        return 2
     path = Path(config.log.database)
     try:
-        with contextlib.closing(tailing.TailReader(path, getattr(args, "profile", None))) as reader:
+        with contextlib.closing(_tail_reader(config, args)) as reader:
             if started is not None:
                 started.set()
             _follow(
@@ -179,8 +200,28 @@ def tail(
     return 0
 
 
+def _tail_reader(config: Config, args: argparse.Namespace) -> Reader:
+    """The reader of `log.database`: the SQLite file, or the PostgreSQL log of every instance
+    (or of `--instance`); FilterDnsError for an instance filter on SQLite."""
+    profile, instance = getattr(args, "profile", None), getattr(args, "instance", None)
+    if config.log.url is None:
+        if instance is not None:
+            raise FilterDnsError(NOT_SHARED)
+        return tailing.TailReader(Path(config.log.database), profile)
+    from filterdns.querylog import pgtail  # noqa: PLC0415 (psycopg only for PostgreSQL)
+
+    return pgtail.PgTailReader(config.log.url, profile, instance, notice=_warn)
+
+
+def _warn(message: str) -> None:
+    """A line about the database on stderr, apart from the rows (JSON lines stay parseable)."""
+    Console(stderr=True).print(
+        message, style="yellow", markup=False, highlight=False, emoji=False, soft_wrap=True
+    )
+
+
 def _follow(
-    reader: tailing.TailReader,
+    reader: Reader,
     console: Console,
     *,
     zone: ZoneInfo,
@@ -195,13 +236,13 @@ def _follow(
     shown = 0
     with _live(console, console.is_terminal and not as_json) as live:
         if live is not None:
-            live.update(tailing.table(recent, zone, names))
+            live.update(tailing.table(recent, zone, names, reader.shared))
         for found in reader.follow(stop, interval):
             rows = found if max_rows is None else found[: max_rows - shown]
             shown += len(rows)
             if live is not None:
                 recent.extend(rows)
-                live.update(tailing.table(recent, zone, names))
+                live.update(tailing.table(recent, zone, names, reader.shared))
             else:
                 for row in rows:
                     line = tailing.line(row, zone, as_json, names)

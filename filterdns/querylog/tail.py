@@ -9,7 +9,8 @@ the lookups logged there since `tail` started. A read that finds the file damage
 few seconds for the server to replace it before it counts as an error.
 
 `table` (a live view of the last rows, for a terminal) and `line` (one plain or JSON line per
-row) format them; the command line owns the Console and the loop.
+row) format them, with the instance that logged each row when it comes from a PostgreSQL log
+(querylog.pgtail follows that one); the command line owns the Console and the loop.
 """
 
 from __future__ import annotations
@@ -51,10 +52,13 @@ class TailRow:
     category: str | None
     rule: str | None
     reason: str
+    instance: str | None = None  # the instance that logged it (a PostgreSQL log only)
 
 
 class TailReader:
     """The blocked lookups (of one profile, or all) logged after it opened, file after file."""
+
+    shared = False  # one instance's rows (querylog.pgtail reads many instances' rows)
 
     def __init__(
         self,
@@ -162,14 +166,18 @@ def _identity(st: os.stat_result | None) -> tuple[int, int] | None:
     return None if st is None else (st.st_dev, st.st_ino)
 
 
-def table(rows: Sequence[TailRow], zone: ZoneInfo, shown: Callable[[str], str]) -> Table:
-    """The live view of the last rows, for a terminal."""
+def table(
+    rows: Sequence[TailRow], zone: ZoneInfo, shown: Callable[[str], str], shared: bool = False
+) -> Table:
+    """The live view of the last rows, for a terminal (with their instance when `shared`)."""
     view = Table(title="filterdns tail", expand=False)
-    for column in ("time", "profile", "client", "name", "category", "reason"):
+    for column in ("time", *(("instance",) if shared else ()), "profile", "client", "name",
+                   "category", "reason"):  # fmt: skip
         view.add_column(column)
     for row in rows:
         view.add_row(
             datetime.fromtimestamp(row.ts, zone).strftime("%H:%M:%S"),
+            *((escape(row.instance or "-"),) if shared else ()),
             escape(shown(row.profile) if row.profile else "-"),
             escape(row.client_name or row.client),
             escape(row.name),
@@ -180,7 +188,8 @@ def table(rows: Sequence[TailRow], zone: ZoneInfo, shown: Callable[[str], str]) 
 
 
 def line(row: TailRow, zone: ZoneInfo, as_json: bool, shown: Callable[[str], str]) -> str:
-    """One row as a plain line (`time profile client name category reason`) or JSON object."""
+    """One row as a plain line (`time profile client name category reason`, with the instance
+    after the time on a PostgreSQL log) or JSON object."""
     when = datetime.fromtimestamp(row.ts, zone)
     if as_json:
         return json.dumps(
@@ -196,10 +205,12 @@ def line(row: TailRow, zone: ZoneInfo, as_json: bool, shown: Callable[[str], str
                 "category": row.category,
                 "rule": row.rule,
                 "reason": row.reason,
+                "instance": row.instance,
             }
         )
     fields = (
         when.strftime("%Y-%m-%d %H:%M:%S"),
+        *((row.instance,) if row.instance is not None else ()),
         shown(row.profile) if row.profile else "-",
         row.client_name or row.client,
         row.name,

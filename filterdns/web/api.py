@@ -21,9 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from filterdns import actions
+from filterdns.config.server import parse_instance
 from filterdns.ops.metrics import CONTENT_TYPE
 from filterdns.policy.values import Grant
 from filterdns.querylog import changes
+from filterdns.querylog.report.collect import NOT_SHARED
 from filterdns.web.accounts import Role
 from filterdns.web.apibody import body, count, ends, fail, flag, json_errors, names, text
 from filterdns.web.asks import State
@@ -81,13 +83,23 @@ async def profiles(request: web.Request) -> web.StreamResponse:
 @routes.get(f"{V1}/profiles/{{name}}/report")
 @json_errors
 async def report(request: web.Request) -> web.StreamResponse:
-    """The report of `filterdns report --json` for today or the week, at most a minute old."""
+    """The report of `filterdns report --json` for today or the week, at most a minute old; on
+    a PostgreSQL log of every instance or of `?instance=`, with the `instances` seen."""
     name = profile_of(request, request.match_info["name"]).name
     period = request.query.get("period", "today")
     if period not in PERIODS:
         raise fail(400, f"period {period!r} is not one of: {', '.join(PERIODS)}")
     backend = request.app[BACKEND]
-    _, text = await profile_report(backend.config, name, period, backend.wall_clock)
+    instance = request.query.get("instance")
+    if instance is not None:
+        if backend.config.log.url is None:
+            raise fail(400, NOT_SHARED)
+        try:
+            instance = parse_instance(instance)
+        except ValueError as exc:
+            raise fail(400, f"instance: {exc}") from None
+    _, text = await profile_report(backend.config, name, period, backend.wall_clock,
+                                   instance=instance)  # fmt: skip
     return web.Response(text=text, content_type="application/json")
 
 

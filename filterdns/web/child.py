@@ -41,11 +41,12 @@ from filterdns.web import charts
 from filterdns.web.auth import account_of, form, profile_of
 from filterdns.web.keys import BACKEND, VIA
 from filterdns.web.render import render, texts
+from filterdns.web.sites import SiteAlert, Sites, alerts, chosen, sites
 
 routes = web.RouteTableDef()
 REPORT_SECONDS = 10.0  # a page's report is shared this long (see _report)
 MAX_REPORTS = 256
-_reports: dict[tuple[str, int, str, str], tuple[float, Report]] = {}
+_reports: dict[tuple[str, int, str, str, str | None], tuple[float, Report]] = {}
 _reports_lock = threading.Lock()
 SPANS = {"today": 1, "week": 7}  # the report's period: today, or the last 7 days with today
 PERIOD_FALLBACK = 45 * 60.0  # "this period" when no rule is active: 45 minutes
@@ -77,6 +78,8 @@ class Gathered:
     changes: list[Change]
     blocked: list[str]  # the categories blocked now that "+30 min" may allow
     zone: ZoneInfo  # the profile's
+    sites: Sites  # the instances the report's rows come from (a PostgreSQL log)
+    alerts: list[SiteAlert]  # the report's alerts, with their instance on a PostgreSQL log
 
 
 def this_period(policy: Policy, name: str, now: float) -> ThisPeriod:
@@ -99,15 +102,20 @@ def midnight(now: float, zone: ZoneInfo) -> float:
     return datetime(at.year, at.month, at.day, tzinfo=zone).timestamp()
 
 
-def gather(config: Config, name: str, span: str, now: float) -> Gathered:
-    """Everything the page of profile `name` shows (blocking database reads: a worker thread).
-    FilterDnsError when the database cannot be read."""
+def gather(
+    config: Config, name: str, span: str, now: float, instance: str | None = None
+) -> Gathered:
+    """Everything the page of profile `name` shows, of every instance's rows or `instance`'s
+    (blocking database reads: a worker thread). FilterDnsError when the database cannot be
+    read."""
     policy = actions.policy_for(config, now=now)
     status = next(s for s in actions.status(config, policy, now=now) if s.profile == name)
     zone = report_zone(config)
     start = midnight(now, zone)
     since = (datetime.fromtimestamp(start, zone) - timedelta(days=SPANS[span] - 1)).timestamp()
-    report = _report(config, name, span, since, now)
+    report = _report(config, name, span, since, now, instance=instance)
+    found = sites(config, since, now + 1, instance)
+    listed = [SiteAlert(a.ts, a.message, None) for a in report.alerts]
     blocked = sorted(c for c in policy.state_of(name, now).blocked if c in quick(config))
     return Gathered(
         status=status,
@@ -116,15 +124,19 @@ def gather(config: Config, name: str, span: str, now: float) -> Gathered:
         changes=recent(config.log, limit=CHANGES_SHOWN, profiles=[name]),
         blocked=blocked,
         zone=profile_zone(config, name),
+        sites=found,
+        alerts=alerts(config, since, now + 1, name, instance) if found.shared else listed,
     )
 
 
-def _report(config: Config, name: str, span: str, since: float, now: float) -> Report:
+def _report(
+    config: Config, name: str, span: str, since: float, now: float, *, instance: str | None
+) -> Report:
     """The profile's report for the span, shared for REPORT_SECONDS: reading a week of rows is
     Python work that competes with the DNS path for the interpreter, and a page polled by a
     wall display or a refreshing phone needs no fresher figures (the state, the grants and the
     changes on the page are always read fresh)."""
-    key = (str(config.log.database), id(config), name, span)
+    key = (str(config.log.database), id(config), name, span, instance)
     made = time.monotonic()
     with _reports_lock:
         found = _reports.get(key)
@@ -132,7 +144,7 @@ def _report(config: Config, name: str, span: str, since: float, now: float) -> R
             return found[1]
     try:
         report = read_report(config.log.database, since=since, until=now + 1, profile=name,
-                             client=None, config=config)  # fmt: skip
+                             client=None, config=config, instance=instance)  # fmt: skip
     except FileNotFoundError:
         report = Report(since, now + 1, report_zone(config), name, None)
     with _reports_lock:
@@ -207,7 +219,11 @@ async def page(
     now = backend.wall_clock()
     t = texts(request)
     try:
-        seen = await asyncio.to_thread(gather, config, name, span, now)
+        instance = chosen(config, request.query.get("instance"))
+    except ValueError as exc:
+        return render(request, "error.html", status=400, message=f"?instance=: {exc}")
+    try:
+        seen = await asyncio.to_thread(gather, config, name, span, now, instance)
     except FilterDnsError as exc:
         return render(request, "error.html", status=503, message=str(exc))
     done = request.query.get("done", "")
@@ -228,7 +244,7 @@ async def page(
         report=report, hours=hours, cats=cats,
         top=[(n, category_name(t, n.category)) for n in report.top_names],
         bedtime=report.bedtime.get(name), paused_count=report.paused.get(name, 0),
-        bypass=report.bypass, alerts=report.alerts,
+        bypass=report.bypass, alerts=seen.alerts, sites=seen.sites,
         changes=[(c, clock(c.ts, seen.zone, now, t)) for c in seen.changes],
         when=lambda ts: clock(ts, seen.zone, now, t),
         done=t[f"child_done_{done}"] if done in DONE else "", problem=problem,

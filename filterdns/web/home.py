@@ -1,7 +1,8 @@
 """The home page: each child or class the account may see, its state now and today's blocks.
 
 The state is `actions.status` (what `filterdns status` prints), the count the report's own
-(`report.collect.blocked_per_profile`); both read the database in a worker thread.
+(`report.collect.blocked_per_profile`); both read the database in a worker thread. On a
+PostgreSQL log the counts are every site's, or one site's with `?instance=` (web.sites).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from filterdns.web.auth import visible_profiles
 from filterdns.web.child import clock, midnight, why
 from filterdns.web.keys import BACKEND
 from filterdns.web.render import render, texts
+from filterdns.web.sites import Sites, blocked_at, chosen, sites
 
 routes = web.RouteTableDef()
 
@@ -40,18 +42,26 @@ class ChildCard:
 
 
 def home_data(
-    config: Config, names: Sequence[str], now: float
+    config: Config, names: Sequence[str], now: float, instance: str | None = None
 ) -> tuple[list[ProfileStatus], dict[str, int]]:
-    """The state of the profiles `names` and the blocked lookups of each today (worker thread).
-    FilterDnsError when the database cannot be read."""
+    """The state of the profiles `names` and the blocked lookups of each today, of every site
+    or of `instance` (worker thread). FilterDnsError when the database cannot be read."""
     found = actions.status(config, actions.policy_for(config, now=now), now=now)
     since = midnight(now, report_zone(config))
     try:
         with opened_log(config) as log:  # the SQLite file, or the PostgreSQL log of every site
-            counts = blocked_per_profile(log, since=since, until=now + 1)
+            if instance is None:
+                counts = blocked_per_profile(log, since=since, until=now + 1)
+            else:
+                counts = blocked_at(log, since, now + 1, instance)
     except FileNotFoundError:  # nothing logged yet
         counts = {}
     return [s for s in found if s.profile in names], counts
+
+
+def home_sites(config: Config, now: float, instance: str | None) -> Sites:
+    """The sites with rows today and the one chosen (worker thread)."""
+    return sites(config, midnight(now, report_zone(config)), now + 1, instance)
 
 
 def card(status: ProfileStatus, count: int, config: Config, now: float,
@@ -70,9 +80,14 @@ async def home(request: web.Request) -> web.StreamResponse:
     now = backend.wall_clock()
     names = [p.name for p in visible_profiles(request)]
     try:
-        found, counts = await asyncio.to_thread(home_data, config, names, now)
+        instance = chosen(config, request.query.get("instance"))
+    except ValueError as exc:
+        return render(request, "error.html", status=400, message=f"?instance=: {exc}")
+    try:
+        found, counts = await asyncio.to_thread(home_data, config, names, now, instance)
     except FilterDnsError as exc:
         return render(request, "error.html", status=503, message=str(exc))
+    shown = await asyncio.to_thread(home_sites, config, now, instance)
     t = texts(request)
     cards = [card(s, counts.get(s.profile, 0), config, now, t) for s in found]
-    return render(request, "home.html", children=cards)
+    return render(request, "home.html", children=cards, sites=shown)

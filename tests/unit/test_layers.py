@@ -46,6 +46,7 @@ LAYERS = {
     "web.charts": 7,  # the child page's SVG charts (pure geometry)
     "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
     "querylog.report.source": 7,  # the report's queries on SQLite or PostgreSQL
+    "querylog.pgtail": 7,  # `tail` on a PostgreSQL log many instances write
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "cli.pause": 8,
     "cli.lists": 8, "cli.budget": 8, "cli.status": 8, "cli.web": 8, "__main__": 8,
 }  # fmt: skip
@@ -57,7 +58,8 @@ THIRD_PARTY = {
     # aiosqlite: the query log's writer; its rows and statements, and its connection to the file
     "aiosqlite": {"querylog.rows", "querylog.logfile"},
     # psycopg 3: the query log on PostgreSQL; its connections (shared with readers) and writer
-    "psycopg": {"querylog.pgconn", "querylog.pglog", "querylog.pgshared"},
+    # and `tail`'s follower, which tells an outage from a row
+    "psycopg": {"querylog.pgconn", "querylog.pglog", "querylog.pgshared", "querylog.pgtail"},
     # rich: the renderers (the report's terminal view, tail's live table) and the command line
     "rich": {
         "querylog.report.terminal",
