@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit clean bench bench-web stress generate lists-eval
+.PHONY: run test lint typecheck unit clean bench bench-web bench-pg stress generate lists-eval
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ bench: $(STAMP)
 ## SECS=seconds per measurement, ROUNDS=pairs): bench/RESULTS.md "DNS while the web app is used"
 bench-web: $(STAMP)
 	$(BIN)/python bench/web_bench.py $(if $(SECS),--secs $(SECS)) $(if $(ROUNDS),--rounds $(ROUNDS))
+
+## bench-pg: 4 instances logging blocked lookups into one PostgreSQL (rows/s, drops), then
+## `filterdns report` over 10M rows (about 10 minutes; SECS=flood seconds, ROWS=report rows,
+## QUICK=1: 1M rows and 10 s floods): bench/RESULTS.md "Many instances, one PostgreSQL"
+bench-pg: $(STAMP)
+	bash bench/setup.sh && bash scripts/setup-postgres.sh
+	$(BIN)/python bench/pg_bench.py $(if $(QUICK),--quick) $(if $(SECS),--secs $(SECS)) $(if $(ROWS),--rows $(ROWS))
 
 ## stress: a million hostile packets, a 10-minute soak with a 1M-name list, a 60 s upstream
 ## outage and a TCP connection hold (SOAK, PACKETS, OUTAGE=seconds, HOLD=connections)

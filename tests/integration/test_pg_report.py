@@ -7,6 +7,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -174,3 +175,52 @@ def test_a_database_no_server_wrote_yet_reports_nothing(tmp_path: Path, url: str
         tmp_path / "unused.db", since=0, until=2e9, profile=None, client=None, config=config
     )
     assert (found.blocked_total, found.drops, found.alerts) == (0, 0, [])
+
+
+def add_edge_rows(database: Path) -> None:
+    """Rows where counting by minute or keeping only the top names in the database could go
+    wrong: 0.3 s before a local hour, on both sides of minh's bedtime start, and 25 names blocked
+    once each, so the 20th place is a tie."""
+    start = 22 if datetime.fromtimestamp(sqlite_report.at(0, 12), sqlite_report.TZ).weekday() in (
+        4, 5
+    ) else 21  # fmt: skip
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        insert = sqlite_report.insert
+        insert(db, sqlite_report.at(0, 7) - 0.3, sqlite_report.LAN, "early.example", "games")
+        insert(db, sqlite_report.at(0, start) - 0.4, sqlite_report.MINH, "late.example", "games")
+        insert(db, sqlite_report.at(0, start), sqlite_report.MINH, "late.example", "games")
+        for i in range(25):
+            insert(db, sqlite_report.at(1, 13, i), sqlite_report.LAN, f"tie-{i:02}.example", None)
+
+
+def test_postgres_counts_the_edges_as_sqlite_and_row_by_row_do(tmp_path: Path, url: str) -> None:
+    database = tmp_path / "filterdns.db"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        sqlite_report.populate(db)
+    period = {"since": sqlite_report.at(-1, 0), "until": sqlite_report.at(3, 0)}
+    before = read_report(
+        database, **period, profile=None, client=None, config=sqlite_report.make_config(database)
+    )
+    add_edge_rows(database)
+    copy_to_postgres(database, url, ("a",))
+    on_sqlite = read_report(
+        database, **period, profile=None, client=None, config=sqlite_report.make_config(database)
+    )
+    pg_config = sqlite_report.make_config(url)  # type: ignore[arg-type]
+    on_pg = read_report(database, **period, profile=None, client=None, config=pg_config)
+    assert on_pg.to_json() == {**on_sqlite.to_json(), "instance": None}
+
+    day0 = datetime.fromtimestamp(sqlite_report.at(0, 12), sqlite_report.TZ).weekday()
+    assert on_sqlite.heatmap[day0][6] == before.heatmap[day0][6] + 1  # 06:59:59.7
+    assert on_sqlite.heatmap[day0][7] == before.heatmap[day0][7]
+    lookups, blocked = before.bedtime["minh"]
+    assert on_sqlite.bedtime["minh"] == (lookups + 1, blocked + 1)  # the one at the start
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        counts = db.execute(
+            "SELECT name, COUNT(*) FROM queries WHERE kind = 'blocked' AND ts >= ? AND ts < ?"
+            " GROUP BY name",
+            (period["since"], period["until"]),
+        ).fetchall()
+    expected = sorted(counts, key=lambda row: (-row[1], row[0]))[:20]
+    assert [(top.name, top.count) for top in on_sqlite.top_names] == expected
+    assert expected[-1][1] == 1 and len(counts) > 20
