@@ -169,10 +169,10 @@ class Kept:
 class AnswerMemo:
     """The answers of one chain kept by question; see the module docstring."""
 
-    def __init__(self, hooks: MemoHooks, limit: int = MAX_KEPT, seen: int = MAX_SEEN) -> None:
+    def __init__(self, hooks: MemoHooks) -> None:
         self.hooks = hooks
-        self._kept: dict[str, Memo[Key, Kept]] = {"udp": Memo(limit), "tcp": Memo(limit)}
-        self._seen: Memo[Key, bool] = Memo(seen)
+        self._kept: dict[str, Memo[Key, Kept]] = {"udp": Memo(MAX_KEPT), "tcp": Memo(MAX_KEPT)}
+        self._seen: Memo[Key, bool] = Memo(MAX_SEEN)
         self._want: tuple[Memo[Key, Kept], Key] | None = None  # where the pass may be kept
         self._note: Note | None = None
         self._name: str | None = None  # the asking client's name, from the last `find`
