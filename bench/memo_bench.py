@@ -6,17 +6,20 @@
 older commit); it runs with `PYTHONPATH=DIR` and this virtualenv's Python. Both serve the bench
 configuration of `bench/run.py` (full policy, the list as a category, blocked lookups logged) in
 turn, pinned as `make bench` pins them, against the same fake upstream (dnsmasq), and dnsperf
-measures the cached, blocked_exact, blocked_sub and mix workloads. Prints each workload's
-median qps per version and the median of the per-round ratios, and the RSS seen after start and
-under load.
+sends the cached, blocked_exact, blocked_sub and mix workloads. What is compared is the server
+process's CPU time (user + system, from /proc) per query answered: unlike qps it holds when
+other work shares the machine's cores. Prints each workload's median µs per query for each
+version and the median of the per-round ratios, and the RSS seen after start and under load.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +43,25 @@ def server(work: Path, up: int, tag: str, base: Path | None) -> run.Server:
     finally:
         os.environ.pop("PYTHONPATH", None)
     return made
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cost(one: run.Server, qfile: Path, secs: float) -> float:
+    """µs of the server's CPU per query dnsperf got an answer to, over `secs` seconds."""
+    assert one.proc is not None
+    argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(one.port), "-d", str(qfile), "-l", str(secs)]
+    argv += ["-c", "10", "-q", "200", "-t", "1"]
+    before = cpu_seconds(one.proc.pid)
+    out = subprocess.run(run.pinned(1, argv), check=False, capture_output=True, text=True).stdout
+    spent = cpu_seconds(one.proc.pid) - before
+    done = re.search(r"Queries completed:\s+(\d+)", out)
+    answered = int(done.group(1)) if done else 0
+    return spent * 1e6 / answered if answered else float("inf")
 
 
 def main() -> int:
@@ -66,22 +88,22 @@ def main() -> int:
         upstream.start(30)
         server(work, up_port, "cold", None).stop()  # builds the index once
         servers = [server(work, up_port, "this", None), server(work, up_port, "base", args.base)]
-        qps: dict[tuple[str, str], list[float]] = {}
+        costs: dict[tuple[str, str], list[float]] = {}
         for workload in WORKLOADS:
             qfile = work / f"{workload}.q"
             for one in servers:  # caches warm
                 run.dnsperf(one.port, qfile, 0)
             for turn in range(args.rounds):
                 for one in servers if turn % 2 == 0 else servers[::-1]:
-                    got = run.dnsperf(one.port, qfile, args.secs)
+                    got = cost(one, qfile, args.secs)
                     one.sample_rss()
-                    qps.setdefault((workload, one.name), []).append(got["qps"])
+                    costs.setdefault((workload, one.name), []).append(got)
         for workload in WORKLOADS:
-            this, base = qps[workload, "this"], qps[workload, "base"]
+            this, base = costs[workload, "this"], costs[workload, "base"]
             ratios = [a / b for a, b in zip(this, base, strict=True) if b]
             print(
-                f"{workload:14} this {statistics.median(this):8.0f} qps"
-                f"  base {statistics.median(base):8.0f} qps"
+                f"{workload:14} this {statistics.median(this):6.1f} µs/query"
+                f"  base {statistics.median(base):6.1f} µs/query"
                 f"  this/base {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]"
             )
         for one in servers:

@@ -21,7 +21,9 @@ send. It must answer exactly what the chain would, and do what the chain would:
   count down), its prefetch point or its end; or the seconds to the profile's next change (the
   TTL cap) change where they bite.
 - Bounds: a question is kept from the second time it is asked (a flood of names asked once
-  leaves only keys in a bounded set), and both dicts are `Memo`s, cleared whole when full.
+  leaves only keys in a bounded set); what is kept is dropped every second, so memory holds what
+  one second asked twice (about 0.85 KB an answer); both dicts are `Memo`s, cleared whole when
+  full.
 
 The links talk to the memo through a `Probe` their chain shares: while the server listens (a
 pass it may keep), the policy and cache links write what they decided into `probe.note`.
@@ -46,8 +48,10 @@ from filterdns.policy.values import Decision
 from filterdns.resolvers.access import AccessResolver
 from filterdns.resolvers.querylog import ALLOWED_KINDS
 
-MAX_KEPT = 4096  # answers kept per transport
-MAX_SEEN = 8192  # questions asked once, remembered to keep them the second time
+# Answers kept per transport: room for a bench's 10,000 names cycling (a memo cleared whole when
+# full keeps nothing of a cycle longer than itself); a household's second holds far fewer.
+MAX_KEPT = 16384
+MAX_SEEN = 16384  # questions asked once, remembered to keep them the second time
 
 Key = tuple[bytes, str]  # (the packet after its id, the profile)
 
@@ -175,6 +179,7 @@ class AnswerMemo:
         self._seen: Memo[Key, bool] = Memo(MAX_SEEN)
         self._want: tuple[Memo[Key, Kept], Key] | None = None  # where the pass may be kept
         self._note: Note | None = None
+        self._clear_at = -math.inf  # when the kept answers are dropped next (the cache's clock)
         self._name: str | None = None  # the asking client's name, from the last `find`
         self.hits = 0
         self.kept = 0
@@ -187,6 +192,11 @@ class AnswerMemo:
         but remembering the question, so its answer is kept the next time)."""
         self._want = self._note = None
         hooks = self.hooks
+        now = hooks.clock()
+        if now >= self._clear_at:  # nothing kept outlives a second: memory is what one holds
+            for kept_answers in self._kept.values():
+                kept_answers.clear()
+            self._clear_at = now + 1.0
         if not hooks.access.allows(ip):
             return None
         match = hooks.directory.match(ip)
@@ -201,15 +211,13 @@ class AnswerMemo:
                 seen.remember(key, True)
             return None
         self._name = match.name
-        if self._holds(found):
+        if now < found.cache_until and self._holds(found):
             return found
         self._want = (kept, key)
         return None
 
     def _holds(self, kept: Kept) -> bool:
         hooks = self.hooks
-        if hooks.clock() >= kept.cache_until:
-            return False
         now = hooks.wall_clock()
         if now >= kept.wall_until:
             return False
