@@ -21,9 +21,9 @@ send. It must answer exactly what the chain would, and do what the chain would:
   count down), its prefetch point or its end; or the seconds to the profile's next change (the
   TTL cap) change where they bite.
 - Bounds: a question is kept from the second time it is asked (a flood of names asked once
-  leaves only keys in a bounded set); what is kept is dropped every second, so memory holds what
-  one second asked twice (about 0.85 KB an answer); both dicts are `Memo`s, cleared whole when
-  full.
+  leaves only keys in a bounded set); what is kept is dropped every ten seconds, so memory holds
+  what ten seconds asked twice (about 0.85 KB an answer); both dicts are `Memo`s, cleared whole
+  when full.
 
 The links talk to the memo through a `Probe` their chain shares: while the server listens (a
 pass it may keep), the policy and cache links write what they decided into `probe.note`.
@@ -52,6 +52,9 @@ from filterdns.resolvers.querylog import ALLOWED_KINDS
 # full keeps nothing of a cycle longer than itself); a household's second holds far fewer.
 MAX_KEPT = 16384
 MAX_SEEN = 16384  # questions asked once, remembered to keep them the second time
+# Seconds between drops of everything kept: memory holds what this long asked twice, and a
+# popular answer is kept again once per drop (each is valid for a second at most anyway).
+DROP_EVERY = 10.0
 
 Key = tuple[bytes, str]  # (the packet after its id, the profile)
 
@@ -193,10 +196,10 @@ class AnswerMemo:
         self._want = self._note = None
         hooks = self.hooks
         now = hooks.clock()
-        if now >= self._clear_at:  # nothing kept outlives a second: memory is what one holds
+        if now >= self._clear_at:  # stale answers go: memory holds what DROP_EVERY asked
             for kept_answers in self._kept.values():
                 kept_answers.clear()
-            self._clear_at = now + 1.0
+            self._clear_at = now + DROP_EVERY
         if not hooks.access.allows(ip):
             return None
         match = hooks.directory.match(ip)
