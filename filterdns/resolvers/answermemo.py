@@ -149,15 +149,15 @@ def hooks_of(head: object) -> MemoHooks | None:
 
 
 class Kept:
-    """One kept answer: the bytes sent (any id), and what it was decided by."""
+    """One kept answer: the bytes sent after the id, and what it was decided by."""
 
     __slots__ = ("cache", "cache_entry", "cache_key", "cache_until", "decision", "index",
-                 "logged", "out", "profile", "query", "response", "state",
+                 "logged", "profile", "query", "response", "state", "tail",
                  "wall_until")  # fmt: skip
 
     def __init__(self, out: bytes, query: Query, profile: str, note: Note, log_allowed: bool):
         assert note.response is not None and note.state is not None
-        self.out = out
+        self.tail = out[2:]  # the id is the asking query's
         self.query = query
         self.profile = profile
         self.response = note.response
@@ -234,7 +234,6 @@ class AnswerMemo:
         self, kept: Kept, data: bytes, addr: tuple[str, int], protocol: str, received_at: float
     ) -> bytes:
         """The bytes to send for a hit `find` returned, doing what the chain would have done."""
-        start = time.perf_counter()
         self.hits += 1
         hooks = self.hooks
         cache = kept.cache
@@ -245,6 +244,7 @@ class AnswerMemo:
             hooks.policy.count(decision, kept.query.qname, hooks.wall_clock())
         observe = hooks.observe
         if kept.logged or observe is not None:
+            start = time.perf_counter()
             request = Request(
                 kept.query, addr[0], addr[1], protocol, received_at, kept.profile, self._name
             )
@@ -252,7 +252,7 @@ class AnswerMemo:
                 hooks.record(request, kept.response)
             if observe is not None:
                 observe(request, kept.response, time.perf_counter() - start)
-        return data[:2] + kept.out[2:]
+        return data[:2] + kept.tail
 
     def listen(self) -> bool:
         """Before a pass through the chain: have the links note what they decide when the
