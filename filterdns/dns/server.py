@@ -5,6 +5,10 @@ asyncio that is about four times cheaper per packet (measured in docs/architectu
 asyncio streams with RFC 1035 2-byte framing, several queries in flight per connection (RFC 7766
 pipelining, answers in completion order), an idle timeout and caps on open connections, in all
 and per client address (`tcpslots`).
+
+After the rate limit, a packet asked before by the same profile is looked up in the chain's
+answer memo (`resolvers.answermemo`): while it still holds, the kept bytes go out with this
+query's id and the chain's effects are replayed, without parsing or going down the chain.
 """
 
 from __future__ import annotations

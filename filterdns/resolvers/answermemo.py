@@ -20,10 +20,11 @@ send. It must answer exactly what the chain would, and do what the chain would:
   refresh); the cache entry is replaced, evicted, reaches its next whole second of age (TTLs
   count down), its prefetch point or its end; or the seconds to the profile's next change (the
   TTL cap) change where they bite.
-- Bounds: a question is kept from the second time it is asked (a flood of names asked once
-  leaves only keys in a bounded set); what is kept is dropped every ten seconds, so memory holds
-  what ten seconds asked twice (about 0.85 KB an answer); both dicts are `Memo`s, cleared whole
-  when full.
+- Bounds: a question is kept from the second time it is asked within a second (the questions
+  seen are forgotten every second: a name that comes back later finds its answer stale anyway,
+  and keeping it would cost a pass for nothing); what is kept is dropped every ten seconds, so
+  memory holds what ten seconds asked twice (about 0.85 KB an answer); both dicts are `Memo`s,
+  cleared whole when full.
 
 The links talk to the memo through a `Probe` their chain shares: while the server listens (a
 pass it may keep), the policy and cache links write what they decided into `probe.note`.
@@ -56,7 +57,9 @@ MAX_SEEN = 16384  # questions asked once, remembered to keep them the second tim
 # popular answer is kept again once per drop (each is valid for a second at most anyway).
 DROP_EVERY = 10.0
 
-Key = tuple[bytes, str]  # (the packet after its id, the profile)
+# The packet after its id, a zero byte and the profile's name: bytes, which the cyclic garbage
+# collector never visits (a tuple per question made its collections longer for every query).
+Key = bytes
 
 
 class HitSource(Protocol):
@@ -183,7 +186,10 @@ class AnswerMemo:
         self._want: tuple[Memo[Key, Kept], Key] | None = None  # where the pass may be kept
         self._note: Note | None = None
         self._clear_at = -math.inf  # when the kept answers are dropped next (the cache's clock)
+        self._forget_at = -math.inf  # when the questions seen are forgotten next
         self._name: str | None = None  # the asking client's name, from the last `find`
+        self._profile = ""  # and its profile
+        self._suffixes: dict[str, bytes] = {}  # profile -> the end of its keys
         self.hits = 0
         self.kept = 0
 
@@ -196,14 +202,21 @@ class AnswerMemo:
         self._want = self._note = None
         hooks = self.hooks
         now = hooks.clock()
-        if now >= self._clear_at:  # stale answers go: memory holds what DROP_EVERY asked
-            for kept_answers in self._kept.values():
-                kept_answers.clear()
-            self._clear_at = now + DROP_EVERY
+        if now >= self._forget_at:  # kept: what was asked twice within a second
+            self._seen.clear()
+            self._forget_at = now + 1.0
+            if now >= self._clear_at:  # stale answers go: memory holds what DROP_EVERY asked
+                for kept_answers in self._kept.values():
+                    kept_answers.clear()
+                self._clear_at = now + DROP_EVERY
         if not hooks.access.allows(ip):
             return None
         match = hooks.directory.match(ip)
-        key = (data[2:], match.profile)
+        profile = self._profile = match.profile
+        suffix = self._suffixes.get(profile)
+        if suffix is None:
+            suffix = self._suffixes[profile] = b"\0" + profile.encode()
+        key = data[2:] + suffix
         kept = self._kept[protocol]
         found = kept.get(key)
         if found is None:
@@ -275,5 +288,5 @@ class AnswerMemo:
         kept, key = want
         if response.silent or note.state is None:
             return
-        kept.remember(key, Kept(out, request.query, key[1], note, self.hooks.log_allowed))
+        kept.remember(key, Kept(out, request.query, self._profile, note, self.hooks.log_allowed))
         self.kept += 1
