@@ -5,6 +5,10 @@ asyncio that is about four times cheaper per packet (measured in docs/architectu
 asyncio streams with RFC 1035 2-byte framing, several queries in flight per connection (RFC 7766
 pipelining, answers in completion order), an idle timeout and caps on open connections, in all
 and per client address (`tcpslots`).
+
+After the rate limit, a packet asked before by the same profile is looked up in the chain's
+answer memo (`resolvers.answermemo`): while it still holds, the kept bytes go out with this
+query's id and the chain's effects are replayed, without parsing or going down the chain.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from filterdns.dns.model import Request, Response, refused, servfail
 from filterdns.dns.ratelimit import RateLimiter
 from filterdns.dns.tcpslots import TcpSlots
 from filterdns.errors import ServerError, WireError
+from filterdns.resolvers import answermemo
+from filterdns.resolvers.answermemo import AnswerMemo
 from filterdns.resolvers.base import Resolver
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,7 @@ class DnsServer:
     """Serves the resolver chain over UDP and TCP on every configured address."""
 
     def __init__(self, chain: Resolver, config: ServerConfig) -> None:
+        self._memo: AnswerMemo | None = None
         self.chain = chain
         self.config = config
         self.limiter: RateLimiter | None = None
@@ -75,6 +82,23 @@ class DnsServer:
             "tcp_refused": 0,
             "rate_limited": 0,
         }
+
+    @property
+    def chain(self) -> Resolver:
+        """The head of the chain every query goes down."""
+        return self._chain
+
+    @chain.setter
+    def chain(self, head: Resolver) -> None:
+        """Serve a new chain (a reload swaps it in): a new answer memo with it, if it lends one."""
+        self._chain = head
+        hooks = answermemo.hooks_of(head)
+        self._memo = None if hooks is None else AnswerMemo(hooks)
+
+    @property
+    def memo(self) -> AnswerMemo | None:
+        """The answer memo of the chain served (None for a chain that lends none)."""
+        return self._memo
 
     def limit_rate(self, limit: RateLimit | None) -> None:
         """Apply `server.rate_limit` (None: no limit); every address starts with a full bucket."""
@@ -156,6 +180,14 @@ class DnsServer:
         if self.limiter is not None and not self.limiter.allow(addr[0]):
             self.stats["rate_limited"] += 1  # dropped: answering a flood would feed it
             return
+        memo = self._memo
+        if memo is not None:
+            kept = memo.find(data, addr[0], "udp")
+            if kept is not None:  # asked within the second: the same answer, replayed
+                self.stats["queries"] += 1
+                now = asyncio.get_running_loop().time()
+                _send_udp(sock, memo.serve(kept, data, addr, "udp", now), addr)
+                return
         request = self._request(data, addr, "udp")
         if request is None:
             return
@@ -166,7 +198,10 @@ class DnsServer:
         if response is None:
             self._spawn(request, lambda out: _send_udp(sock, out, addr))
         elif not response.silent:  # the usual case, answered here: no closure, no task
-            _send_udp(sock, _pack(response, request), addr)
+            out = _pack(response, request)
+            if memo is not None:
+                memo.admit(request, response, out)
+            _send_udp(sock, out, addr)
 
     # -- TCP -------------------------------------------------------------------------------
 
@@ -212,26 +247,48 @@ class DnsServer:
                 data = await asyncio.wait_for(reader.readexactly(length), idle)
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
                 return
-            request = self._request(data, peer, "tcp")
+            request = self._on_frame(data, peer, send)
             if request is None:
-                continue
-            if isinstance(request, bytes):  # FORMERR
-                send(request)
-                continue
-            if self.limiter is not None and not self.limiter.allow(peer[0]):
-                self.stats["rate_limited"] += 1
-                send(_pack(refused(request.query, "over server.rate_limit"), request))
-                continue
-            response = self._answer_now(request)
-            if response is not None:
-                if not response.silent:
-                    send(_pack(response, request))
                 continue
             task = self._spawn(request, send)
             pending.add(task)
             task.add_done_callback(pending.discard)
             if len(pending) >= _MAX_PIPELINE:
                 await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+
+    def _on_frame(self, data: bytes, peer: tuple[str, int], send: _Send) -> Request | None:
+        """Answer one TCP query at once when it can be; the Request a task must answer, else
+        None."""
+        memo = self._memo
+        kept = None if memo is None else memo.find(data, peer[0], "tcp")
+        request: Request | bytes | None = None
+        if kept is None:
+            request = self._request(data, peer, "tcp")
+            if request is None:
+                return None
+            if isinstance(request, bytes):  # FORMERR
+                send(request)
+                return None
+        if self.limiter is not None and not self.limiter.allow(peer[0]):
+            self.stats["rate_limited"] += 1
+            refused_one = request or self._request(data, peer, "tcp")  # a kept one parses
+            if isinstance(refused_one, Request):
+                send(_pack(refused(refused_one.query, "over server.rate_limit"), refused_one))
+            return None
+        if kept is not None and memo is not None:  # asked within the second: replayed
+            self.stats["queries"] += 1
+            send(memo.serve(kept, data, peer, "tcp", asyncio.get_running_loop().time()))
+            return None
+        assert isinstance(request, Request)
+        response = self._answer_now(request)
+        if response is None:
+            return request
+        if not response.silent:
+            out = _pack(response, request)
+            if memo is not None:
+                memo.admit(request, response, out)
+            send(out)
+        return None
 
     # -- both ------------------------------------------------------------------------------
 
@@ -253,11 +310,17 @@ class DnsServer:
         return Request(query, addr[0], addr[1], protocol, asyncio.get_running_loop().time())
 
     def _answer_now(self, request: Request) -> Response | None:
-        """The answer when the chain has it ready (see Resolver.resolve_now), else None."""
+        """The answer when the chain has it ready (see Resolver.resolve_now), else None; the
+        answer memo listens when the question was asked before."""
+        memo = self._memo
+        listening = memo is not None and memo.listen()
         try:
-            return self.chain.resolve_now(request)
+            return self._chain.resolve_now(request)
         except Exception:
             return self._failed(request)
+        finally:
+            if listening and memo is not None:
+                memo.deaf()
 
     def _spawn(self, request: Request, send: _Send) -> asyncio.Task[None]:
         """Answer in a task: the chain must wait (an upstream), so the loop goes on meanwhile."""

@@ -133,6 +133,12 @@ class Policy:
             return decision, decision.ttl_cap
         return decision, min_cap(decision.ttl_cap, cap(state, now))
 
+    def current_state(self, profile_name: str, now: float) -> State:
+        """The profile's state at `now`: a new object whenever what its decisions depend on
+        changed (grants, pauses, budgets, the schedule), its `index` the list index in force.
+        The answer memo compares them to know whether a kept answer still holds."""
+        return self._current(self.profiles[profile_name], now)
+
     def first_blocked(
         self, profile_name: str, names: Sequence[str], now: float
     ) -> tuple[int, Decision] | None:

@@ -26,6 +26,7 @@ from filterdns.config import CacheConfig
 from filterdns.dns import wire
 from filterdns.dns.model import Kind, Request, Response
 from filterdns.dns.wire import Answer
+from filterdns.resolvers.answermemo import Note, Probe
 from filterdns.resolvers.base import Link, Resolver
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class CacheResolver(Link):
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._prefetching: dict[bytes, asyncio.Task[None]] = {}
         self._closed = False
+        self.probe = Probe()  # its chain's, shared with the policy link and the answer memo
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -166,7 +168,7 @@ class CacheResolver(Link):
             self.stats.evictions += 1
         self.stats.entries = len(entries)
 
-    def _fresh(self, request: Request) -> Response | None:
+    def _fresh(self, request: Request, note: Note | None = None) -> Response | None:
         """The stored answer for the question while it is fresh, else None.
 
         An entry past its serve-stale window is dropped; a popular one near its end starts a
@@ -189,6 +191,8 @@ class CacheResolver(Link):
                 and entry.expires_at - now < entry.lifetime * PREFETCH_FRACTION
             ):
                 self._prefetch(key, request)
+            if note is not None:  # the answer memo listens: until when this hit stays the same
+                note.cached(self, key, entry, self._same_until(entry, now))
             return entry.hit(now)
         if now >= entry.stale_until:
             del entries[key]
@@ -199,7 +203,26 @@ class CacheResolver(Link):
         """A fresh cached answer, or None (the miss is counted by `resolve`)."""
         if self._max_entries <= 0:
             return None
-        return self._fresh(request)
+        return self._fresh(request, self.probe.note)
+
+    def _same_until(self, entry: _Entry, now: float) -> float:
+        """Until when a hit on `entry` answers and does what one at `now` does: the next whole
+        second of its age (TTLs count down), its prefetch point, its end."""
+        until = entry.stored_at + int(now - entry.stored_at) + 1
+        if self.config.prefetch and entry.lifetime >= PREFETCH_MIN_LIFETIME:
+            until = min(until, entry.expires_at - entry.lifetime * PREFETCH_FRACTION)
+        return min(until, entry.expires_at)
+
+    def holds(self, key: bytes, entry: object) -> bool:
+        """Whether `key` still holds `entry` (not replaced, not evicted): for the answer memo."""
+        return self._entries.get(key) is entry
+
+    def touch(self, key: bytes, entry: object) -> None:
+        """A hit on `entry` the answer memo answered: counted and kept recent, as `_fresh` does."""
+        self._entries.move_to_end(key)
+        if isinstance(entry, _Entry):
+            entry.hits += 1
+        self.stats.hits += 1
 
     async def resolve(self, request: Request) -> Response:
         """A cached answer when fresh; otherwise ask `next`, store, or fall back to stale data."""

@@ -18,7 +18,9 @@ from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Policy
 from filterdns.querylog.alerts import Alerter
 from filterdns.querylog.store import QueryLog
+from filterdns.resolvers import answermemo
 from filterdns.resolvers.access import AccessResolver
+from filterdns.resolvers.answermemo import MemoHooks, Probe
 from filterdns.resolvers.base import Resolver
 from filterdns.resolvers.cache import CacheResolver
 from filterdns.resolvers.client import ClientResolver
@@ -92,6 +94,7 @@ def build_chain(
     upstream, conditional = forwarding_links(config, transport, outstanding, on_exchange)
     judge = AnswerJudge(config, policy)
     log_allowed = config.log.log_allowed
+    probe = Probe()  # the policy and cache links tell the server's answer memo what decided
     links = _linked(
         # access: first, so nobody outside server.allow_clients reaches anything (no open resolver).
         lambda below: AccessResolver(below, config.server.allow_clients),
@@ -115,16 +118,34 @@ def build_chain(
         None if not policy.local else lambda below: LocalRecordsResolver(below, policy.local),
         # policy: above the cache, so a schedule change applies on the very next query and one
         # cache serves every profile; SafeSearch targets are resolved through the cache.
-        lambda below: PolicyResolver(below, policy, config.blocking, judge, clock=wall_clock),
+        lambda below: PolicyResolver(
+            below, policy, config.blocking, judge, clock=wall_clock, probe=probe
+        ),
         # cache: below the policy (see above); serves stale data when everything below fails.
-        _cached(cache, config, clock),
+        _cached(cache, config, clock, probe),
         # conditional: local suffixes (home.arpa, the LAN's reverse zone) go to the router;
         # below the cache so those answers are cached too. Left out without routes.
         conditional,
         # upstream: terminal; the configured resolvers, one deadline per query, coalesced.
         bottom=upstream,
     )
-    return Chain(links)
+    chain = Chain(links)
+    metrics_link = next((link for link in links if isinstance(link, MetricsResolver)), None)
+    answermemo.register(
+        chain.head,
+        MemoHooks(
+            probe=probe,
+            access=chain.access,
+            directory=directory,
+            policy=policy,
+            record=chain.link(QueryLogResolver).record,
+            log_allowed=log_allowed,
+            observe=None if metrics_link is None else metrics_link.observe,
+            clock=clock,
+            wall_clock=wall_clock,
+        ),
+    )
+    return chain
 
 
 def forwarding_links(
@@ -161,11 +182,20 @@ def forwarding_links(
     return upstream, lambda below: ConditionalResolver(below, routes)
 
 
-def _cached(kept: CacheResolver | None, config: Config, clock: Callable[[], float]) -> Wrap:
-    """A new cache over the links below, or the one a reload keeps, with the new settings."""
-    if kept is None:
-        return lambda below: CacheResolver(below, config.cache, clock=clock)
-    return lambda below: kept.reconfigure(below, config.cache)
+def _cached(
+    kept: CacheResolver | None, config: Config, clock: Callable[[], float], probe: Probe
+) -> Wrap:
+    """A new cache over the links below, or the one a reload keeps, with the new settings;
+    either way it reports to this chain's probe."""
+
+    def wrap(below: Resolver) -> Resolver:
+        cache = CacheResolver(below, config.cache, clock=clock) if kept is None else kept
+        if kept is not None:
+            kept.reconfigure(below, config.cache)
+        cache.probe = probe
+        return cache
+
+    return wrap
 
 
 def build_forwarder(config: Config, transport: Exchanger) -> Resolver:

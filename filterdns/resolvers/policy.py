@@ -26,6 +26,7 @@ from filterdns.memo import Memo
 from filterdns.policy.answers import AnswerJudge
 from filterdns.policy.decisions import Policy
 from filterdns.policy.values import Decision
+from filterdns.resolvers.answermemo import Probe
 from filterdns.resolvers.base import Link, Resolver
 
 MAX_REMEMBERED = 4096  # blocked answers kept ready
@@ -41,8 +42,11 @@ class PolicyResolver(Link):
         blocking: BlockingConfig,
         judge: AnswerJudge,
         clock: Callable[[], float] = time.time,
+        *,
+        probe: Probe | None = None,
     ) -> None:
         super().__init__(next_resolver)
+        self.probe = probe or Probe()  # shared with the cache link and the answer memo
         self.policy = policy
         self.blocking = blocking
         self.judge = judge
@@ -69,10 +73,11 @@ class PolicyResolver(Link):
 
     def resolve_now(self, request: Request) -> Response | None:
         """A blocked answer, or an allowed one the cache has ready (capped); None otherwise."""
-        if request.profile is None:
+        profile = request.profile
+        if profile is None:
             return self.next.resolve_now(request)
         now = self.clock()
-        decision, cap = self.policy.verdict(request.profile, request.query.qname, now)
+        decision, cap = self.policy.verdict(profile, request.query.qname, now)
         if decision.action == "allow":
             response = self.next.resolve_now(request)
             if response is None:
@@ -81,10 +86,15 @@ class PolicyResolver(Link):
             answer = response.answer
             if answer.targets or answer.private:
                 response = self._inspect(request, decision, response)
-            return response.capped(cap)
-        if decision.action == "rewrite":
+            response = response.capped(cap)
+        elif decision.action == "rewrite":
             return None
-        return self._block(request.query, decision).capped(cap)
+        else:
+            response = self._block(request.query, decision).capped(cap)
+        note = self.probe.note
+        if note is not None:  # the answer memo listens: what decided this answer
+            note.decided(decision, self.policy.current_state(profile, now), response, now)
+        return response
 
     def _inspect(self, request: Request, decision: Decision, response: Response) -> Response:
         """The answer of an allowed name, unless it leads to a name blocked for this profile

@@ -39,6 +39,7 @@ LAYERS = {
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4,
     "web.accounts": 4, "web.asks": 4,  # the web app's stores (the rest of `web` is layer 7)
     "resolvers": 5, "actions": 5,
+    "resolvers.answermemo": 5,  # the server's answer memo and what its chain lends it
     "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7, "app.webside": 7,
     # The web app: beside the App that serves it (it reads the running policy and configuration).
