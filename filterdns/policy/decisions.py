@@ -45,10 +45,12 @@ from filterdns.config import BlockingConfig, Config
 from filterdns.config.budgets import BudgetConfig
 from filterdns.lists.index import DomainIndex
 from filterdns.lists.namemodel import NameModel, registrable
+from filterdns.memo import Memo
 from filterdns.policy import steps
 from filterdns.policy.budgets import BudgetMeter
 from filterdns.policy.localzone import LocalZone
 from filterdns.policy.state import (
+    FRESH_DECISION_COST,
     MAX_STATE_SECONDS,
     Profile,
     State,
@@ -62,6 +64,8 @@ from filterdns.policy.timezones import zone_of
 from filterdns.policy.values import BLOCKING_ACTIONS, Action, Decision, Grant, Match
 
 BUDGET_TTL = 60  # seconds an allowed answer of a budgeted category may be cached
+RULE_MEMO = 1024  # rule texts shared by remembered decisions (a memo: cleared whole when full)
+_RULES: Memo[str, str] = Memo(RULE_MEMO)
 
 
 class Policy:
@@ -171,7 +175,17 @@ class Policy:
         return state
 
     def _remember(self, profile: Profile, state: State, name: str) -> Decision:
-        return state.decisions.remember(name, self._decide(profile, state, name, _NO_TRACE))
+        """Decide and remember, the remembered decision holding no text twice: its `listed` is
+        the name itself (the memo's key) when equal, its `rule` one string per rule (a blocked
+        decision is a few hundred bytes; the memo holds tens of thousands)."""
+        decision = self._decide(profile, state, name, _NO_TRACE)
+        if decision.listed == name:
+            decision.listed = name
+        rule = decision.rule
+        if rule is not None:
+            decision.rule = _RULES.get(rule) or _RULES.remember(rule, rule)
+        cost = 1 if decision is profile.allowed else FRESH_DECISION_COST
+        return state.decisions.remember(name, decision, cost)
 
     def _decide(self, profile: Profile, state: State, name: str, trace: list[str]) -> Decision:
         """Steps 3 to 8 in order: the first that decides wins."""

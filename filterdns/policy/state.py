@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from filterdns.config import ProfileConfig, ScheduleRule, YouTube
 from filterdns.config.budgets import BudgetConfig
 from filterdns.lists.index import DomainIndex
-from filterdns.memo import Memo
+from filterdns.memo import CostMemo
 from filterdns.policy.budgets import BudgetMeter, applies, day_of, next_midnight
 from filterdns.policy.values import BLOCKING_KINDS, Decision, Grant, GrantKind, rule_label
 from filterdns.regexes import compile_rule, is_regex
@@ -25,7 +25,12 @@ from filterdns.regexes import compile_rule, is_regex
 Search = Callable[[str], re.Match[str] | None]
 
 MAX_STATE_SECONDS = 3600.0  # recompute a profile's state at least hourly (e.g. after a DST rule)
-MAX_REMEMBERED = 65536  # decisions remembered per profile and state
+# Decisions remembered per profile and state, in units: a name decided by the decision every
+# ordinary name shares costs 1 (its key and slot, ~120 bytes); one with a decision of its own
+# (blocked, with its reason text, ~400 bytes) costs FRESH_DECISION_COST. So a memo of allowed names
+# holds as many as before, and one of blocked names half as many (15 MB at most, not 30).
+MAX_REMEMBERED = 65536
+FRESH_DECISION_COST = 2
 BAND_PATH = "age_bands."  # where the band rules are written (or built in)
 
 
@@ -48,7 +53,7 @@ class State:
     # ... and those of budgets still running: the budgets an allowed lookup of each counts for.
     metered: dict[str, tuple[BudgetConfig, ...]] = field(default_factory=dict)
     # Decisions made in this state, by name: valid until the state or the list index changes.
-    decisions: Memo[str, Decision] = field(default_factory=lambda: Memo(MAX_REMEMBERED))
+    decisions: CostMemo[str, Decision] = field(default_factory=lambda: CostMemo(MAX_REMEMBERED))
     index: DomainIndex | None = None
 
 

@@ -26,6 +26,7 @@ from filterdns.config import CacheConfig
 from filterdns.dns import wire
 from filterdns.dns.model import Kind, Request, Response
 from filterdns.dns.wire import Answer
+from filterdns.memo import Memo
 from filterdns.resolvers.answermemo import Note, Probe
 from filterdns.resolvers.base import Link, Resolver
 
@@ -50,58 +51,87 @@ class CacheStats:
     entries: int = 0
 
 
+# What a stored answer needs besides its bytes, as one tuple: (ttl_offsets, ttls, rcode,
+# cache_ttl, targets, private, lifetime). Answers of the same shape (one upstream, one TTL) share
+# one such tuple, so an entry costs its bytes, one small object and one float.
+_Layout = tuple[tuple[int, ...], tuple[int, ...], int, int | None, tuple[str, ...], bool, int]
+LAYOUT_MEMO = 4096  # layouts shared between entries (a memo: cleared whole when full)
+_LAYOUTS: Memo[_Layout, _Layout] = Memo(LAYOUT_MEMO)
+
+
+def _layout(answer: Answer, lifetime: int) -> _Layout:
+    """The shared layout tuple of `answer` stored for `lifetime` seconds."""
+    layout: _Layout = (
+        answer.ttl_offsets, answer.ttls, answer.rcode, answer.cache_ttl, answer.targets,
+        answer.private, lifetime,
+    )  # fmt: skip
+    return _LAYOUTS.get(layout) or _LAYOUTS.remember(layout, layout)
+
+
+def _patched(data: bytes, offsets: tuple[int, ...], ttls: tuple[int, ...]) -> bytes:
+    """`data` with `ttls[i]` written at byte offset `offsets[i]`."""
+    buf = bytearray(data)
+    pack_into = wire.U32.pack_into
+    for offset, ttl in zip(offsets, ttls, strict=True):
+        pack_into(buf, offset, ttl)
+    return bytes(buf)
+
+
 class _Entry:
-    """One stored answer: TTLs already clamped, when it was stored, how long it lives."""
+    """One stored answer: its bytes with TTLs already clamped, its shared layout, when it was
+    stored; hits counted up to what prefetch needs; the Response of the current second once the
+    answer is asked twice within it.
 
-    __slots__ = (
-        "_aged",
-        "_aged_for",
-        "answer",
-        "expires_at",
-        "hits",
-        "lifetime",
-        "stale_until",
-        "stored_at",
-    )
+    A cache holds tens of thousands of these, so an entry is one slotted object, the answer's
+    bytes and one float: no Answer object, no expiry floats (they are sums of `stored_at` and
+    the layout's lifetime), no counter growing past the small integers Python shares.
+    """
 
-    def __init__(self, answer: Answer, stored_at: float, lifetime: int, serve_stale: float):
-        self.answer = answer
+    __slots__ = ("_aged", "_aged_for", "hits", "layout", "stored_at", "wire")
+
+    def __init__(self, answer: Answer, stored_at: float, lifetime: int):
+        self.wire = answer.wire
+        self.layout = _layout(answer, lifetime)
         self.stored_at = stored_at
-        self.lifetime = lifetime
-        self.expires_at = stored_at + lifetime
-        self.stale_until = self.expires_at + serve_stale
         self.hits = 0
         self._aged: Response | None = None  # the hit Response for `_aged_for` elapsed seconds
         self._aged_for = -1
 
-    def limit(self, ceiling: int, serve_stale: float) -> None:
-        """Live at most `ceiling` seconds from storing (TTLs lowered to match), then be served
-        stale for at most `serve_stale` seconds: new settings for an entry already stored."""
-        if self.lifetime > ceiling:
-            self.lifetime = ceiling
-            self.expires_at = self.stored_at + ceiling
-            ttls = self.answer.ttls
-            self.answer = self.answer.with_ttls(tuple(t if t <= ceiling else ceiling for t in ttls))
+    @property
+    def answer(self) -> Answer:
+        """The answer as stored (TTLs clamped, not decayed)."""
+        offsets, ttls, rcode, cache_ttl, targets, private, _lifetime = self.layout
+        return Answer(self.wire, offsets, ttls, rcode, cache_ttl, targets, private)
+
+    def limit(self, ceiling: int) -> None:
+        """Live at most `ceiling` seconds from storing, TTLs lowered to match: new settings for
+        an entry already stored (the serve-stale window follows the cache's setting)."""
+        offsets, ttls, rcode, cache_ttl, targets, private, lifetime = self.layout
+        if lifetime > ceiling:
+            lowered = tuple(t if t <= ceiling else ceiling for t in ttls)
+            self.wire = _patched(self.wire, offsets, lowered)
+            answer = Answer(self.wire, offsets, lowered, rcode, cache_ttl, targets, private)
+            self.layout = _layout(answer, ceiling)
             self._aged, self._aged_for = None, -1
-        self.stale_until = self.expires_at + serve_stale
 
-    def decayed(self, now: float) -> Answer:
-        """The answer with every TTL lowered by the whole seconds elapsed since storing."""
-        elapsed = int(now - self.stored_at)
-        answer = self.answer
-        if elapsed <= 0:
-            return answer
-        return answer.with_ttls(tuple(t - elapsed if t > elapsed else 0 for t in answer.ttls))
+    def decayed(self, elapsed: int) -> Answer:
+        """The answer with every TTL lowered by `elapsed` whole seconds (never below zero)."""
+        offsets, ttls, rcode, cache_ttl, targets, private, _lifetime = self.layout
+        data = self.wire
+        if elapsed > 0:
+            ttls = tuple(t - elapsed if t > elapsed else 0 for t in ttls)
+            data = _patched(data, offsets, ttls)
+        return Answer(data, offsets, ttls, rcode, cache_ttl, targets, private)
 
-    def hit(self, now: float) -> Response:
-        """The Response for a hit at `now`. TTLs change once a second, so from the second hit
-        within one second on, a popular name's Response is kept for the rest of that second
-        (a name asked once a second keeps nothing: memory stays with the popular ones)."""
-        elapsed = int(now - self.stored_at)
+    def hit(self, elapsed: int) -> Response:
+        """The Response for a hit `elapsed` whole seconds after storing. TTLs change once a
+        second, so from the second hit within one second on, a popular name's Response is kept
+        for the rest of that second (a name asked once a second keeps nothing: memory stays
+        with the popular ones)."""
         aged = self._aged
         if aged is not None and elapsed == self._aged_for:
             return aged
-        response = Response(Kind.CACHED, self.decayed(now), reason="cached")
+        response = Response(Kind.CACHED, self.decayed(elapsed), reason="cached")
         if elapsed == self._aged_for:  # asked before within this second: popular, keep it
             self._aged = response
         else:
@@ -150,13 +180,13 @@ class CacheResolver(Link):
         ceilings = (config.serve_stale, config.max_ttl, config.negative_max_ttl)
         if ceilings != (old.serve_stale, old.max_ttl, old.negative_max_ttl):
             for entry in self._entries.values():
-                entry.limit(self._ceiling(entry.answer), self._serve_stale)
+                entry.limit(self._ceiling(entry.layout[2], entry.wire))
         return self
 
-    def _ceiling(self, answer: Answer) -> int:
+    def _ceiling(self, rcode: int, data: bytes) -> int:
         """The longest an answer of this kind may be cached (see `_store`)."""
         config = self.config
-        if _negative(answer):
+        if _negative(rcode, data):
             return config.negative_max_ttl
         return max(config.min_ttl, config.max_ttl)
 
@@ -180,21 +210,25 @@ class CacheResolver(Link):
         if entry is None:
             return None
         now = self._clock()
-        if now < entry.expires_at:
+        age = now - entry.stored_at
+        lifetime = entry.layout[6]
+        if age < lifetime:
             entries.move_to_end(key)
-            entry.hits += 1
             self.stats.hits += 1
+            hits = entry.hits
+            if hits < PREFETCH_MIN_HITS:  # counted only as far as prefetch asks
+                entry.hits = hits = hits + 1
             if (
-                self.config.prefetch
-                and entry.hits >= PREFETCH_MIN_HITS
-                and entry.lifetime >= PREFETCH_MIN_LIFETIME
-                and entry.expires_at - now < entry.lifetime * PREFETCH_FRACTION
+                hits >= PREFETCH_MIN_HITS
+                and self.config.prefetch
+                and lifetime >= PREFETCH_MIN_LIFETIME
+                and lifetime - age < lifetime * PREFETCH_FRACTION
             ):
                 self._prefetch(key, request)
             if note is not None:  # the answer memo listens: until when this hit stays the same
                 note.cached(self, key, entry, self._same_until(entry, now))
-            return entry.hit(now)
-        if now >= entry.stale_until:
+            return entry.hit(int(age))
+        if age >= lifetime + self._serve_stale:
             del entries[key]
             self.stats.entries = len(entries)
         return None
@@ -208,10 +242,12 @@ class CacheResolver(Link):
     def _same_until(self, entry: _Entry, now: float) -> float:
         """Until when a hit on `entry` answers and does what one at `now` does: the next whole
         second of its age (TTLs count down), its prefetch point, its end."""
+        lifetime = entry.layout[6]
+        expires_at = entry.stored_at + lifetime
         until = entry.stored_at + int(now - entry.stored_at) + 1
-        if self.config.prefetch and entry.lifetime >= PREFETCH_MIN_LIFETIME:
-            until = min(until, entry.expires_at - entry.lifetime * PREFETCH_FRACTION)
-        return min(until, entry.expires_at)
+        if self.config.prefetch and lifetime >= PREFETCH_MIN_LIFETIME:
+            until = min(until, expires_at - lifetime * PREFETCH_FRACTION)
+        return min(until, expires_at)
 
     def holds(self, key: bytes, entry: object) -> bool:
         """Whether `key` still holds `entry` (not replaced, not evicted): for the answer memo."""
@@ -220,8 +256,8 @@ class CacheResolver(Link):
     def touch(self, key: bytes, entry: object) -> None:
         """A hit on `entry` the answer memo answered: counted and kept recent, as `_fresh` does."""
         self._entries.move_to_end(key)
-        if isinstance(entry, _Entry):
-            entry.hits += 1
+        if isinstance(entry, _Entry) and entry.hits < PREFETCH_MIN_HITS:
+            entry.hits += 1  # counted only as far as prefetch asks
         self.stats.hits += 1
 
     async def resolve(self, request: Request) -> Response:
@@ -252,11 +288,12 @@ class CacheResolver(Link):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        now = self._clock()
-        if now < entry.expires_at:
+        age = self._clock() - entry.stored_at
+        lifetime = entry.layout[6]
+        if age < lifetime:
             self.stats.hits += 1
-            return entry.hit(now)
-        if now >= entry.stale_until:
+            return entry.hit(int(age))
+        if age >= lifetime + self._serve_stale:
             return None
         self.stats.stale_served += 1
         answer = entry.answer
@@ -277,7 +314,7 @@ class CacheResolver(Link):
             return None
         config = self.config
         ttls = answer.ttls
-        if _negative(answer):
+        if _negative(answer.rcode, answer.wire):
             lifetime = min(cache_ttl, config.negative_max_ttl)
             clamped = tuple(t if t <= lifetime else lifetime for t in ttls)
         else:
@@ -293,7 +330,7 @@ class CacheResolver(Link):
             entries.move_to_end(key)
         else:
             self._evict(self._max_entries - 1)
-        entries[key] = _Entry(answer, self._clock(), lifetime, self._serve_stale)
+        entries[key] = _Entry(answer, self._clock(), lifetime)
         self.stats.entries = len(entries)
         return answer
 
@@ -329,6 +366,6 @@ class CacheResolver(Link):
         self._prefetching.clear()
 
 
-def _negative(answer: Answer) -> bool:
+def _negative(rcode: int, data: bytes) -> bool:
     """NXDOMAIN, or NODATA (no answer records): cached for the SOA minimum (RFC 2308)."""
-    return answer.rcode == wire.NXDOMAIN or answer.wire[6:8] == b"\x00\x00"
+    return rcode == wire.NXDOMAIN or data[6:8] == b"\x00\x00"

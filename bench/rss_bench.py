@@ -1,0 +1,239 @@
+"""Memory of `filterdns serve` under the bench's load, and the cached rate beside it.
+
+    .venv/bin/python bench/rss_bench.py [--names 1000000] [--passes 3] [--miss 60000] [--rounds 2]
+        [--version LABEL=DIR ...] [--work DIR] [--tracemalloc] [--extra YAML]
+
+The same server, configuration and workloads as `bench/run.py` (the full policy, the list as a
+category, a dnsmasq upstream answering every name, `dnsperf -c 10 -q 200 -t 1`, the server on
+core 0 and the rest on core 1), one server at a time: start it, take its RSS (VmRSS) once the
+list's index is in, then run the workloads in run.py's order (cached, blocked_exact, blocked_sub,
+mix, miss), each a fixed number of whole passes through its file (`--passes`; `miss`: one pass
+through `--miss` names never asked, enough to fill the default cache) while a thread reads its
+RSS ten times a second. Counted passes rather than run.py's seconds: what the server holds
+then depends on the queries, not on how fast a busy machine lets them through. Prints, per
+version, VmRSS (as run.py) and RssAnon (VmRSS less the pages of mapped files such as the list's
+index) after start-up, after each workload and the most seen, and each workload's qps, as
+medians over the rounds; versions alternate (A-B-A-B). `--version base=DIR` runs a tree
+exported with `git archive COMMIT | tar -x -C DIR` (`PYTHONPATH=DIR`); without any, the working
+tree is measured.
+
+`--tracemalloc` runs the working tree once with tracemalloc on and prints, after each workload,
+the lines holding the most memory (slow: read the sizes, not the rates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # bench/run.py: the same files, servers and dnsperf
+
+ORDER = ["cached", "blocked_exact", "blocked_sub", "mix", "miss"]
+
+# Run as `python -c TRACER serve -c CFG`: tracemalloc on, and a thread that writes the top
+# allocation sites to FILE.out whenever FILE appears.
+TRACER = """
+import os, sys, threading, time, tracemalloc
+tracemalloc.start(int(os.environ.get("RSS_FRAMES", "1")))
+trigger = os.environ["RSS_TRIGGER"]
+def watch():
+    while True:
+        time.sleep(0.2)
+        if os.path.exists(trigger):
+            snap = tracemalloc.take_snapshot()
+            stats = snap.statistics("lineno")
+            current, peak = tracemalloc.get_traced_memory()
+            with open(trigger + ".out", "w") as f:
+                f.write(f"traced {current / 2**20:.1f} MB, peak {peak / 2**20:.1f} MB\\n")
+                for s in stats[:25]:
+                    f.write(f"{s.size / 2**20:8.2f} MB {s.count:9,d}  {s.traceback}\\n")
+            os.unlink(trigger)
+threading.Thread(target=watch, daemon=True).start()
+from filterdns.cli.main import main
+sys.argv[0] = "filterdns"
+sys.exit(main())
+"""
+
+
+class Sampler:
+    """Reads a process's VmRSS ten times a second and keeps the most seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self.peak_anon, self._stop = pid, 0.0, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def now(self, field: str = "VmRSS") -> float:
+        """The process's `field` of /proc/PID/status in MB (VmRSS, RssAnon, RssFile)."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.peak = max(self.peak, self.now())
+                self.peak_anon = max(self.peak_anon, self.now("RssAnon"))
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Setup:
+    """What every measured server shares: the work directory, the upstream's port, the
+    seconds per workload and YAML appended to the configuration."""
+
+    work: Path
+    up: int
+    passes: int
+    miss: int
+    extra: str
+
+
+def server(setup: Setup, tag: str, tree: str, trigger: Path | None) -> run.Server:
+    """run.py's filterdns server, run from `tree` (empty: this working tree)."""
+    srv = run.filterdns_server(setup.work, setup.up, tag)
+    cfg = srv.argv[-1]
+    if setup.extra:
+        with open(cfg, "a") as f:
+            f.write(setup.extra + "\n")
+    if trigger is not None:
+        srv.argv = [sys.executable, "-c", TRACER, "serve", "-c", cfg]
+    elif tree:
+        srv.argv = [sys.executable, "-m", "filterdns", "serve", "-c", cfg]
+    return srv
+
+
+def dnsperf(port: int, qfile: Path, passes: int) -> float:
+    """run.py's dnsperf command, `passes` times through `qfile`; the queries per second."""
+    argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile), "-n", str(passes)]
+    argv += ["-c", "10", "-q", "200", "-t", "1"]
+    done = subprocess.run(run.pinned(1, argv), check=False, capture_output=True, text=True)
+    found = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
+    return float(found.group(1)) if found else 0.0
+
+
+def dump(trigger: Path, title: str) -> None:
+    """Ask the traced server for its top allocation sites and print them."""
+    trigger.touch()
+    while trigger.exists():
+        time.sleep(0.2)
+    print(f"--- tracemalloc after {title}")
+    print((trigger.parent / (trigger.name + ".out")).read_text())
+
+
+def measure(setup: Setup, tag: str, tree: str, trigger: Path | None = None) -> dict[str, Any]:
+    """One server from start to stop through every workload."""
+    work = setup.work
+    env_before = os.environ.get("PYTHONPATH")
+    if tree:
+        os.environ["PYTHONPATH"] = tree
+    if trigger is not None:
+        os.environ["RSS_TRIGGER"] = str(trigger)
+    srv = server(setup, tag, tree, trigger)
+    try:
+        srv.start()
+    finally:
+        if env_before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env_before
+    assert srv.proc is not None
+    sampler = Sampler(srv.proc.pid)
+    out: dict[str, Any] = {"start": sampler.now(), "start anon": sampler.now("RssAnon")}
+    if trigger is not None:
+        dump(trigger, "start-up")
+    try:
+        for wl in ORDER:
+            if wl == "miss":
+                qfile, passes = run.miss_file(work, f"{tag}-{wl}", setup.miss), 1
+            else:
+                qfile, passes = work / f"{wl}.q", setup.passes
+            out[f"{wl} qps"] = dnsperf(srv.port, qfile, passes)
+            out[f"{wl} MB"] = sampler.now()
+            out[f"{wl} anon"] = sampler.now("RssAnon")
+            if trigger is not None:
+                dump(trigger, wl)
+    finally:
+        sampler.stop()
+        srv.stop()
+    out["max"] = max(sampler.peak, *(v for k, v in out.items() if k.endswith("MB")))
+    out["max anon"] = max(sampler.peak_anon, *(v for k, v in out.items() if k.endswith("anon")))
+    return out
+
+
+def upstream(work: Path) -> run.Server:
+    port = run.free_port()
+    args = [f"--address=/#/{run.UPSTREAM_IP}", "--local-ttl=3600"]
+    srv = run.Server("upstream", run.dnsmasq_argv(port, args), port, work, core=1)
+    srv.start(30)
+    return srv
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--names", type=int, default=1_000_000, help="names in the list")
+    ap.add_argument("--passes", type=int, default=3, help="passes through each file")
+    ap.add_argument("--miss", type=int, default=60_000, help="names of the miss workload")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--version", action="append", default=[], help="LABEL=DIR (PYTHONPATH)")
+    ap.add_argument("--work", help="work directory, kept (its list is reused)")
+    ap.add_argument("--tracemalloc", action="store_true")
+    ap.add_argument("--extra", default="", help="YAML appended to the configuration")
+    args = ap.parse_args()
+    if run.TASKSET:
+        os.sched_setaffinity(0, {1})
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="filterdns-rss-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "mix.q").exists() or not (work / "list.txt").exists():
+        run.prepare(work, args.names, 10_000, min(20_000, args.names))
+    versions = [tuple(v.split("=", 1)) for v in args.version] or [("tree", "")]
+    os.chdir(work)  # `python -m filterdns` puts the current directory first on the path
+    for label, tree in versions:
+        env = dict(os.environ, PYTHONPATH=tree) if tree else None
+        probe = [sys.executable, "-c", "import filterdns; print(filterdns.__file__)"]
+        where = subprocess.run(probe, env=env, check=True, capture_output=True, text=True)
+        print(f"{label}: {where.stdout.strip()}", flush=True)
+    up = upstream(work)
+    setup = Setup(work, up.port, args.passes, args.miss, args.extra)
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in versions}
+    try:
+        if args.tracemalloc:
+            measure(setup, "traced", "", work / "snapshot")
+            return 0
+        for r in range(args.rounds):
+            order = versions if r % 2 == 0 else versions[::-1]
+            for label, tree in order:
+                res = measure(setup, f"{label}-{r}", tree)
+                results[label].append(res)
+                figures = ", ".join(f"{k} {v:,.1f}" for k, v in res.items())
+                print(f"round {r + 1} {label}: {figures}", flush=True)
+    finally:
+        up.stop()
+    keys = list(results[versions[0][0]][0])
+    print("| figure | " + " | ".join(label for label, _ in versions) + " |")
+    print("|---" * (len(versions) + 1) + "|")
+    for key in keys:
+        cells = [run.fmt_range([r[key] for r in results[label]], 1) for label, _ in versions]
+        print(f"| {key} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
