@@ -41,13 +41,16 @@ LAYERS = {
     "resolvers": 5, "actions": 5,
     "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7, "app.webside": 7,
+    # server.workers: the channel, the main process's side and a worker's side.
+    "app.channel": 7, "app.workers": 7, "app.worker": 7,
     # The web app: beside the App that serves it (it reads the running policy and configuration).
     "web": 7,
     "web.charts": 7,  # the child page's SVG charts (pure geometry)
     "querylog.report": 7, "querylog.report.terminal": 7, "querylog.tail": 7,
     "querylog.report.source": 7,  # the report's queries on SQLite or PostgreSQL
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "cli.pause": 8,
-    "cli.lists": 8, "cli.budget": 8, "cli.status": 8, "cli.web": 8, "__main__": 8,
+    "cli.lists": 8, "cli.budget": 8, "cli.status": 8, "cli.web": 8, "cli.worker": 8,
+    "__main__": 8,
 }  # fmt: skip
 
 # Each third-party library lives in one place.
