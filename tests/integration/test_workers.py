@@ -11,6 +11,8 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,4 +174,74 @@ async def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all() -> None:
     assert answers == {dns.rcode.NXDOMAIN}
     assert f"(pid {victim}) exited with code -9; starting another" in log
     assert not any(map(alive, replaced))  # stopped with the main process, none left behind
+    assert "Traceback" not in log
+
+
+async def blocked_everywhere(port: int, name: str, deadline: float = 10.0) -> float:
+    """Seconds until `name` is blocked from every source port asked (AssertionError after
+    `deadline`)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while await rcodes(port, name, 20) != {dns.rcode.NXDOMAIN}:
+        assert loop.time() - start < deadline, f"{name} is not blocked by every worker"
+        await asyncio.sleep(0.05)
+    return loop.time() - start
+
+
+async def test_a_reload_and_a_list_change_reach_every_worker() -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        with installation(upstream.address) as config:
+            process, port, seen = await start_serve(config)
+            try:
+                await settled(port)
+                assert await rcodes(port, "news.example", 20) == {dns.rcode.NOERROR}
+                text = config.read_text()
+                config.write_text(text.replace("categories: [gambling, games]}",
+                                               "categories: [gambling, games], "
+                                               "block: [news.example]}"))  # fmt: skip
+                process.send_signal(signal.SIGHUP)
+                await blocked_everywhere(port, "news.example")
+                # A list file edited: the main process builds the index, the workers map it.
+                gambling = config.parent / "gambling.txt"
+                gambling.write_text("casino.example\npoker.example\n")
+                await blocked_everywhere(port, "poker.example", deadline=30.0)
+            finally:
+                log = "".join(seen) + await stop(process)
+    assert "reloaded" in log
+    assert "Traceback" not in log
+
+
+def budget_minutes(database: Path) -> list[int]:
+    """The minutes stored for the kid's games budget."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        query = "SELECT minutes FROM budget_usage WHERE profile = 'kid'"
+        return [int(row[0]) for row in db.execute(query)]
+
+
+async def test_a_budget_is_metered_once_across_workers_and_spent_on_all() -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        with installation(upstream.address) as config:
+            text = config.read_text().replace(
+                "categories: [gambling, games]}",
+                "categories: [gambling], bedtime: [], "
+                "budgets: [{name: games, categories: [games], per_day: 1m}]}",
+            )
+            config.write_text(text)
+            database = config.parent / "state" / "filterdns.db"
+            process, port, seen = await start_serve(config)
+            try:
+                await blocked_everywhere(port, "casino.example", deadline=60.0)
+                second = time.time() % 60
+                if second > 45:  # the lookups below fall in one minute
+                    await asyncio.sleep(60.5 - second)
+                first = await rcodes(port, "games.example", 1)
+                # Lookups from many ports, over both workers, make one minute: spent.
+                await blocked_everywhere(port, "games.example")
+                await until(lambda: bool(budget_minutes(database)), "the minute stored", 10.0)
+                await asyncio.sleep(1.5)  # a second minute counted by another worker would show
+                stored = budget_minutes(database)
+            finally:
+                log = "".join(seen) + await stop(process)
+    assert first == {dns.rcode.NOERROR}
+    assert stored == [1]
     assert "Traceback" not in log
