@@ -14,11 +14,25 @@ import socket
 import struct
 from typing import Any
 
+from filterdns.querylog.store import LogRecord
+
 _LENGTH = struct.Struct("!I")
 MAX_BUFFERED = 8 * 2**20  # bytes waiting to be sent before messages are dropped
 MAX_MESSAGE = 256 * 2**20  # a longer length prefix is a broken channel
 
 Message = tuple[str, Any]
+Row = tuple[Any, ...]  # a LogRecord's fields in order: pickled ten times faster than the object
+
+
+def row_of(r: LogRecord) -> Row:
+    """The fields of a log row, as the channel carries them."""
+    return (r.ts, r.client, r.client_name, r.profile, r.name, r.qtype, r.kind, r.category,
+            r.rule, r.reason, r.source, r.response)  # fmt: skip
+
+
+def record_of(row: Row) -> LogRecord:
+    """The log row back from its fields."""
+    return LogRecord(*row)
 
 
 class Channel:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from filterdns.app.channel import Channel
+from filterdns.app.channel import Channel, row_of
 from filterdns.config import Config, LogConfig
 from filterdns.config.budgets import BudgetConfig
 from filterdns.dns.server import DnsServer
@@ -95,7 +95,7 @@ class ForwardLog(QueryLog):
         if not rows and not lookups and not self._lost:
             return
         self._batch, self._lookups = [], []
-        if self.channel.send("rows", (rows, lookups, self._lost)):
+        if self.channel.send("rows", ([row_of(r) for r in rows], lookups, self._lost)):
             self._lost = 0
             self.stats.written += len(rows)
         else:

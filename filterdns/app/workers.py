@@ -25,7 +25,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
-from filterdns.app.channel import Channel
+from filterdns.app.channel import Channel, record_of
 from filterdns.config import Config, ListenAddress
 from filterdns.dns.server import bind_pair
 from filterdns.errors import ServerError
@@ -198,7 +198,8 @@ class Workers:
         if kind == "rows":
             rows, lookups, lost = payload
             querylog, alerter = app.querylog, app.alerter
-            for record in rows:
+            for row in rows:
+                record = record_of(row)
                 querylog.put(record)
                 if record.kind == "blocked":
                     alerter.observe(record)
