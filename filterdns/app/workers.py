@@ -181,17 +181,18 @@ class Workers:
             self._handle(slot, *message)
         code = await process.wait()
         channel.close()
+        # A pause first: SIGTERM to the whole service (systemctl stop) reaches the workers
+        # before this process has begun to stop them.
+        delay = min(30.0, RESTART_DELAY * 2**slot.restarts)
+        await asyncio.sleep(delay)
         if self._stopping:
             return
-        delay = min(30.0, RESTART_DELAY * 2**slot.restarts)
         slot.restarts += 1
         log.warning(
-            "worker %d (pid %d) exited with code %s; starting another in %.1f s",
-            slot.number, process.pid, code, delay,
+            "worker %d (pid %d) exited with code %s; starting another",
+            slot.number, process.pid, code,
         )  # fmt: skip
-        await asyncio.sleep(delay)
-        if not self._stopping:
-            await self._spawn(slot)
+        await self._spawn(slot)
 
     def _handle(self, slot: _Process, kind: str, payload: Any) -> None:
         app = self.app
@@ -245,7 +246,7 @@ class Workers:
                 with contextlib.suppress(ProcessLookupError):
                     slot.process.send_signal(signal.SIGTERM)
         watches = [t for t in self._tasks if t.get_name().startswith("worker-")]
-        if watches:
+        if watches:  # each ends with its worker's last rows (or after its restart pause)
             await asyncio.wait(watches, timeout=grace + STOP_EXTRA)
         for slot in self.slots:
             if slot.process is not None and slot.process.returncode is None:
