@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # bench/run.py, beside this file
 
 WORKLOADS = ("cached", "blocked_exact", "blocked_sub")
+SECTION = run.WORKERS_SECTION
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -132,6 +135,19 @@ def spread(values: list[float], form: str) -> str:
     return f"{form.format(mid)} [{form.format(low)}-{form.format(high)}]"
 
 
+def put_section(section: str) -> None:
+    """This run in bench/results/, and as the SECTION of bench/RESULTS.md (replaced)."""
+    run.RESULTS.mkdir(parents=True, exist_ok=True)
+    path = run.RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-workers.md"
+    path.write_text(section)
+    results = run.ROOT / "bench" / "RESULTS.md"
+    note = f"(Written by `bench/workers_bench.py`: `bench/results/{path.name}`.)"
+    body = f"{section.rstrip()}\n\n{note}\n"
+    text = run.drop_section(results.read_text(), SECTION) if results.exists() else ""
+    results.write_text(text.rstrip() + "\n\n" + body)
+    run.log(f"written {path} and bench/RESULTS.md")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--names", type=int, default=100_000)
@@ -139,6 +155,7 @@ def main() -> int:
     ap.add_argument("--secs", type=float, default=10)
     args = ap.parse_args()
     run.pinned = unpinned
+    load_before = f"{os.getloadavg()[0]:.1f}"
     work = Path(tempfile.mkdtemp(prefix="filterdns-workers-bench-"))
     run.log(f"preparing {args.names:,} names in {work}")
     run.prepare(work, args.names, 2_000, min(20_000, args.names))
@@ -163,7 +180,17 @@ def main() -> int:
                 figures.ratios[wl].append(got["workers-2"] / got["workers-1"])
                 text = ", ".join(f"{k} {v:,.0f}" for k, v in got.items())
                 run.log(f"{wl} round {r + 1}: {text} qps")
-        print("\n".join(["", *figures.table()]))
+        lines = [
+            SECTION, "",
+            f"`{shlex.join(['.venv/bin/python', 'bench/workers_bench.py', *sys.argv[1:]])}`, "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {args.names:,} names; dnsperf -c 10 -q 200 "
+            f"-t 1, {args.rounds} rounds x {args.secs:g} s, alternating order; nothing pinned; "
+            f"load average before {load_before}, after {os.getloadavg()[0]:.1f}.",
+            *run.machine()[:3], "", *figures.table(), "",
+        ]  # fmt: skip
+        text = "\n".join(lines)
+        print(text)
+        put_section(text)
     finally:
         for s in [*servers, upstream]:
             s.stop()
