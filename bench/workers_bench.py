@@ -122,6 +122,21 @@ class Figures:
                 f"{statistics.median(self.cost[wl, 'workers-2']):.1f} "
                 f"({statistics.median(self.main_cost[wl, 'workers-2']):.1f}) |"
             )
+        lines += [
+            "",
+            "On paper, a machine whose clients are other devices (all its cores for the server):"
+            " one process serves at most 1/(CPU per answer, 1); N workers at most N/(CPU per "
+            "answer, 2) while the main process's share stays under one core, 1/(its CPU per "
+            "answer). For 4 cores:",
+            "",
+            "| workload | 1 process, one core | 4 workers, 4 cores | ratio |",
+            "|---|---|---|---|",
+        ]
+        for wl in WORKLOADS:
+            one = 1e6 / statistics.median(self.cost[wl, "workers-1"])
+            main = statistics.median(self.main_cost[wl, "workers-2"])
+            four = min(4e6 / statistics.median(self.cost[wl, "workers-2"]), 1e6 / max(main, 0.01))
+            lines.append(f"| {wl} | {one:,.0f} | {four:,.0f} | {four / one:.2f}x |")
         lines.append("")
         for name, sizes in self.memory.items():
             parts = [f"{k} {rss:.1f} MB ({pss:.1f})" for k, (rss, pss) in sizes.items()]

@@ -133,9 +133,15 @@ class Workers:
         self._totals = usage_totals(self.app.budgets)
         for slot in self.slots:
             await self._spawn(slot)
-        async with asyncio.timeout(START_TIMEOUT):
-            for slot in self.slots:
-                await slot.ready.wait()
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                for slot in self.slots:
+                    await slot.ready.wait()
+        except TimeoutError:
+            raise ServerError(
+                f"the worker processes did not all serve within {START_TIMEOUT:.0f} s; their "
+                "messages above say why"
+            ) from None
         self._tasks.append(asyncio.create_task(self._follow(), name="workers-follow"))
         log.info("%d worker processes serve: %s", self.count, self.pids())
         return bound
@@ -218,8 +224,12 @@ class Workers:
     def broadcast(self, kind: str, payload: Any) -> None:
         """Send one message to every worker running."""
         for slot in self.slots:
-            if slot.channel is not None and not slot.channel.send(kind, payload):
-                log.warning("worker %d does not read its channel; %s not sent", slot.number, kind)
+            running = slot.process is not None and slot.process.returncode is None
+            if running and slot.channel is not None and not slot.channel.send(kind, payload):
+                # Stuck: its successor starts with the configuration, index and totals of now.
+                log.warning("worker %d does not read its channel; starting it again", slot.number)
+                with contextlib.suppress(ProcessLookupError):
+                    slot.process.kill()  # type: ignore[union-attr]
 
     def configure(self, config: Config) -> None:
         """A reload was applied: the workers take the same configuration."""
