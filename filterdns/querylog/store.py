@@ -99,9 +99,7 @@ class QueryLog:
             # psycopg only when the log is on PostgreSQL: a box on SQLite never loads it.
             from filterdns.querylog.pglog import PgLog  # noqa: PLC0415
 
-            self._file = PgLog(
-                config.url, instance=instance, stats=self.stats, clock=clock
-            )
+            self._file = PgLog(config.url, instance=instance, stats=self.stats, clock=clock)
         self._drops: Drops = {}  # waiting for the next batch that succeeds
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
