@@ -23,7 +23,7 @@ from filterdns.config.readers import (
     whole_key,
 )
 from filterdns.config.values import IPNetwork, ListenAddress, parse_listen, parse_network
-from filterdns.config.walker import Node, is_mapping, scalar_text, show
+from filterdns.config.walker import Node, is_mapping, is_null, scalar_text, show
 
 MAX_CONNECTIONS = 1_000_000
 MAX_RATE = 1_000_000
@@ -125,8 +125,13 @@ def _instance(r: ConfigReader, node: Node, path: str) -> str | None:
 
 def _workers(r: ConfigReader, node: Node, path: str) -> int | Literal["auto"] | None:
     """A number of processes, or `auto`."""
-    if scalar_text(node) == "auto":
+    text = scalar_text(node)
+    if text == "auto":
         return "auto"
+    digits = (text or "").strip().lstrip("+-").replace("_", "")
+    if text is not None and text.strip() and not is_null(node) and not digits.isdigit():
+        r.problem(node, path, f"{show(text)} is neither a whole number nor auto")
+        return None
     return r.integer(node, path, 1, MAX_WORKERS)
 
 

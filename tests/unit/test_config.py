@@ -655,7 +655,7 @@ SERVER_KEYS = (
         pytest.param(
             "server:\n  workers: all\n",
             "server.workers",
-            '"all" is not a whole number',
+            '"all" is neither a whole number nor auto',
             2,
             id="workers-not-auto",
         ),
