@@ -7,9 +7,20 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 
 from filterdns.app.worker import serve
-from filterdns.cli.main import _loop_factory
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when installed, as `filterdns serve` (cli.main, not imported here:
+    its commands' modules would cost each worker some 5 MB)."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional at run time
+    except ImportError:  # pragma: no cover - a dependency on Linux; asyncio works too
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def main(argv: list[str] | None = None) -> int:

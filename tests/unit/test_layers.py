@@ -75,7 +75,9 @@ THIRD_PARTY = {
         "cli.lists",
         "cli.web",
     },
-    "uvloop": {"cli.main"},
+    # uvloop: the event loop of `serve` and of its worker processes (cli.worker, which does not
+    # import cli.main: each worker would carry the other commands' modules)
+    "uvloop": {"cli.main", "cli.worker"},
     # aiohttp: the one HTTP server, for the web app, its API, the block page and /metrics
     # (the web app's modules of layer 7: its pages, API, server and renderer; not its stores)
     "aiohttp": {"web.*"},
