@@ -68,6 +68,8 @@ PINNING = "servers on core 0, dnsperf/upstream/latency client on core 1"
 
 
 WEB_SECTION = "## DNS while the web app is used"  # written by web_bench.py, kept here
+WORKERS_SECTION = "## Worker processes (server.workers)"  # from workers_bench.py, kept here
+PG_SECTION = "## Many instances, one PostgreSQL"  # from pg_bench.py (make bench-pg), kept here
 
 
 def section_of(text: str, title: str) -> str:
@@ -724,7 +726,8 @@ def main() -> int:
         path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{mode}.md"
         path.write_text(text)
         latest = ROOT / "bench" / "RESULTS.md"
-        kept = section_of(latest.read_text(), WEB_SECTION) if latest.exists() else ""
+        before = latest.read_text() if latest.exists() else ""
+        kept = "".join(section_of(before, title) for title in (WEB_SECTION, PG_SECTION, WORKERS_SECTION))
         latest.write_text(
             "# Latest benchmark results\n\nWritten by `make bench` (`bench/run.py`); "
             f"a copy of `bench/results/{path.name}`.\n\n" + text + (f"\n{kept}" if kept else "")

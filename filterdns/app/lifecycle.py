@@ -19,6 +19,7 @@ from filterdns.app.gauges import app_gauges
 from filterdns.app.reload import READY_STATUS, judge, lists_for, restart_notes
 from filterdns.app.watch import watch_config
 from filterdns.app.webside import WebListeners
+from filterdns.app.workers import Workers, worker_count
 from filterdns.config import Config, ListenAddress, load_config
 from filterdns.dns.server import DnsServer, addresses_text
 from filterdns.dns.transport import Transport
@@ -87,6 +88,7 @@ class App:
         self.outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
         self._assemble(config, self.lists)
         self.server = DnsServer(self.chain.head, config.server)
+        self.workers: Workers | None = None  # server.workers > 1: they serve DNS, not `server`
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._reload_lock = asyncio.Lock()
@@ -149,7 +151,7 @@ class App:
             if self.neighbours is not None:
                 await self.neighbours.refresh()
             fit_open_files(self.config)  # before the first socket a flood could need
-            bound = await self.server.start(skip_unavailable=self.config.source is None)
+            bound = await self._listen()
             await self.web.start()
         except BaseException:
             await self.stop()  # a port in use: close the log, lists and sockets opened so far
@@ -168,6 +170,15 @@ class App:
             follow = follow_usage(self.config.log.url, instance, self.budgets)
             self._tasks.append(asyncio.create_task(follow, name="budgets-follow"))
         return bound
+
+    async def _listen(self) -> list[ListenAddress]:
+        """Serve DNS here, or start the workers that do (`server.workers`)."""
+        skip = self.config.source is None
+        count = worker_count(self)
+        if count == 1:
+            return await self.server.start(skip_unavailable=skip)
+        self.workers = Workers(self, count)
+        return await self.workers.start(skip_unavailable=skip)
 
     async def _read_grants(self) -> None:
         """Grants in force before the first answer (an old grants.json imported first)."""
@@ -255,6 +266,8 @@ class App:
         old_alerter, had_neighbours = self.alerter, self.neighbours is not None
         self._assemble(config, lists, cache=self.chain.cache)
         self.server.chain = self.chain.head  # the swap: new queries take the new chain
+        if self.workers is not None:
+            self.workers.configure(config)  # and the workers' next queries
         fit_open_files(config)  # upstreams.max_outstanding applies at once
         if config.server.rate_limit != self.config.server.rate_limit:
             self.server.limit_rate(config.server.rate_limit)
@@ -310,6 +323,8 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.web.stop()
+        if self.workers is not None:  # before the log closes: their last rows come in
+            await self.workers.stop(self.config.server.shutdown_grace)
         await self.server.stop()
         await self.alerter.close()
         await self.querylog.close()  # every queued row is written before exit

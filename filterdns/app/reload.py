@@ -67,6 +67,7 @@ def restart_notes(old: Config, new: Config) -> list[str]:
         "max_tcp_connections",
         "max_tcp_connections_per_client",
         "shutdown_grace",
+        "workers",
     ):
         if getattr(old.server, key) != getattr(new.server, key):
             notes.append(f"server.{key} changed; it applies after a restart")

@@ -1,15 +1,17 @@
 """`server:` where and to whom the proxy answers: listeners, the ACL, TCP limits, rate limits,
-the time zone of schedules, the user to run as, the metrics endpoint, and the name of this
-instance in rows it shares with others (`instance`)."""
+the time zone of schedules, the user to run as, the metrics endpoint, the name of this
+instance in rows it shares with others (`instance`) and the number of serving processes
+(`workers`)."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from filterdns.config.fragments import LISTEN_PATTERN, NETWORK_PATTERN, list_of, string
 from filterdns.config.readers import (
@@ -21,10 +23,12 @@ from filterdns.config.readers import (
     whole_key,
 )
 from filterdns.config.values import IPNetwork, ListenAddress, parse_listen, parse_network
-from filterdns.config.walker import Node, is_mapping, show
+from filterdns.config.walker import Node, is_mapping, is_null, scalar_text, show
 
 MAX_CONNECTIONS = 1_000_000
 MAX_RATE = 1_000_000
+MAX_WORKERS = 64  # processes a `server.workers` number may ask for
+AUTO_WORKERS = 8  # `workers: auto` takes the usable CPUs, at most this many
 # Not root: a port anyone may bind, on loopback only. Root: port 53 on every address.
 USER_LISTEN = (ListenAddress("127.0.0.1", 5353), ListenAddress("::1", 5353))
 ROOT_LISTEN = (ListenAddress("0.0.0.0", 53), ListenAddress("::", 53))
@@ -65,10 +69,17 @@ class ServerConfig:
     metrics: ListenAddress | None = None  # where Prometheus scrapes /metrics; None: off
     rate_limit: RateLimit | None = RateLimit()  # None: no limit
     instance: str | None = None  # this instance in shared rows; None: the host name
+    workers: int | Literal["auto"] = 1  # DNS serving processes; 1: this one (app.workers)
 
     def instance_name(self) -> str:
         """This instance's name in rows shared with others: `instance`, else the host name."""
         return self.instance if self.instance is not None else host_name()
+
+    def worker_count(self) -> int:
+        """The DNS serving processes `workers` asks for (`auto`: the usable CPUs, at most 8)."""
+        if self.workers != "auto":
+            return self.workers
+        return max(1, min(AUTO_WORKERS, len(os.sched_getaffinity(0))))
 
 
 def host_name() -> str:
@@ -112,6 +123,18 @@ def _instance(r: ConfigReader, node: Node, path: str) -> str | None:
     return r.one(node, path, "an instance name", parse_instance)
 
 
+def _workers(r: ConfigReader, node: Node, path: str) -> int | Literal["auto"] | None:
+    """A number of processes, or `auto`."""
+    text = scalar_text(node)
+    if text == "auto":
+        return "auto"
+    digits = (text or "").strip().lstrip("+-").replace("_", "")
+    if text is not None and text.strip() and not is_null(node) and not digits.isdigit():
+        r.problem(node, path, f"{show(text)} is neither a whole number nor auto")
+        return None
+    return r.integer(node, path, 1, MAX_WORKERS)
+
+
 def _rate_limit(r: ConfigReader, node: Node, path: str) -> RateLimit | None:
     """`{per_client_qps: 50, burst: 200}`; the key left out keeps its default."""
     found = r.section(node, path, RATE_LIMIT_KEYS)
@@ -121,10 +144,16 @@ def _rate_limit(r: ConfigReader, node: Node, path: str) -> RateLimit | None:
 
 
 def _check(r: ConfigReader, found: Mapping[str, Node], server: ServerConfig) -> ServerConfig:
-    """The per-client TCP cap stays below the global one."""
+    """The per-client TCP cap stays below the global one; workers serve without /metrics."""
     keys = ("max_tcp_connections_per_client", "max_tcp_connections")
     caps = (server.max_tcp_connections_per_client, server.max_tcp_connections)
     per_client = r.below(found, "server", keys, caps, strict=True)
+    if server.workers != 1 and server.metrics is not None and "workers" in found:
+        # Each worker counts its own answers; /metrics would show none of them.
+        r.problem(found["workers"], "server.workers", "more than one process does not serve "
+                  "server.metrics yet (its counters would miss the workers' answers); set "
+                  "server.metrics: null or server.workers: 1")  # fmt: skip
+        server = replace(server, workers=1)
     return replace(server, max_tcp_connections_per_client=per_client)
 
 
@@ -183,6 +212,17 @@ SECTION = Section(
             "pattern": INSTANCE_PATTERN,
             "examples": ["school-12", "pi-kitchen"],
         }, nullable=True),
+        Key("workers", _workers, {
+            "description": "DNS serving processes on the same ports (SO_REUSEPORT): 1 serves "
+            "in this process; a number or auto (the usable CPUs, at most "
+            f"{AUTO_WORKERS}) starts that many, the log, the web app and reloads staying in "
+            "the first; not with server.metrics",
+            "oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_WORKERS},
+                {"const": "auto"},
+            ],
+            "examples": [1, 4, "auto"],
+        }),
     ),
     _check,
 )  # fmt: skip

@@ -113,7 +113,7 @@ class DnsServer:
         try:
             for address in self.config.listen:
                 try:
-                    udp, tcp = _bind_pair(address)
+                    udp, tcp = bind_pair(address)
                 except ServerError as exc:
                     if not (skip_unavailable and exc.unavailable):
                         raise
@@ -128,6 +128,15 @@ class DnsServer:
             await self.stop(0)
             raise
         return self.bound
+
+    async def adopt(self, pairs: Iterable[tuple[socket.socket, socket.socket]]) -> None:
+        """Serve sockets bound elsewhere (`bind_pair`, by the process that starts workers)."""
+        for udp, tcp in pairs:
+            udp.setblocking(False)
+            tcp.setblocking(False)
+            await self._serve(udp, tcp)
+            host, port = udp.getsockname()[:2]
+            self.bound.append(ListenAddress(host, port))
 
     async def _serve(self, udp: socket.socket, tcp: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -362,14 +371,20 @@ def _send_udp(sock: socket.socket, out: bytes, addr: tuple[str, int]) -> None:
         log.debug("UDP send to %s failed: %s", addr[0], exc)
 
 
-def _bind_pair(address: ListenAddress) -> tuple[socket.socket, socket.socket]:
-    """A UDP and a TCP socket bound to the same address and port (port 0: one free for both)."""
+def bind_pair(
+    address: ListenAddress, *, reuse_port: bool = False
+) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket bound to the same address and port (port 0: one free for both).
+
+    `reuse_port` (SO_REUSEPORT): several pairs share the port, the kernel spreading queries
+    and connections over them, one pair per worker process (app.workers).
+    """
     for _ in range(_BIND_ATTEMPTS):
-        udp = _socket(address.host, socket.SOCK_DGRAM)
+        udp = _socket(address.host, socket.SOCK_DGRAM, reuse_port)
         try:
             udp.bind((address.host, address.port))
             port = udp.getsockname()[1]
-            tcp = _socket(address.host, socket.SOCK_STREAM)
+            tcp = _socket(address.host, socket.SOCK_STREAM, reuse_port)
             try:
                 tcp.bind((address.host, port))
                 tcp.listen(128)
@@ -394,10 +409,12 @@ def _bind_pair(address: ListenAddress) -> tuple[socket.socket, socket.socket]:
     raise ServerError(f"cannot find a port free for both UDP and TCP on {address.host}")
 
 
-def _socket(host: str, kind: int) -> socket.socket:
+def _socket(host: str, kind: int, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
     sock.setblocking(False)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if family == socket.AF_INET6:  # let "0.0.0.0:53" and "[::]:53" both be bound
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     if kind == socket.SOCK_STREAM:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import textwrap
 import unicodedata
@@ -12,6 +13,7 @@ from datetime import date
 from importlib import resources
 from operator import attrgetter
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import yaml
@@ -352,6 +354,9 @@ def test_missing_keys_keep_their_defaults_next_to_given_ones() -> None:
             id="path-relative-no-base",
         ),
         pytest.param('cache: {"max_entries":10}', "cache.max_entries", 10, id="json-style-mapping"),
+        pytest.param("server: {workers: 4}", "server.workers", 4, id="workers-number"),
+        pytest.param("server: {workers: auto}", "server.workers", "auto", id="workers-auto"),
+        pytest.param("server: {}", "server.workers", 1, id="workers-default-one"),
     ],
 )
 def test_values_are_read(text: str, attribute: str, expected: object) -> None:
@@ -365,7 +370,7 @@ TOP_KEYS = (
 )
 SERVER_KEYS = (
     "listen, allow_clients, tcp_idle_timeout, max_tcp_connections, max_tcp_connections_per_client, "
-    "shutdown_grace, timezone, user, metrics, rate_limit, instance"
+    "shutdown_grace, timezone, user, metrics, rate_limit, instance, workers"
 )
 
 
@@ -632,6 +637,35 @@ SERVER_KEYS = (
             "expected a mapping with keys per_client_qps, burst, not a single value",
             2,
             id="rate-limit-not-a-mapping",
+        ),
+        pytest.param(
+            "server:\n  workers: 0\n",
+            "server.workers",
+            "0 must be at least 1",
+            2,
+            id="workers-zero",
+        ),
+        pytest.param(
+            "server:\n  workers: 65\n",
+            "server.workers",
+            "65 must be at most 64",
+            2,
+            id="workers-too-many",
+        ),
+        pytest.param(
+            "server:\n  workers: all\n",
+            "server.workers",
+            '"all" is neither a whole number nor auto',
+            2,
+            id="workers-not-auto",
+        ),
+        pytest.param(
+            "server:\n  metrics: 127.0.0.1:9153\n  workers: 2\n",
+            "server.workers",
+            "more than one process does not serve server.metrics yet (its counters would miss "
+            "the workers' answers); set server.metrics: null or server.workers: 1",
+            3,
+            id="workers-with-metrics",
         ),
     ],
 )
@@ -2936,3 +2970,20 @@ def test_an_unknown_age_band_still_has_its_overrides_checked() -> None:
         ("age_bands.10-12.youtube", 3),
         ("age_bands.10-12.colour", 4),
     ]
+
+
+@pytest.mark.parametrize(
+    ("workers", "cpus", "expected"),
+    [
+        pytest.param(1, 4, 1, id="one"),
+        pytest.param(3, 1, 3, id="number-as-given"),
+        pytest.param("auto", 1, 1, id="auto-one-cpu"),
+        pytest.param("auto", 4, 4, id="auto-four-cpus"),
+        pytest.param("auto", 32, 8, id="auto-at-most-eight"),
+    ],
+)
+def test_worker_count_of_auto_is_the_usable_cpus_at_most_eight(
+    workers: int | Literal["auto"], cpus: int, expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)))
+    assert ServerConfig(workers=workers).worker_count() == expected

@@ -42,6 +42,8 @@ LAYERS = {
     "resolvers.answermemo": 5,  # the server's answer memo and what its chain lends it
     "dns.server": 6, "ops.metrics": 6, "ops.gauges": 6,
     "app": 7, "app.lifecycle": 7, "app.reload": 7, "app.watch": 7, "app.webside": 7,
+    # server.workers: the channel, the main process's side and a worker's side.
+    "app.channel": 7, "app.workers": 7, "app.worker": 7,
     # The web app: beside the App that serves it (it reads the running policy and configuration).
     "web": 7,
     "web.charts": 7,  # the child page's SVG charts (pure geometry)
@@ -49,7 +51,8 @@ LAYERS = {
     "querylog.report.source": 7,  # the report's queries on SQLite or PostgreSQL
     "querylog.pgtail": 7,  # `tail` on a PostgreSQL log many instances write
     "cli.main": 8, "cli.admin": 8, "cli.control": 8, "cli.report": 8, "cli.pause": 8,
-    "cli.lists": 8, "cli.budget": 8, "cli.status": 8, "cli.web": 8, "__main__": 8,
+    "cli.lists": 8, "cli.budget": 8, "cli.status": 8, "cli.web": 8, "cli.worker": 8,
+    "__main__": 8,
 }  # fmt: skip
 
 # Each third-party library lives in one place.
@@ -75,7 +78,9 @@ THIRD_PARTY = {
         "cli.lists",
         "cli.web",
     },
-    "uvloop": {"cli.main"},
+    # uvloop: the event loop of `serve` and of its worker processes (cli.worker, which does not
+    # import cli.main: each worker would carry the other commands' modules)
+    "uvloop": {"cli.main", "cli.worker"},
     # aiohttp: the one HTTP server, for the web app, its API, the block page and /metrics
     # (the web app's modules of layer 7: its pages, API, server and renderer; not its stores)
     "aiohttp": {"web.*"},
