@@ -264,10 +264,10 @@ async def fill(url: str, total: int, now: float) -> tuple[int, float]:
     counts = [int(total * w / sum(weights)) for w in weights]
     counts[-2] += total - sum(counts)  # yesterday takes the rounding
     # Not pgconn.connect: its statement timeout (30 s) would cancel a long COPY.
+    await asyncio.to_thread(pgconn.migrate, url)
     conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
     started = time.monotonic()
     try:
-        await pgconn.migrate(conn, url)
         for day in [*days, days[-1] + pgschema.DAY]:
             await conn.execute(pgschema.create_partition(day))
         async with conn.cursor() as cursor, cursor.copy(pgschema.COPY_QUERIES) as copy:
