@@ -21,7 +21,8 @@ from filterdns.app.watch import watch_config
 from filterdns.app.webside import WebListeners
 from filterdns.app.workers import Workers, worker_count
 from filterdns.config import Config, ListenAddress, load_config
-from filterdns.dns.server import DnsServer, addresses_text
+from filterdns.dns.listeners import addresses_text
+from filterdns.dns.server import DnsServer
 from filterdns.dns.transport import Transport
 from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.lists import namemodel

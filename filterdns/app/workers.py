@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from filterdns.app.channel import Channel, record_of
 from filterdns.config import Config, ListenAddress
-from filterdns.dns.server import bind_pair
+from filterdns.dns.listeners import bind_pair
 from filterdns.errors import ServerError
 from filterdns.lists.cachedir import is_writable
 from filterdns.policy.budgets import BudgetMeter

@@ -29,7 +29,7 @@ from filterdns.cli import admin, budget, control, pause, report, status
 from filterdns.cli import lists as list_commands
 from filterdns.cli import web as web_cli
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
-from filterdns.dns.server import addresses_text
+from filterdns.dns.listeners import addresses_text
 from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.ops import privileges
 
