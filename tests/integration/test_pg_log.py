@@ -8,7 +8,7 @@ import calendar
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +22,9 @@ from filterdns.querylog.dbfile import SchemaError
 from filterdns.querylog.store import LogRecord, LogStats, QueryLog
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import Proxy, config_for, running_proxy
-from tests.integration.postgres import PgServer, cluster
+from tests.integration.postgres import PgServer
 
 DAY = 86400.0
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PgServer]:
-    with cluster() as running:
-        yield running
-
-
-@pytest.fixture
-def url(server: PgServer) -> str:
-    """A fresh database on the test server, for one test."""
-    return server.new_database()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
@@ -20,19 +20,7 @@ from filterdns.querylog.report.collect import read_report
 from tests.fakes.upstream import FakeUpstream
 from tests.integration import test_report as sqlite_report
 from tests.integration.harness import running_proxy
-from tests.integration.postgres import PgServer, cluster
 from tests.integration.test_pg_log import blocked, proxy_config, written
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PgServer]:
-    with cluster() as running:
-        yield running
-
-
-@pytest.fixture
-def url(server: PgServer) -> str:
-    return server.new_database()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import dns.asyncquery
@@ -17,7 +17,7 @@ import dns.rcode
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
-from tests.integration.postgres import PgServer, cluster
+from tests.integration.postgres import PgServer
 from tests.integration.processes import open_directory, run_cli, start_serve, stop
 
 RECORDS = {
@@ -26,12 +26,6 @@ RECORDS = {
 }
 OPEN = "93.184.216.34"
 WITHIN = 1.0  # seconds: an action applies on every instance within this
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PgServer]:
-    with cluster() as running:
-        yield running
 
 
 @pytest.fixture

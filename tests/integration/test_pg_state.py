@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -26,17 +26,11 @@ from filterdns.web.accounts import AccountStore, Role
 from filterdns.web.asks import RequestLimited, RequestStore
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import config_for, running_proxy
-from tests.integration.postgres import PgServer, cluster
+from tests.integration.postgres import PgServer
 from tests.integration.test_pg_log import select
 from tests.integration.webapp import CSRF, PASSWORD
 
 NOW = time.time()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PgServer]:
-    with cluster() as running:
-        yield running
 
 
 @pytest.fixture

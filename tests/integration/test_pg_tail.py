@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -19,21 +19,10 @@ import pytest
 from filterdns.cli.main import main
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import running_proxy
-from tests.integration.postgres import PgServer, cluster
+from tests.integration.postgres import PgServer
 from tests.integration.test_pg_log import blocked, proxy_config, written
 
 WAIT = 20.0  # seconds a line may take to come (a loaded machine)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PgServer]:
-    with cluster() as running:
-        yield running
-
-
-@pytest.fixture
-def url(server: PgServer) -> str:
-    return server.new_database()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import contextlib
 import html
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +20,10 @@ from filterdns.querylog import pgschema
 from filterdns.web.accounts import AccountStore
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import running_proxy
-from tests.integration.postgres import PgServer, cluster
 from tests.integration.test_pg_log import blocked, proxy_config, written
 from tests.integration.webapp import PASSWORD, running_web
 
 WEB = 'web: {listen: "127.0.0.1:0", language: en}\n'
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PgServer]:
-    with cluster() as running:
-        yield running
-
-
-@pytest.fixture
-def url(server: PgServer) -> str:
-    return server.new_database()
 
 
 @pytest.fixture
