@@ -201,6 +201,11 @@ class App:
     def block_page_address(self) -> ListenAddress | None:
         return self.web.addresses.get("block_page")
 
+    def metrics_text(self) -> str:
+        """/metrics now: this process's counts, and the workers' added when they serve."""
+        metrics = self.metrics if self.workers is None else self.workers.metrics(self.metrics)
+        return metrics.render(self._gauges)
+
     def _gauges(self) -> list[Gauge]:
         """Read at each scrape, so a reload's new objects are the ones reported."""
         return app_gauges(self)

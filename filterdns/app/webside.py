@@ -43,7 +43,7 @@ class AppBackend:
         return self._app.wall_clock
 
     def metrics_text(self) -> str:
-        return self._app.metrics.render(self._app._gauges)
+        return self._app.metrics_text()
 
     async def grants_changed(self) -> None:
         try:

@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from filterdns.app.channel import Channel, row_of
+from filterdns.app.gauges import serving_gauges
 from filterdns.config import Config, LogConfig
 from filterdns.config.budgets import BudgetConfig
 from filterdns.dns.server import DnsServer
@@ -35,6 +36,7 @@ from filterdns.dns.transport import Transport
 from filterdns.lists import namemodel
 from filterdns.lists.cachedir import INDEX_FILE, SHIPPED_INDEX_FILE
 from filterdns.lists.index import DomainIndex
+from filterdns.ops.metrics import Metrics
 from filterdns.policy.budgets import BudgetMeter
 from filterdns.policy.clients import ClientDirectory
 from filterdns.policy.decisions import Policy
@@ -53,6 +55,7 @@ FLUSH_INTERVAL = 0.1  # seconds a row waits for others before its batch leaves
 BATCH_SIZE = 500  # rows that leave at once without waiting
 INDEX_RETRY = 0.25  # seconds between two tries to map the index the main process announced
 INDEX_WAIT = 120.0  # at start, how long to wait for that index before giving up
+COUNTS_INTERVAL = 1.0  # seconds between two reports of the counts /metrics shows
 Lookup = tuple[str, tuple[BudgetConfig, ...], str, float, ZoneInfo]
 
 
@@ -144,14 +147,15 @@ class Worker:
         self.neighbours: Neighbours | None = None
         up = config.upstreams
         self.outstanding = Outstanding(up.max_outstanding, up.max_outstanding_per_server)
+        self.metrics = Metrics()  # counted with server.metrics, added up by the main process
         self._assemble(config)
         self.server = DnsServer(self.chain.head, config.server)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def _assemble(self, config: Config, cache: CacheResolver | None = None) -> None:
-        """The chain `config` decides, as App._assemble builds it (no metrics, no alerts:
-        the main process counts alerts from the rows it receives)."""
+        """The chain `config` decides, as App._assemble builds it (no alerts: the main process
+        counts alerts from the rows it receives)."""
         if config.clients and self.neighbours is None:
             self.neighbours = Neighbours()
         self.directory = ClientDirectory(config.clients, config.default_profile, self.neighbours)
@@ -166,7 +170,7 @@ class Worker:
             policy=self.policy,
             querylog=self.querylog,
             alerter=Alerter([], record=self.querylog.put_alert),
-            metrics=None,
+            metrics=self.metrics if config.server.metrics is not None else None,
             outstanding=self.outstanding,
             cache=cache,
             clock=time.monotonic,
@@ -214,6 +218,18 @@ class Worker:
         if self.neighbours is not None and not had_neighbours:
             self._tasks.append(asyncio.create_task(self.neighbours.run(), name="neighbours"))
 
+    def _report_counts(self) -> None:
+        """Send what /metrics shows of this worker: its counts and serving gauges."""
+        if self.config.server.metrics is None and self.config.web.listen is None:
+            return  # nobody scrapes
+        gauges = serving_gauges(self.chain, self.server, self.outstanding)
+        self.channel.send("metrics", (self.metrics.state(), gauges))
+
+    async def _count(self) -> None:
+        while True:
+            await asyncio.sleep(COUNTS_INTERVAL)
+            self._report_counts()
+
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "config":
             self._apply(payload)
@@ -249,6 +265,7 @@ class Worker:
         self._tasks += [
             asyncio.create_task(self.grants.watch(), name="grants-watch"),
             asyncio.create_task(self._listen(), name="channel"),
+            asyncio.create_task(self._count(), name="counts"),
         ]
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -267,6 +284,7 @@ class Worker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._report_counts()  # the last counts, kept by the main process
         await self.querylog.close()
         self.grants.close()
         await self.chain.cache.close()

@@ -11,6 +11,9 @@ channel), the alerts (fed from those rows), the budget meter (fed by the lookups
 send, its totals sent back), the web app, the configuration watch and reloads (the new
 configuration is sent to every worker) and the list refreshes (it builds the index file; each
 worker maps it when told its fingerprint). A worker that exits is started again.
+
+/metrics adds up what the workers count: each sends its counts and serving gauges once a
+second (`metrics`); the last ones of a worker that exited stay added, so counters never go back.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from filterdns.config import Config, ListenAddress
 from filterdns.dns.listeners import bind_pair
 from filterdns.errors import ServerError
 from filterdns.lists.cachedir import is_writable
+from filterdns.ops.gauges import merge_gauges
+from filterdns.ops.metrics import Gauge, Metrics, State
 from filterdns.policy.budgets import BudgetMeter
 from filterdns.querylog.store import QUEUE_FULL
 
@@ -123,6 +128,9 @@ class Workers:
         self._stopping = False
         self._fingerprint = ""
         self._totals: list[tuple[str, str, str, int]] = []
+        self._counts: dict[int, tuple[State, list[Gauge]]] = {}  # the last of each worker
+        self._retired = Metrics()  # the counts of workers that exited
+        self._retired_gauges: list[Gauge] = []  # and their counters (names ending in _total)
 
     async def start(self, *, skip_unavailable: bool) -> list[ListenAddress]:
         """Bind, start every worker and wait until each serves; the addresses bound."""
@@ -187,6 +195,7 @@ class Workers:
             self._handle(slot, *message)
         code = await process.wait()
         channel.close()
+        self._retire(slot.number)
         # A pause first: SIGTERM to the whole service (systemctl stop) reaches the workers
         # before this process has begun to stop them.
         delay = min(30.0, RESTART_DELAY * 2**slot.restarts)
@@ -215,11 +224,33 @@ class Workers:
             if lost:  # rows the worker could not hand over: counted as the log's own drops
                 querylog.stats.dropped += lost
                 querylog._count_drop(QUEUE_FULL, lost)
+        elif kind == "metrics":
+            self._counts[slot.number] = payload
         elif kind == "ready":
             slot.ready.set()
             if slot.restarts:
                 log.info("worker %d serves again (pid %d)", slot.number, payload)
                 slot.restarts = 0
+
+    def _retire(self, number: int) -> None:
+        """Keep the counts of a worker that exited (its successor counts from zero)."""
+        last = self._counts.pop(number, None)
+        if last is not None:
+            self._retired.add(last[0])
+            counters = [g for g in last[1] if g[0].endswith("_total")]
+            self._retired_gauges = merge_gauges([self._retired_gauges, counters])
+
+    def metrics(self, own: Metrics) -> Metrics:
+        """`own` (the main process's counts) with every worker's added."""
+        combined = own.copy()
+        combined.add(self._retired.state())
+        for state, _ in self._counts.values():
+            combined.add(state)
+        return combined
+
+    def gauges(self) -> list[Gauge]:
+        """The workers' serving gauges, added up."""
+        return merge_gauges([self._retired_gauges, *(g for _, g in self._counts.values())])
 
     def broadcast(self, kind: str, payload: Any) -> None:
         """Send one message to every worker running."""

@@ -144,16 +144,10 @@ def _rate_limit(r: ConfigReader, node: Node, path: str) -> RateLimit | None:
 
 
 def _check(r: ConfigReader, found: Mapping[str, Node], server: ServerConfig) -> ServerConfig:
-    """The per-client TCP cap stays below the global one; workers serve without /metrics."""
+    """The per-client TCP cap stays below the global one."""
     keys = ("max_tcp_connections_per_client", "max_tcp_connections")
     caps = (server.max_tcp_connections_per_client, server.max_tcp_connections)
     per_client = r.below(found, "server", keys, caps, strict=True)
-    if server.workers != 1 and server.metrics is not None and "workers" in found:
-        # Each worker counts its own answers; /metrics would show none of them.
-        r.problem(found["workers"], "server.workers", "more than one process does not serve "
-                  "server.metrics yet (its counters would miss the workers' answers); set "
-                  "server.metrics: null or server.workers: 1")  # fmt: skip
-        server = replace(server, workers=1)
     return replace(server, max_tcp_connections_per_client=per_client)
 
 
@@ -216,7 +210,7 @@ SECTION = Section(
             "description": "DNS serving processes on the same ports (SO_REUSEPORT): 1 serves "
             "in this process; a number or auto (the usable CPUs, at most "
             f"{AUTO_WORKERS}) starts that many, the log, the web app and reloads staying in "
-            "the first; not with server.metrics",
+            "the first (/metrics adds up the workers' counts)",
             "oneOf": [
                 {"type": "integer", "minimum": 1, "maximum": MAX_WORKERS},
                 {"const": "auto"},

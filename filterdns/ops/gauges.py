@@ -7,7 +7,7 @@ sizes, TCP connections) are never copied into `Metrics`; these functions turn th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from filterdns.dns.tcpslots import TcpSlots
@@ -126,3 +126,29 @@ def tcp_gauges(slots: TcpSlots[Any]) -> list[Gauge]:
          "TCP connections closed to make room for a client holding fewer, when all were taken.",
          {}, slots.evicted),
     ]  # fmt: skip
+
+
+# Gauges of several processes (workers) are added up, except these: a round-trip time is
+# averaged, a run of failures is the longest one.
+_AVERAGED = frozenset({"filterdns_upstream_rtt_seconds"})
+_LONGEST = frozenset({"filterdns_upstream_consecutive_failures"})
+
+
+def merge_gauges(groups: Iterable[Iterable[Gauge]]) -> list[Gauge]:
+    """One row per name and labels from the gauges of several processes (workers)."""
+    merged: dict[tuple[str, tuple[tuple[str, str], ...]], list[Any]] = {}
+    for gauges in groups:
+        for name, help_text, labels, value in gauges:
+            key = (name, tuple(sorted(labels.items())))
+            row = merged.get(key)
+            if row is None:
+                merged[key] = [help_text, labels, value, 1]
+            elif name in _LONGEST:
+                row[2] = max(row[2], value)
+            else:
+                row[2] += value
+                row[3] += 1
+    return [
+        (name, help_text, labels, total / seen if name in _AVERAGED else total)
+        for (name, _), (help_text, labels, total, seen) in merged.items()
+    ]

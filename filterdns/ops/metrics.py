@@ -25,6 +25,14 @@ BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 Gauge = tuple[str, str, dict[str, str], float]  # name, help, labels, value
+# Metrics.state(): queries by (kind, profile, category), the duration histogram (counts, sum),
+# upstream histograms by server, upstream failures by server.
+State = tuple[
+    dict[tuple[str, str, str], int],
+    tuple[list[int], float],
+    dict[str, tuple[list[int], float]],
+    dict[str, int],
+]
 Gauges = Callable[[], Iterable[Gauge]]
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -72,6 +80,11 @@ class _Histogram:
         self.counts[bisect_left(BUCKETS, seconds)] += 1  # bound >= value: "le" semantics
         self.total += seconds
 
+    def add(self, counts: list[int], total: float) -> None:
+        """Add another histogram's counts and sum."""
+        self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
+        self.total += total
+
     def render(self, lines: list[str], name: str, labels: tuple[tuple[str, str], ...]) -> None:
         running = 0
         for bound, count in zip(BUCKETS, self.counts, strict=False):
@@ -111,6 +124,36 @@ class Metrics:
             histogram.observe(seconds)
         failures = self._upstream_failures.get(server, 0)
         self._upstream_failures[server] = failures if ok else failures + 1
+
+    def state(self) -> State:
+        """The counts as plain values, for another process to add (`add`): a worker's."""
+        return (
+            dict(self._queries),
+            (list(self._duration.counts), self._duration.total),
+            {s: (list(h.counts), h.total) for s, h in self._upstream_duration.items()},
+            dict(self._upstream_failures),
+        )
+
+    def add(self, state: State) -> None:
+        """Add the counts of another process (`state`) to these."""
+        queries, duration, upstream_duration, failures = state
+        for key, count in queries.items():
+            self._queries[key] = self._queries.get(key, 0) + count
+        self._duration.add(*duration)
+        for server, (counts, total) in upstream_duration.items():
+            histogram = self._upstream_duration.get(server)
+            if histogram is None:
+                histogram = self._upstream_duration[server] = _Histogram()
+            histogram.add(counts, total)
+        for server, count in failures.items():
+            self._upstream_failures[server] = self._upstream_failures.get(server, 0) + count
+
+    def copy(self) -> Metrics:
+        """A copy of these counts (the reloads too), to add others' to."""
+        other = Metrics()
+        other.add(self.state())
+        other._reloads = dict(self._reloads)
+        return other
 
     def reload(self, result: str) -> None:
         """One configuration reload: "applied", "rejected" (invalid) or "held" (held back by

@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import dns.asyncquery
 import dns.message
 import dns.rcode
@@ -244,4 +246,65 @@ async def test_a_budget_is_metered_once_across_workers_and_spent_on_all() -> Non
                 log = "".join(seen) + await stop(process)
     assert first == {dns.rcode.NOERROR}
     assert stored == [1]
+    assert "Traceback" not in log
+
+
+async def scrape(address: str) -> str:
+    """The text of /metrics."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://{address}/metrics") as reply,
+    ):
+        assert reply.status == 200
+        return await reply.text()
+
+
+def casino_counted(text: str) -> int:
+    """Blocked gambling lookups /metrics counts."""
+    line = 'filterdns_queries_total{kind="blocked",profile="kid",category="gambling"} '
+    return sum(int(row[len(line) :]) for row in text.splitlines() if row.startswith(line))
+
+
+async def counted(address: str, expected: int) -> str:
+    """/metrics once it counts `expected` blocked gambling lookups (workers report each
+    second); AssertionError after 10 s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while casino_counted(text := await scrape(address)) != expected:
+        assert loop.time() < deadline, f"{casino_counted(text)} counted, not {expected}"
+        await asyncio.sleep(0.1)
+    return text
+
+
+async def test_metrics_add_up_every_workers_answers_and_keep_a_dead_workers_counts() -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        with installation(upstream.address) as config:
+            text = config.read_text().replace(
+                "workers: 2\n", "workers: 2\n  metrics: 127.0.0.1:0\n"
+            )
+            config.write_text(text)
+            process, port, seen = await start_serve(config)
+            try:
+                found = re.search(r"metrics on http://([0-9.:]+)/metrics", "".join(seen))
+                assert found, "".join(seen)
+                address = found.group(1)
+                await settled(port)
+                await rcodes(port, "casino.example", 30)
+                await rcodes(port, "casino.example", 10, tcp=True)
+                before = await counted(address, 40)
+                victim = min(workers_of(process.pid))
+                os.kill(victim, signal.SIGKILL)
+                await until(
+                    lambda: len(workers_of(process.pid) - {victim}) == 2, "a new worker", 10.0
+                )
+                after_kill = casino_counted(await scrape(address))
+                await rcodes(port, "casino.example", 20)
+                after = await counted(address, 60)
+            finally:
+                log = "".join(seen) + await stop(process)
+    assert after_kill == 40  # the dead worker's counts stay added: a counter never goes back
+    for text in (before, after):
+        assert "filterdns_cache_hits_total" in text and "filterdns_log_written_total" in text
+    packets = [float(x) for x in re.findall(r"^filterdns_packets_total (\S+)$", after, re.M)]
+    assert len(packets) == 1 and packets[0] >= 60  # both workers' datagrams and frames
     assert "Traceback" not in log

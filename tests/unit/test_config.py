@@ -659,14 +659,6 @@ SERVER_KEYS = (
             2,
             id="workers-not-auto",
         ),
-        pytest.param(
-            "server:\n  metrics: 127.0.0.1:9153\n  workers: 2\n",
-            "server.workers",
-            "more than one process does not serve server.metrics yet (its counters would miss "
-            "the workers' answers); set server.metrics: null or server.workers: 1",
-            3,
-            id="workers-with-metrics",
-        ),
     ],
 )
 def test_bad_values_name_the_problem_and_its_line(
