@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from filterdns.app.channel import Channel, record_of
 from filterdns.config import Config, ListenAddress
-from filterdns.dns.listeners import bind_pair
+from filterdns.dns.listeners import bind_pair, steer_by_client
 from filterdns.errors import ServerError
 from filterdns.lists.cachedir import is_writable
 from filterdns.ops.gauges import merge_gauges
@@ -131,12 +131,14 @@ class Workers:
         self._counts: dict[int, tuple[State, list[Gauge]]] = {}  # the last of each worker
         self._retired = Metrics()  # the counts of workers that exited
         self._retired_gauges: list[Gauge] = []  # and their counters (names ending in _total)
+        self._steered = False  # each client address to one worker (server.rate_limit)
 
     async def start(self, *, skip_unavailable: bool) -> list[ListenAddress]:
         """Bind, start every worker and wait until each serves; the addresses bound."""
         listen = self.app.config.server.listen
         bound, self._groups = bind_groups(listen, self.count, skip_unavailable=skip_unavailable)
         self.slots = [_Process(n, pairs) for n, pairs in enumerate(self._groups)]
+        self._steer(self.app.config)
         self._fingerprint = self.app.lists.index.fingerprint
         self._totals = usage_totals(self.app.budgets)
         for slot in self.slots:
@@ -264,7 +266,28 @@ class Workers:
 
     def configure(self, config: Config) -> None:
         """A reload was applied: the workers take the same configuration."""
+        self._steer(config)
         self.broadcast("config", config)
+
+    def _steer(self, config: Config) -> None:
+        """With `server.rate_limit`, every query of one client address reaches one worker, so
+        its limit holds as configured (spread by source port, a client would get one limit per
+        worker); without, the kernel spreads queries by source port, one client over all."""
+        on = config.server.rate_limit is not None
+        if on == self._steered:
+            return
+        try:
+            for pairs in zip(*self._groups, strict=True):  # each address: every worker's pair
+                udp, tcp = pairs[0]  # bound first: the group's
+                steer_by_client(udp, self.count, on)
+                steer_by_client(tcp, self.count, on)
+        except OSError as exc:
+            log.warning(
+                "server.rate_limit: cannot send each client to one worker (%s); each worker "
+                "applies the limit to what it receives", exc.strerror or exc,
+            )  # fmt: skip
+            return
+        self._steered = on
 
     async def _follow(self) -> None:
         """Tell the workers about a new index and new budget totals."""

@@ -1,6 +1,7 @@
 """The listening sockets: a UDP and a TCP socket bound to one address and port, their options
 (a UDP receive buffer that holds a burst, IPv6-only so "0.0.0.0" and "[::]" both bind,
-SO_REUSEPORT when worker processes share the port), and the start-up line's addresses.
+SO_REUSEPORT when worker processes share the port, a socket filter that sends each client
+address to one of them), and the start-up line's addresses.
 
 `DnsServer` binds its pairs here; with `server.workers` the main process binds one pair per
 worker (app.workers) and each worker's server adopts its own.
@@ -9,8 +10,10 @@ worker (app.workers) and each worker's server adopts its own.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import socket
+import struct
 from collections.abc import Iterable
 
 from filterdns.config import ListenAddress
@@ -56,6 +59,35 @@ def bind_pair(
             raise ServerError(message, unavailable=unavailable) from exc
         return udp, tcp
     raise ServerError(f"cannot find a port free for both UDP and TCP on {address.host}")
+
+
+# Linux's SO_ATTACH_REUSEPORT_CBPF (4.5) and SO_DETACH_REUSEPORT_BPF (5.8), not in `socket`.
+_ATTACH_REUSEPORT_CBPF = 51
+_DETACH_REUSEPORT_BPF = 68
+_NET_OFF = 0xFFF00000  # SKF_NET_OFF: a load relative to the IP header
+# Where the last four bytes of the source address are in the IP header.
+_SOURCE_WORD = {socket.AF_INET: 12, socket.AF_INET6: 20}
+_LD_W_ABS, _ALU_MOD_K, _RET_A = 0x20, 0x94, 0x16
+
+
+def steer_by_client(first: socket.socket, count: int, on: bool) -> None:
+    """Whether the kernel sends every packet (UDP) or connection (TCP) of one client address to
+    the same socket of the SO_REUSEPORT group `first` opened (the socket bound i-th takes the
+    addresses whose last four bytes are i modulo `count`), rather than spreading them by
+    source port. Raises OSError when the kernel refuses."""
+    if not on:
+        with contextlib.suppress(OSError):  # ENOENT: nothing attached
+            first.setsockopt(socket.SOL_SOCKET, _DETACH_REUSEPORT_BPF, 0)
+        return
+    program = [
+        (_LD_W_ABS, _NET_OFF + _SOURCE_WORD[first.family]),  # A = source address, last word
+        (_ALU_MOD_K, count),  # A %= count
+        (_RET_A, 0),  # the index of the socket in the group
+    ]
+    code = b"".join(struct.pack("=HBBI", op, 0, 0, k) for op, k in program)
+    buffer = ctypes.create_string_buffer(code, len(code))  # copied by the kernel at once
+    fprog = struct.pack("@HP", len(program), ctypes.addressof(buffer))
+    first.setsockopt(socket.SOL_SOCKET, _ATTACH_REUSEPORT_CBPF, fprog)
 
 
 def _socket(host: str, kind: int, reuse_port: bool = False) -> socket.socket:

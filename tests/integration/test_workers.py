@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import dns.asyncquery
+import dns.exception
 import dns.message
 import dns.rcode
 
@@ -34,8 +35,9 @@ WORKER = "filterdns.cli.worker"
 
 
 @contextlib.contextmanager
-def installation(upstream: str) -> Iterator[Path]:
-    """The configuration file of a two-worker server blocking casino.example and games."""
+def installation(upstream: str, *changes: tuple[str, str]) -> Iterator[Path]:
+    """The configuration file of a two-worker server blocking casino.example and games, with
+    `changes` (old, new text) made."""
     with open_directory() as base:
         (base / "gambling.txt").write_text("casino.example\n")
         (base / "games.txt").write_text("games.example\n")
@@ -49,6 +51,8 @@ def installation(upstream: str) -> Iterator[Path]:
             "profiles: {kid: {age_band: 16-17, categories: [gambling, games]}}\n"
             "default_profile: kid\n"
         )
+        for old, new in changes:
+            config.write_text(config.read_text().replace(old, new))
         yield config
 
 
@@ -278,11 +282,8 @@ async def counted(address: str, expected: int) -> str:
 
 async def test_metrics_add_up_every_workers_answers_and_keep_a_dead_workers_counts() -> None:
     async with FakeUpstream(RECORDS) as upstream:
-        with installation(upstream.address) as config:
-            text = config.read_text().replace(
-                "workers: 2\n", "workers: 2\n  metrics: 127.0.0.1:0\n"
-            )
-            config.write_text(text)
+        metrics = ("workers: 2\n", "workers: 2\n  metrics: 127.0.0.1:0\n")
+        with installation(upstream.address, metrics) as config:
             process, port, seen = await start_serve(config)
             try:
                 found = re.search(r"metrics on http://([0-9.:]+)/metrics", "".join(seen))
@@ -308,3 +309,36 @@ async def test_metrics_add_up_every_workers_answers_and_keep_a_dead_workers_coun
     packets = [float(x) for x in re.findall(r"^filterdns_packets_total (\S+)$", after, re.M)]
     assert len(packets) == 1 and packets[0] >= 60  # both workers' datagrams and frames
     assert "Traceback" not in log
+
+
+async def answered_from(port: int, source: str, count: int) -> int:
+    """How many of `count` queries from `source`, each from its own port, are answered."""
+
+    async def one() -> bool:
+        query = dns.message.make_query("news.example", "A")
+        try:
+            await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=1, source=source)
+        except dns.exception.Timeout:
+            return False
+        return True
+
+    return sum(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def test_a_clients_rate_limit_holds_across_workers() -> None:
+    async with FakeUpstream(RECORDS) as upstream:
+        limit = ("rate_limit: null", "rate_limit: {per_client_qps: 1, burst: 20}")
+        with installation(upstream.address, limit) as config:
+            process, port, seen = await start_serve(config)
+            try:
+                # 127.0.0.2 and .3 fall on different workers: each client still has one limit.
+                limited = await answered_from(port, "127.0.0.2", 60)
+                other = await answered_from(port, "127.0.0.3", 60)
+                fresh = await answered_from(port, "127.0.0.4", 5)
+                tcp = await rcodes(port, "news.example", 5, tcp=True)  # 127.0.0.1
+            finally:
+                log = "".join(seen) + await stop(process)
+    # Spread over the two workers by source port, each client would get about 40 answers.
+    assert 20 <= limited <= 25 and 20 <= other <= 25
+    assert fresh == 5 and tcp == {dns.rcode.NOERROR}
+    assert "cannot send each client to one worker" not in log and "Traceback" not in log
