@@ -30,6 +30,7 @@ from filterdns.resolvers.answermemo import Probe
 from filterdns.resolvers.base import Link, Resolver
 
 MAX_REMEMBERED = 4096  # blocked answers kept ready
+MAX_REWRITES = 1024  # SafeSearch answers kept ready (a few hosts, a few types, this second's)
 
 
 class PolicyResolver(Link):
@@ -53,6 +54,8 @@ class PolicyResolver(Link):
         self.clock = clock
         # Blocked answers kept ready by question, with the decision they answer.
         self._blocked: Memo[bytes, tuple[Decision, Response]] = Memo(MAX_REMEMBERED)
+        # SafeSearch answers built, by question, safe host, TTL and the safe host's answer.
+        self._rewrites: Memo[tuple[bytes, str, int, bytes | None], wire.Answer] = Memo(MAX_REWRITES)
 
     async def resolve(self, request: Request) -> Response:
         """The decision's answer; allowed names go on down the chain with a capped TTL."""
@@ -87,8 +90,8 @@ class PolicyResolver(Link):
             if answer.targets or answer.private:
                 response = self._inspect(request, decision, response)
             response = response.capped(cap)
-        elif decision.action == "rewrite":
-            return None
+        elif decision.action == "rewrite":  # answered now when the safe host is cached
+            return self._rewrite_now(request, decision, cap)
         else:
             response = self._block(request.query, decision).capped(cap)
         note = self.probe.note
@@ -146,6 +149,20 @@ class PolicyResolver(Link):
         )
 
     async def _rewrite(self, request: Request, decision: Decision, cap: int | None) -> Response:
+        resolved = await self.next.resolve(self._target(request, decision))
+        return self._rewritten(request.query, decision, cap, resolved)
+
+    def _rewrite_now(
+        self, request: Request, decision: Decision, cap: int | None
+    ) -> Response | None:
+        """The rewrite's answer when the link below has the safe host's ready (the answer memo
+        does not keep it: the cache entry it copies is not the question's)."""
+        resolved = self.next.resolve_now(self._target(request, decision))
+        return None if resolved is None else self._rewritten(request.query, decision, cap, resolved)
+
+    @staticmethod
+    def _target(request: Request, decision: Decision) -> Request:
+        """The same question for the safe host (`decision.target`)."""
         assert decision.target is not None
         query = request.query
         target_wire = names.text_to_wire(decision.target)
@@ -161,10 +178,23 @@ class PolicyResolver(Link):
                 flags=query.flags,
             ),
         )
-        resolved = await self.next.resolve(dataclasses.replace(request, query=target))
+        return dataclasses.replace(request, query=target)
+
+    def _rewritten(
+        self, query: wire.Query, decision: Decision, cap: int | None, resolved: Response
+    ) -> Response:
+        """ "<name> CNAME <safe host>" and the safe host's records, as `resolved` has them."""
+        assert decision.target is not None
         ok = resolved.kind is not Kind.FAILED and resolved.answer.rcode == wire.NOERROR
         ttl = cap if cap is not None else 300
-        answer = model.cname_answer(query, decision.target, resolved.answer if ok else None, ttl)
+        copied = resolved.answer if ok else None
+        # The same question and safe-host answer (its TTLs change each second) make the same
+        # bytes: kept, since building them goes through dnslib (finish() sets id and spelling).
+        key = (query.key, decision.target, ttl, None if copied is None else copied.wire)
+        answer = self._rewrites.get(key)
+        if answer is None:
+            answer = model.cname_answer(query, decision.target, copied, ttl)
+            self._rewrites.remember(key, answer)
         return Response(
             Kind.REWRITTEN,
             answer,

@@ -328,7 +328,12 @@ CASES = [
     pytest.param(policy(True, cloaked), _request(), True, id="policy-cname-cloaking"),
     pytest.param(policy(False, cloaked), _request(), False, id="policy-cname-cloaking-waits"),
     pytest.param(policy(True, rebinding), _request(), True, id="policy-rebinding"),
-    pytest.param(policy(True), _request("www.google.com"), False, id="policy-safesearch"),
+    pytest.param(
+        policy(True), _request("www.google.com"), True, id="policy-safesearch-below-ready"
+    ),
+    pytest.param(
+        policy(False), _request("www.google.com"), False, id="policy-safesearch-below-waits"
+    ),
     pytest.param(cache("empty"), _request(), False, id="cache-miss"),
     pytest.param(cache("fresh"), _request(), True, id="cache-hit"),
     pytest.param(cache("popular-near-end"), _request(), True, id="cache-hit-prefetch"),
