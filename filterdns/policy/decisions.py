@@ -204,6 +204,8 @@ class Policy:
             or steps.rewrite(profile, name, trace)
         )
         if decision is not None:
+            if metering and decision.action is Action.REWRITE:  # the safe host spends it too
+                decision = _metered_rewrite(decision, metering)
             return decision
         trace.append(
             "8. allowed: answered from the cache or the upstreams; the names the answer leads "
@@ -275,6 +277,14 @@ def _metered(profile: Profile, metering: list[tuple[str, BudgetConfig]]) -> Deci
         Action.ALLOW, profile.config.name, 8, reason, category=category,
         rule=budgets[0].label(), ttl_cap=BUDGET_TTL, budgets=tuple(budgets),
     )  # fmt: skip
+
+
+def _metered_rewrite(decision: Decision, metering: list[tuple[str, BudgetConfig]]) -> Decision:
+    """A SafeSearch rewrite of a name a running budget counts (YouTube in restricted mode under
+    a video budget): counted like an allowed lookup, its answer kept as short."""
+    decision.budgets = tuple(b for _c, b in metering)
+    decision.ttl_cap = BUDGET_TTL
+    return decision
 
 
 class _Discard(list[str]):

@@ -71,7 +71,9 @@ class PolicyResolver(Link):
                 response = self._inspect(request, decision, response)
             return response.capped(cap)
         if decision.action == "rewrite":
-            return await self._rewrite(request, decision, cap)
+            response = await self._rewrite(request, decision, cap)
+            self.policy.count(decision, request.query.qname, now)  # a budget's minute
+            return response
         return self._block(request.query, decision).capped(cap)
 
     def resolve_now(self, request: Request) -> Response | None:
@@ -91,7 +93,10 @@ class PolicyResolver(Link):
                 response = self._inspect(request, decision, response)
             response = response.capped(cap)
         elif decision.action == "rewrite":  # answered now when the safe host is cached
-            return self._rewrite_now(request, decision, cap)
+            response = self._rewrite_now(request, decision, cap)
+            if response is not None:
+                self.policy.count(decision, request.query.qname, now)
+            return response
         else:
             response = self._block(request.query, decision).capped(cap)
         note = self.probe.note

@@ -22,6 +22,7 @@ RECORDS = {
     ("example.com", "A"): ["93.184.216.34"],
     ("play.example", "A"): ["203.0.113.10"],
     ("news.example", "A"): ["203.0.113.20"],
+    ("restrictmoderate.youtube.com", "A"): ["216.239.38.119"],
 }
 KID = "127.0.0.2"  # the kid's tablet
 TIMES = 4  # a question asked this many times: the upstream, the cache, then the memo twice
@@ -134,6 +135,31 @@ async def test_a_budgeted_name_asked_from_the_memo_still_spends_the_budget(
     assert used == {("kid", "games", "2026-11-23"): 1}
     assert [r.rcode() for r in first] == [dns.rcode.NOERROR] * TIMES
     assert [r.rcode() for r in second][:3] == [dns.rcode.NOERROR] * 3
+    assert spent.rcode() == dns.rcode.NXDOMAIN
+
+
+async def test_youtube_in_restricted_mode_still_spends_a_video_budget(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    wall = FakeClock(at("2026-11-23 10:00"))
+    video = tmp_path / "video.txt"
+    video.write_text("youtube.com\n")
+    block = "    block: [casino.example]\n"
+    budget = (
+        "    youtube: moderate\n    budgets: [{name: video, categories: [video], per_day: 2m}]\n"
+    )
+    text = kid_config(upstream, tmp_path).replace(block, block + budget)
+    text = text.replace("categories: {games:", f'categories: {{video: ["{video}"], games:')
+    async with running_proxy(text, wall_clock=wall) as proxy:
+        first = await ask(proxy, "www.youtube.com")  # the safe host, four times in a minute
+        used = dict(proxy.app.budgets.used)
+        wall.now += 60
+        second = await ask(proxy, "www.youtube.com")  # the second minute: spent
+        spent = await proxy.query("www.youtube.com", source=KID)
+
+    assert [addresses(r) for r in first + second[:3]] == [["216.239.38.119"]] * (TIMES + 3)
+    assert [r.answer[0].ttl for r in first] == [60] * TIMES  # short: the next lookup counts
+    assert used == {("kid", "video", "2026-11-23"): 1}
     assert spent.rcode() == dns.rcode.NXDOMAIN
 
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from filterdns.errors import ConfigError
+from filterdns.lists.index import DomainIndex
 from filterdns.lists.indexbuild import IndexBuilder
 from filterdns.lists.indexfile import ListInfo
 from filterdns.policy.budgets import BudgetMeter
@@ -41,10 +42,7 @@ LISTS = {
 
 
 def policy(grants: tuple[Grant, ...] = ()) -> Policy:
-    builder = IndexBuilder()
-    for category, names in LISTS.items():
-        builder.add_many(builder.add_list(ListInfo(category, f"/lists/{category}.txt")), names)
-    built = builder.finish()
+    built = _index(LISTS)
     return Policy(config(CONFIG), lambda: built, lambda: grants)
 
 
@@ -110,6 +108,38 @@ def test_a_spent_budget_blocks_its_categories_until_midnight() -> None:
     late = sut.decide("minh", "games.example", at("2026-10-23 23:59:30"))
     assert (late.action, late.ttl_cap) == ("block", 30)  # the block ends at midnight
     assert sut.decide("minh", "games.example", at("2026-10-24 00:00:00")).action == "allow"
+
+
+def test_youtube_in_restricted_mode_still_spends_a_video_budget() -> None:
+    sut = Policy(
+        config(
+            "server: {timezone: Europe/Berlin}\n"
+            "profiles:\n"
+            "  minh:\n"
+            "    age_band: 13-15\n"
+            "    bedtime: []\n"
+            "    youtube: moderate\n"
+            "    budgets: [{name: video, categories: [video], per_day: 2m}]\n"
+        ),
+        lambda: _index({"video": ["youtube.com"]}),
+        lambda: (),
+    )
+    start = at("2026-10-23 15:00:00")
+    rewritten = sut.decide("minh", "www.youtube.com", start)
+    assert (rewritten.action, rewritten.target) == ("rewrite", "restrictmoderate.youtube.com")
+    assert rewritten.ttl_cap == 60  # short, so the next lookup is counted too
+    for minute in range(2):
+        for name in ("www.youtube.com", "m.youtube.com"):
+            sut.count(sut.decide("minh", name, start + 60 * minute), name, start + 60 * minute)
+    spent = sut.decide("minh", "www.youtube.com", start + 150)
+    assert (spent.action, spent.step, spent.category) == ("block", 5, "video")
+
+
+def _index(lists: dict[str, list[str]]) -> DomainIndex:
+    builder = IndexBuilder()
+    for category, names in lists.items():
+        builder.add_many(builder.add_list(ListInfo(category, f"/lists/{category}.txt")), names)
+    return builder.finish()
 
 
 def test_explain_shows_step_5b() -> None:
