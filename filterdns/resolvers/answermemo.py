@@ -10,10 +10,11 @@ send. It must answer exactly what the chain would, and do what the chain would:
   directory is asked on every hit, so a neighbour-table change applies at once) and the
   transport (the size limit differs). A query with a cookie or any option that changes per query
   simply never hits; the ACL is asked on every hit too.
-- Only answers the policy link vouched for are kept: a blocked name, or an allowed answer the
-  cache had ready (judged for CNAME cloaking and rebinding as usual). Their pass had no effect
-  other than counters and what a hit replays: the query-log row (and the alerts), the metrics
-  count, a budget's minute, the cache hit (counted, kept recent in the LRU).
+- Only answers the policy link vouched for are kept: a blocked name, an allowed answer the
+  cache had ready (judged for CNAME cloaking and rebinding as usual), or a SafeSearch rewrite
+  built from the safe host's answer the cache had ready (that entry is the one checked). Their
+  pass had no effect other than counters and what a hit replays: the query-log row (and the
+  alerts), the metrics count, a budget's minute, the cache hit (counted, kept recent).
 - An entry stops serving when what decided it may change: the chain is swapped (a reload: the
   server starts a new memo); the profile's policy state is replaced (a grant, pause or override,
   a budget spent, a schedule change, the hourly recompute) or the list index it read is (a

@@ -93,10 +93,11 @@ class PolicyResolver(Link):
                 response = self._inspect(request, decision, response)
             response = response.capped(cap)
         elif decision.action == "rewrite":  # answered now when the safe host is cached
-            response = self._rewrite_now(request, decision, cap)
-            if response is not None:
-                self.policy.count(decision, request.query.qname, now)
-            return response
+            rewritten = self._rewrite_now(request, decision, cap)
+            if rewritten is None:
+                return None
+            self.policy.count(decision, request.query.qname, now)
+            response = rewritten
         else:
             response = self._block(request.query, decision).capped(cap)
         note = self.probe.note
@@ -160,8 +161,8 @@ class PolicyResolver(Link):
     def _rewrite_now(
         self, request: Request, decision: Decision, cap: int | None
     ) -> Response | None:
-        """The rewrite's answer when the link below has the safe host's ready (the answer memo
-        does not keep it: the cache entry it copies is not the question's)."""
+        """The rewrite's answer when the link below has the safe host's ready (the cache link
+        notes the safe host's entry for the answer memo: the bytes copied from it)."""
         resolved = self.next.resolve_now(self._target(request, decision))
         return None if resolved is None else self._rewritten(request.query, decision, cap, resolved)
 

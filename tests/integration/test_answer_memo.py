@@ -152,6 +152,7 @@ async def test_youtube_in_restricted_mode_still_spends_a_video_budget(
     text = text.replace("categories: {games:", f'categories: {{video: ["{video}"], games:')
     async with running_proxy(text, wall_clock=wall) as proxy:
         first = await ask(proxy, "www.youtube.com")  # the safe host, four times in a minute
+        hits = served(proxy)
         used = dict(proxy.app.budgets.used)
         wall.now += 60
         second = await ask(proxy, "www.youtube.com")  # the second minute: spent
@@ -159,6 +160,7 @@ async def test_youtube_in_restricted_mode_still_spends_a_video_budget(
 
     assert [addresses(r) for r in first + second[:3]] == [["216.239.38.119"]] * (TIMES + 3)
     assert [r.answer[0].ttl for r in first] == [60] * TIMES  # short: the next lookup counts
+    assert hits == TIMES - 2  # kept like any answer, and still counted
     assert used == {("kid", "video", "2026-11-23"): 1}
     assert spent.rcode() == dns.rcode.NXDOMAIN
 
