@@ -128,11 +128,11 @@ class NameModel:
     _memo: Memo[str, tuple[str, float] | None] = field(
         default_factory=lambda: Memo(MEMO_LIMIT), repr=False
     )
+    # The policy categories the model answers with ("adult-suspect", ...), made once.
+    suspect_categories: tuple[str, ...] = field(init=False, repr=False)
 
-    @property
-    def suspect_categories(self) -> tuple[str, ...]:
-        """The policy categories the model answers with: "adult-suspect", ..."""
-        return tuple(c + SUSPECT_SUFFIX for c in self.categories)
+    def __post_init__(self) -> None:
+        self.suspect_categories = tuple(c + SUSPECT_SUFFIX for c in self.categories)
 
     def probabilities(self, name: str) -> tuple[float, ...] | None:
         """The probability of each category for a name's site, or None when it is no site."""
@@ -171,7 +171,7 @@ def _sigmoid(x: float) -> float:
 
 def from_dict(data: Mapping[str, Any]) -> NameModel:
     """A model from the training's dict form: {"categories": [...], "bias": {c: b},
-    "thresholds": {c: t}, "weights": {c: {feature: weight}}} (weights in thousandths)."""
+    "thresholds": {c: t}, "weights": {c: {feature: weight}}} (weights kept to 0.001)."""
     categories = tuple(str(c) for c in data["categories"])
     table = nametable.build([data["weights"][c] for c in categories])
     bias = tuple(float(data["bias"][c]) for c in categories)
