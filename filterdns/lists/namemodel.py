@@ -12,8 +12,9 @@ Serving is pure Python: the weights live in a few arrays (`lists.nametable`, abo
 score is a handful of C-level passes over the site's forty-odd features, and scores are
 remembered per registrable domain, so every name of one site costs one scoring.
 
-The file (format 2): `MAGIC`, the length of a JSON header (categories, bias, thresholds, what
-it was trained on) and the header, then the weight table (`nametable.read`). It loads in a few
+The file (format 2): `MAGIC`, the format, the length and CRC-32 of a JSON header (categories,
+bias, thresholds, what it was trained on) and the header, then the weight table
+(`nametable.read`, with its own CRC-32). It loads in a few
 milliseconds. Format 1 (gzip-compressed JSON of dicts, 34 MB once loaded) is refused.
 """
 
@@ -23,6 +24,7 @@ import json
 import math
 import re
 import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -38,7 +40,7 @@ from filterdns.memo import Memo
 MODEL_FILE = "name-model.bin"
 MODEL_FORMAT = 2
 MAGIC = b"filterdns name model\n"
-_LENGTH = struct.Struct("<HI")  # format, length of the JSON header
+_LENGTH = struct.Struct("<HII")  # format, length and CRC-32 of the JSON header
 NGRAMS = (3, 4, 5)
 MEMO_LIMIT = 65536
 SUSPECT_SUFFIX = "-suspect"  # adult -> adult-suspect
@@ -108,10 +110,13 @@ def feature_keys(label: str, suffix: str) -> list[int]:
 
 def _ngram_cuts(size: int) -> tuple[list[int], list[int]]:
     """The shifts and masks that cut the n-grams out of a `size`-byte text read as an integer."""
-    cuts = [(8 * i, (1 << 8 * n) - 1) for n in NGRAMS for i in range(size - n + 1)]
+    shifts = [_SHIFTS[i] if i < len(_SHIFTS) else 8 * i for i in range(size)]
+    cuts = [(shifts[i], _MASKS[n]) for n in NGRAMS for i in range(size - n + 1)]
     return [shift for shift, _ in cuts], [mask for _, mask in cuts]
 
 
+_SHIFTS = [8 * i for i in range(66)]  # one int object each, shared by the tables below
+_MASKS = {n: (1 << 8 * n) - 1 for n in NGRAMS}
 _NGRAM_CUTS = [_ngram_cuts(size) for size in range(66)]  # labels are 63 bytes at most
 _ORDER: repeat[Literal["little"]] = repeat("little")
 _PRIMES = repeat(nametable.PRIME)
@@ -189,7 +194,8 @@ def to_bytes(model: NameModel, about: Mapping[str, object] | None = None) -> byt
         "thresholds": list(model.thresholds),
     }
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    return MAGIC + _LENGTH.pack(MODEL_FORMAT, len(text)) + text + model.table.to_bytes()
+    head = _LENGTH.pack(MODEL_FORMAT, len(text), zlib.crc32(text))
+    return MAGIC + head + text + model.table.to_bytes()
 
 
 def load(path: Path) -> NameModel:
@@ -210,13 +216,13 @@ def _read(stream: BinaryIO) -> NameModel:
         )
     if not start.startswith(MAGIC) or len(start) < len(MAGIC) + _LENGTH.size:
         raise ValueError("not a name model file")
-    version, length = _LENGTH.unpack(start[len(MAGIC) :])
+    version, length, crc = _LENGTH.unpack(start[len(MAGIC) :])
     if version != MODEL_FORMAT:
         raise ValueError(f"format {version}, expected {MODEL_FORMAT}")
-    try:
-        header = json.loads(stream.read(length))
-    except ValueError:
-        raise ValueError("damaged header") from None
+    text = stream.read(length)
+    if zlib.crc32(text) != crc:
+        raise ValueError("damaged (the header's CRC-32 does not match)")
+    header = json.loads(text)
     table = nametable.read(stream)
     categories = tuple(str(c) for c in header["categories"])
     bias = tuple(float(b) for b in header["bias"])

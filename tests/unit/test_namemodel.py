@@ -150,6 +150,7 @@ def _flip(data: bytes, at: int) -> bytes:
     [
         pytest.param(lambda d: _flip(d, len(d) - 3), "damaged", id="a-weight-flipped"),
         pytest.param(lambda d: _flip(d, len(d) // 2 + 40), "damaged", id="a-key-flipped"),
+        pytest.param(lambda d: d.replace(b"-4.0", b"-3.0", 1), "damaged", id="a-bias-changed"),
         pytest.param(lambda d: d[:-7], "cut short", id="cut-short"),
         pytest.param(lambda d: d[: _table_at(d) + 16 + 5], "cut short", id="cut-in-the-keys"),
         pytest.param(
