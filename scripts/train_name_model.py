@@ -1,4 +1,4 @@
-"""Train the name model (blocklists/name-model.json.gz) from ../shared/data, reproducibly.
+"""Train the name model (blocklists/name-model.bin) from ../shared/data, reproducibly.
 
     .venv/bin/python scripts/train_name_model.py [--data ../shared/data] [--out blocklists]
 
@@ -9,14 +9,13 @@ filterdns/lists/namemodel.py). The threshold of a category is the lowest probabi
 at most its share (half, with two categories) of 0.1 % of the Umbrella top 100k and of the
 Vietnamese popular sites and world universities, so the model as a whole flags at most 0.1 %.
 Precision and recall are measured on the held-aside side and written to blocklists/name-model.md.
-Same data and seed: a byte-identical model file.
+The file is format 2 of filterdns/lists/namemodel.py (the weights in a table of arrays,
+lists/nametable.py). Same data and seed: a byte-identical model file.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import io
 import json
 import re
 import sys
@@ -42,8 +41,9 @@ from filterdns.lists.sourcereport import SourceReport  # noqa: E402
 SEED = 20260901
 C = 0.5  # inverse regularisation strength (L2)
 MIN_COUNT = 3  # a feature seen in fewer training domains is left out
-# Smaller weights are not shipped: the model stays a few MB on disk and tens in memory (an L1
-# fit would be sparser but takes many times longer).
+# Smaller weights are not shipped: the model stays about 3 MB on disk and in memory (an L1 fit
+# would be sparser but takes many times longer). Weights are kept to 0.001, as the table stores
+# them (lists/nametable.py, 16-bit thousandths).
 PRUNE = 0.08
 CATEGORIES = ("adult", "gambling")
 V2FLY = "blocklists/v2fly-domain-list-community/data"
@@ -225,15 +225,6 @@ def train(
     return bias, weights
 
 
-def write_model(path: Path, data: dict[str, object]) -> None:
-    """Gzip-compressed JSON with sorted keys and no timestamp: byte-identical on a rerun."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as out:
-        out.write(text)
-    path.write_bytes(buffer.getvalue())
-
-
 def main() -> int:
     """Train, choose the thresholds, measure, write the model and its report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -246,24 +237,22 @@ def main() -> int:
         f"{len(s)} {c}" for c, s in positives.items()), flush=True)  # fmt: skip
     bias, weights = train(positives, negatives)
     data: dict[str, object] = {
-        "format": namemodel.MODEL_FORMAT,
         "categories": list(CATEGORIES),
         "bias": bias,
         "weights": weights,
         "thresholds": dict.fromkeys(CATEGORIES, 1.0),
-        "seed": SEED,
-        "trained_on": "../shared/data (see blocklists/SOURCES.md, 'Name model')",
     }
     model = namemodel.from_dict(data)
     thresholds = evaluation.choose_thresholds(model, positives, checks)
-    data["thresholds"] = thresholds
-    model = namemodel.from_dict(data)
+    chosen = tuple(thresholds[c] for c in CATEGORIES)
+    model = namemodel.NameModel(model.categories, model.bias, chosen, model.table)
     report = evaluation.report(model, positives, negatives, checks)
     out = args.out / namemodel.MODEL_FILE
-    write_model(out, data)
+    about = {"seed": SEED, "trained_on": "../shared/data (see blocklists/SOURCES.md, 'Name model')"}
+    out.write_bytes(namemodel.to_bytes(model, about))
     seconds = time.monotonic() - started
     size = out.stat().st_size
-    count = sum(len(w) for w in weights.values())
+    count = model.table.count()
     report += f"\nModel: {count} weights, {size:,} bytes.\n"
     (args.out / "name-model.md").write_text(report, encoding="utf-8")
     print(report)

@@ -26,6 +26,7 @@ LAYERS = {
     "config.alerts": 2, "config.model": 2, "config.loader": 2, "config.schema": 2,
     "config.defaults": 2, "config.localrecords": 2, "config.budgets": 2, "config.web": 2,
     "lists": 3,
+    "lists.nametable": 3,  # the name model's weights in arrays (lists.namemodel reads them)
     "policy.clients": 3, "policy.neighbors": 3, "policy.decisions": 3, "policy.answers": 3,
     "policy.effective": 3, "policy.protection": 3, "policy.values": 3, "policy.special": 3,
     "policy.state": 3, "policy.steps": 3, "policy.localzone": 3, "policy.budgets": 3,

@@ -1,19 +1,20 @@
-"""The name model: features and scoring on a hand-made model, and the shipped model's verdicts."""
+"""The name model: features and scoring on a hand-made model, the file, and the shipped model's
+verdicts (the same probabilities as the dict form it had before its weights went into arrays)."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 from pathlib import Path
 
 import pytest
 
-from filterdns.lists import namemodel
+from filterdns.lists import namemodel, nametable
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TINY = {
-    "format": 1,
     "categories": ["adult", "gambling"],
     "bias": {"adult": -4.0, "gambling": -4.0},
     "thresholds": {"adult": 0.8, "gambling": 0.5},
@@ -50,6 +51,24 @@ def test_features_are_ngrams_runs_suffix_and_shape() -> None:
 
 
 @pytest.mark.parametrize(
+    "label",
+    [
+        pytest.param("nhacai88-vip", id="words-digits-hyphen"),
+        pytest.param("", id="empty"),
+        pytest.param("a", id="one-letter"),
+        pytest.param("xn--bcher-kva", id="punycode"),
+        pytest.param("đá-bóng", id="not-ascii"),
+        pytest.param("x" * 63, id="longest-label"),
+        pytest.param("y" * 70, id="longer-than-dns-allows"),
+        pytest.param("casinoonlinevietnam-2026", id="long-word"),
+    ],
+)
+def test_the_keys_scored_are_those_of_the_features(label: str) -> None:
+    keys = namemodel.feature_keys(label, "com.vn")
+    assert sorted(keys) == sorted(map(nametable.key, namemodel.features(label, "com.vn")))
+
+
+@pytest.mark.parametrize(
     ("name", "expected"),
     [
         pytest.param("bet88.win", "gambling-suspect", id="gambling-words"),
@@ -67,6 +86,26 @@ def test_score_names_the_most_likely_category_over_its_threshold(
     assert (scored[0] if scored else None) == expected
 
 
+def _dict_form(model: dict[str, object], name: str) -> tuple[float, ...]:
+    """The probabilities as the model computed them when its weights were dicts."""
+    found = namemodel.features(*(namemodel.split_name(name) or ("", "")))
+    weights, bias = model["weights"], model["bias"]
+    assert isinstance(weights, dict) and isinstance(bias, dict)
+    return tuple(
+        1 / (1 + math.exp(-(bias[c] + sum(weights[c].get(f, 0.0) for f in found))))
+        for c in ("adult", "gambling")
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["bet88.win", "sex-bet.com", "xxx.sex.vn", "example.com", "www.casino88.com.vn", "đá-bet.vn"],
+)
+def test_the_compact_model_scores_as_the_dict_form(name: str) -> None:
+    compact = namemodel.from_dict(TINY).probabilities(name)
+    assert compact == pytest.approx(_dict_form(TINY, name), abs=1e-12)
+
+
 def test_probabilities_are_the_logistic_of_bias_plus_weights() -> None:
     adult, gambling = namemodel.from_dict(TINY).probabilities("bet88.win") or (0, 0)
     assert gambling == pytest.approx(1 / (1 + 2.718281828459045 ** -(-4 + 4 + 2 + 1)))
@@ -76,18 +115,104 @@ def test_probabilities_are_the_logistic_of_bias_plus_weights() -> None:
 def test_a_site_is_scored_once() -> None:
     model = namemodel.from_dict(TINY)
     model.score("a.bet88.win")
-    model.weights[1].clear()  # a second scoring would find nothing now
+    model.table = nametable.build([{}, {}])  # a second scoring would find nothing now
     assert model.score("b.bet88.win") is not None
 
 
-def test_an_unknown_format_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "model.json.gz"
-    path.write_bytes(gzip.compress(json.dumps({**TINY, "format": 99}).encode()))
-    with pytest.raises(ValueError, match="format 99"):
+# The file
+
+
+def test_a_model_file_reads_back_as_written(tmp_path: Path) -> None:
+    model = namemodel.from_dict(TINY)
+    data = namemodel.to_bytes(model, {"seed": 1})
+    path = tmp_path / "model.bin"
+    path.write_bytes(data)
+    read = namemodel.load(path)
+    assert (read.categories, read.bias, read.thresholds) == (
+        model.categories, model.bias, model.thresholds
+    )  # fmt: skip
+    assert read.probabilities("bet88.win") == model.probabilities("bet88.win")
+    assert namemodel.to_bytes(read, {"seed": 1}) == data  # byte-identical
+    assert namemodel.to_bytes(namemodel.from_dict(TINY), {"seed": 1}) == data  # deterministic
+
+
+def _table_at(data: bytes) -> int:
+    """Where the weight table starts: after the JSON header (one object, no nested one)."""
+    return data.index(b"}") + 1
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        pytest.param(lambda d: _flip(d, len(d) - 3), "damaged", id="a-weight-flipped"),
+        pytest.param(lambda d: _flip(d, len(d) // 2 + 40), "damaged", id="a-key-flipped"),
+        pytest.param(lambda d: d.replace(b"-4.0", b"-3.0", 1), "damaged", id="a-bias-changed"),
+        pytest.param(lambda d: d[:-7], "cut short", id="cut-short"),
+        pytest.param(lambda d: d[: _table_at(d) + 16 + 5], "cut short", id="cut-in-the-keys"),
+        pytest.param(
+            lambda d: d[: _table_at(d)] + b"\xff" * 4 + d[_table_at(d) + 4 :],
+            "damaged .*out of bounds",
+            id="huge-size",
+        ),
+        pytest.param(lambda d: d[: len(namemodel.MAGIC) + 3], "not a name model", id="no-header"),
+        pytest.param(lambda d: b"#" + d[1:], "not a name model", id="not-the-magic"),
+        pytest.param(
+            lambda d: d.replace(b"\n\x02\x00", b"\n\x03\x00", 1), "format 3", id="format-3"
+        ),
+        pytest.param(
+            lambda d: gzip.compress(json.dumps({**TINY, "format": 1}).encode()),
+            "format 1 .* no longer read: retrain",
+            id="format-1-json",
+        ),
+    ],
+)
+def test_a_damaged_or_foreign_file_is_refused_with_its_name(
+    tmp_path: Path, damage: object, message: str
+) -> None:
+    path = tmp_path / "model.bin"
+    assert callable(damage)
+    path.write_bytes(damage(namemodel.to_bytes(namemodel.from_dict(TINY))))
+    with pytest.raises(ValueError, match=f"name model {re.escape(str(path))}: {message}"):
         namemodel.load(path)
 
 
 # The shipped model
+
+
+def test_the_shipped_model_is_the_trained_one() -> None:
+    model = namemodel.shipped()
+    assert model.categories == ("adult", "gambling")
+    assert model.thresholds == (0.9919, 0.2677)
+    assert model.table.count() == 226786  # blocklists/name-model.md
+    assert model.table.size < 256 * 1024  # slots: 8 + 2 * 2 bytes each
+
+
+# Computed with the dict form of the same weights (format 1, before they went into arrays).
+DICT_FORM = [
+    ("sexviet-moi-2026.com", (0.999922542, 0.000292223)),
+    ("phimsexhay-2026.net", (0.999923313, 0.000185235)),
+    ("nhacai88-vip.net", (0.14266861, 0.893528416)),
+    ("taixiu-online99.club", (0.027006495, 0.977385724)),
+    ("google.com", (0.007976081, 0.001247083)),
+    ("vnexpress.net", (0.070482577, 0.002652227)),
+    ("mit.edu", (0.000733976, 0.000891512)),
+    ("www.bet365.com", (0.002619105, 0.746361492)),
+    ("xn--bcher-kva.de", (0.565545615, 0.000617817)),
+    ("đá-bóng.vn", (0.143526954, 0.002510649)),
+    ("a.b.c.example.co.uk", (0.157984699, 0.00173035)),
+    ("x.com", (0.206639827, 0.008546078)),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), [pytest.param(*c, id=c[0]) for c in DICT_FORM])
+def test_the_shipped_model_scores_as_its_dict_form_did(
+    name: str, expected: tuple[float, float]
+) -> None:
+    assert namemodel.shipped().probabilities(name) == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize(

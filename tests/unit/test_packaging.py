@@ -22,7 +22,7 @@ def test_every_data_file_of_the_package_is_package_data() -> None:
     ]
     shipped = {
         "config/default.yaml", "blocklists/adult.txt.gz", "blocklists/SOURCES.md",
-        "blocklists/name-model.json.gz",
+        "blocklists/name-model.bin",
     }  # fmt: skip
     assert shipped <= set(data)
     assert [f for f in data if not any(fnmatch.fnmatch(f, p) for p in patterns)] == []

@@ -24,7 +24,7 @@ class Counting(namemodel.NameModel):
 
 def model() -> Counting:
     tiny = namemodel.from_dict(TINY)
-    counting = Counting(tiny.categories, tiny.bias, tiny.thresholds, tiny.weights)
+    counting = Counting(tiny.categories, tiny.bias, tiny.thresholds, tiny.table)
     counting.scored = []
     return counting
 

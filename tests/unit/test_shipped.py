@@ -139,7 +139,7 @@ def test_shipped_dir_is_installed_with_the_package() -> None:
     # lists' measured figures, written by `make lists-eval`).
     present = {p.name for p in SHIPPED_DIR.iterdir() if not p.name.startswith(".")}
     hand_written = {"SOURCES.md", "EVAL.md", "exceptions.txt", "never-block.txt"}
-    hand_written |= {"name-model.json.gz", "name-model.md"}  # scripts/train_name_model.py
+    hand_written |= {"name-model.bin", "name-model.md"}  # scripts/train_name_model.py
     assert present == {shipped_path(s).name for s in SHIPPED_SOURCES} | hand_written
 
 
