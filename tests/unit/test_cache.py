@@ -14,7 +14,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from filterdns.config import CacheConfig
+from filterdns.config import CacheConfig, default_config
 from filterdns.dns import replies, wire
 from filterdns.dns.model import Kind, Request, Response, servfail
 from filterdns.resolvers.cache import STALE_TTL, CacheResolver
@@ -595,3 +595,18 @@ async def test_a_failing_prefetch_keeps_the_entry_and_is_swallowed() -> None:
     assert response.kind is Kind.CACHED
     assert sut.stats.prefetches == 1
     await sut.close()
+
+
+async def test_the_default_cache_keeps_twenty_thousand_answers() -> None:
+    upstream, clock = Upstream(), FakeClock()
+    sut = CacheResolver(upstream, default_config().cache, clock=clock)
+    names = [f"n{i}.example" for i in range(20_001)]
+
+    for name in names:
+        await sut.resolve(_request(name))
+    upstream.calls.clear()
+    kinds = [(await sut.resolve(_request(n))).kind for n in (names[1], names[-1], names[0])]
+
+    assert kinds == [Kind.CACHED, Kind.CACHED, Kind.RESOLVED]
+    assert upstream.calls == ["n0.example/1"]  # the oldest went when the 20,001st came
+    assert sut.stats.entries == 20_000
