@@ -20,6 +20,7 @@ from filterdns.lists.index import DomainIndex
 from filterdns.querylog.store import LogRecord
 from filterdns.resolvers import answermemo
 from filterdns.resolvers.answermemo import AnswerMemo, same_cap_until
+from filterdns.resolvers.policy import PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
 from tests.integration.harness import FakeClock
 from tests.integration.test_policy import at
@@ -294,3 +295,11 @@ async def test_what_a_kept_answer_costs_in_memory(
 
     assert rig.memo.kept == len(names)
     assert kept_bytes / len(names) <= most
+
+
+async def test_blocked_answers_kept_ready_stay_within_their_bound(rig: Rig) -> None:
+    policy = rig.app.chain.link(PolicyResolver)
+    answers = [rig.ask(packet(f"n{n}.casino.example"))[0] for n in range(3000)]
+
+    assert all(wire.HEADER.unpack_from(out)[1] & 0xF == wire.NXDOMAIN for out in answers)
+    assert 0 < len(policy._blocked) <= 1024  # about 0.7 MB; 4,096 held 2.8 MB
