@@ -62,8 +62,8 @@ def test_serve_leaves_out_what_it_does_not_use(tmp_path: Path, argv: list[str]) 
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        pytest.param(["--help"], ["serve", "grant", "report", "web"], id="help lists every command"),
-        pytest.param(["serve", "--help"], ["--log-format"], id="serve's own help"),
+        pytest.param(["--help"], ["serve", "grant", "report", "web"], id="help-lists-all"),
+        pytest.param(["serve", "--help"], ["--log-format"], id="serve-help"),
     ],
 )
 def test_help_still_names_every_command(
