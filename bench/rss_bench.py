@@ -1,7 +1,7 @@
 """Memory of `filterdns serve` under the bench's load, and the cached rate beside it.
 
     .venv/bin/python bench/rss_bench.py [--names 1000000] [--passes 3] [--miss 60000] [--rounds 2]
-        [--version LABEL=DIR ...] [--work DIR] [--tracemalloc] [--extra YAML]
+        [--version LABEL=DIR ...] [--work DIR] [--tracemalloc] [--extra YAML] [--no-name-model]
 
 The same server, configuration and workloads as `bench/run.py` (the full policy, the list as a
 category, a dnsmasq upstream answering every name, `dnsperf -c 10 -q 200 -t 1`, the server on
@@ -17,6 +17,7 @@ medians over the rounds; versions alternate (A-B-A-B). `--version base=DIR` runs
 exported with `git archive COMMIT | tar -x -C DIR` (`PYTHONPATH=DIR`); without any, the working
 tree is measured.
 
+`--no-name-model` serves with `blocking: {name_model: false}` (the name model's weights apart).
 `--tracemalloc` runs the working tree once with tracemalloc on and prints, after each workload,
 the lines holding the most memory (slow: read the sizes, not the rates).
 """
@@ -196,7 +197,10 @@ def main() -> int:
     ap.add_argument("--work", help="work directory, kept (its list is reused)")
     ap.add_argument("--tracemalloc", action="store_true")
     ap.add_argument("--extra", default="", help="YAML appended to the configuration")
+    ap.add_argument("--no-name-model", action="store_true", help="blocking: {name_model: false}")
     args = ap.parse_args()
+    if args.no_name_model:
+        args.extra = "\n".join(filter(None, [args.extra, "blocking: {name_model: false}"]))
     if run.TASKSET:
         os.sched_setaffinity(0, {1})
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="filterdns-rss-"))

@@ -18,32 +18,60 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from filterdns import __version__
 from filterdns.app import App
-from filterdns.cli import admin, budget, control, pause, report, status
-from filterdns.cli import lists as list_commands
-from filterdns.cli import web as web_cli
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.dns.listeners import addresses_text
 from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.ops import privileges
+
+if TYPE_CHECKING:  # rich and the other commands' modules are imported by the commands that use
+    # them: `serve` runs without them (about 4 MB of the server's memory)
+    from rich.console import Console
+    from rich.table import Table
 
 log = logging.getLogger("filterdns")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(every_command=_asked(words) != "serve")
+    args = parser.parse_args(words)
     if args.command is None:
-        _parser().print_help()
+        parser.print_help()
         return 2
-    handler = {
-        "serve": _serve,
+    handler = _serve if args.command == "serve" else _commands()[args.command]
+    previous = os.umask(0o077)
+    try:
+        code: int = handler(args)
+    finally:
+        os.umask(previous)
+    return code
+
+
+def _asked(words: Sequence[str]) -> str | None:
+    """The command `words` name (the first word neither an option nor -c's value); None when
+    help or the version is asked before it."""
+    rest = iter(words)
+    for word in rest:
+        if word in ("-c", "--config"):
+            next(rest, None)
+        elif word in ("-h", "--help", "--version"):
+            return None
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
+    """Every command but `serve`, their modules imported now (`serve` never loads them)."""
+    from filterdns.cli import admin, budget, pause, report, status  # noqa: PLC0415
+    from filterdns.cli import web as web_cli  # noqa: PLC0415
+
+    return {
         "check": _check,
         "reload": _reload,
         "lists": _lists,
@@ -61,16 +89,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the database's owner), and may write --html where it likes.
         "report": _admin(report.report),
         "tail": _admin(report.tail),
-    }[args.command]
-    previous = os.umask(0o077)
-    try:
-        code: int = handler(args)
-    finally:
-        os.umask(previous)
-    return code
+    }
 
 
-def _parser() -> argparse.ArgumentParser:
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console  # noqa: PLC0415 - see the import at the top
+
+    return Console(stderr=stderr, soft_wrap=True)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape  # noqa: PLC0415 - see the import at the top
+
+    return escape(text)
+
+
+def _parser(*, every_command: bool = True) -> argparse.ArgumentParser:
+    """The command line's parser; with `every_command` False only `serve` is known, so the
+    other commands' modules are not imported."""
+
     def add_config(parser: argparse.ArgumentParser, default: object) -> None:
         parser.add_argument(
             "-c",
@@ -92,6 +129,20 @@ def _parser() -> argparse.ArgumentParser:
         choices=["text", "json"],
         help="text: one greppable line per event; json: one JSON object per line",
     )
+    if every_command:
+        _add_commands(sub, add_config)
+    add_config(serve, argparse.SUPPRESS)
+    return parser
+
+
+def _add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_config: Callable[[argparse.ArgumentParser, object], None],
+) -> None:
+    """Every command but `serve` on `sub`."""
+    from filterdns.cli import admin, budget, control, pause, report, status  # noqa: PLC0415
+    from filterdns.cli import web as web_cli  # noqa: PLC0415
+
     check = sub.add_parser("check", help="validate the configuration")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     control.add_check_options(check)
@@ -112,13 +163,12 @@ def _parser() -> argparse.ArgumentParser:
     ]
     report_commands = report.add_commands(sub)
     web_commands = web_cli.add_commands(sub)
-    commands = (serve, check, lists, stats, update, *control_commands)
+    commands = (check, lists, stats, update, *control_commands)
     for command in (*commands, *policy_commands, *report_commands, *web_commands):
         # SUPPRESS: a -c given before the command is not overwritten by the command's default
         add_config(command, argparse.SUPPRESS)
     for command in (stats, update, *policy_commands):
         command.add_argument("--json", action="store_true", help="machine-readable output")
-    return parser
 
 
 def _admin(
@@ -131,11 +181,11 @@ def _admin(
         try:
             config = _load(args)
         except ConfigError as exc:
-            _print_problems(Console(stderr=True, soft_wrap=True), exc)
+            _print_problems(_console(stderr=True), exc)
             return 1
         if as_owner and not _act_as_owner(config):
             return 1
-        return command(config, args, Console(soft_wrap=True))
+        return command(config, args, _console())
 
     return run
 
@@ -145,7 +195,7 @@ def _act_as_owner(config: Config) -> bool:
     try:
         privileges.act_as_owner(config.log.database.parent, config.server.user)
     except FilterDnsError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]{escape(str(exc))}[/red]")
+        _console(stderr=True).print(f"[red]{_escape(str(exc))}[/red]")
         return False
     return True
 
@@ -181,7 +231,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = _load(args)
     except ConfigError as exc:
-        _print_problems(Console(stderr=True, soft_wrap=True), exc)
+        _print_problems(_console(stderr=True), exc)
         return 1
 
     def ready(bound: Sequence[ListenAddress]) -> None:
@@ -227,7 +277,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    console, errors = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    from filterdns.cli import control  # noqa: PLC0415 - see _commands
+
+    console, errors = _console(), _console(stderr=True)
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -257,13 +309,15 @@ def _check(args: argparse.Namespace) -> int:
         console.print(control.difference_view(*found))
         console.print("dry run: nothing was applied")
     for note in notes:
-        console.print(f"[yellow]warning: {escape(note)}[/yellow]")
+        console.print(f"[yellow]warning: {_escape(note)}[/yellow]")
     console.print("[green]configuration is valid[/green]")
     return 0
 
 
 def _reload(args: argparse.Namespace) -> int:
-    console, errors = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    from filterdns.cli import control  # noqa: PLC0415 - see _commands
+
+    console, errors = _console(), _console(stderr=True)
     return control.reload(args, console, errors)
 
 
@@ -309,6 +363,8 @@ def _profile_summary(config: Config, name: str) -> str:
 
 
 def _summary_table(config: Config) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - see the import at the top
+
     table = Table(title="filterdns configuration", show_header=False)
     table.add_column("setting", style="bold")
     table.add_column("value")
@@ -333,8 +389,10 @@ def _lists(args: argparse.Namespace) -> int:
     try:
         config = _load(args)
     except ConfigError as exc:
-        _print_problems(Console(stderr=True, soft_wrap=True), exc)
+        _print_problems(_console(stderr=True), exc)
         return 1
     if not _act_as_owner(config):
         return 1
+    from filterdns.cli import lists as list_commands  # noqa: PLC0415 - see _commands
+
     return list_commands.run(config, args)

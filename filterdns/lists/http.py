@@ -15,14 +15,16 @@ import hashlib
 import os
 import socket
 import ssl
+import sys
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # httpx (about 3 MB with http.client and email) is imported by the first
+    import httpx  # download: a server with only local lists never loads it
 
 MAX_REDIRECTS = 5
 SCHEMES = ("http", "https")
@@ -63,6 +65,8 @@ def human_size(n: int) -> str:
 
 def download(url: str, headers: dict[str, str], temp: Path, limits: Limits) -> Body | None:
     """GET `url` into `temp` (created by the caller); None on 304. Raises Failure."""
+    import httpx  # noqa: PLC0415 - see the import at the top
+
     host = httpx.URL(url).host
     context = ssl.create_default_context()  # the system's trust store, as for the rest
     with httpx.Client(verify=context, timeout=limits.timeout, follow_redirects=False) as client:
@@ -81,6 +85,8 @@ def download(url: str, headers: dict[str, str], temp: Path, limits: Limits) -> B
 
 
 def _next_hop(response: httpx.Response, limits: Limits) -> str:
+    import httpx  # noqa: PLC0415 - see the import at the top
+
     target = str(response.url.join(response.headers["location"]))
     if httpx.URL(target).scheme.lower() not in SCHEMES:
         raise Failure(f"redirected to {target}, which is not http(s)")
@@ -92,6 +98,8 @@ def _next_hop(response: httpx.Response, limits: Limits) -> str:
 @contextlib.contextmanager
 def _guarded(host: str, timeout: float) -> Iterator[None]:
     """httpx's errors as Failure with a reason (the cause chain holds the OS error)."""
+    import httpx  # noqa: PLC0415 - see the import at the top
+
     try:
         yield
     except httpx.TimeoutException:
@@ -126,7 +134,8 @@ def describe_error(exc: BaseException, host: str, timeout: float) -> str:
         return f"TLS error: {exc.reason or exc}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[0].lower() + exc.strerror[1:]
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+    httpx = sys.modules.get("httpx")  # its errors come only once a download loaded it
+    if httpx is not None and isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return "the server closed the connection without a whole response"
     return str(exc) or type(exc).__name__
 
@@ -171,6 +180,8 @@ def _declared(response: httpx.Response, compressed: bool, max_bytes: int) -> int
 
 def _receive(response: httpx.Response, temp: Path, host: str, limits: Limits) -> Body:
     """Stream the raw body into `temp`, inflating gzip in bounded steps, within the limits."""
+    import httpx  # noqa: PLC0415 - see the import at the top
+
     inflater = _inflater(response)
     declared = _declared(response, inflater is not None, limits.max_bytes)
     received = 0

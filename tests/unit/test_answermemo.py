@@ -4,6 +4,7 @@ hit still does, what ends a kept answer, what never shares one, and its bounds."
 from __future__ import annotations
 
 import math
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from filterdns.lists.index import DomainIndex
 from filterdns.querylog.store import LogRecord
 from filterdns.resolvers import answermemo
 from filterdns.resolvers.answermemo import AnswerMemo, same_cap_until
+from filterdns.resolvers.policy import PolicyResolver
 from filterdns.resolvers.querylog import QueryLogResolver
 from tests.integration.harness import FakeClock
 from tests.integration.test_policy import at
@@ -263,3 +265,41 @@ def test_an_answer_capped_by_the_next_change_stays_the_same_until(
     response = Response(Kind.CACHED, wire.Answer(b"", tuple(range(len(ttls))), ttls))
 
     assert same_cap_until(change_at, response, NOW) == until
+
+
+@pytest.mark.parametrize(
+    ("name", "cached", "most"),
+    [
+        # 816 bytes when it kept the query and the Response it never replays
+        pytest.param("n{}.example", True, 450, id="cached-nothing-to-replay"),
+        pytest.param("n{}.casino.example", False, 650, id="blocked-logged"),
+    ],
+)
+async def test_what_a_kept_answer_costs_in_memory(
+    rig: Rig, name: str, cached: bool, most: int
+) -> None:
+    names = [name.format(n) for n in range(500)]
+    for each in names:  # asked once: seen
+        if cached:
+            await rig.cache(each)
+        rig.ask(packet(each))
+    tracemalloc.start()
+    for each in names:  # asked again within the second: kept
+        rig.ask(packet(each))
+    rig.clock.now += 1.0
+    for each in names if cached else ():  # the cache's entries move on to the next second
+        await rig.cache(each)
+    rig.rows.clear()  # the log rows the passes wrote are the log's, not the memo's
+    kept_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+
+    assert rig.memo.kept == len(names)
+    assert kept_bytes / len(names) <= most
+
+
+async def test_blocked_answers_kept_ready_stay_within_their_bound(rig: Rig) -> None:
+    policy = rig.app.chain.link(PolicyResolver)
+    answers = [rig.ask(packet(f"n{n}.casino.example"))[0] for n in range(3000)]
+
+    assert all(wire.HEADER.unpack_from(out)[1] & 0xF == wire.NXDOMAIN for out in answers)
+    assert 0 < len(policy._blocked) <= 1024  # about 0.7 MB; 4,096 held 2.8 MB

@@ -14,9 +14,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from filterdns.config import CacheConfig
+from filterdns.config import CacheConfig, default_config
 from filterdns.dns import replies, wire
 from filterdns.dns.model import Kind, Request, Response, servfail
+from filterdns.dns.names import text_to_wire
 from filterdns.resolvers.cache import STALE_TTL, CacheResolver
 
 A_300 = ("example.com. 300 IN A 93.184.216.34",)
@@ -595,3 +596,39 @@ async def test_a_failing_prefetch_keeps_the_entry_and_is_swallowed() -> None:
     assert response.kind is Kind.CACHED
     assert sut.stats.prefetches == 1
     await sut.close()
+
+
+class Stub:
+    """The next link, fast enough for tens of thousands of names: one A record, TTL 300."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def resolve(self, request: Request) -> Response:
+        query = request.query
+        self.calls.append(query.qname)
+        header = wire.HEADER.pack(1, 0x8180, 1, 1, 0, 0)
+        question = query.qname_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass)
+        record = b"\xc0\x0c" + wire.RR_FIXED.pack(1, 1, 300, 4) + bytes((192, 0, 2, 1))
+        return Response(Kind.RESOLVED, replies.analyse(header + question + record))
+
+
+def _fast_request(name: str) -> Request:
+    header = wire.HEADER.pack(1, wire.RD, 1, 0, 0, 0)
+    data = header + text_to_wire(name) + wire.TYPE_CLASS.pack(wire.TYPE_A, wire.CLASS_IN)
+    return Request(wire.parse_query(data), "192.168.1.5", 5555, "udp", 0.0)
+
+
+async def test_the_default_cache_keeps_32768_answers() -> None:
+    stub = Stub()
+    sut = CacheResolver(stub, default_config().cache, clock=FakeClock())
+    names = [f"n{i}.example" for i in range(32_769)]
+
+    for name in names:
+        await sut.resolve(_fast_request(name))
+    stub.calls.clear()
+    kinds = [(await sut.resolve(_fast_request(n))).kind for n in (names[1], names[-1], names[0])]
+
+    assert kinds == [Kind.CACHED, Kind.CACHED, Kind.RESOLVED]
+    assert stub.calls == ["n0.example"]  # the oldest went when the 32,769th came
+    assert sut.stats.entries == 32_768
