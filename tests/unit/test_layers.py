@@ -30,6 +30,7 @@ LAYERS = {
     "policy.effective": 3, "policy.protection": 3, "policy.values": 3, "policy.special": 3,
     "policy.state": 3, "policy.steps": 3, "policy.localzone": 3, "policy.budgets": 3,
     "dns.transport": 4, "dns.streams": 4, "dns.doh": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
+    "dns.udpsockets": 4,  # the shared UDP sockets to the upstreams, used by dns.transport
     "dns.listeners": 4,  # the listening sockets: bound by the server, or per worker by app.workers
     "querylog.dbfile": 4, "querylog.schema": 4, "querylog.rows": 4, "querylog.logfile": 4,
     "querylog.store": 4, "querylog.pglog": 4, "querylog.pgconn": 4, "querylog.pgschema": 4,

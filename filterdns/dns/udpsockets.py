@@ -1,0 +1,213 @@
+"""The UDP sockets to the upstream servers: a few connected sockets, each shared by many queries.
+
+A socket per query cost the miss path a `socket()`, a `connect()`, two `epoll_ctl` calls and a
+`close()` for every name not cached, plus a reader registration and a timer. Here each server
+address has one current socket, connected (so the kernel picks a random source port and drops
+datagrams from any other address or port) and read by one reader callback; the queries in flight
+on it wait in a dict by message id, each holding its question, its future and its deadline.
+
+What keeps forged answers out stays as it was: every query gets a random id (drawn again while
+the id is in flight on that socket), and a datagram is taken only when it is a response with
+that id to that very question (anything else is dropped and the wait goes on). The source port
+still changes: a socket sends at most `SOCKET_USES` queries, for at most `SOCKET_AGE` seconds,
+then the next query opens a new one, and the old one is closed once its answers are in or their
+deadlines passed. An ICMP port unreachable (a recv error on the connected socket) fails every
+query waiting on that socket, which all went to that one server. Deadlines are kept by one sweep
+every `SWEEP` seconds while anything is in flight, not by a timer per query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import ssl
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from filterdns.config import UpstreamServer
+from filterdns.dns import wire
+from filterdns.errors import UpstreamError
+
+MAX_MESSAGE = 65535
+SOCKET_USES = 64  # queries sent from one socket (one source port) before a new one takes over
+SOCKET_AGE = 10.0  # seconds one socket stays current, however few queries it sent
+SWEEP = 0.05  # seconds between two looks for queries past their deadline
+
+Destination = tuple[socket.AddressFamily, tuple[Any, ...]]
+# question, future, deadline, query bytes, server, budget (seconds, for the timeout's message)
+Entry = tuple[bytes, "asyncio.Future[bytes]", float, bytes, UpstreamServer, float]
+Truncated = Callable[[UpstreamServer, bytes, bytes, "asyncio.Future[bytes]", float], None]
+_ID = struct.Struct("!H")
+
+
+def failure(server: UpstreamServer, exc: BaseException) -> UpstreamError:
+    """The UpstreamError naming `server` for an OSError, a bad message or a TLS failure."""
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, ConnectionRefusedError):
+        return UpstreamError(f"upstream {server} refused the query (port unreachable)")
+    if isinstance(exc, ssl.SSLError):
+        return UpstreamError(f"upstream {server}: TLS failed: {exc}")
+    return UpstreamError(f"upstream {server}: {exc}")
+
+
+class _Socket:
+    """One connected UDP socket and the queries waiting for their answer on it."""
+
+    __slots__ = ("fd", "left", "pending", "retire_at", "retired", "sock")
+
+    def __init__(self, destination: Destination, now: float) -> None:
+        family, address = destination
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            self.sock.setblocking(False)
+            self.sock.connect(address)
+        except OSError:
+            self.sock.close()
+            raise
+        self.fd = self.sock.fileno()
+        self.pending: dict[int, Entry] = {}
+        self.left = SOCKET_USES
+        self.retire_at = now + SOCKET_AGE
+        self.retired = False  # no longer sends; closed once nothing waits on it
+
+
+class UdpPool:
+    """The current socket of each server address, and the retired ones still awaiting answers."""
+
+    def __init__(self, on_truncated: Truncated) -> None:
+        self._on_truncated = on_truncated  # a TC answer: asked again over TCP by the transport
+        self._current: dict[Destination, _Socket] = {}
+        self._open: dict[int, _Socket] = {}  # by descriptor: current and retired
+        self._sweep: asyncio.TimerHandle | None = None
+
+    @property
+    def sockets(self) -> int:
+        """Sockets open now (current and retired)."""
+        return len(self._open)
+
+    def send(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        server: UpstreamServer,
+        destination: Destination,
+        future: asyncio.Future[bytes],
+        *,
+        budget: float,
+        build: Callable[[int], bytes],
+        question: bytes,
+    ) -> None:
+        """Send the query `build(msg_id)` makes; `future` gets the answer, or UpstreamError
+        after `budget` seconds. Raises OSError when it cannot be sent."""
+        now = loop.time()
+        current = self._current.get(destination)
+        if current is None or current.left <= 0 or now >= current.retire_at:
+            if current is not None:
+                self._retire(loop, destination, current)
+            current = self._new(loop, destination, now)
+        pending = current.pending
+        msg_id = secrets.randbelow(65536)
+        while msg_id in pending:
+            msg_id = secrets.randbelow(65536)
+        query = build(msg_id)
+        current.sock.send(query)
+        pending[msg_id] = (question, future, now + budget, query, server, budget)
+        current.left -= 1
+        if self._sweep is None:
+            self._sweep = loop.call_at(now + SWEEP, self._sweep_now, loop)
+
+    def close(self) -> None:
+        """Close every socket; queries still waiting fail."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        loop = asyncio.get_running_loop()
+        for one in list(self._open.values()):
+            for _question, future, _due, _query, server, _budget in one.pending.values():
+                if not future.done():
+                    future.set_exception(UpstreamError(f"upstream {server}: the transport closed"))
+            one.pending.clear()
+            self._close(loop, one)
+        self._current.clear()
+
+    def _new(
+        self, loop: asyncio.AbstractEventLoop, destination: Destination, now: float
+    ) -> _Socket:
+        made = _Socket(destination, now)
+        loop.add_reader(made.fd, self._readable, loop, made)
+        self._open[made.fd] = made
+        self._current[destination] = made
+        return made
+
+    def _retire(
+        self, loop: asyncio.AbstractEventLoop, destination: Destination, old: _Socket
+    ) -> None:
+        del self._current[destination]
+        old.retired = True
+        if not old.pending:
+            self._close(loop, old)
+
+    def _close(self, loop: asyncio.AbstractEventLoop, one: _Socket) -> None:
+        # Unregister before closing so the descriptor number, soon reused, is not watched.
+        if self._open.pop(one.fd, None) is not None:
+            loop.remove_reader(one.fd)
+            one.sock.close()
+
+    def _readable(self, loop: asyncio.AbstractEventLoop, one: _Socket) -> None:
+        """Read every waiting datagram; each response to a question in flight ends its wait."""
+        pending = one.pending
+        while True:
+            try:
+                data = one.sock.recv(MAX_MESSAGE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # ConnectionRefusedError from an ICMP port unreachable
+                for _question, future, _due, _query, server, _budget in pending.values():
+                    if not future.done():
+                        future.set_exception(failure(server, exc))
+                pending.clear()
+                break
+            if len(data) < 12:
+                continue
+            msg_id = _ID.unpack_from(data)[0]
+            entry = pending.get(msg_id)
+            if entry is None:
+                continue
+            question, future, deadline, query, server, _budget = entry
+            if future.done():  # given up on (cancelled): the id is free again
+                del pending[msg_id]
+                continue
+            if not wire.is_reply_to(data, msg_id, question):
+                continue
+            del pending[msg_id]
+            if wire.ID_FLAGS.unpack_from(data)[1] & wire.TC:
+                self._on_truncated(server, query, question, future, deadline)
+            else:
+                future.set_result(data)
+        if not pending and one.retired:
+            self._close(loop, one)
+
+    def _sweep_now(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail the queries past their deadline, forget the given-up ones, close drained
+        retired sockets; look again in SWEEP seconds while anything waits."""
+        self._sweep = None
+        now = loop.time()
+        waiting = False
+        for one in list(self._open.values()):
+            pending = one.pending
+            for msg_id, (_q, future, due, _query, server, budget) in list(pending.items()):
+                if future.done():
+                    del pending[msg_id]
+                elif due <= now:
+                    del pending[msg_id]
+                    future.set_exception(
+                        UpstreamError(f"upstream {server} timed out after {budget:.1f} s")
+                    )
+            if pending:
+                waiting = True
+            elif one.retired:
+                self._close(loop, one)
+        if waiting:
+            self._sweep = loop.call_at(now + SWEEP, self._sweep_now, loop)
