@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "filterdns"
 
 LAYERS = {
     "": 0,  # the package itself: its version
-    "errors": 0, "memo": 0, "regexes": 0,
+    "errors": 0, "memo": 0, "regexes": 0, "wheel": 0,
     "dns.model": 0, "dns.names": 0, "dns.wire": 0, "dns.addresses": 0, "dns.records": 0,
     "dns.replies": 0,
     "policy.schedule": 1, "policy.timezones": 1, "config.duration": 1,

@@ -115,6 +115,21 @@ class ScriptedTransport:
         except TimeoutError:
             raise UpstreamError(f"upstream {server} timed out") from None
 
+    def start(
+        self,
+        server: UpstreamServer,
+        qname_wire: bytes,
+        qtype: int,
+        qclass: int,
+        deadline: float,
+        *,
+        dnssec_ok: bool = False,
+        cd: bool = False,
+    ) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(
+            self.exchange(server, qname_wire, qtype, qclass, deadline, dnssec_ok=dnssec_ok, cd=cd)
+        )
+
     async def wait_for_calls(self, count: int) -> None:
         """Return once `count` exchanges have started."""
         while len(self.calls) < count:

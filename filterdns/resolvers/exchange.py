@@ -1,0 +1,138 @@
+"""One question's exchange with the upstreams: its attempts, staggered, under one deadline.
+
+The rules are the upstream link's (`resolvers/upstream.py`'s docstring). This is how they run:
+without a task or a coroutine of its own. An `Exchange` asks the first server at once through
+`Exchanger.start` (over UDP a future the socket's reader settles, no task either), and reacts
+to events: an attempt ending (its done callback: an answer wins, a fast failure hands over to the
+next server), the stagger passing, the deadline passing. The last two come from the resolver's
+two `DelayWheel`s, one timer each for every query in flight. The first answer, or the SERVFAIL
+naming every failure, settles `result`, which the asking queries await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import TYPE_CHECKING
+
+from filterdns.config import UpstreamServer
+from filterdns.dns import wire
+from filterdns.dns.model import Response, servfail
+from filterdns.dns.wire import Query
+
+if TYPE_CHECKING:
+    from filterdns.resolvers.upstream import UpstreamResolver
+
+
+def begin(
+    resolver: UpstreamResolver, query: Query, loop: asyncio.AbstractEventLoop
+) -> asyncio.Future[Response]:
+    """Start the exchange for `query`; the future of its answer (settled at once when no
+    server had room)."""
+    result = Exchange(resolver, query, loop).result
+    assert result is not None  # only `finish` lets go of it, and it has not run yet
+    return result
+
+
+class Exchange:
+    """The attempts at the upstreams for one question, and the future of its answer."""
+
+    __slots__ = ("attempts", "deadline", "errors", "loop", "order", "over", "query", "resolver",
+                 "result", "tried", "turn_at")  # fmt: skip
+
+    def __init__(
+        self, resolver: UpstreamResolver, query: Query, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        now = loop.time()
+        self.resolver = resolver
+        self.query = query
+        self.loop = loop
+        self.result: asyncio.Future[Response] | None = loop.create_future()
+        self.over = False  # answered: the wheels, which keep it until its moments, skip it
+        self.order = resolver.order(now)
+        self.tried = 0  # servers of `order` passed (asked, or at their cap)
+        self.attempts: dict[asyncio.Future[bytes], tuple[UpstreamServer, float]] = {}
+        self.errors: list[str] = []
+        self.turn_at = 0.0  # when the next server is asked, if the ones asked stay silent
+        self.deadline = resolver.deadlines.add(loop, now, self)
+        self.launch(now)
+        if not self.attempts:  # the room seen by `resolve` was taken meanwhile
+            self.over = True
+            self.result.set_result(resolver.outstanding.overflow(query, now))
+
+    def launch(self, now: float) -> None:
+        """Ask the next server with room for one more exchange (none left: nothing)."""
+        resolver, order, query = self.resolver, self.order, self.query
+        while self.tried < len(order):
+            server = order[self.tried]
+            self.tried += 1
+            if resolver.outstanding.take(server):
+                attempt = resolver.transport.start(
+                    server,
+                    query.qname_wire,
+                    query.qtype,
+                    query.qclass,
+                    self.deadline,
+                    dnssec_ok=query.dnssec_ok,
+                    cd=bool(query.flags & wire.CD),
+                )
+                self.attempts[attempt] = (server, now)
+                attempt.add_done_callback(functools.partial(self.ended, server))
+                if self.tried < len(order):  # someone to ask if this one stays silent
+                    self.turn_at = resolver.staggers.add(self.loop, now, self)
+                return
+
+    def ended(self, server: UpstreamServer, attempt: asyncio.Future[bytes]) -> None:
+        """An attempt is over: its server's room is given back; an answer wins, a failure
+        hands over to the next server at once."""
+        resolver = self.resolver
+        resolver.outstanding.give_back(server)
+        sent = self.attempts.pop(attempt, None)
+        if sent is None or self.over:  # cancelled by `finish`, or too late
+            return
+        now = self.loop.time()
+        outcome = resolver.outcome(attempt, server, now - sent[1])
+        if isinstance(outcome, Response):
+            resolver.outpaced(self.attempts, now)
+            self.finish(outcome)
+            return
+        self.errors.append(outcome)
+        self.launch(now)
+        if not self.attempts:  # nobody left to ask or to wait for
+            self.finish(self.failure())
+
+    def next_turn(self, due: float) -> None:
+        """The stagger passed: ask the next server too, unless answered or handed over since."""
+        if due == self.turn_at and not self.over:
+            self.launch(self.loop.time())
+
+    def expire(self, _due: float) -> None:
+        """The deadline passed: the servers still silent failed; SERVFAIL naming each failure."""
+        if self.over:
+            return
+        resolver = self.resolver
+        for server, _sent in self.attempts.values():
+            self.errors.append(
+                resolver.failed(server, f"upstream {server} timed out after {resolver.timeout:g} s")
+            )
+        self.finish(self.failure())
+
+    def failure(self) -> Response:
+        """The SERVFAIL naming why each server failed."""
+        reason = "; ".join(self.errors) or "no upstream answered"
+        return servfail(self.query, f"every upstream failed: {reason}")
+
+    def finish(self, response: Response) -> None:
+        """Answer every asking query; give up the attempts still running.
+
+        What the answer holds is let go of here: the deadline's wheel keeps this object until
+        its deadline (seconds, thousands of them at a high rate of new names)."""
+        result, self.result = self.result, None
+        self.over = True
+        if result is not None:
+            self.resolver.forget(self.query.key, result)
+            result.set_result(response)
+        self.order, self.errors = [], []
+        attempts, self.attempts = self.attempts, {}
+        for attempt in attempts:
+            attempt.cancel()
