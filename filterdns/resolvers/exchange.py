@@ -6,7 +6,8 @@ without a task or a coroutine of its own. An `Exchange` asks the first server at
 to events: an attempt ending (its done callback: an answer wins, a fast failure hands over to the
 next server), the stagger passing, the deadline passing. The last two come from the resolver's
 two `DelayWheel`s, one timer each for every query in flight. The first answer, or the SERVFAIL
-naming every failure, settles `result`, which the asking queries await.
+naming every failure, settles the future each asking query awaits (`wait`): set directly, with
+no `asyncio.shield` and its extra turn of the loop between the answer and the query.
 """
 
 from __future__ import annotations
@@ -24,21 +25,11 @@ if TYPE_CHECKING:
     from filterdns.resolvers.upstream import UpstreamResolver
 
 
-def begin(
-    resolver: UpstreamResolver, query: Query, loop: asyncio.AbstractEventLoop
-) -> asyncio.Future[Response]:
-    """Start the exchange for `query`; the future of its answer (settled at once when no
-    server had room)."""
-    result = Exchange(resolver, query, loop).result
-    assert result is not None  # only `finish` lets go of it, and it has not run yet
-    return result
-
-
 class Exchange:
     """The attempts at the upstreams for one question, and the future of its answer."""
 
     __slots__ = ("attempts", "deadline", "errors", "loop", "order", "over", "query", "resolver",
-                 "result", "tried", "turn_at")  # fmt: skip
+                 "tried", "turn_at", "waiters")  # fmt: skip
 
     def __init__(
         self, resolver: UpstreamResolver, query: Query, loop: asyncio.AbstractEventLoop
@@ -47,7 +38,9 @@ class Exchange:
         self.resolver = resolver
         self.query = query
         self.loop = loop
-        self.result: asyncio.Future[Response] | None = loop.create_future()
+        # One future per asking query, not one shared: a query that gives up (its TCP client
+        # gone) cancels its own, and the others still get the answer.
+        self.waiters: list[asyncio.Future[Response]] = []
         self.over = False  # answered: the wheels, which keep it until its moments, skip it
         self.order = resolver.order(now)
         self.tried = 0  # servers of `order` passed (asked, or at their cap)
@@ -56,9 +49,14 @@ class Exchange:
         self.turn_at = 0.0  # when the next server is asked, if the ones asked stay silent
         self.deadline = resolver.deadlines.add(loop, now, self)
         self.launch(now)
-        if not self.attempts:  # the room seen by `resolve` was taken meanwhile
+        if not self.attempts:  # the room seen by `resolve` was taken meanwhile: nobody asked
             self.over = True
-            self.result.set_result(resolver.outstanding.overflow(query, now))
+
+    def wait(self) -> asyncio.Future[Response]:
+        """A future of the answer for one more asking query."""
+        waiter = self.loop.create_future()
+        self.waiters.append(waiter)
+        return waiter
 
     def launch(self, now: float) -> None:
         """Ask the next server with room for one more exchange (none left: nothing)."""
@@ -127,11 +125,12 @@ class Exchange:
 
         What the answer holds is let go of here: the deadline's wheel keeps this object until
         its deadline (seconds, thousands of them at a high rate of new names)."""
-        result, self.result = self.result, None
         self.over = True
-        if result is not None:
-            self.resolver.forget(self.query.key, result)
-            result.set_result(response)
+        self.resolver.forget(self.query.key, self)
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # not given up on
+                waiter.set_result(response)
         self.order, self.errors = [], []
         attempts, self.attempts = self.attempts, {}
         for attempt in attempts:

@@ -39,7 +39,6 @@ from filterdns.dns import replies, wire
 from filterdns.dns.model import Kind, Request, Response, servfail
 from filterdns.dns.wire import Query
 from filterdns.errors import UpstreamError, WireError
-from filterdns.resolvers import exchange
 from filterdns.resolvers.exchange import Exchange
 from filterdns.wheel import DelayWheel
 
@@ -216,7 +215,7 @@ class UpstreamResolver:
         self._names = {server: str(server) for server in self.servers}  # built once, not per answer
         self.coalesced = 0
         self._turn = itertools.count()
-        self._inflight: dict[bytes, asyncio.Future[Response]] = {}
+        self._inflight: dict[bytes, Exchange] = {}
         # Every query's deadline and next stagger lie the same time after they are set: one
         # timer each for all of them (`wheel`), not one per query.
         self.stagger = max(MIN_STAGGER, timeout / len(self.servers))
@@ -233,25 +232,24 @@ class UpstreamResolver:
         outstanding = self.outstanding
         pending = self._inflight.get(key)
         if pending is None:
+            loop = asyncio.get_running_loop()
             if not outstanding.has_room(self.servers):  # no task, no socket: answer now
-                return outstanding.overflow(request.query, asyncio.get_running_loop().time())
-            pending = exchange.begin(self, request.query, asyncio.get_running_loop())
-            if pending.done():  # the room seen above was taken meanwhile
-                return pending.result()
+                return outstanding.overflow(request.query, loop.time())
+            pending = Exchange(self, request.query, loop)
+            if pending.over:  # the room seen above was taken meanwhile
+                return outstanding.overflow(request.query, loop.time())
             self._inflight[key] = pending
-            # shield: one client giving up (TCP connection closed) must not cancel the
-            # exchange that other clients are waiting on.
-            return await asyncio.shield(pending)
+            return await pending.wait()
         if not outstanding.may_join():  # the same name, flooded: every waiter holds memory
             return outstanding.overflow(request.query, asyncio.get_running_loop().time())
         self.coalesced += 1
         outstanding.joined += 1
         try:
-            return await asyncio.shield(pending)
+            return await pending.wait()
         finally:
             outstanding.joined -= 1
 
-    def forget(self, key: bytes, done: asyncio.Future[Response]) -> None:
+    def forget(self, key: bytes, done: Exchange) -> None:
         """The exchange `done` for the question `key` is over: the next one asks again."""
         if self._inflight.get(key) is done:
             del self._inflight[key]

@@ -398,4 +398,3 @@ async def test_udp_start_answers_without_a_task(fake: FakeUpstream, transport: T
     with pytest.raises(UpstreamError, match="timed out"):
         await late
     assert fake.calls == 1
-
