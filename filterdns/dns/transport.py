@@ -34,7 +34,7 @@ from filterdns.config import UpstreamServer
 from filterdns.dns import wire
 from filterdns.dns.doh import DohClients
 from filterdns.dns.streams import StreamPool
-from filterdns.dns.udpsockets import Destination, UdpPool, failure
+from filterdns.dns.udpsockets import Destination, Notify, UdpPool, failure
 from filterdns.errors import UpstreamError, WireError
 
 _TYPE_CLASS = struct.Struct("!HH")
@@ -68,21 +68,31 @@ class Transport:
         *,
         dnssec_ok: bool = False,
         cd: bool = False,
+        notify: Notify | None = None,
     ) -> asyncio.Future[bytes]:
         """A future of what `exchange` returns (or raises): over UDP to an address, the query
-        is sent now and the future is the socket's pending entry, with no task at all."""
+        is sent now and the future is the socket's pending entry, with no task at all.
+
+        `notify(future)` is called once the future is settled: over UDP by the socket's reader
+        or the deadline's sweep at once, not a turn of the loop later as a done callback would
+        be; it is not called for a future cancelled by the caller."""
         loop = asyncio.get_running_loop()
         family = self._family(server) if server.scheme == "udp" and not self._closed else None
         if family is None:  # TCP, TLS, HTTPS, a host name, a closed transport: a task
-            return loop.create_task(
+            task = loop.create_task(
                 self.exchange(
                     server, qname_wire, qtype, qclass, deadline, dnssec_ok=dnssec_ok, cd=cd
                 )
             )
+            if notify is not None:
+                task.add_done_callback(lambda done: None if done.cancelled() else notify(done))
+            return task
         future: asyncio.Future[bytes] = loop.create_future()
         now = loop.time()
         if deadline <= now:
             future.set_exception(UpstreamError(f"upstream {server} timed out after 0.0 s"))
+            if notify is not None:
+                loop.call_soon(notify, future)
             return future
         self._udp_send(
             loop,
@@ -94,6 +104,7 @@ class Transport:
                 qname_wire, qtype, qclass, msg_id, dnssec_ok=dnssec_ok, cd=cd
             ),
             question=qname_wire.lower() + _TYPE_CLASS.pack(qtype, qclass),
+            notify=notify,
         )
         return future
 
@@ -187,16 +198,28 @@ class Transport:
         budget: float,
         build: Callable[[int], bytes],
         question: bytes,
+        notify: Notify | None = None,
     ) -> None:
         """Send one query from the destination's current socket; `future` gets the answer."""
         try:
             self._udp_pool.send(
-                loop, server, destination, future, budget=budget, build=build, question=question
+                loop,
+                server,
+                destination,
+                future,
+                budget=budget,
+                build=build,
+                question=question,
+                notify=notify,
             )
         except (BlockingIOError, InterruptedError):
             future.set_exception(UpstreamError(f"upstream {server}: the send buffer is full"))
         except OSError as exc:
             future.set_exception(failure(server, exc))
+        else:
+            return
+        if notify is not None:  # a turn later: the caller has not noted the attempt yet
+            loop.call_soon(notify, future)
 
     def _truncated(
         self,

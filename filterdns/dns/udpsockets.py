@@ -37,8 +37,7 @@ SOCKET_AGE = 10.0  # seconds one socket stays current, however few queries it se
 SWEEP = 0.05  # seconds between two looks for queries past their deadline
 
 Destination = tuple[socket.AddressFamily, tuple[Any, ...]]
-# question, future, deadline, query bytes, server, budget (seconds, for the timeout's message)
-Entry = tuple[bytes, "asyncio.Future[bytes]", float, bytes, UpstreamServer, float]
+Notify = Callable[["asyncio.Future[bytes]"], None]
 Truncated = Callable[[UpstreamServer, bytes, bytes, "asyncio.Future[bytes]", float], None]
 _ID = struct.Struct("!H")
 IDS_PER_DRAW = 256  # message ids read from the system's random source at once
@@ -69,6 +68,45 @@ def failure(server: UpstreamServer, exc: BaseException) -> UpstreamError:
     return UpstreamError(f"upstream {server}: {exc}")
 
 
+class _Waiting:
+    """One query in flight: what its answer must match, who waits for it, until when."""
+
+    __slots__ = ("budget", "due", "future", "notify", "query", "question", "server")
+
+    def __init__(
+        self,
+        future: asyncio.Future[bytes],
+        notify: Notify | None,
+        *,
+        server: UpstreamServer,
+        query: bytes,
+        question: bytes,
+        budget: float,
+        due: float,
+    ) -> None:
+        self.future = future
+        self.notify = notify  # told at once when the future is settled here, with no loop turn
+        self.server = server
+        self.query = query
+        self.question = question
+        self.budget = budget  # seconds, for the timeout's message
+        self.due = due
+
+    def answer(self, data: bytes) -> None:
+        """Settle the future with the answer (if nobody gave up on it) and tell the waiter."""
+        if not self.future.done():
+            self.future.set_result(data)
+            if self.notify is not None:
+                self.notify(self.future)
+
+    def fail(self, error: UpstreamError) -> None:
+        """Settle the future with `error` (if nobody gave up on it) and tell the waiter."""
+        if not self.future.done():
+            self.future.set_exception(error)
+            if self.notify is not None:
+                self.notify(self.future)
+
+
 class _Socket:
     """One connected UDP socket and the queries waiting for their answer on it."""
 
@@ -84,7 +122,7 @@ class _Socket:
             self.sock.close()
             raise
         self.fd = self.sock.fileno()
-        self.pending: dict[int, Entry] = {}
+        self.pending: dict[int, _Waiting] = {}
         self.left = SOCKET_USES
         self.retire_at = now + SOCKET_AGE
         self.retired = False  # no longer sends; closed once nothing waits on it
@@ -115,9 +153,11 @@ class UdpPool:
         budget: float,
         build: Callable[[int], bytes],
         question: bytes,
+        notify: Notify | None = None,
     ) -> None:
         """Send the query `build(msg_id)` makes; `future` gets the answer, or UpstreamError
-        after `budget` seconds. Raises OSError when it cannot be sent."""
+        after `budget` seconds, and `notify(future)` is called then. Raises OSError when it
+        cannot be sent."""
         now = loop.time()
         current = self._current.get(destination)
         if current is None or current.left <= 0 or now >= current.retire_at:
@@ -130,7 +170,15 @@ class UdpPool:
             msg_id = self._ids.next()
         query = build(msg_id)
         current.sock.send(query)
-        pending[msg_id] = (question, future, now + budget, query, server, budget)
+        pending[msg_id] = _Waiting(
+            future,
+            notify,
+            server=server,
+            query=query,
+            question=question,
+            budget=budget,
+            due=now + budget,
+        )
         current.left -= 1
         if self._sweep is None:
             self._sweep = loop.call_at(now + SWEEP, self._sweep_now, loop)
@@ -142,10 +190,10 @@ class UdpPool:
             self._sweep = None
         loop = asyncio.get_running_loop()
         for one in list(self._open.values()):
-            for _question, future, _due, _query, server, _budget in one.pending.values():
-                if not future.done():
-                    future.set_exception(UpstreamError(f"upstream {server}: the transport closed"))
+            waiting = list(one.pending.values())
             one.pending.clear()
+            for entry in waiting:
+                entry.fail(UpstreamError(f"upstream {entry.server}: the transport closed"))
             self._close(loop, one)
         self._current.clear()
 
@@ -181,10 +229,10 @@ class UdpPool:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # ConnectionRefusedError from an ICMP port unreachable
-                for _question, future, _due, _query, server, _budget in pending.values():
-                    if not future.done():
-                        future.set_exception(failure(server, exc))
+                waiting = list(pending.values())
                 pending.clear()
+                for failed in waiting:
+                    failed.fail(failure(failed.server, exc))
                 break
             if len(data) < 12:
                 continue
@@ -192,17 +240,20 @@ class UdpPool:
             entry = pending.get(msg_id)
             if entry is None:
                 continue
-            question, future, deadline, query, server, _budget = entry
-            if future.done():  # given up on (cancelled): the id is free again
+            if entry.future.done():  # given up on (cancelled): the id is free again
                 del pending[msg_id]
                 continue
-            if not wire.is_reply_to(data, msg_id, question):
+            if not wire.is_reply_to(data, msg_id, entry.question):
                 continue
             del pending[msg_id]
             if wire.ID_FLAGS.unpack_from(data)[1] & wire.TC:
-                self._on_truncated(server, query, question, future, deadline)
+                if entry.notify is not None:  # settled later, by the retry's task
+                    entry.future.add_done_callback(entry.notify)
+                self._on_truncated(
+                    entry.server, entry.query, entry.question, entry.future, entry.due
+                )
             else:
-                future.set_result(data)
+                entry.answer(data)
         if not pending and one.retired:
             self._close(loop, one)
 
@@ -214,13 +265,15 @@ class UdpPool:
         waiting = False
         for one in list(self._open.values()):
             pending = one.pending
-            for msg_id, (_q, future, due, _query, server, budget) in list(pending.items()):
-                if future.done():
+            for msg_id, entry in list(pending.items()):
+                if entry.future.done():
                     del pending[msg_id]
-                elif due <= now:
+                elif entry.due <= now:
                     del pending[msg_id]
-                    future.set_exception(
-                        UpstreamError(f"upstream {server} timed out after {budget:.1f} s")
+                    entry.fail(
+                        UpstreamError(
+                            f"upstream {entry.server} timed out after {entry.budget:.1f} s"
+                        )
                     )
             if pending:
                 waiting = True

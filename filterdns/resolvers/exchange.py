@@ -73,9 +73,9 @@ class Exchange:
                     self.deadline,
                     dnssec_ok=query.dnssec_ok,
                     cd=bool(query.flags & wire.CD),
+                    notify=functools.partial(self.ended, server),
                 )
                 self.attempts[attempt] = (server, now)
-                attempt.add_done_callback(functools.partial(self.ended, server))
                 if self.tried < len(order):  # someone to ask if this one stays silent
                     self.turn_at = resolver.staggers.add(self.loop, now, self)
                 return
@@ -84,10 +84,10 @@ class Exchange:
         """An attempt is over: its server's room is given back; an answer wins, a failure
         hands over to the next server at once."""
         resolver = self.resolver
-        resolver.outstanding.give_back(server)
         sent = self.attempts.pop(attempt, None)
-        if sent is None or self.over:  # cancelled by `finish`, or too late
+        if sent is None:  # given up on by `finish`, which gave its room back
             return
+        resolver.outstanding.give_back(server)
         now = self.loop.time()
         outcome = resolver.outcome(attempt, server, now - sent[1])
         if isinstance(outcome, Response):
@@ -133,5 +133,6 @@ class Exchange:
                 waiter.set_result(response)
         self.order, self.errors = [], []
         attempts, self.attempts = self.attempts, {}
-        for attempt in attempts:
-            attempt.cancel()
+        for attempt, (server, _sent) in attempts.items():
+            attempt.cancel()  # not notified of: its room is given back here
+            self.resolver.outstanding.give_back(server)

@@ -79,9 +79,10 @@ class Exchanger(Protocol):
         *,
         dnssec_ok: bool = False,
         cd: bool = False,
+        notify: Callable[[asyncio.Future[bytes]], None] | None = None,
     ) -> asyncio.Future[bytes]:
         """`exchange` begun now: its reply or its UpstreamError, as a future (cancel to give
-        up)."""
+        up); `notify(future)` once it is settled, unless the caller cancelled it."""
         ...
 
     async def exchange(
@@ -153,10 +154,6 @@ class Outstanding:
         self.in_flight += 1
         self.by_server[server] = count + 1
         return True
-
-    def give_back_when_done(self, server: UpstreamServer, task: asyncio.Future[bytes]) -> None:
-        """Keep counting the exchange `task` (taken for `server`) until it ends, however."""
-        task.add_done_callback(lambda _done: self.give_back(server))
 
     def give_back(self, server: UpstreamServer) -> None:
         """One exchange with `server` is over."""
