@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from filterdns.config import UpstreamServer
@@ -42,7 +43,7 @@ class Exchange:
         # gone) cancels its own, and the others still get the answer.
         self.waiters: list[asyncio.Future[Response]] = []
         self.over = False  # answered: the wheels, which keep it until its moments, skip it
-        self.order = resolver.order(now)
+        self.order: Sequence[UpstreamServer] = resolver.order(now)
         self.tried = 0  # servers of `order` passed (asked, or at their cap)
         self.attempts: dict[asyncio.Future[bytes], tuple[UpstreamServer, float]] = {}
         self.errors: list[str] = []
@@ -131,7 +132,7 @@ class Exchange:
         for waiter in waiters:
             if not waiter.done():  # not given up on
                 waiter.set_result(response)
-        self.order, self.errors = [], []
+        self.order, self.errors = (), []
         attempts, self.attempts = self.attempts, {}
         for attempt, (server, _sent) in attempts.items():
             attempt.cancel()  # not notified of: its room is given back here

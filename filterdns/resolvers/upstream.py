@@ -209,6 +209,7 @@ class UpstreamResolver:
         self.outstanding = outstanding or Outstanding()
         self.trust_ad = trust_ad  # the servers validate DNSSEC: their AD bit reaches clients
         self.health = {server: Health() for server in self.servers}
+        self._healths = tuple(self.health.values())  # in the servers' order
         self._names = {server: str(server) for server in self.servers}  # built once, not per answer
         self.coalesced = 0
         self._turn = itertools.count()
@@ -251,8 +252,14 @@ class UpstreamResolver:
         if self._inflight.get(key) is done:
             del self._inflight[key]
 
-    def order(self, now: float) -> list[UpstreamServer]:
+    def order(self, now: float) -> Sequence[UpstreamServer]:
         """The servers in the order this query will try them: healthy first, by strategy."""
+        if self.strategy == "failover":  # the usual case, and nobody resting: as configured
+            for health in self._healths:
+                if health.skip_until > now:
+                    break
+            else:
+                return self.servers
         servers = list(self.servers)
         if self.strategy == "round_robin":
             start = next(self._turn) % len(servers)
