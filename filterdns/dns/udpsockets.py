@@ -11,9 +11,10 @@ the id is in flight on that socket), and a datagram is taken only when it is a r
 that id to that very question (anything else is dropped and the wait goes on). The source port
 still changes: a socket sends at most `SOCKET_USES` queries, for at most `SOCKET_AGE` seconds,
 then the next query opens a new one, and the old one is closed once its answers are in or their
-deadlines passed. An ICMP port unreachable (a recv error on the connected socket) fails every
-query waiting on that socket, which all went to that one server. Deadlines are kept by one sweep
-every `SWEEP` seconds while anything is in flight, not by a timer per query.
+deadlines passed. An ICMP port unreachable (an error on the connected socket, reported to the
+next recv or send) fails every query waiting on that socket, which all went to that one server.
+Deadlines are kept by one sweep every `SWEEP` seconds while anything is in flight, not by a
+timer per query.
 """
 
 from __future__ import annotations
@@ -169,7 +170,13 @@ class UdpPool:
         while msg_id in pending:
             msg_id = self._ids.next()
         query = build(msg_id)
-        current.sock.send(query)
+        try:
+            current.sock.send(query)
+        except ConnectionRefusedError as exc:
+            # An ICMP port unreachable for an earlier query, reported to this send: the server's
+            # port is closed for every query waiting on the socket, not only this one.
+            self._fail_all(current, exc)
+            raise
         pending[msg_id] = _Waiting(
             future,
             notify,
@@ -229,10 +236,7 @@ class UdpPool:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # ConnectionRefusedError from an ICMP port unreachable
-                waiting = list(pending.values())
-                pending.clear()
-                for failed in waiting:
-                    failed.fail(failure(failed.server, exc))
+                self._fail_all(one, exc)
                 break
             if len(data) < 12:
                 continue
@@ -256,6 +260,14 @@ class UdpPool:
                 entry.answer(data)
         if not pending and one.retired:
             self._close(loop, one)
+
+    @staticmethod
+    def _fail_all(one: _Socket, exc: OSError) -> None:
+        """Every query waiting on `one` fails with `exc` (they all went to its one server)."""
+        waiting = list(one.pending.values())
+        one.pending.clear()
+        for failed in waiting:
+            failed.fail(failure(failed.server, exc))
 
     def _sweep_now(self, loop: asyncio.AbstractEventLoop) -> None:
         """Fail the queries past their deadline, forget the given-up ones, close drained

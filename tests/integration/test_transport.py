@@ -199,6 +199,24 @@ async def test_closed_tcp_port_fails_at_once(transport: Transport) -> None:
         await _ask(transport, server, timeout=2.0)
 
 
+async def test_closed_udp_port_fails_every_query_waiting_on_the_shared_socket_at_once(
+    transport: Transport,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = UpstreamServer("udp", "127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    outcomes = await asyncio.gather(
+        *(_ask(transport, server, f"n{i}.example", timeout=2.0) for i in range(10)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, UpstreamError) for o in outcomes)
+    assert any("port unreachable" in str(o) for o in outcomes)
+    assert loop.time() - start < 1.0  # none waited for its deadline
+
+
 async def test_past_deadline_fails_without_asking(fake: FakeUpstream, transport: Transport) -> None:
     with pytest.raises(UpstreamError, match="timed out"):
         await _ask(transport, _udp(fake), timeout=-1.0)
