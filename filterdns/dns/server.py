@@ -139,7 +139,7 @@ class DnsServer:
     async def _serve(self, udp: socket.socket, tcp: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         self._udp.append(udp)
-        loop.add_reader(udp.fileno(), self._on_readable, udp)
+        loop.add_reader(udp.fileno(), self._on_readable, udp, loop)
         server = await asyncio.start_server(self._serve_tcp, sock=tcp)
         self._tcp.append(server)
 
@@ -172,7 +172,9 @@ class DnsServer:
 
     # -- UDP -------------------------------------------------------------------------------
 
-    def _on_readable(self, sock: socket.socket) -> None:
+    def _on_readable(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        # The loop is handed in, not looked up: asyncio.get_running_loop() costs a getpid()
+        # system call (it checks for a fork) on every call.
         for _ in range(_READ_BATCH):
             try:
                 data, addr = sock.recvfrom(65535)
@@ -181,9 +183,15 @@ class DnsServer:
             except OSError as exc:  # e.g. ICMP port unreachable surfacing as ECONNREFUSED
                 log.debug("UDP receive error: %s", exc)
                 return
-            self._on_datagram(sock, data, addr)
+            self._on_datagram(sock, data, addr, loop)
 
-    def _on_datagram(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
+    def _on_datagram(
+        self,
+        sock: socket.socket,
+        data: bytes,
+        addr: tuple[str, int],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         if self.limiter is not None and not self.limiter.allow(addr[0]):
             self.stats["rate_limited"] += 1  # dropped: answering a flood would feed it
             return
@@ -192,10 +200,10 @@ class DnsServer:
             kept = memo.find(data, addr[0], "udp")
             if kept is not None:  # asked within the second: the same answer, replayed
                 self.stats["queries"] += 1
-                now = asyncio.get_running_loop().time()
+                now = loop.time()
                 _send_udp(sock, memo.serve(kept, data, addr, "udp", now), addr)
                 return
-        request = self._request(data, addr, "udp")
+        request = self._request(data, addr, "udp", loop.time())
         if request is None:
             return
         if isinstance(request, bytes):  # FORMERR
@@ -203,7 +211,7 @@ class DnsServer:
             return
         response = self._answer_now(request)
         if response is None:
-            self._spawn(request, lambda out: _send_udp(sock, out, addr))
+            self._spawn(request, lambda out: _send_udp(sock, out, addr), loop)
         elif not response.silent:  # the usual case, answered here: no closure, no task
             out = _pack(response, request)
             if memo is not None:
@@ -243,6 +251,7 @@ class DnsServer:
         pending: set[asyncio.Task[None]],
     ) -> None:
         idle = self.config.tcp_idle_timeout
+        loop = asyncio.get_running_loop()
 
         def send(out: bytes) -> None:
             if not writer.is_closing():
@@ -254,23 +263,25 @@ class DnsServer:
                 data = await asyncio.wait_for(reader.readexactly(length), idle)
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
                 return
-            request = self._on_frame(data, peer, send)
+            request = self._on_frame(data, peer, send, loop.time())
             if request is None:
                 continue
-            task = self._spawn(request, send)
+            task = self._spawn(request, send, loop)
             pending.add(task)
             task.add_done_callback(pending.discard)
             if len(pending) >= _MAX_PIPELINE:
                 await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
 
-    def _on_frame(self, data: bytes, peer: tuple[str, int], send: _Send) -> Request | None:
+    def _on_frame(
+        self, data: bytes, peer: tuple[str, int], send: _Send, now: float
+    ) -> Request | None:
         """Answer one TCP query at once when it can be; the Request a task must answer, else
         None."""
         memo = self._memo
         kept = None if memo is None else memo.find(data, peer[0], "tcp")
         request: Request | bytes | None = None
         if kept is None:
-            request = self._request(data, peer, "tcp")
+            request = self._request(data, peer, "tcp", now)
             if request is None:
                 return None
             if isinstance(request, bytes):  # FORMERR
@@ -278,13 +289,13 @@ class DnsServer:
                 return None
         if self.limiter is not None and not self.limiter.allow(peer[0]):
             self.stats["rate_limited"] += 1
-            refused_one = request or self._request(data, peer, "tcp")  # a kept one parses
+            refused_one = request or self._request(data, peer, "tcp", now)  # a kept one parses
             if isinstance(refused_one, Request):
                 send(_pack(refused(refused_one.query, "over server.rate_limit"), refused_one))
             return None
         if kept is not None and memo is not None:  # asked within the second: replayed
             self.stats["queries"] += 1
-            send(memo.serve(kept, data, peer, "tcp", asyncio.get_running_loop().time()))
+            send(memo.serve(kept, data, peer, "tcp", now))
             return None
         assert isinstance(request, Request)
         response = self._answer_now(request)
@@ -299,9 +310,11 @@ class DnsServer:
 
     # -- both ------------------------------------------------------------------------------
 
-    def _request(self, data: bytes, addr: tuple[str, int], protocol: str) -> Request | bytes | None:
-        """The query as a Request; for a malformed packet the FORMERR reply to send (bytes), or
-        None when it is dropped (no readable id)."""
+    def _request(
+        self, data: bytes, addr: tuple[str, int], protocol: str, now: float
+    ) -> Request | bytes | None:
+        """The query as a Request received at `now` (loop time); for a malformed packet the
+        FORMERR reply to send (bytes), or None when it is dropped (no readable id)."""
         self.stats["queries"] += 1
         try:
             query = wire.parse_query(data)
@@ -314,7 +327,7 @@ class DnsServer:
                 flags = _FRAME.unpack_from(data, 2)[0]
                 return wire.header_only(exc.msg_id, flags, wire.FORMERR)
             return None
-        return Request(query, addr[0], addr[1], protocol, asyncio.get_running_loop().time())
+        return Request(query, addr[0], addr[1], protocol, now)
 
     def _answer_now(self, request: Request) -> Response | None:
         """The answer when the chain has it ready (see Resolver.resolve_now), else None; the
@@ -329,9 +342,11 @@ class DnsServer:
             if listening and memo is not None:
                 memo.deaf()
 
-    def _spawn(self, request: Request, send: _Send) -> asyncio.Task[None]:
+    def _spawn(
+        self, request: Request, send: _Send, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Task[None]:
         """Answer in a task: the chain must wait (an upstream), so the loop goes on meanwhile."""
-        task = asyncio.get_running_loop().create_task(self._answer(request, send))
+        task = loop.create_task(self._answer(request, send))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         return task

@@ -20,12 +20,14 @@ passed over for the next; a query that finds no room is answered at once with SE
 DNSSEC passes through: the client's DO and CD bits go upstream with its question (and are part
 of the question's key, so a DNSSEC answer never meets a plain question); the AD bit of a reply
 is kept only when the servers are trusted to validate (`upstreams.trust_ad`).
+
+An exchange runs without a task of its own (`resolvers/exchange.py`): the attempts' futures call
+it back, and two `DelayWheel`s, one loop timer each, bring every query's stagger and deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Sequence
@@ -37,6 +39,8 @@ from filterdns.dns import replies, wire
 from filterdns.dns.model import Kind, Request, Response, servfail
 from filterdns.dns.wire import Query
 from filterdns.errors import UpstreamError, WireError
+from filterdns.resolvers.exchange import Exchange
+from filterdns.wheel import DelayWheel
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,22 @@ def backoff_pause(failures: int, ceiling: float) -> float:
 
 class Exchanger(Protocol):
     """What the resolver needs of `transport.Transport` (tests script it per server)."""
+
+    def start(
+        self,
+        server: UpstreamServer,
+        qname_wire: bytes,
+        qtype: int,
+        qclass: int,
+        deadline: float,
+        *,
+        dnssec_ok: bool = False,
+        cd: bool = False,
+        notify: Callable[[asyncio.Future[bytes]], None] | None = None,
+    ) -> asyncio.Future[bytes]:
+        """`exchange` begun now: its reply or its UpstreamError, as a future (cancel to give
+        up); `notify(future)` once it is settled, unless the caller cancelled it."""
+        ...
 
     async def exchange(
         self,
@@ -116,7 +136,11 @@ class Outstanding:
         """Whether an exchange with one of `servers` may start now."""
         if self.in_flight >= self.total:
             return False
-        return any(self.by_server.get(server, 0) < self.per_server for server in servers)
+        by_server, cap = self.by_server, self.per_server
+        for server in servers:  # noqa: SIM110 (a loop, not any(): no generator per query)
+            if by_server.get(server, 0) < cap:
+                return True
+        return False
 
     def may_join(self) -> bool:
         """Whether one more query may wait on an identical one's exchange."""
@@ -130,10 +154,6 @@ class Outstanding:
         self.in_flight += 1
         self.by_server[server] = count + 1
         return True
-
-    def give_back_when_done(self, server: UpstreamServer, task: asyncio.Future[bytes]) -> None:
-        """Keep counting the exchange `task` (taken for `server`) until it ends, however."""
-        task.add_done_callback(lambda _done: self.give_back(server))
 
     def give_back(self, server: UpstreamServer) -> None:
         """One exchange with `server` is over."""
@@ -189,9 +209,16 @@ class UpstreamResolver:
         self.outstanding = outstanding or Outstanding()
         self.trust_ad = trust_ad  # the servers validate DNSSEC: their AD bit reaches clients
         self.health = {server: Health() for server in self.servers}
+        self._healths = tuple(self.health.values())  # in the servers' order
+        self._names = {server: str(server) for server in self.servers}  # built once, not per answer
         self.coalesced = 0
         self._turn = itertools.count()
-        self._inflight: dict[bytes, asyncio.Future[Response]] = {}
+        self._inflight: dict[bytes, Exchange] = {}
+        # Every query's deadline and next stagger lie the same time after they are set: one
+        # timer each for all of them (`wheel`), not one per query.
+        self.stagger = max(MIN_STAGGER, timeout / len(self.servers))
+        self.deadlines: DelayWheel[Exchange] = DelayWheel(timeout, Exchange.expire)
+        self.staggers: DelayWheel[Exchange] = DelayWheel(self.stagger, Exchange.next_turn)
 
     def resolve_now(self, request: Request) -> Response | None:
         """Never ready without waiting: the upstreams must be asked."""
@@ -203,29 +230,36 @@ class UpstreamResolver:
         outstanding = self.outstanding
         pending = self._inflight.get(key)
         if pending is None:
+            loop = asyncio.get_running_loop()
             if not outstanding.has_room(self.servers):  # no task, no socket: answer now
-                return outstanding.overflow(request.query, asyncio.get_running_loop().time())
-            pending = asyncio.ensure_future(self._resolve(request.query))
+                return outstanding.overflow(request.query, loop.time())
+            pending = Exchange(self, request.query, loop)
+            if pending.over:  # the room seen above was taken meanwhile
+                return outstanding.overflow(request.query, loop.time())
             self._inflight[key] = pending
-            pending.add_done_callback(lambda done: self._forget(key, done))
-            # shield: one client giving up (TCP connection closed) must not cancel the
-            # exchange that other clients are waiting on.
-            return await asyncio.shield(pending)
+            return await pending.wait()
         if not outstanding.may_join():  # the same name, flooded: every waiter holds memory
             return outstanding.overflow(request.query, asyncio.get_running_loop().time())
         self.coalesced += 1
         outstanding.joined += 1
         try:
-            return await asyncio.shield(pending)
+            return await pending.wait()
         finally:
             outstanding.joined -= 1
 
-    def _forget(self, key: bytes, done: asyncio.Future[Response]) -> None:
+    def forget(self, key: bytes, done: Exchange) -> None:
+        """The exchange `done` for the question `key` is over: the next one asks again."""
         if self._inflight.get(key) is done:
             del self._inflight[key]
 
-    def order(self, now: float) -> list[UpstreamServer]:
+    def order(self, now: float) -> Sequence[UpstreamServer]:
         """The servers in the order this query will try them: healthy first, by strategy."""
+        if self.strategy == "failover":  # the usual case, and nobody resting: as configured
+            for health in self._healths:
+                if health.skip_until > now:
+                    break
+            else:
+                return self.servers
         servers = list(self.servers)
         if self.strategy == "round_robin":
             start = next(self._turn) % len(servers)
@@ -238,111 +272,41 @@ class UpstreamResolver:
         resting.sort(key=lambda s: self.health[s].skip_until)
         return healthy + resting
 
-    async def _resolve(self, query: Query) -> Response:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        deadline = start + self.timeout
-        order = self.order(start)
-        stagger = max(MIN_STAGGER, self.timeout / len(order))
-        attempts: dict[asyncio.Task[bytes], tuple[UpstreamServer, float]] = {}
-        errors: list[str] = []
-        waiting = iter(order)
-
-        def launch() -> bool:
-            """Ask the next server with room for one more exchange; False when none is left."""
-            for server in waiting:
-                if self.outstanding.take(server):
-                    task = asyncio.ensure_future(
-                        self.transport.exchange(
-                            server,
-                            query.qname_wire,
-                            query.qtype,
-                            query.qclass,
-                            deadline,
-                            dnssec_ok=query.dnssec_ok,
-                            cd=bool(query.flags & wire.CD),
-                        )
-                    )
-                    self.outstanding.give_back_when_done(server, task)
-                    attempts[task] = (server, loop.time())
-                    return True
-            return False
-
-        more = launch()
-        if not attempts:  # the room seen by `resolve` was taken meanwhile
-            return self.outstanding.overflow(query, start)
-        next_launch = start + stagger
-        try:
-            while attempts:
-                now = loop.time()
-                if now >= deadline:
-                    break
-                wait_until = min(deadline, next_launch) if more else deadline
-                done, _ = await asyncio.wait(
-                    attempts, timeout=max(0.0, wait_until - now), return_when="FIRST_COMPLETED"
-                )
-                if not done:
-                    if more and loop.time() >= next_launch:
-                        more = launch()
-                        next_launch = loop.time() + stagger
-                    continue
-                for task in done:
-                    server, sent = attempts.pop(task)
-                    outcome = self._outcome(task, server, loop.time() - sent)
-                    if isinstance(outcome, Response):
-                        self._outpaced(attempts, stagger, loop.time())
-                        return outcome
-                    errors.append(outcome)
-                    if more:  # a fast failure hands over at once
-                        more = launch()
-                        next_launch = loop.time() + stagger
-            for server, _sent in attempts.values():
-                errors.append(
-                    self._failed(server, f"upstream {server} timed out after {self.timeout:g} s")
-                )
-            reason = "; ".join(errors) or "no upstream answered"
-            return servfail(query, f"every upstream failed: {reason}")
-        finally:
-            for task in attempts:
-                task.cancel()
-            for task in attempts:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
-    def _outcome(
-        self, task: asyncio.Task[bytes], server: UpstreamServer, elapsed: float
+    def outcome(
+        self, attempt: asyncio.Future[bytes], server: UpstreamServer, elapsed: float
     ) -> Response | str:
         """The Response from a finished attempt, or why it failed (and note the failure)."""
+        if attempt.cancelled():  # not by us: the transport closed under it
+            return self.failed(server, f"upstream {server}: the exchange was cancelled")
         try:
-            reply = task.result()
+            reply = attempt.result()
             answer = replies.analyse(reply, trust_ad=self.trust_ad)
         except UpstreamError as exc:
-            return self._failed(server, str(exc))
+            return self.failed(server, str(exc))
         except WireError as exc:
-            return self._failed(server, f"upstream {server} answered a malformed message: {exc}")
+            return self.failed(server, f"upstream {server} answered a malformed message: {exc}")
         failure = FAILURE_RCODES.get(answer.rcode)
         if failure is not None:
-            return self._failed(server, f"upstream {server} answered {failure}")
-        self._answered(server, elapsed)
-        return Response(Kind.RESOLVED, answer, reason=f"answered by {server}", upstream=str(server))
+            return self.failed(server, f"upstream {server} answered {failure}")
+        self.answered(server, elapsed)
+        name = self._names[server]
+        return Response(Kind.RESOLVED, answer, reason="answered by " + name, upstream=name)
 
-    def _outpaced(
-        self,
-        attempts: dict[asyncio.Task[bytes], tuple[UpstreamServer, float]],
-        stagger: float,
-        now: float,
+    def outpaced(
+        self, attempts: dict[asyncio.Future[bytes], tuple[UpstreamServer, float]], now: float
     ) -> None:
         """Servers still silent after a full stagger while another answered back off too.
 
         Otherwise a dead first server would cost every query a stagger's wait.
         """
+        stagger = self.stagger
         for server, sent in attempts.values():
             if now - sent >= stagger:
-                self._failed(server, f"upstream {server} did not answer within {stagger:g} s")
+                self.failed(server, f"upstream {server} did not answer within {stagger:g} s")
 
-    def _answered(self, server: UpstreamServer, elapsed: float) -> None:
+    def answered(self, server: UpstreamServer, elapsed: float) -> None:
         if self.on_exchange is not None:
-            self.on_exchange(str(server), elapsed, True)
+            self.on_exchange(self._names[server], elapsed, True)
         health = self.health[server]
         if health.failures:
             log.info("upstream %s answers again", server)
@@ -355,7 +319,7 @@ class UpstreamResolver:
             else (1 - EWMA_WEIGHT) * health.rtt + EWMA_WEIGHT * elapsed
         )
 
-    def _failed(self, server: UpstreamServer, reason: str) -> str:
+    def failed(self, server: UpstreamServer, reason: str) -> str:
         if self.on_exchange is not None:
             self.on_exchange(str(server), None, False)
         health = self.health[server]

@@ -15,7 +15,7 @@ import pytest
 import trustme
 
 from filterdns.config import UpstreamServer
-from filterdns.dns import names, wire
+from filterdns.dns import names, udpsockets, wire
 from filterdns.dns.transport import Transport
 from filterdns.errors import UpstreamError
 from tests.fakes.upstream import FakeUpstream
@@ -199,6 +199,24 @@ async def test_closed_tcp_port_fails_at_once(transport: Transport) -> None:
         await _ask(transport, server, timeout=2.0)
 
 
+async def test_closed_udp_port_fails_every_query_waiting_on_the_shared_socket_at_once(
+    transport: Transport,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = UpstreamServer("udp", "127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    outcomes = await asyncio.gather(
+        *(_ask(transport, server, f"n{i}.example", timeout=2.0) for i in range(10)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, UpstreamError) for o in outcomes)
+    assert any("port unreachable" in str(o) for o in outcomes)
+    assert loop.time() - start < 1.0  # none waited for its deadline
+
+
 async def test_past_deadline_fails_without_asking(fake: FakeUpstream, transport: Transport) -> None:
     with pytest.raises(UpstreamError, match="timed out"):
         await _ask(transport, _udp(fake), timeout=-1.0)
@@ -339,3 +357,62 @@ async def test_tls_certificate_is_verified(
         await transport.close()
     assert str(server) in str(caught.value)
     assert tls_fake.calls == 0
+
+
+# UDP sockets shared by the queries in flight
+
+
+async def test_concurrent_udp_queries_share_a_socket_with_distinct_ids(
+    fake: FakeUpstream, transport: Transport
+) -> None:
+    fake.delay = 0.05  # all of them in flight at once
+    count = udpsockets.SOCKET_USES
+    replies = await asyncio.gather(
+        *(_ask(transport, _udp(fake), f"n{i % 20}.example") for i in range(count))
+    )
+    assert [_addresses(r) for r in replies] == [[f"10.1.0.{i % 20}"] for i in range(count)]
+    assert len({port for _host, port in fake.udp_peers}) == 1  # one source port for them all
+    assert len(set(fake.query_ids)) == count  # no id twice among the queries in flight
+
+
+async def test_udp_source_port_changes_after_a_sockets_share_of_queries(
+    fake: FakeUpstream, transport: Transport
+) -> None:
+    for _ in range(2 * udpsockets.SOCKET_USES + 1):
+        await _ask(transport, _udp(fake))
+    ports = [port for _host, port in fake.udp_peers]
+    per_socket = udpsockets.SOCKET_USES
+    assert len(set(ports)) == 3
+    assert ports[0] != ports[per_socket] != ports[2 * per_socket]
+    assert transport.udp_sockets == 1  # the retired ones are closed once answered
+
+
+async def test_udp_socket_retired_with_queries_waiting_closes_after_their_deadline(
+    fake: FakeUpstream, transport: Transport
+) -> None:
+    fake.silent = True
+    question = (names.text_to_wire("example.com"), wire.TYPE_A, wire.CLASS_IN)
+    waiting = [
+        transport.start(_udp(fake), *question, _deadline(0.2))
+        for _ in range(udpsockets.SOCKET_USES + 1)
+    ]
+    await fake.wait_for_calls(udpsockets.SOCKET_USES + 1)
+    assert transport.udp_sockets == 2  # the first one retired, its queries still waiting
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(o, UpstreamError) and "timed out" in str(o) for o in outcomes)
+    assert transport.udp_sockets == 1  # the sweep that failed them closed their socket
+
+
+async def test_udp_start_answers_without_a_task(fake: FakeUpstream, transport: Transport) -> None:
+    loop = asyncio.get_running_loop()
+    future = transport.start(
+        _udp(fake), names.text_to_wire("example.com"), wire.TYPE_A, wire.CLASS_IN, _deadline()
+    )
+    assert not isinstance(future, asyncio.Task)
+    assert _addresses(await future) == ["93.184.216.34"]
+    late = transport.start(
+        _udp(fake), names.text_to_wire("example.com"), wire.TYPE_A, wire.CLASS_IN, loop.time()
+    )
+    with pytest.raises(UpstreamError, match="timed out"):
+        await late
+    assert fake.calls == 1

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "filterdns"
 
 LAYERS = {
     "": 0,  # the package itself: its version
-    "errors": 0, "memo": 0, "regexes": 0,
+    "errors": 0, "memo": 0, "regexes": 0, "wheel": 0,
     "dns.model": 0, "dns.names": 0, "dns.wire": 0, "dns.addresses": 0, "dns.records": 0,
     "dns.replies": 0,
     "policy.schedule": 1, "policy.timezones": 1, "config.duration": 1,
@@ -31,6 +31,7 @@ LAYERS = {
     "policy.effective": 3, "policy.protection": 3, "policy.values": 3, "policy.special": 3,
     "policy.state": 3, "policy.steps": 3, "policy.localzone": 3, "policy.budgets": 3,
     "dns.transport": 4, "dns.streams": 4, "dns.doh": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
+    "dns.udpsockets": 4,  # the shared UDP sockets to the upstreams, used by dns.transport
     "dns.listeners": 4,  # the listening sockets: bound by the server, or per worker by app.workers
     "querylog.dbfile": 4, "querylog.schema": 4, "querylog.rows": 4, "querylog.logfile": 4,
     "querylog.store": 4, "querylog.pglog": 4, "querylog.pgconn": 4, "querylog.pgschema": 4,

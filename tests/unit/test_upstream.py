@@ -115,6 +115,25 @@ class ScriptedTransport:
         except TimeoutError:
             raise UpstreamError(f"upstream {server} timed out") from None
 
+    def start(
+        self,
+        server: UpstreamServer,
+        qname_wire: bytes,
+        qtype: int,
+        qclass: int,
+        deadline: float,
+        *,
+        dnssec_ok: bool = False,
+        cd: bool = False,
+        notify: Callable[[asyncio.Future[bytes]], None] | None = None,
+    ) -> asyncio.Future[bytes]:
+        task = asyncio.ensure_future(
+            self.exchange(server, qname_wire, qtype, qclass, deadline, dnssec_ok=dnssec_ok, cd=cd)
+        )
+        if notify is not None:
+            task.add_done_callback(lambda done: None if done.cancelled() else notify(done))
+        return task
+
     async def wait_for_calls(self, count: int) -> None:
         """Return once `count` exchanges have started."""
         while len(self.calls) < count:
@@ -489,3 +508,25 @@ async def test_the_ad_bit_is_kept_only_from_servers_trusted_to_validate(trust_ad
     )  # fmt: skip
     response = await sut.resolve(dnssec_request(do=True))
     assert bool(dns.message.from_wire(response.answer.wire).flags & dns.flags.AD) is trust_ad
+
+
+@pytest.mark.parametrize(
+    ("script_a", "script_b", "answered"),
+    [
+        (answers("10.0.0.1"), answers("10.0.0.2"), True),
+        (unreachable(), answers("10.0.0.2"), True),
+        (slow(0.5, "10.0.0.1"), answers("10.0.0.2"), True),
+        (rcode(dns.rcode.SERVFAIL), unreachable(), False),
+        (silent(), silent(), False),
+    ],
+    ids=["first-answers", "fast-failure-then-next", "stagger-then-next", "all-fail", "deadline"],
+)
+async def test_every_exchange_gives_its_room_back_however_it_ends(
+    script_a: Behaviour, script_b: Behaviour, answered: bool
+) -> None:
+    transport = ScriptedTransport({A: script_a, B: script_b})
+    caps = Outstanding(total=10, per_server=10)
+    sut = resolver(transport, timeout=0.4, outstanding=caps)
+    responses = await asyncio.gather(*(sut.resolve(request(f"r{i}.example")) for i in range(3)))
+    assert all((r.kind is Kind.RESOLVED) == answered for r in responses)
+    assert (caps.in_flight, caps.by_server) == (0, {})  # nothing left counted, at once
