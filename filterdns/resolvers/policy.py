@@ -60,6 +60,8 @@ class PolicyResolver(Link):
         self._blocked: Memo[bytes, tuple[Decision, Response]] = Memo(MAX_REMEMBERED)
         # SafeSearch answers built, by question, safe host, TTL and the safe host's answer.
         self._rewrites: Memo[tuple[bytes, str, int, bytes | None], wire.Answer] = Memo(MAX_REWRITES)
+        # Extended DNS Error options by label (a category or a rule): a few dozen at most.
+        self._ede: Memo[str, bytes] = Memo(MAX_REMEMBERED)
 
     async def resolve(self, request: Request) -> Response:
         """The decision's answer; allowed names go on down the chain with a capped TTL."""
@@ -144,19 +146,20 @@ class PolicyResolver(Link):
         else:
             answer = model.blocked_nxdomain(query, ttl)
         label = decision.category or decision.rule or "blocked"
+        ede = self._ede.get(label)
+        if ede is None:
+            ede = self._ede.remember(label, model.ede_option(model.EDE_BLOCKED, label))
         if decision.action in ("nxdomain", "nodata"):
             mode = decision.action
+        rule = decision.rule
+        reason = f"{decision.reason}; profile {decision.profile}"
+        if rule:
+            reason = f"{reason}; rule {rule}"
+        # Positional: this is built for every blocked question not kept ready.
         return Response(
-            Kind.BLOCKED,
-            answer,
-            reason=_reason(decision),
-            category=decision.category,
-            ttl_cap=ttl,
-            edns_options=model.ede_option(model.EDE_BLOCKED, label),
-            rule=decision.rule,
-            source=decision.source,
-            mode=mode,
-        )
+            Kind.BLOCKED, answer, reason, decision.category, ttl, 0, ede, None, rule,
+            decision.source, mode,
+        )  # fmt: skip
 
     async def _rewrite(self, request: Request, decision: Decision, cap: int | None) -> Response:
         resolved = await self.next.resolve(self._target(request, decision))
