@@ -35,6 +35,7 @@ from filterdns.resolvers.base import Link, Resolver
 # and the household workload's blocked lookups, mostly of names asked once, 3.2 % at 4,096.
 MAX_REMEMBERED = 1024
 MAX_REWRITES = 1024  # SafeSearch answers kept ready (a few hosts, a few types, this second's)
+_BLOCKED = Kind.BLOCKED  # a module global: `Kind.BLOCKED` is a class attribute lookup (0.1 µs)
 
 
 class PolicyResolver(Link):
@@ -157,7 +158,7 @@ class PolicyResolver(Link):
             reason = f"{reason}; rule {rule}"
         # Positional: this is built for every blocked question not kept ready.
         return Response(
-            Kind.BLOCKED, answer, reason, decision.category, ttl, 0, ede, None, rule,
+            _BLOCKED, answer, reason, decision.category, ttl, 0, ede, None, rule,
             decision.source, mode,
         )  # fmt: skip
 

@@ -78,7 +78,7 @@ class QueryLogResolver(Link):
 
     def _record(self, request: Request, response: Response) -> None:
         kind = response.kind
-        if kind is Kind.BLOCKED or (self.log_allowed and kind in ALLOWED_KINDS):
+        if kind is _BLOCKED or (self.log_allowed and kind in ALLOWED_KINDS):
             query = request.query
             # The row as a plain tuple made a LogRecord: LogRecord(...) handles keywords, and
             # this is built for every blocked lookup.
@@ -89,9 +89,10 @@ class QueryLogResolver(Link):
                 response.mode,
             ))  # fmt: skip
             self.sink(record)
-            if kind is Kind.BLOCKED:
+            if kind is _BLOCKED:
                 self.observe(record)
 
 
 _new_tuple = tuple.__new__
+_BLOCKED = Kind.BLOCKED  # a module global: `Kind.BLOCKED` is a class attribute lookup (0.1 µs)
 _KINDS = {kind: kind.value for kind in Kind}  # a dict lookup is cheaper than Enum.value
