@@ -26,13 +26,12 @@ Row = tuple[Any, ...]  # a LogRecord's fields in order: pickled ten times faster
 
 def row_of(r: LogRecord) -> Row:
     """The fields of a log row, as the channel carries them."""
-    return (r.ts, r.client, r.client_name, r.profile, r.name, r.qtype, r.kind, r.category,
-            r.rule, r.reason, r.source, r.response)  # fmt: skip
+    return tuple(r)
 
 
 def record_of(row: Row) -> LogRecord:
     """The log row back from its fields."""
-    return LogRecord(*row)
+    return LogRecord._make(row)
 
 
 class Channel:

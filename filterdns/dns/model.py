@@ -212,14 +212,33 @@ def _address(query: Query, rdata: bytes, ttl: int) -> bytes:
 
 def blocked_nxdomain(query: Query, ttl: int) -> Answer:
     """NXDOMAIN with the filterdns SOA, so RFC 2308 negative caching lasts `ttl` seconds."""
-    ttl = _ttl(ttl)
-    return _message(query, wire.NXDOMAIN, [], [_soa(query, ttl)], ttl)
+    return _negative(query, wire.NXDOMAIN, _ttl(ttl))
 
 
 def nodata(query: Query, ttl: int) -> Answer:
     """NOERROR with no answer and the filterdns SOA in authority (NODATA, RFC 2308)."""
-    ttl = _ttl(ttl)
-    return _message(query, wire.NOERROR, [], [_soa(query, ttl)], ttl)
+    return _negative(query, wire.NOERROR, _ttl(ttl))
+
+
+# The SOA record of negative answers by (class, TTL): a handful of values in a running server.
+_SOAS: dict[tuple[int, int], bytes] = {}
+
+
+def _negative(query: Query, rcode: int, ttl: int) -> Answer:
+    """`_message` with the SOA alone in authority, written at once: the answer of most blocked
+    names, built for every blocked question the policy link does not keep ready."""
+    soa = _SOAS.get((query.qclass, ttl))
+    if soa is None:
+        if len(_SOAS) >= 64:
+            _SOAS.clear()
+        soa = _SOAS[(query.qclass, ttl)] = _soa(query, ttl)
+    flags = wire.QR | wire.RA | (query.flags & wire.RD) | rcode
+    qname_wire = query.qname_wire
+    data = b"".join((
+        wire.HEADER.pack(query.msg_id, flags, 1, 0, 1, 0), qname_wire,
+        wire.TYPE_CLASS.pack(query.qtype, query.qclass), soa,
+    ))  # fmt: skip
+    return Answer(data, (len(qname_wire) + 22,), (ttl,), rcode, ttl)
 
 
 def blocked_null(query: Query, ttl: int) -> Answer:

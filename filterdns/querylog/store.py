@@ -307,7 +307,7 @@ class QueryLog:
         # The meter's totals: a lost write is made good by the budget's next counted minute.
         usage: Usage = self.usage.drain() if self.usage is not None else []
         try:
-            rows = [self._row(record) for record in batch]
+            rows = self._stored(batch)
             await self._file.write(rows, drops, force=final, usage=usage)
         except Exception as exc:
             for reason, (ts, count) in drops.items():
@@ -332,24 +332,13 @@ class QueryLog:
             self._file.lost += len(batch)
             self._count_drop(f"database error: {reason}", len(batch))
 
-    def _row(self, record: LogRecord) -> tuple[object, ...]:
-        client = record.client
-        if self.config.anonymize_clients:
-            client = self.anonymize(client)
-        return (
-            record.ts,
-            client,
-            record.client_name,
-            record.profile,
-            record.name,
-            record.qtype,
-            record.kind,
-            record.category,
-            record.rule,
-            record.reason,
-            record.source,
-            record.response,
-        )
+    def _stored(self, batch: list[LogRecord]) -> list[tuple[object, ...]]:
+        """The rows of `batch` as stored: the records themselves (each is its row's tuple),
+        with the keyed hash for the client address when anonymize_clients."""
+        if not self.config.anonymize_clients:
+            return batch  # type: ignore[return-value]  # a list of tuples: invariance only
+        anonymize = self.anonymize
+        return [(r[0], anonymize(r[1]), *r[2:]) for r in batch]
 
     def anonymize(self, client: str) -> str:
         """The keyed hash stored instead of a client address (16 hex digits)."""

@@ -35,6 +35,7 @@ from filterdns.resolvers.base import Link, Resolver
 # and the household workload's blocked lookups, mostly of names asked once, 3.2 % at 4,096.
 MAX_REMEMBERED = 1024
 MAX_REWRITES = 1024  # SafeSearch answers kept ready (a few hosts, a few types, this second's)
+_BLOCKED = Kind.BLOCKED  # a module global: `Kind.BLOCKED` is a class attribute lookup (0.1 µs)
 
 
 class PolicyResolver(Link):
@@ -60,6 +61,8 @@ class PolicyResolver(Link):
         self._blocked: Memo[bytes, tuple[Decision, Response]] = Memo(MAX_REMEMBERED)
         # SafeSearch answers built, by question, safe host, TTL and the safe host's answer.
         self._rewrites: Memo[tuple[bytes, str, int, bytes | None], wire.Answer] = Memo(MAX_REWRITES)
+        # Extended DNS Error options by label (a category or a rule): a few dozen at most.
+        self._ede: Memo[str, bytes] = Memo(MAX_REMEMBERED)
 
     async def resolve(self, request: Request) -> Response:
         """The decision's answer; allowed names go on down the chain with a capped TTL."""
@@ -144,19 +147,20 @@ class PolicyResolver(Link):
         else:
             answer = model.blocked_nxdomain(query, ttl)
         label = decision.category or decision.rule or "blocked"
+        ede = self._ede.get(label)
+        if ede is None:
+            ede = self._ede.remember(label, model.ede_option(model.EDE_BLOCKED, label))
         if decision.action in ("nxdomain", "nodata"):
             mode = decision.action
+        rule = decision.rule
+        reason = f"{decision.reason}; profile {decision.profile}"
+        if rule:
+            reason = f"{reason}; rule {rule}"
+        # Positional: this is built for every blocked question not kept ready.
         return Response(
-            Kind.BLOCKED,
-            answer,
-            reason=_reason(decision),
-            category=decision.category,
-            ttl_cap=ttl,
-            edns_options=model.ede_option(model.EDE_BLOCKED, label),
-            rule=decision.rule,
-            source=decision.source,
-            mode=mode,
-        )
+            _BLOCKED, answer, reason, decision.category, ttl, 0, ede, None, rule,
+            decision.source, mode,
+        )  # fmt: skip
 
     async def _rewrite(self, request: Request, decision: Decision, cap: int | None) -> Response:
         resolved = await self.next.resolve(self._target(request, decision))

@@ -78,21 +78,21 @@ class QueryLogResolver(Link):
 
     def _record(self, request: Request, response: Response) -> None:
         kind = response.kind
-        if kind is Kind.BLOCKED or (self.log_allowed and kind in ALLOWED_KINDS):
-            record = LogRecord(
-                ts=self.clock(),
-                client=request.client_ip,
-                client_name=request.client_name,
-                profile=request.profile,
-                name=request.query.qname,
-                qtype=qtype_text(request.query.qtype),
-                kind=kind.value,
-                category=response.category,
-                rule=response.rule,
-                reason=response.reason,
-                source=response.source,
-                response=response.mode,
-            )
+        if kind is _BLOCKED or (self.log_allowed and kind in ALLOWED_KINDS):
+            query = request.query
+            # The row as a plain tuple made a LogRecord: LogRecord(...) handles keywords, and
+            # this is built for every blocked lookup.
+            record = _new_tuple(LogRecord, (
+                self.clock(), request.client_ip, request.client_name, request.profile,
+                query.qname, QTYPES.get(query.qtype) or qtype_text(query.qtype), _KINDS[kind],
+                response.category, response.rule, response.reason, response.source,
+                response.mode,
+            ))  # fmt: skip
             self.sink(record)
-            if kind is Kind.BLOCKED:
+            if kind is _BLOCKED:
                 self.observe(record)
+
+
+_new_tuple = tuple.__new__
+_BLOCKED = Kind.BLOCKED  # a module global: `Kind.BLOCKED` is a class attribute lookup (0.1 µs)
+_KINDS = {kind: kind.value for kind in Kind}  # a dict lookup is cheaper than Enum.value

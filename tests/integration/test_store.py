@@ -21,6 +21,7 @@ from filterdns.config import LogConfig
 from filterdns.errors import FilterDnsError
 from filterdns.querylog import dbfile, logfile, retention, schema
 from filterdns.querylog.logfile import LogFile
+from filterdns.querylog.rows import ROWS_PER_INSERT
 from filterdns.querylog.store import LogRecord, LogStats, QueryLog, open_reader
 
 NOW = 1_700_000_000.0
@@ -109,6 +110,29 @@ async def test_a_burst_of_10000_lookups_is_stored_in_full(tmp_path: Path) -> Non
         )
     ]
     assert rows(path, "SELECT count(*) FROM drops") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "count",
+    [
+        pytest.param(1, id="one-row"),
+        pytest.param(ROWS_PER_INSERT - 1, id="one-short-of-a-statement"),
+        pytest.param(ROWS_PER_INSERT, id="one-statement"),
+        pytest.param(ROWS_PER_INSERT + 1, id="a-statement-and-one"),
+        pytest.param(3 * ROWS_PER_INSERT + 17, id="three-statements-and-a-rest"),
+    ],
+)
+async def test_a_batch_of_any_size_is_stored_whole_in_order(tmp_path: Path, count: int) -> None:
+    path = tmp_path / "log.db"
+    log = query_log(LogConfig(database=path), batch_size=500, flush_interval=60.0)
+    async with running(log):  # close() writes the batch: one transaction of `count` rows
+        assert all(log.put(record(i, ts=NOW + i)) for i in range(count))
+
+    stored = rows(path, "SELECT ts, name, reason, response FROM queries ORDER BY id")
+    assert stored == [
+        (NOW + i, f"casino{i}.example", "gambling for profile minh", "nxdomain")
+        for i in range(count)
+    ]
 
 
 async def test_a_full_queue_drops_without_blocking_and_records_the_drops(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dnslib
@@ -382,3 +383,26 @@ def test_every_builder_output_parses(
 
         assert sut.question[0].name == dns.name.from_text(name)
         assert sut.rcode() == answer.rcode
+
+
+@pytest.mark.parametrize(
+    ("build", "rcode"),
+    [
+        pytest.param(model.blocked_nxdomain, dns.rcode.NXDOMAIN, id="nxdomain"),
+        pytest.param(model.nodata, dns.rcode.NOERROR, id="nodata"),
+    ],
+)
+def test_negative_answers_in_turn_keep_their_own_class_and_ttl(
+    build: Callable[[Query, int], Answer], rcode: dns.rcode.Rcode
+) -> None:
+    asked = [("a.example", "IN", 300), ("b.example", "CH", 300), ("c.example", "IN", 5)]
+
+    for name, rdclass, ttl in asked * 2:  # the second time from the SOA records kept
+        message = dns.message.make_query(name, "A", rdclass=rdclass)
+        query = wire.parse_query(message.to_wire())
+        sut = dns.message.from_wire(wire.finish(build(query, ttl), query, limit=4096))
+
+        assert sut.rcode() == rcode
+        assert [(str(r.name), r.rdclass, r.ttl, r[0].minimum) for r in sut.authority] == [
+            (name + ".", dns.rdataclass.from_text(rdclass), ttl, ttl)
+        ]

@@ -1,0 +1,210 @@
+"""What a blocked answer costs the server, in one process: CPU time per answer, log included.
+
+    .venv/bin/python bench/blocked_bench.py [--names 100000] [--rounds 5] [--passes 4]
+        [--version LABEL=DIR ...] [--edns] [--profile FILE]
+
+make bench's blocked workloads (bench/run.py: the same 100,000-name list, configuration and
+query files; blocked_exact asks listed names, blocked_sub a label under them) without sockets
+or dnsperf: each query packet goes through `DnsServer._on_datagram` with a socket whose
+`sendto` does nothing, so the answer memo, the chain, `finish`, the log row, the alerts and the
+log writer (its SQLite inserts in aiosqlite's thread) all run as in the server. Each pass asks
+every name of the workload once and the next pass starts a second later (the bench never
+repeats a blocked question within a second, so the answer memo keeps nothing); the CPU time of
+the whole process (user + system, every thread) from the first query of the measured passes to
+the last row written, divided by the answers, is the figure. A warm-up pass first fills the
+decisions' memo, as the long run of make bench does.
+
+With `--version LABEL=DIR` (twice or more) each tree is measured in its own process (DIR on
+PYTHONPATH, e.g. a `git archive` export), alternating A-B-A-B over `--rounds`; medians and the
+ratio to the first version are printed. `--profile FILE` writes a cProfile of one tree's run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # bench/run.py, beside this file
+
+WORKLOADS = ("blocked_exact", "blocked_sub")
+BACKLOG = 2000  # rows queued beyond which the queries wait for the writer
+CHUNK = 64  # queries answered between two turns of the event loop (the server reads 64 a turn)
+
+
+class NullSocket:
+    """A UDP socket whose sends go nowhere (counted)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def sendto(self, data: bytes, _addr: tuple[str, int]) -> int:
+        self.sent += 1
+        return len(data)
+
+
+def packets(names: list[str], edns: bool) -> list[bytes]:
+    """One query packet per name (type A, RD), with an OPT record when `edns`."""
+    from filterdns.dns import wire  # noqa: PLC0415 - from the tree measured
+    from filterdns.dns.names import text_to_wire  # noqa: PLC0415
+
+    out = []
+    for index, name in enumerate(names):
+        header = wire.HEADER.pack(index % 65536, wire.RD, 1, 0, 0, 1 if edns else 0)
+        question = text_to_wire(name) + wire.TYPE_CLASS.pack(wire.TYPE_A, 1)
+        opt = b"\x00" + wire.RR_FIXED.pack(41, 1232, 0, 0) if edns else b""
+        out.append(header + question + opt)
+    return out
+
+
+async def one_pass(server: Any, querylog: Any, sock: NullSocket, batch: list[bytes]) -> None:
+    """Every packet of `batch` through the server's UDP path, yielding to the loop between
+    chunks as the server's reader does, and waiting while the log's queue is long (the bench
+    measures what each row costs, not how many a full queue drops)."""
+    on_datagram = server._on_datagram
+    for start in range(0, len(batch), CHUNK):
+        for offset, data in enumerate(batch[start : start + CHUNK]):
+            on_datagram(sock, data, ("127.0.0.1", 1024 + (start + offset) % 60000))
+        await asyncio.sleep(0)
+        while querylog.depth > BACKLOG:  # noqa: ASYNC110 - the writer sets no event per row
+            await asyncio.sleep(0.001)
+
+
+async def settled(querylog: Any, rows: int) -> None:
+    """Wait until `rows` rows in all have been written or dropped."""
+    await querylog.wait_until(lambda stats: stats.written + stats.dropped >= rows)
+
+
+async def measure(work: Path, passes: int, edns: bool) -> dict[str, float]:
+    """µs of process CPU time per blocked answer, per workload, in this process's tree."""
+    from filterdns.app import App  # noqa: PLC0415 - from the tree measured
+    from filterdns.config import load_config  # noqa: PLC0415
+    from filterdns.resolvers.querylog import QueryLogResolver  # noqa: PLC0415
+
+    cfg = Path(run.filterdns_server(work, 9, "blocked").argv[-1])
+    db = work / "b.db"
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        path.unlink(missing_ok=True)
+    app = App(load_config(cfg))
+    await app.lists.load()
+    await app.querylog.start()
+    link = app.chain.link(QueryLogResolver)
+    put, queued = link.sink, [0]
+
+    def counted(row: Any) -> bool:
+        queued[0] += 1
+        return bool(put(row))
+
+    link.sink = counted  # rows queued, so the end of the writing is known
+    sock = NullSocket()
+    out: dict[str, float] = {}
+    for workload in WORKLOADS:
+        lines = (work / f"{workload}.q").read_text().splitlines()
+        now = time.time()  # the names the policy blocks (a few are on the never-block list)
+        names = [line.split()[0] for line in lines]
+        names = [n for n in names if app.policy.verdict("bench", n, now)[0].action != "allow"]
+        batch = packets(names, edns)
+        out[f"{workload} names"] = len(batch)
+        stats = app.querylog.stats
+        await one_pass(app.server, app.querylog, sock, batch)  # warm: the decisions remembered
+        await settled(app.querylog, queued[0])
+        await asyncio.sleep(1.1)
+        written, dropped, sent = stats.written, stats.dropped, sock.sent
+        cpu = time.process_time()
+        for index in range(passes):
+            started = time.monotonic()
+            await one_pass(app.server, app.querylog, sock, batch)
+            if index < passes - 1:  # a second between passes: no answer memo hits
+                await asyncio.sleep(max(0.0, started + 1.05 - time.monotonic()))
+        await settled(app.querylog, queued[0])
+        out[workload] = (time.process_time() - cpu) / (passes * len(batch)) * 1e6
+        out[f"{workload} rows"] = stats.written - written
+        out[f"{workload} answers"] = sock.sent - sent
+        out[f"{workload} dropped"] = stats.dropped - dropped
+        await asyncio.sleep(1.1)
+    app.lists.close()
+    await app.querylog.close()
+    return out
+
+
+def child(args: argparse.Namespace) -> None:
+    """Measure the tree this process imports; one JSON line on stdout."""
+    work = Path(args.work).resolve()
+    if args.profile:
+        import cProfile  # noqa: PLC0415
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        result = asyncio.run(measure(work, args.passes, args.edns))
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    else:
+        result = asyncio.run(measure(work, args.passes, args.edns))
+    print(json.dumps(result), flush=True)
+
+
+def prepare(work: Path, names: int) -> None:
+    """make bench's list and query files, made once in `work`."""
+    if not (work / "blocked_sub.q").exists() or not (work / "list.txt").exists():
+        work.mkdir(parents=True, exist_ok=True)
+        run.prepare(work, names, 2_000, 20_000)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--names", type=int, default=100_000, help="names in the list")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--passes", type=int, default=4, help="measured passes per workload")
+    ap.add_argument("--version", action="append", default=[], help="LABEL=DIR (PYTHONPATH)")
+    ap.add_argument("--work", default="state/blocked-bench")
+    ap.add_argument("--edns", action="store_true", help="queries with an OPT record")
+    ap.add_argument("--profile", help="write a cProfile of one run here (one tree)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    work = Path(args.work).resolve()
+    prepare(work, args.names)
+    versions = [v.split("=", 1) for v in args.version] or [["this", ""]]
+    runs: dict[str, dict[str, list[float]]] = {
+        label: {w: [] for w in WORKLOADS} for label, _ in versions
+    }
+    for round_no in range(1 if args.profile else args.rounds):
+        order = versions if round_no % 2 == 0 else versions[::-1]
+        for label, tree in order:
+            env = dict(os.environ)
+            if tree:
+                env["PYTHONPATH"] = str(Path(tree).resolve())
+            argv = [sys.executable, __file__, "--child", "--work", str(work)]
+            argv += ["--passes", str(args.passes)] + (["--edns"] if args.edns else [])
+            argv += ["--profile", args.profile] if args.profile else []
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            for workload in WORKLOADS:
+                runs[label][workload].append(result[workload])
+            shown = "  ".join(f"{w} {v:.2f}" if w in WORKLOADS else f"{w} {v}"
+                              for w, v in result.items())  # fmt: skip
+            print(f"round {round_no + 1} {label:10} µs CPU per answer: {shown}", flush=True)
+    base = versions[0][0]
+    for workload in WORKLOADS:
+        for label, _ in versions:
+            values = runs[label][workload]
+            line = f"{workload:13} {label:10} median {statistics.median(values):6.2f} µs"
+            if label != base:
+                ratios = [v / b for v, b in zip(values, runs[base][workload], strict=True)]
+                line += f"  /{base} {statistics.median(ratios):.3f}"
+                line += f" [{min(ratios):.3f}-{max(ratios):.3f}]"
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
