@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from filterdns.app.channel import Channel, row_of
 from filterdns.app.gauges import serving_gauges
+from filterdns.app.lifecycle import GC_THRESHOLDS
 from filterdns.config import Config, LogConfig
 from filterdns.config.budgets import BudgetConfig
 from filterdns.dns.server import DnsServer
@@ -270,6 +271,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         self.channel.send("ready", os.getpid())
         try:
             await self._stop.wait()
