@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # bench/run.py: the workloads, the fake upstream, pinning
 
 WORKLOADS = ("cached", "blocked_exact", "blocked_sub", "mix")
+TREE = Path(__file__).resolve().parent.parent  # this checkout
 
 
 def server(work: Path, up: int, tag: str, base: Path | None) -> run.Server:
@@ -36,12 +37,16 @@ def server(work: Path, up: int, tag: str, base: Path | None) -> run.Server:
     made = run.filterdns_server(work, up, tag)
     made.name = tag
     made.argv = [sys.executable, "-m", "filterdns", *made.argv[1:]]
-    if base is not None:
-        os.environ["PYTHONPATH"] = str(base)
+    # `python -m` imports the working directory's package before PYTHONPATH's: start from the
+    # work directory, with the tree to measure on PYTHONPATH.
+    here = Path.cwd()
+    os.chdir(work)
+    os.environ["PYTHONPATH"] = str(base.resolve() if base is not None else TREE)
     try:
         made.start()
     finally:
         os.environ.pop("PYTHONPATH", None)
+        os.chdir(here)
     return made
 
 
