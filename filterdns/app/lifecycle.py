@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -27,7 +26,7 @@ from filterdns.dns.transport import Transport
 from filterdns.errors import ConfigError, FilterDnsError
 from filterdns.lists import namemodel
 from filterdns.lists.catalog import ListSet
-from filterdns.ops import privileges, runstate, sdnotify
+from filterdns.ops import collector, privileges, runstate, sdnotify
 from filterdns.ops.fdlimit import fit_open_files
 from filterdns.ops.metrics import Gauge, Metrics
 from filterdns.policy.budgets import BudgetMeter
@@ -45,10 +44,6 @@ from filterdns.resolvers.upstream import Outstanding
 
 # Log lines name the app, as they always have ("INFO filterdns.app: reloaded ...").
 log = logging.getLogger("filterdns.app")
-# The collector's thresholds while serving: a young collection every 20,000 allocations, not
-# 700 (each query allocates a few objects that die with it; the cache and memos hold many that
-# the older generations' passes rescan): 4-9 % less CPU per answer (blocked, mix), measured.
-GC_THRESHOLDS = (20_000, 20, 100)
 
 
 class App:
@@ -204,11 +199,6 @@ class App:
     @property
     def block_page_address(self) -> ListenAddress | None:
         return self.web.addresses.get("block_page")
-
-    def metrics_text(self) -> str:
-        """/metrics now: this process's counts, and the workers' added when they serve."""
-        metrics = self.metrics if self.workers is None else self.workers.metrics(self.metrics)
-        return metrics.render(self._gauges)
 
     def _gauges(self) -> list[Gauge]:
         """Read at each scrape, so a reload's new objects are the ones reported."""
@@ -387,10 +377,7 @@ class App:
             runstate.write_pid(self.state_dir)
         except OSError as exc:
             log.warning("cannot write %s in %s: %s", runstate.PID_FILE, self.state_dir, exc)
-        # What start-up built (modules, configuration, lists) lives as long as the process: keep
-        # it out of the collector's full passes, which otherwise rescan it while serving.
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        collector.serving()
         try:
             if ready is not None:
                 ready(bound)

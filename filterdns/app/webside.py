@@ -43,7 +43,10 @@ class AppBackend:
         return self._app.wall_clock
 
     def metrics_text(self) -> str:
-        return self._app.metrics_text()
+        """/metrics now: this process's counts, and the workers' added when they serve."""
+        app = self._app
+        metrics = app.metrics if app.workers is None else app.workers.metrics(app.metrics)
+        return metrics.render(app._gauges)
 
     async def grants_changed(self) -> None:
         try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -29,7 +28,6 @@ from zoneinfo import ZoneInfo
 
 from filterdns.app.channel import Channel, row_of
 from filterdns.app.gauges import serving_gauges
-from filterdns.app.lifecycle import GC_THRESHOLDS
 from filterdns.config import Config, LogConfig
 from filterdns.config.budgets import BudgetConfig
 from filterdns.dns.server import DnsServer
@@ -37,6 +35,7 @@ from filterdns.dns.transport import Transport
 from filterdns.lists import namemodel
 from filterdns.lists.cachedir import INDEX_FILE, SHIPPED_INDEX_FILE
 from filterdns.lists.index import DomainIndex
+from filterdns.ops import collector
 from filterdns.ops.metrics import Metrics
 from filterdns.policy.budgets import BudgetMeter
 from filterdns.policy.clients import ClientDirectory
@@ -270,8 +269,7 @@ class Worker:
         ]
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        collector.serving()
         self.channel.send("ready", os.getpid())
         try:
             await self._stop.wait()
