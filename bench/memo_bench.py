@@ -37,16 +37,11 @@ def server(work: Path, up: int, tag: str, base: Path | None) -> run.Server:
     made = run.filterdns_server(work, up, tag)
     made.name = tag
     made.argv = [sys.executable, "-m", "filterdns", *made.argv[1:]]
-    # `python -m` imports the working directory's package before PYTHONPATH's: start from the
-    # work directory, with the tree to measure on PYTHONPATH.
-    here = Path.cwd()
-    os.chdir(work)
-    os.environ["PYTHONPATH"] = str(base.resolve() if base is not None else TREE)
+    os.environ["PYTHONPATH"] = str(base if base is not None else TREE)
     try:
         made.start()
     finally:
         os.environ.pop("PYTHONPATH", None)
-        os.chdir(here)
     return made
 
 
@@ -79,20 +74,18 @@ def main() -> int:
     if run.TASKSET:
         os.sched_setaffinity(0, {1})
     work = Path(tempfile.mkdtemp(prefix="filterdns-memo-bench-"))
+    base_tree = args.base.resolve()
+    # `python -m` imports the working directory's package before PYTHONPATH's: run from this
+    # tree, "base" would be this tree again.
+    os.chdir(work)
     up_port = run.free_port()
-    upstream = run.Server(
-        "upstream",
-        run.dnsmasq_argv(up_port, [f"--address=/#/{run.UPSTREAM_IP}", "--local-ttl=3600"]),
-        up_port,
-        work,
-        core=1,
-    )
+    upstream = run.fake_upstream(work, up_port)
     servers: list[run.Server] = []
     try:
         run.prepare(work, args.names, 2_000, min(20_000, args.names))
         upstream.start(30)
         server(work, up_port, "cold", None).stop()  # builds the index once
-        servers = [server(work, up_port, "this", None), server(work, up_port, "base", args.base)]
+        servers = [server(work, up_port, "this", None), server(work, up_port, "base", base_tree)]
         costs: dict[tuple[str, str], list[float]] = {}
         for workload in WORKLOADS:
             qfile = work / f"{workload}.q"

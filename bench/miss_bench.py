@@ -8,8 +8,8 @@ dnsmasq `address=/#/` answering A 192.0.2.1; filterdns serves the bench configur
 policy, the list as a category, blocked lookups logged); dnsperf `-c 10 -q 200` sends names never
 asked before (a new file per run); servers on core 0, dnsperf and the upstream on core 1. In one
 run and in alternating rounds: this tree's filterdns, another tree's (`--base DIR`, run with
-`PYTHONPATH=DIR` and this virtualenv's Python, from a neutral working directory) and dnsmasq forwarding with no list. Printed per
-server: qps, and for filterdns the process's CPU time (user + system, every thread, from /proc)
+`PYTHONPATH=DIR` and this virtualenv's Python, from a neutral working directory) and dnsmasq
+forwarding with no list. Printed per server: qps, and for filterdns the process's CPU time (user + system, every thread, from /proc)
 per answered query, which holds when others share the cores; then the median ratios per round.
 Last, the latency probe of `bench/run.py` at 200 qps (cached and miss names, each server and
 the upstream asked directly) and what each filterdns adds to the upstream's own p50 and p99.
@@ -150,13 +150,7 @@ def main() -> int:
     # import this tree's package whatever PYTHONPATH says, and "base" would be this tree again.
     os.chdir(work)
     up_port = run.free_port()
-    upstream = run.Server(
-        "upstream",
-        run.dnsmasq_argv(up_port, [f"--address=/#/{run.UPSTREAM_IP}", "--local-ttl=3600"]),
-        up_port,
-        work,
-        core=1,
-    )
+    upstream = run.fake_upstream(work, up_port)
     servers: list[run.Server] = []
     try:
         run.prepare(work, args.names, 2_000, min(20_000, args.names))

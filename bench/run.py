@@ -386,6 +386,12 @@ def dnsmasq_argv(port: int, extra: list[str]) -> list[str]:
     ]
 
 
+def fake_upstream(work: Path, port: int) -> Server:
+    """dnsmasq answering A 192.0.2.1 (TTL 3600) for every name on `port`, pinned to core 1."""
+    argv = dnsmasq_argv(port, [f"--address=/#/{UPSTREAM_IP}", "--local-ttl=3600"])
+    return Server("upstream", argv, port, work, core=1)
+
+
 def filterdns_server(work: Path, up: int, tag: str) -> Server:
     """filterdns with the full policy on: a profile with the bench list, SafeSearch, a schedule
     (active later today, so every answer's TTL is capped at its start), a client table, the
@@ -548,13 +554,7 @@ def main() -> int:
 
         up_port = free_port()
         if shutil.which("dnsmasq"):
-            upstream = Server(
-                "upstream",
-                dnsmasq_argv(up_port, [f"--address=/#/{UPSTREAM_IP}", "--local-ttl=3600"]),
-                up_port,
-                work,
-                core=1,
-            )
+            upstream = fake_upstream(work, up_port)
             upstream.start(30)
             upstream_proc = upstream
             up_kind = "dnsmasq address=/#/"
