@@ -95,11 +95,13 @@ class PolicyResolver(Link):
             response = self.next.resolve_now(request)
             if response is None:
                 return None  # resolve() follows, and counts it
-            self.policy.count(decision, request.query.qname, now)
+            if decision.budgets:  # a budget's minute
+                self.policy.count(decision, request.query.qname, now)
             answer = response.answer
             if answer.targets or answer.private:
                 response = self._inspect(request, decision, response)
-            response = response.capped(cap)
+            if cap is not None:
+                response = response.capped(cap)
         elif decision.action == "rewrite":  # answered now when the safe host is cached
             rewritten = self._rewrite_now(request, decision, cap)
             if rewritten is None:
@@ -107,7 +109,9 @@ class PolicyResolver(Link):
             self.policy.count(decision, request.query.qname, now)
             response = rewritten
         else:
-            response = self._block(request.query, decision).capped(cap)
+            response = self._block(request.query, decision)
+            if cap is not None:
+                response = response.capped(cap)
         note = self.probe.note
         if note is not None:  # the answer memo listens: what decided this answer
             note.decided(decision, self.policy.current_state(profile, now), response, now)
