@@ -70,9 +70,10 @@ async def one_pass(server: Any, querylog: Any, sock: NullSocket, batch: list[byt
     chunks as the server's reader does, and waiting while the log's queue is long (the bench
     measures what each row costs, not how many a full queue drops)."""
     on_datagram = server._on_datagram
+    loop = asyncio.get_running_loop()
     for start in range(0, len(batch), CHUNK):
         for offset, data in enumerate(batch[start : start + CHUNK]):
-            on_datagram(sock, data, ("127.0.0.1", 1024 + (start + offset) % 60000))
+            on_datagram(sock, data, ("127.0.0.1", 1024 + (start + offset) % 60000), loop)
         await asyncio.sleep(0)
         while querylog.depth > BACKLOG:  # noqa: ASYNC110 - the writer sets no event per row
             await asyncio.sleep(0.001)

@@ -163,7 +163,8 @@ def ede_option(code: int, text: str) -> bytes:
     return wire.edns_option(EDE_OPTION, wire.U16.pack(code) + raw)
 
 
-def _ttl(ttl: int) -> int:
+def clamped_ttl(ttl: int) -> int:
+    """`ttl` within what a TTL field may hold (0 to 2^31 - 1, RFC 2181 8)."""
     return min(max(ttl, 0), _MAX_TTL)
 
 
@@ -212,38 +213,45 @@ def _address(query: Query, rdata: bytes, ttl: int) -> bytes:
 
 def blocked_nxdomain(query: Query, ttl: int) -> Answer:
     """NXDOMAIN with the filterdns SOA, so RFC 2308 negative caching lasts `ttl` seconds."""
-    return _negative(query, wire.NXDOMAIN, _ttl(ttl))
+    return negative(query, wire.NXDOMAIN, clamped_ttl(ttl))
 
 
 def nodata(query: Query, ttl: int) -> Answer:
     """NOERROR with no answer and the filterdns SOA in authority (NODATA, RFC 2308)."""
-    return _negative(query, wire.NOERROR, _ttl(ttl))
+    return negative(query, wire.NOERROR, clamped_ttl(ttl))
 
 
-# The SOA record of negative answers by (class, TTL): a handful of values in a running server.
-_SOAS: dict[tuple[int, int], bytes] = {}
+# What follows the question's name in a negative answer, by type, class and TTL (one integer):
+# the type and class, then the SOA record; with the TTLs' tuple. A handful in a running server.
+_TAILS: dict[int, tuple[bytes, tuple[int]]] = {}
+_ONE_QUESTION_ONE_SOA = wire.HEADER.pack(0, 0, 1, 0, 1, 0)[4:]  # the counts
+_QR_RA = wire.QR | wire.RA
+_RD = wire.RD
+_ID_FLAGS = wire.ID_FLAGS.pack
 
 
-def _negative(query: Query, rcode: int, ttl: int) -> Answer:
-    """`_message` with the SOA alone in authority, written at once: the answer of most blocked
-    names, built for every blocked question the policy link does not keep ready."""
-    soa = _SOAS.get((query.qclass, ttl))
-    if soa is None:
-        if len(_SOAS) >= 64:
-            _SOAS.clear()
-        soa = _SOAS[(query.qclass, ttl)] = _soa(query, ttl)
-    flags = wire.QR | wire.RA | (query.flags & wire.RD) | rcode
+def negative(query: Query, rcode: int, ttl: int) -> Answer:
+    """`_message` with the SOA alone in authority (`ttl` already clamped), written at once: the
+    answer of most blocked names, built for every blocked question the policy link does not
+    keep ready."""
+    qtype, qclass = query.qtype, query.qclass
+    key = ttl << 32 | qtype << 16 | qclass
+    found = _TAILS.get(key)
+    if found is None:
+        if len(_TAILS) >= 256:
+            _TAILS.clear()
+        found = _TAILS[key] = (wire.TYPE_CLASS.pack(qtype, qclass) + _soa(query, ttl), (ttl,))
     qname_wire = query.qname_wire
     data = b"".join((
-        wire.HEADER.pack(query.msg_id, flags, 1, 0, 1, 0), qname_wire,
-        wire.TYPE_CLASS.pack(query.qtype, query.qclass), soa,
+        _ID_FLAGS(query.msg_id, _QR_RA | (query.flags & _RD) | rcode), _ONE_QUESTION_ONE_SOA,
+        qname_wire, found[0],
     ))  # fmt: skip
-    return Answer(data, (len(qname_wire) + 22,), (ttl,), rcode, ttl)
+    return Answer(data, (len(qname_wire) + 22,), found[1], rcode, ttl)
 
 
 def blocked_null(query: Query, ttl: int) -> Answer:
     """The unspecified address: A -> 0.0.0.0, AAAA -> ::, any other type NODATA."""
-    ttl = _ttl(ttl)
+    ttl = clamped_ttl(ttl)
     if query.qtype == wire.TYPE_A:
         return _message(query, wire.NOERROR, [_address(query, _IPV4_ANY, ttl)], [], ttl)
     if query.qtype == wire.TYPE_AAAA:
@@ -259,7 +267,7 @@ def blocked_custom(
     A type with no address of its family, or any other type, gets NODATA. Raises ValueError on
     an address that is not an IP address.
     """
-    ttl = _ttl(ttl)
+    ttl = clamped_ttl(ttl)
     version = {wire.TYPE_A: 4, wire.TYPE_AAAA: 6}.get(query.qtype)
     records = []
     if version is not None:
@@ -285,7 +293,7 @@ def cname_answer(query: Query, target: str, resolved: Answer | None, ttl: int) -
     written again, TTLs kept. When `resolved` is None, not NOERROR or unreadable, the answer is
     the CNAME alone. The CNAME's own TTL is `ttl`. Not a hot path: dnslib does the work.
     """
-    ttl = _ttl(ttl)
+    ttl = clamped_ttl(ttl)
     target_wire = names.text_to_wire(target)
     flags = wire.QR | wire.RA | (query.flags & wire.RD)
     question = query.qname_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass)

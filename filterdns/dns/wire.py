@@ -320,13 +320,36 @@ def finish(
     Error); and when the result exceeds `limit` bytes, sends the header and question alone with
     TC set so the client retries over TCP.
     """
-    buf = bytearray(answer.wire)
-    flags = U16.unpack_from(buf, 2)[0]
+    data = answer.wire
+    qflags = query.flags
     # A forwarder is not authoritative: clear AA; echo the client's RD and CD; opcode QUERY.
     # AD only for a client that asked (RFC 6840 5.8), tested only when set: it rarely is.
-    flags = (flags & _KEEP) | QR | RA | (query.flags & (RD | CD))
-    if flags & AD and not (query.dnssec_ok or query.flags & AD):
+    flags = (data[2] << 8 | data[3]) & _KEEP | QR | RA | (qflags & (RD | CD))
+    if flags & AD and not (query.dnssec_ok or qflags & AD):
         flags &= _DROP_AD
+    opt = _opt(ext_rcode, options, query.dnssec_ok) if query.edns else b""
+    qname_wire = query.qname_wire
+    if (
+        (ttl_cap is not None and answer.ttls and max(answer.ttls) > ttl_cap)
+        or len(data) + len(opt) > limit
+        or not data.startswith(qname_wire, 12)
+    ):
+        return _finish_patched(answer, query, flags, opt, limit=limit, ttl_cap=ttl_cap)
+    # The usual case, written in one go: the answer's bytes are the client's but for the id,
+    # the flags and the OPT record.
+    if opt:
+        arcount = (data[10] << 8 | data[11]) + 1
+        return b"".join((ID_FLAGS.pack(query.msg_id, flags), data[4:10], U16.pack(arcount),
+                         data[12:], opt))  # fmt: skip
+    return ID_FLAGS.pack(query.msg_id, flags) + data[4:]
+
+
+def _finish_patched(
+    answer: Answer, query: Query, flags: int, opt: bytes, *, limit: int, ttl_cap: int | None
+) -> bytes:
+    """`finish` when TTLs must be capped, the client spelled the name its own way, or the
+    answer does not fit in `limit` bytes."""
+    buf = bytearray(answer.wire)
     U16.pack_into(buf, 0, query.msg_id)
     U16.pack_into(buf, 2, flags)
     qname_wire = query.qname_wire
@@ -338,12 +361,6 @@ def finish(
         for offset, ttl in zip(answer.ttl_offsets, answer.ttls, strict=True):
             if ttl > ttl_cap:
                 U32.pack_into(buf, offset, ttl_cap)
-    if not query.edns:
-        opt = b""
-    elif ext_rcode or options:
-        opt = opt_record(EDNS_SIZE, ext_rcode, options, dnssec_ok=query.dnssec_ok)
-    else:
-        opt = _OPT_DO if query.dnssec_ok else _OPT_PLAIN
     if len(buf) + len(opt) > limit:
         qdcount = U16.unpack_from(buf, 4)[0]
         end = 12 + (len(query.qname_wire) + 4 if qdcount == 1 else 0)
@@ -355,6 +372,18 @@ def finish(
     return bytes(buf)
 
 
+def _opt(ext_rcode: int, options: bytes, dnssec_ok: bool) -> bytes:
+    """The OPT record `finish` appends: the plain ones shared, those with options (an EDE
+    naming a category) kept by their options."""
+    if ext_rcode:
+        return opt_record(EDNS_SIZE, ext_rcode, options, dnssec_ok=dnssec_ok)
+    kept = _OPTS_DO if dnssec_ok else _OPTS
+    found = kept.get(options)
+    if found is None:
+        found = kept.remember(options, opt_record(EDNS_SIZE, 0, options, dnssec_ok=dnssec_ok))
+    return found
+
+
 def header_only(msg_id: int, flags: int, rcode: int, question: bytes = b"") -> bytes:
     """A reply with no records: FORMERR, SERVFAIL, REFUSED, NOTIMP (question optional)."""
     flags = (flags & (RD | CD | 0x7800)) | QR | RA | (rcode & 0xF)
@@ -363,5 +392,8 @@ def header_only(msg_id: int, flags: int, rcode: int, question: bytes = b"") -> b
 
 _OPT_PLAIN = opt_record(EDNS_SIZE)
 _OPT_DO = opt_record(EDNS_SIZE, dnssec_ok=True)
+OPT_MEMO = 256  # OPT records with options, by their options: one EDE per category or rule
+_OPTS: Memo[bytes, bytes] = Memo(OPT_MEMO)
+_OPTS_DO: Memo[bytes, bytes] = Memo(OPT_MEMO)
 _KEEP = ~(AA | RD | CD | 0x7800)
 _DROP_AD = ~AD

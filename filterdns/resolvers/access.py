@@ -58,8 +58,12 @@ class AccessResolver(Link):
 
     async def resolve(self, request: Request) -> Response:
         """Refuse strangers; pass everyone else on."""
+        if self._verdicts.get(request.client_ip):  # an address seen and allowed: one lookup
+            return await self.next.resolve(request)
         return self._refusal(request) or await self.next.resolve(request)
 
     def resolve_now(self, request: Request) -> Response | None:
         """Refuse strangers; ask the next link whether it has an answer ready."""
+        if self._verdicts.get(request.client_ip):  # an address seen and allowed: one lookup
+            return self.next.resolve_now(request)
         return self._refusal(request) or self.next.resolve_now(request)

@@ -16,11 +16,24 @@ class LocalAnswerResolver(Link):
 
     async def resolve(self, request: Request) -> Response:
         """Answer NOTIMP, BADVERS or a minimal ANY where due; pass the rest on."""
+        if _ordinary(request.query):
+            return await self.next.resolve(request)
         return _local(request) or await self.next.resolve(request)
 
     def resolve_now(self, request: Request) -> Response | None:
         """A local answer, or whatever the next link has ready."""
+        if _ordinary(request.query):
+            return self.next.resolve_now(request)
         return _local(request) or self.next.resolve_now(request)
+
+
+def _ordinary(query: wire.Query) -> bool:
+    """Whether none of the local answers can be due: opcode QUERY, EDNS version 0 or none (the
+    parse gives version 0 without EDNS), a type other than ANY. What almost every query is."""
+    return not (query.flags & _OPCODE or query.edns_version or query.qtype == wire.TYPE_ANY)
+
+
+_OPCODE = 0x7800
 
 
 def _local(request: Request) -> Response | None:

@@ -55,6 +55,7 @@ class PolicyResolver(Link):
         self.probe = probe or Probe()  # shared with the cache link and the answer memo
         self.policy = policy
         self.blocking = blocking
+        self._ttl = model.clamped_ttl(blocking.ttl)  # of blocked answers
         self.judge = judge
         self.clock = clock
         # Blocked answers kept ready by question, with the decision they answer.
@@ -94,11 +95,13 @@ class PolicyResolver(Link):
             response = self.next.resolve_now(request)
             if response is None:
                 return None  # resolve() follows, and counts it
-            self.policy.count(decision, request.query.qname, now)
+            if decision.budgets:  # a budget's minute
+                self.policy.count(decision, request.query.qname, now)
             answer = response.answer
             if answer.targets or answer.private:
                 response = self._inspect(request, decision, response)
-            response = response.capped(cap)
+            if cap is not None:
+                response = response.capped(cap)
         elif decision.action == "rewrite":  # answered now when the safe host is cached
             rewritten = self._rewrite_now(request, decision, cap)
             if rewritten is None:
@@ -106,7 +109,9 @@ class PolicyResolver(Link):
             self.policy.count(decision, request.query.qname, now)
             response = rewritten
         else:
-            response = self._block(request.query, decision).capped(cap)
+            response = self._block(request.query, decision)
+            if cap is not None:
+                response = response.capped(cap)
         note = self.probe.note
         if note is not None:  # the answer memo listens: what decided this answer
             note.decided(decision, self.policy.current_state(profile, now), response, now)
@@ -128,31 +133,27 @@ class PolicyResolver(Link):
         found = self._blocked.get(query.key)
         if found is not None and found[0] is decision:
             return found[1]
-        response = self._blocked_response(query, decision, self.blocking.ttl)
+        response = self._blocked_response(query, decision)
         self._blocked.remember(query.key, (decision, response))
         return response
 
-    def _blocked_response(self, query: wire.Query, decision: Decision, ttl: int) -> Response:
+    def _blocked_response(self, query: wire.Query, decision: Decision) -> Response:
+        """A new blocked answer: the answer in its mode, the EDE option naming the category or
+        rule, the reason the log records. Built for every blocked question not kept ready."""
+        ttl = self._ttl
+        action = decision.action
         mode: str = self.blocking.response  # what the log records: the mode, or the action
-        if decision.action == "nxdomain":
-            answer = model.blocked_nxdomain(query, ttl)
-        elif decision.action == "nodata":
-            answer = model.nodata(query, ttl)
-        elif mode == "null":
-            answer = model.blocked_null(query, ttl)
-        elif mode == "refused":
-            answer = model.refused_answer(query)
-        elif mode == "custom":
-            answer = model.blocked_custom(query, self.blocking.custom_ips, ttl)
-        else:
-            answer = model.blocked_nxdomain(query, ttl)
-        label = decision.category or decision.rule or "blocked"
+        if action == "block":
+            answer = self._answer_in_mode(query, mode, ttl)
+        else:  # nxdomain (bypass names) or nodata (DDR, rebinding), whatever the mode
+            rcode = wire.NXDOMAIN if action == "nxdomain" else wire.NOERROR
+            answer = model.negative(query, rcode, ttl)
+            mode = action
+        rule = decision.rule
+        label = decision.category or rule or "blocked"
         ede = self._ede.get(label)
         if ede is None:
             ede = self._ede.remember(label, model.ede_option(model.EDE_BLOCKED, label))
-        if decision.action in ("nxdomain", "nodata"):
-            mode = decision.action
-        rule = decision.rule
         reason = f"{decision.reason}; profile {decision.profile}"
         if rule:
             reason = f"{reason}; rule {rule}"
@@ -161,6 +162,18 @@ class PolicyResolver(Link):
             _BLOCKED, answer, reason, decision.category, ttl, 0, ede, None, rule,
             decision.source, mode,
         )  # fmt: skip
+
+    def _answer_in_mode(self, query: wire.Query, mode: str, ttl: int) -> wire.Answer:
+        """The answer `blocking.response` gives a blocked name."""
+        if mode == "nxdomain":
+            return model.negative(query, wire.NXDOMAIN, ttl)
+        if mode == "null":
+            return model.blocked_null(query, ttl)
+        if mode == "refused":
+            return model.refused_answer(query)
+        if mode == "custom":
+            return model.blocked_custom(query, self.blocking.custom_ips, ttl)
+        return model.negative(query, wire.NXDOMAIN, ttl)
 
     async def _rewrite(self, request: Request, decision: Decision, cap: int | None) -> Response:
         resolved = await self.next.resolve(self._target(request, decision))
