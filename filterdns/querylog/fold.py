@@ -25,21 +25,34 @@ Row = tuple[object, ...]  # a stored row: a LogRecord's fields, then hits
 
 
 def take(rows: deque[LogRecord], limit: int, window: float) -> tuple[list[Row], int]:
-    """Rows for at most `limit` stored rows from the front of `rows`, each lookup folded into
-    its window's row (`window` 0: a row each); the rows and the lookups they hold."""
+    """Rows for at most `limit` lookups from the front of `rows`, each lookup folded into its
+    window's row (`window` 0: a row each); the rows and the lookups they hold.
+
+    Built for the writer's batches (a few hundred lookups a few times a second, on the event
+    loop): a lookup costs a slice of its record as the key and one dict call, and the window is
+    looked up only when a record's time leaves the current one (they come in time order)."""
     pop = rows.popleft
+    batch = [pop() for _ in range(min(len(rows), limit))]
     if window <= 0:
-        taken: list[Row] = [(*pop(), 1) for _ in range(min(len(rows), limit))]
-        return taken, len(taken)
-    found: dict[Row, list[object]] = {}
-    lookups = 0
-    while rows and len(found) < limit:
-        record = pop()
-        lookups += 1
-        key = (record[0] // window, *record[1:])
-        row = found.get(key)
-        if row is None:
-            found[key] = [*record, 1]
-        else:
-            row[-1] += 1  # type: ignore[operator]
-    return [tuple(row) for row in found.values()], lookups
+        return [record + ONE for record in batch], len(batch)
+    hits: dict[int, int] = {}  # a row's lookups by its first's index; 0 for those folded
+    firsts: dict[tuple[object, ...], int] = {}
+    start = end = 0.0
+    for index, record in enumerate(batch):
+        ts = record[0]
+        if not start <= ts < end:  # another window: the rows of the last one are done
+            start = ts - ts % window
+            end = start + window
+            firsts = {}
+        first = firsts.setdefault(record[1:], index)
+        if first != index:
+            hits[first] = hits.get(first, 1) + 1
+            hits[index] = 0
+    if not hits:
+        return [record + ONE for record in batch], len(batch)
+    get = hits.get
+    folded: list[Row] = [(*record, n) for index, record in enumerate(batch) if (n := get(index, 1))]
+    return folded, len(batch)
+
+
+ONE = (1,)

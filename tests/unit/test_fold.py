@@ -92,16 +92,26 @@ def test_a_lookup_that_differs_in_any_column_is_not_folded(field: str, value: ob
     assert [r[-1] for r in rows] == [1, 1]
 
 
-def test_a_batch_stops_at_its_rows_and_leaves_the_rest_queued() -> None:
+def test_a_batch_takes_at_most_its_lookups_and_leaves_the_rest_queued() -> None:
     queue = deque([lookup(T0, name=f"n{i % 3}.example") for i in range(9)] + [lookup(T0)])
-    rows, lookups = take(queue, 2, 1.0)
-    # n0 and n1 make the two rows; the third row would be n2's: it stays, as does what follows.
-    assert [(r[4], r[-1]) for r in rows] == [("n0.example", 1), ("n1.example", 1)]
-    assert lookups == 2
-    assert len(queue) == 8
+    rows, lookups = take(queue, 4, 1.0)
+    assert [(r[4], r[-1]) for r in rows] == [
+        ("n0.example", 2), ("n1.example", 1), ("n2.example", 1),
+    ]  # fmt: skip
+    assert lookups == 4
+    assert len(queue) == 6
     rows, lookups = take(queue, 500, 1.0)
     assert [(r[4], r[-1]) for r in rows] == [
-        ("n2.example", 3), ("n0.example", 2), ("n1.example", 2), (NAME, 1),
+        ("n1.example", 2), ("n2.example", 2), ("n0.example", 1), (NAME, 1),
     ]  # fmt: skip
-    assert lookups == 8
+    assert lookups == 6
     assert not queue
+
+
+def test_lookups_out_of_time_order_are_still_each_counted_once() -> None:
+    # Rows from worker processes interleave: a lookup of an earlier window after a later one.
+    records = [lookup(T0 + 0.1), lookup(T0 + 1.2), lookup(T0 + 0.3), lookup(T0 + 1.4)]
+    rows, lookups = take(deque(records), 500, 1.0)
+    assert lookups == 4
+    assert sum(r[-1] for r in rows) == 4
+    assert all(int(r[0]) in (T0, T0 + 1) for r in rows)
