@@ -1,7 +1,7 @@
 """What a blocked answer costs the server, in one process: CPU time per answer, log included.
 
     .venv/bin/python bench/blocked_bench.py [--names 100000] [--rounds 5] [--passes 4]
-        [--version LABEL=DIR ...] [--edns] [--profile FILE]
+        [--version LABEL=DIR ...] [--fold-window S ...] [--edns] [--profile FILE]
 
 make bench's blocked workloads (bench/run.py: the same 100,000-name list, configuration and
 query files; blocked_exact asks listed names, blocked_sub a label under them) without sockets
@@ -14,6 +14,14 @@ the whole process (user + system, every thread) from the first query of the meas
 the last row written, divided by the answers, is the figure. A warm-up pass first fills the
 decisions' memo, as the long run of make bench does.
 
+`mix_blocked` is the blocked lookups of make bench's mix workload (the household and school
+day of ../shared/data, 100,000 names) in their order, repeats kept, each sent when it comes in
+the mix replayed at `--mix-qps` (make bench's mix rate): the repeats of a blocked name within a
+second that the log folds into one row (`log.fold_window`). Besides the CPU time, each workload
+prints the lookups logged and the rows they took (fewer with folding).
+
+`--fold-window S` (twice or more, e.g. `--fold-window 0 --fold-window 1`) measures this tree
+with `log.fold_window` set to each value in turn, as `--version` does trees.
 With `--version LABEL=DIR` (twice or more) each tree is measured in its own process (DIR on
 PYTHONPATH, e.g. a `git archive` export), alternating A-B-A-B over `--rounds`; medians and the
 ratio to the first version are printed. `--profile FILE` writes a cProfile of one tree's run.
@@ -29,13 +37,15 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # bench/run.py, beside this file
 
-WORKLOADS = ("blocked_exact", "blocked_sub")
+WORKLOADS = ("blocked_exact", "blocked_sub", "mix_blocked")
+MIX_QPS = 47_222  # make bench's mix rate (README): the pace the mix's blocked lookups come at
 BACKLOG = 2000  # rows queued beyond which the queries wait for the writer
 CHUNK = 64  # queries answered between two turns of the event loop (the server reads 64 a turn)
 
@@ -65,14 +75,20 @@ def packets(names: list[str], edns: bool) -> list[bytes]:
     return out
 
 
-async def one_pass(server: Any, querylog: Any, sock: NullSocket, batch: list[bytes]) -> None:
+async def one_pass(
+    server: Any, querylog: Any, sock: NullSocket, batch: list[bytes], at: list[float] | None
+) -> None:
     """Every packet of `batch` through the server's UDP path, yielding to the loop between
     chunks as the server's reader does, and waiting while the log's queue is long (the bench
-    measures what each row costs, not how many a full queue drops)."""
-    on_datagram = server._on_datagram
+    measures what each row costs, not how many a full queue drops); with `at`, each chunk not
+    before its first packet's second from the start of the pass."""
+    on_datagram, loop = server._on_datagram, asyncio.get_running_loop()
+    began = time.monotonic()
     for start in range(0, len(batch), CHUNK):
+        if at is not None and (ahead := began + at[start] - time.monotonic()) > 0:
+            await asyncio.sleep(ahead)
         for offset, data in enumerate(batch[start : start + CHUNK]):
-            on_datagram(sock, data, ("127.0.0.1", 1024 + (start + offset) % 60000))
+            on_datagram(sock, data, ("127.0.0.1", 1024 + (start + offset) % 60000), loop)
         await asyncio.sleep(0)
         while querylog.depth > BACKLOG:  # noqa: ASYNC110 - the writer sets no event per row
             await asyncio.sleep(0.001)
@@ -83,7 +99,20 @@ async def settled(querylog: Any, rows: int) -> None:
     await querylog.wait_until(lambda stats: stats.written + stats.dropped >= rows)
 
 
-async def measure(work: Path, passes: int, edns: bool) -> dict[str, float]:
+def workload(work: Path, name: str, app: Any, qps: float) -> tuple[list[str], list[float] | None]:
+    """The names the policy blocks of a workload, in order, and for `mix_blocked` the second
+    each comes at in the mix."""
+    now = time.time()  # the names the policy blocks (a few are on the never-block list)
+    lines = (work / f"{'mix' if name == 'mix_blocked' else name}.q").read_text().splitlines()
+    names = [(i, line.split()[0]) for i, line in enumerate(lines)]
+    kept = [(i, n) for i, n in names if app.policy.verdict("bench", n, now)[0].action != "allow"]
+    at = [i / qps for i, _ in kept] if name == "mix_blocked" else None
+    return [n for _, n in kept], at
+
+
+async def measure(
+    work: Path, passes: int, edns: bool, fold: float | None, mix_qps: float
+) -> dict[str, float]:
     """µs of process CPU time per blocked answer, per workload, in this process's tree."""
     from filterdns.app import App  # noqa: PLC0415 - from the tree measured
     from filterdns.config import load_config  # noqa: PLC0415
@@ -93,7 +122,10 @@ async def measure(work: Path, passes: int, edns: bool) -> dict[str, float]:
     db = work / "b.db"
     for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         path.unlink(missing_ok=True)
-    app = App(load_config(cfg))
+    config = load_config(cfg)
+    if fold is not None:
+        config = replace(config, log=replace(config.log, fold_window=fold))
+    app = App(config)
     await app.lists.load()
     await app.querylog.start()
     link = app.chain.link(QueryLogResolver)
@@ -106,29 +138,29 @@ async def measure(work: Path, passes: int, edns: bool) -> dict[str, float]:
     link.sink = counted  # rows queued, so the end of the writing is known
     sock = NullSocket()
     out: dict[str, float] = {}
-    for workload in WORKLOADS:
-        lines = (work / f"{workload}.q").read_text().splitlines()
-        now = time.time()  # the names the policy blocks (a few are on the never-block list)
-        names = [line.split()[0] for line in lines]
-        names = [n for n in names if app.policy.verdict("bench", n, now)[0].action != "allow"]
+    for name in WORKLOADS:
+        names, at = workload(work, name, app, mix_qps)
         batch = packets(names, edns)
-        out[f"{workload} names"] = len(batch)
+        out[f"{name} names"] = len(batch)
         stats = app.querylog.stats
-        await one_pass(app.server, app.querylog, sock, batch)  # warm: the decisions remembered
+        await one_pass(app.server, app.querylog, sock, batch, at)  # warm: decisions remembered
         await settled(app.querylog, queued[0])
         await asyncio.sleep(1.1)
-        written, dropped, sent = stats.written, stats.dropped, sock.sent
-        cpu = time.process_time()
+        before = (stats.written, getattr(stats, "folded", 0), stats.dropped, sock.sent)
+        cpu, wall = time.process_time(), time.monotonic()
         for index in range(passes):
             started = time.monotonic()
-            await one_pass(app.server, app.querylog, sock, batch)
+            await one_pass(app.server, app.querylog, sock, batch, at)
             if index < passes - 1:  # a second between passes: no answer memo hits
                 await asyncio.sleep(max(0.0, started + 1.05 - time.monotonic()))
         await settled(app.querylog, queued[0])
-        out[workload] = (time.process_time() - cpu) / (passes * len(batch)) * 1e6
-        out[f"{workload} rows"] = stats.written - written
-        out[f"{workload} answers"] = sock.sent - sent
-        out[f"{workload} dropped"] = stats.dropped - dropped
+        out[name] = (time.process_time() - cpu) / (passes * len(batch)) * 1e6
+        lookups = stats.written - before[0]
+        out[f"{name} lookups"] = lookups
+        out[f"{name} rows"] = lookups - (getattr(stats, "folded", 0) - before[1])
+        out[f"{name} rows/s"] = round(out[f"{name} rows"] / (time.monotonic() - wall))
+        out[f"{name} answers"] = sock.sent - before[3]
+        out[f"{name} dropped"] = stats.dropped - before[2]
         await asyncio.sleep(1.1)
     app.lists.close()
     await app.querylog.close()
@@ -143,11 +175,11 @@ def child(args: argparse.Namespace) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-        result = asyncio.run(measure(work, args.passes, args.edns))
+        result = asyncio.run(measure(work, args.passes, args.edns, args.fold_window, args.mix_qps))
         profiler.disable()
         profiler.dump_stats(args.profile)
     else:
-        result = asyncio.run(measure(work, args.passes, args.edns))
+        result = asyncio.run(measure(work, args.passes, args.edns, args.fold_window, args.mix_qps))
     print(json.dumps(result), flush=True)
 
 
@@ -166,15 +198,27 @@ def main() -> None:
     ap.add_argument("--version", action="append", default=[], help="LABEL=DIR (PYTHONPATH)")
     ap.add_argument("--work", default="state/blocked-bench")
     ap.add_argument("--edns", action="store_true", help="queries with an OPT record")
+    ap.add_argument(
+        "--fold-window",
+        type=float,
+        action="append",
+        default=None,
+        help="log.fold_window in seconds (again: one run each, alternated)",
+    )
+    ap.add_argument("--mix-qps", type=float, default=MIX_QPS, help="mix_blocked's pace")
     ap.add_argument("--profile", help="write a cProfile of one run here (one tree)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        args.fold_window = args.fold_window[0] if args.fold_window else None
         child(args)
         return
     work = Path(args.work).resolve()
     prepare(work, args.names)
     versions = [v.split("=", 1) for v in args.version] or [["this", ""]]
+    folds = [(f"fold {w:g}s", w) for w in args.fold_window or []]
+    if folds:  # one tree, each window in turn
+        versions = [[label, versions[0][1]] for label, _ in folds]
     runs: dict[str, dict[str, list[float]]] = {
         label: {w: [] for w in WORKLOADS} for label, _ in versions
     }
@@ -186,6 +230,8 @@ def main() -> None:
                 env["PYTHONPATH"] = str(Path(tree).resolve())
             argv = [sys.executable, __file__, "--child", "--work", str(work)]
             argv += ["--passes", str(args.passes)] + (["--edns"] if args.edns else [])
+            argv += ["--mix-qps", str(args.mix_qps)]
+            argv += ["--fold-window", str(dict(folds)[label])] if folds else []
             argv += ["--profile", args.profile] if args.profile else []
             done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
             result = json.loads(done.stdout.strip().splitlines()[-1])
