@@ -17,6 +17,7 @@ from filterdns.config import Config, LogConfig, default_config, load_config_text
 from filterdns.querylog.report.collect import build_report
 from filterdns.querylog.store import LogRecord, QueryLog, open_reader
 from filterdns.querylog.tail import TailReader, TailRow, line
+from filterdns.web.lookups import blocked_for
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 23, 23, 0, tzinfo=TZ).timestamp()  # a Monday night, bedtime
@@ -158,3 +159,16 @@ async def test_tail_shows_how_many_lookups_a_row_holds(tmp_path: Path) -> None:
 def test_a_row_of_one_lookup_shows_no_count() -> None:
     row = TailRow(1, NOW, "192.168.1.20", None, "minh", "casino.example", "A", None, None, "x")
     assert row.shown_name == "casino.example"
+
+
+@pytest.mark.parametrize("window", [0.0, 1.0], ids=["a-row-each", "folded"])
+async def test_a_device_page_counts_each_blocked_lookup(tmp_path: Path, window: float) -> None:
+    path = tmp_path / "filterdns.db"
+    records = [r for r in lookups(3, 600) if r.client == "192.168.1.20"]
+    await logged(path, records, window)
+    shown = {b.name: b.count for b in blocked_for(config_of(path), "192.168.1.20", 0.0, 50)}
+    expected: dict[str, int] = {}
+    for r in records:
+        if r.kind == "blocked":
+            expected[r.name] = expected.get(r.name, 0) + 1
+    assert shown == expected
