@@ -113,7 +113,7 @@ class QueryLog:
 
     @property
     def depth(self) -> int:
-        """Rows waiting to be written."""
+        """Lookups waiting to be written."""
         return len(self._rows)
 
     def put(self, record: LogRecord) -> bool:
