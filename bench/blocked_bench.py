@@ -162,9 +162,47 @@ async def measure(
         out[f"{name} answers"] = sock.sent - before[3]
         out[f"{name} dropped"] = stats.dropped - before[2]
         await asyncio.sleep(1.1)
+    names, at = workload(work, "mix_blocked", app, mix_qps)
     app.lists.close()
     await app.querylog.close()
+    out.update(await writer_alone(work, config.log, names, at or [], passes))
     return out
+
+
+async def writer_alone(
+    work: Path, log: Any, names: list[str], at: list[float], passes: int
+) -> dict[str, float]:
+    """The log writer by itself on the mix's blocked lookups (stamped at the mix's pace, the
+    passes a second apart), all queued at once: lookups and rows it stores a second, and the
+    process's CPU time per lookup, until the last is written."""
+    from filterdns.querylog.store import LogRecord, QueryLog  # noqa: PLC0415
+
+    db = work / "w.db"
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        path.unlink(missing_ok=True)
+    t0, span = time.time(), (at[-1] if at else 0.0) + 1.0
+    records = [
+        LogRecord(t0 + p * span + when, "127.0.0.1", None, "bench", name, "A", "blocked",
+                  "adult", "age band 9-12", f"adult is blocked for bench; {name} is listed",
+                  "list.txt", "nxdomain")
+        for p in range(passes) for name, when in zip(names, at, strict=True)
+    ]  # fmt: skip
+    size = len(records) + 1
+    querylog = QueryLog(replace(log, database=db), queue_size=size, flush_interval=0.01)
+    await querylog.start()
+    cpu, wall = time.process_time(), time.monotonic()
+    for record in records:
+        querylog.put(record)
+    await settled(querylog, len(records))
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    rows = len(records) - getattr(querylog.stats, "folded", 0)
+    await querylog.close()
+    return {
+        "writer lookups/s": round(len(records) / wall),
+        "writer rows/s": round(rows / wall),
+        "writer rows": rows,
+        "writer µs/lookup": round(cpu / len(records) * 1e6, 2),
+    }
 
 
 def child(args: argparse.Namespace) -> None:
