@@ -20,6 +20,10 @@ the mix replayed at `--mix-qps` (make bench's mix rate): the repeats of a blocke
 second that the log folds into one row (`log.fold_window`). Besides the CPU time, each workload
 prints the lookups logged and the rows they took (fewer with folding).
 
+`--writer-only` measures the log writer by itself (`writer_alone`: the lookups of
+blocked_exact, none repeated, and of mix_blocked, stamped at the mix's pace, all queued at
+once), with `log.fold_window` 0 and 1 s alternated over `--rounds`.
+
 `--fold-window S` (twice or more, e.g. `--fold-window 0 --fold-window 1`) measures this tree
 with `log.fold_window` set to each value in turn, as `--version` does trees.
 With `--version LABEL=DIR` (twice or more) each tree is measured in its own process (DIR on
@@ -205,6 +209,34 @@ async def writer_alone(
     }
 
 
+async def writer_rounds(work: Path, rounds: int, passes: int, mix_qps: float) -> None:
+    """`writer_alone` on blocked_exact (no repeats) and on the mix's blocked lookups, with
+    `log.fold_window` 0 and 1 s alternated over `rounds`; medians printed."""
+    from filterdns.app import App  # noqa: PLC0415 - from the tree measured
+    from filterdns.config import load_config  # noqa: PLC0415
+
+    config = load_config(Path(run.filterdns_server(work, 9, "blocked").argv[-1]))
+    app = App(config)
+    await app.lists.load()
+    exact, _ = workload(work, "blocked_exact", app, mix_qps)
+    shapes = {"blocked_exact": (exact, [i / mix_qps for i in range(len(exact))]),
+              "mix_blocked": workload(work, "mix_blocked", app, mix_qps)}  # fmt: skip
+    app.lists.close()
+    found: dict[tuple[str, float], list[dict[str, float]]] = {}
+    for round_no in range(rounds):
+        for shape, (names, at) in shapes.items():
+            for fold in (0.0, 1.0) if round_no % 2 == 0 else (1.0, 0.0):
+                log = replace(config.log, fold_window=fold)
+                out = await writer_alone(work, log, names, at or [], passes)
+                found.setdefault((shape, fold), []).append(out)
+    for (shape, fold), outs in sorted(found.items()):
+        cpu = [o["writer µs/lookup"] for o in outs]
+        print(f"{shape:13} fold {fold:g}s rows {outs[0]['writer rows']:.0f}  µs CPU per lookup"
+              f" median {statistics.median(cpu):.2f} [{min(cpu):.2f}-{max(cpu):.2f}]  lookups/s"
+              f" {statistics.median(o['writer lookups/s'] for o in outs):.0f}  rows/s"
+              f" {statistics.median(o['writer rows/s'] for o in outs):.0f}")  # fmt: skip
+
+
 def child(args: argparse.Namespace) -> None:
     """Measure the tree this process imports; one JSON line on stdout."""
     work = Path(args.work).resolve()
@@ -244,6 +276,11 @@ def main() -> None:
         help="log.fold_window in seconds (again: one run each, alternated)",
     )
     ap.add_argument("--mix-qps", type=float, default=MIX_QPS, help="mix_blocked's pace")
+    ap.add_argument(
+        "--writer-only",
+        action="store_true",
+        help="the log writer alone, fold_window 0 and 1s, over --rounds (this tree)",
+    )
     ap.add_argument("--profile", help="write a cProfile of one run here (one tree)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -253,6 +290,9 @@ def main() -> None:
         return
     work = Path(args.work).resolve()
     prepare(work, args.names)
+    if args.writer_only:
+        asyncio.run(writer_rounds(work, args.rounds, args.passes, args.mix_qps))
+        return
     versions = [v.split("=", 1) for v in args.version] or [["this", ""]]
     folds = [(f"fold {w:g}s", w) for w in args.fold_window or []]
     if folds:  # one tree, each window in turn
