@@ -1,7 +1,7 @@
 """What a blocked answer costs the server, in one process: CPU time per answer, log included.
 
     .venv/bin/python bench/blocked_bench.py [--names 100000] [--rounds 5] [--passes 4]
-        [--version LABEL=DIR ...] [--edns] [--profile FILE]
+        [--version LABEL=DIR ...] [--fold-window S ...] [--edns] [--profile FILE]
 
 make bench's blocked workloads (bench/run.py: the same 100,000-name list, configuration and
 query files; blocked_exact asks listed names, blocked_sub a label under them) without sockets
@@ -14,6 +14,18 @@ the whole process (user + system, every thread) from the first query of the meas
 the last row written, divided by the answers, is the figure. A warm-up pass first fills the
 decisions' memo, as the long run of make bench does.
 
+`mix_blocked` is the blocked lookups of make bench's mix workload (the household and school
+day of ../shared/data, 100,000 names) in their order, repeats kept, each sent when it comes in
+the mix replayed at `--mix-qps` (make bench's mix rate): the repeats of a blocked name within a
+second that the log folds into one row (`log.fold_window`). Besides the CPU time, each workload
+prints the lookups logged and the rows they took (fewer with folding).
+
+`--writer-only` measures the log writer by itself (`writer_alone`: the lookups of
+blocked_exact, none repeated, and of mix_blocked, stamped at the mix's pace, all queued at
+once), with `log.fold_window` 0 and 1 s alternated over `--rounds`.
+
+`--fold-window S` (twice or more, e.g. `--fold-window 0 --fold-window 1`) measures this tree
+with `log.fold_window` set to each value in turn, as `--version` does trees.
 With `--version LABEL=DIR` (twice or more) each tree is measured in its own process (DIR on
 PYTHONPATH, e.g. a `git archive` export), alternating A-B-A-B over `--rounds`; medians and the
 ratio to the first version are printed. `--profile FILE` writes a cProfile of one tree's run.
@@ -29,13 +41,15 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # bench/run.py, beside this file
 
-WORKLOADS = ("blocked_exact", "blocked_sub")
+WORKLOADS = ("blocked_exact", "blocked_sub", "mix_blocked")
+MIX_QPS = 47_222  # make bench's mix rate (README): the pace the mix's blocked lookups come at
 BACKLOG = 2000  # rows queued beyond which the queries wait for the writer
 CHUNK = 64  # queries answered between two turns of the event loop (the server reads 64 a turn)
 
@@ -65,13 +79,18 @@ def packets(names: list[str], edns: bool) -> list[bytes]:
     return out
 
 
-async def one_pass(server: Any, querylog: Any, sock: NullSocket, batch: list[bytes]) -> None:
+async def one_pass(
+    server: Any, querylog: Any, sock: NullSocket, batch: list[bytes], at: list[float] | None
+) -> None:
     """Every packet of `batch` through the server's UDP path, yielding to the loop between
     chunks as the server's reader does, and waiting while the log's queue is long (the bench
-    measures what each row costs, not how many a full queue drops)."""
-    on_datagram = server._on_datagram
-    loop = asyncio.get_running_loop()
+    measures what each row costs, not how many a full queue drops); with `at`, each chunk not
+    before its first packet's second from the start of the pass."""
+    on_datagram, loop = server._on_datagram, asyncio.get_running_loop()
+    began = time.monotonic()
     for start in range(0, len(batch), CHUNK):
+        if at is not None and (ahead := began + at[start] - time.monotonic()) > 0:
+            await asyncio.sleep(ahead)
         for offset, data in enumerate(batch[start : start + CHUNK]):
             on_datagram(sock, data, ("127.0.0.1", 1024 + (start + offset) % 60000), loop)
         await asyncio.sleep(0)
@@ -84,7 +103,20 @@ async def settled(querylog: Any, rows: int) -> None:
     await querylog.wait_until(lambda stats: stats.written + stats.dropped >= rows)
 
 
-async def measure(work: Path, passes: int, edns: bool) -> dict[str, float]:
+def workload(work: Path, name: str, app: Any, qps: float) -> tuple[list[str], list[float] | None]:
+    """The names the policy blocks of a workload, in order, and for `mix_blocked` the second
+    each comes at in the mix."""
+    now = time.time()  # the names the policy blocks (a few are on the never-block list)
+    lines = (work / f"{'mix' if name == 'mix_blocked' else name}.q").read_text().splitlines()
+    names = [(i, line.split()[0]) for i, line in enumerate(lines)]
+    kept = [(i, n) for i, n in names if app.policy.verdict("bench", n, now)[0].action != "allow"]
+    at = [i / qps for i, _ in kept] if name == "mix_blocked" else None
+    return [n for _, n in kept], at
+
+
+async def measure(
+    work: Path, passes: int, edns: bool, fold: float | None, mix_qps: float
+) -> dict[str, float]:
     """µs of process CPU time per blocked answer, per workload, in this process's tree."""
     from filterdns.app import App  # noqa: PLC0415 - from the tree measured
     from filterdns.config import load_config  # noqa: PLC0415
@@ -94,7 +126,10 @@ async def measure(work: Path, passes: int, edns: bool) -> dict[str, float]:
     db = work / "b.db"
     for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         path.unlink(missing_ok=True)
-    app = App(load_config(cfg))
+    config = load_config(cfg)
+    if fold is not None:
+        config = replace(config, log=replace(config.log, fold_window=fold))
+    app = App(config)
     await app.lists.load()
     await app.querylog.start()
     link = app.chain.link(QueryLogResolver)
@@ -107,33 +142,99 @@ async def measure(work: Path, passes: int, edns: bool) -> dict[str, float]:
     link.sink = counted  # rows queued, so the end of the writing is known
     sock = NullSocket()
     out: dict[str, float] = {}
-    for workload in WORKLOADS:
-        lines = (work / f"{workload}.q").read_text().splitlines()
-        now = time.time()  # the names the policy blocks (a few are on the never-block list)
-        names = [line.split()[0] for line in lines]
-        names = [n for n in names if app.policy.verdict("bench", n, now)[0].action != "allow"]
+    for name in WORKLOADS:
+        names, at = workload(work, name, app, mix_qps)
         batch = packets(names, edns)
-        out[f"{workload} names"] = len(batch)
+        out[f"{name} names"] = len(batch)
         stats = app.querylog.stats
-        await one_pass(app.server, app.querylog, sock, batch)  # warm: the decisions remembered
+        await one_pass(app.server, app.querylog, sock, batch, at)  # warm: decisions remembered
         await settled(app.querylog, queued[0])
         await asyncio.sleep(1.1)
-        written, dropped, sent = stats.written, stats.dropped, sock.sent
-        cpu = time.process_time()
+        before = (stats.written, getattr(stats, "folded", 0), stats.dropped, sock.sent)
+        cpu, wall = time.process_time(), time.monotonic()
         for index in range(passes):
             started = time.monotonic()
-            await one_pass(app.server, app.querylog, sock, batch)
+            await one_pass(app.server, app.querylog, sock, batch, at)
             if index < passes - 1:  # a second between passes: no answer memo hits
                 await asyncio.sleep(max(0.0, started + 1.05 - time.monotonic()))
         await settled(app.querylog, queued[0])
-        out[workload] = (time.process_time() - cpu) / (passes * len(batch)) * 1e6
-        out[f"{workload} rows"] = stats.written - written
-        out[f"{workload} answers"] = sock.sent - sent
-        out[f"{workload} dropped"] = stats.dropped - dropped
+        out[name] = (time.process_time() - cpu) / (passes * len(batch)) * 1e6
+        lookups = stats.written - before[0]
+        out[f"{name} lookups"] = lookups
+        out[f"{name} rows"] = lookups - (getattr(stats, "folded", 0) - before[1])
+        out[f"{name} rows/s"] = round(out[f"{name} rows"] / (time.monotonic() - wall))
+        out[f"{name} answers"] = sock.sent - before[3]
+        out[f"{name} dropped"] = stats.dropped - before[2]
         await asyncio.sleep(1.1)
+    names, at = workload(work, "mix_blocked", app, mix_qps)
     app.lists.close()
     await app.querylog.close()
+    out.update(await writer_alone(work, config.log, names, at or [], passes))
     return out
+
+
+async def writer_alone(
+    work: Path, log: Any, names: list[str], at: list[float], passes: int
+) -> dict[str, float]:
+    """The log writer by itself on the mix's blocked lookups (stamped at the mix's pace, the
+    passes a second apart), all queued at once: lookups and rows it stores a second, and the
+    process's CPU time per lookup, until the last is written."""
+    from filterdns.querylog.store import LogRecord, QueryLog  # noqa: PLC0415
+
+    db = work / "w.db"
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        path.unlink(missing_ok=True)
+    t0, span = time.time(), (at[-1] if at else 0.0) + 1.0
+    records = [
+        LogRecord(t0 + p * span + when, "127.0.0.1", None, "bench", name, "A", "blocked",
+                  "adult", "age band 9-12", f"adult is blocked for bench; {name} is listed",
+                  "list.txt", "nxdomain")
+        for p in range(passes) for name, when in zip(names, at, strict=True)
+    ]  # fmt: skip
+    size = len(records) + 1
+    querylog = QueryLog(replace(log, database=db), queue_size=size, flush_interval=0.01)
+    await querylog.start()
+    cpu, wall = time.process_time(), time.monotonic()
+    for record in records:
+        querylog.put(record)
+    await settled(querylog, len(records))
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    rows = len(records) - getattr(querylog.stats, "folded", 0)
+    await querylog.close()
+    return {
+        "writer lookups/s": round(len(records) / wall),
+        "writer rows/s": round(rows / wall),
+        "writer rows": rows,
+        "writer µs/lookup": round(cpu / len(records) * 1e6, 2),
+    }
+
+
+async def writer_rounds(work: Path, rounds: int, passes: int, mix_qps: float) -> None:
+    """`writer_alone` on blocked_exact (no repeats) and on the mix's blocked lookups, with
+    `log.fold_window` 0 and 1 s alternated over `rounds`; medians printed."""
+    from filterdns.app import App  # noqa: PLC0415 - from the tree measured
+    from filterdns.config import load_config  # noqa: PLC0415
+
+    config = load_config(Path(run.filterdns_server(work, 9, "blocked").argv[-1]))
+    app = App(config)
+    await app.lists.load()
+    exact, _ = workload(work, "blocked_exact", app, mix_qps)
+    shapes = {"blocked_exact": (exact, [i / mix_qps for i in range(len(exact))]),
+              "mix_blocked": workload(work, "mix_blocked", app, mix_qps)}  # fmt: skip
+    app.lists.close()
+    found: dict[tuple[str, float], list[dict[str, float]]] = {}
+    for round_no in range(rounds):
+        for shape, (names, at) in shapes.items():
+            for fold in (0.0, 1.0) if round_no % 2 == 0 else (1.0, 0.0):
+                log = replace(config.log, fold_window=fold)
+                out = await writer_alone(work, log, names, at or [], passes)
+                found.setdefault((shape, fold), []).append(out)
+    for (shape, fold), outs in sorted(found.items()):
+        cpu = [o["writer µs/lookup"] for o in outs]
+        print(f"{shape:13} fold {fold:g}s rows {outs[0]['writer rows']:.0f}  µs CPU per lookup"
+              f" median {statistics.median(cpu):.2f} [{min(cpu):.2f}-{max(cpu):.2f}]  lookups/s"
+              f" {statistics.median(o['writer lookups/s'] for o in outs):.0f}  rows/s"
+              f" {statistics.median(o['writer rows/s'] for o in outs):.0f}")  # fmt: skip
 
 
 def child(args: argparse.Namespace) -> None:
@@ -144,11 +245,11 @@ def child(args: argparse.Namespace) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-        result = asyncio.run(measure(work, args.passes, args.edns))
+        result = asyncio.run(measure(work, args.passes, args.edns, args.fold_window, args.mix_qps))
         profiler.disable()
         profiler.dump_stats(args.profile)
     else:
-        result = asyncio.run(measure(work, args.passes, args.edns))
+        result = asyncio.run(measure(work, args.passes, args.edns, args.fold_window, args.mix_qps))
     print(json.dumps(result), flush=True)
 
 
@@ -167,15 +268,35 @@ def main() -> None:
     ap.add_argument("--version", action="append", default=[], help="LABEL=DIR (PYTHONPATH)")
     ap.add_argument("--work", default="state/blocked-bench")
     ap.add_argument("--edns", action="store_true", help="queries with an OPT record")
+    ap.add_argument(
+        "--fold-window",
+        type=float,
+        action="append",
+        default=None,
+        help="log.fold_window in seconds (again: one run each, alternated)",
+    )
+    ap.add_argument("--mix-qps", type=float, default=MIX_QPS, help="mix_blocked's pace")
+    ap.add_argument(
+        "--writer-only",
+        action="store_true",
+        help="the log writer alone, fold_window 0 and 1s, over --rounds (this tree)",
+    )
     ap.add_argument("--profile", help="write a cProfile of one run here (one tree)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        args.fold_window = args.fold_window[0] if args.fold_window else None
         child(args)
         return
     work = Path(args.work).resolve()
     prepare(work, args.names)
+    if args.writer_only:
+        asyncio.run(writer_rounds(work, args.rounds, args.passes, args.mix_qps))
+        return
     versions = [v.split("=", 1) for v in args.version] or [["this", ""]]
+    folds = [(f"fold {w:g}s", w) for w in args.fold_window or []]
+    if folds:  # one tree, each window in turn
+        versions = [[label, versions[0][1]] for label, _ in folds]
     runs: dict[str, dict[str, list[float]]] = {
         label: {w: [] for w in WORKLOADS} for label, _ in versions
     }
@@ -187,6 +308,8 @@ def main() -> None:
                 env["PYTHONPATH"] = str(Path(tree).resolve())
             argv = [sys.executable, __file__, "--child", "--work", str(work)]
             argv += ["--passes", str(args.passes)] + (["--edns"] if args.edns else [])
+            argv += ["--mix-qps", str(args.mix_qps)]
+            argv += ["--fold-window", str(dict(folds)[label])] if folds else []
             argv += ["--profile", args.profile] if args.profile else []
             done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
             result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -187,7 +187,7 @@ def flood(pg: BenchPg, work: Path, count: int, secs: float, qps: int = 0) -> dic
     finally:
         for server in servers:
             server.stop()  # SIGTERM: a clean close writes every queued row
-    rows = dict(postgres_rows(url, "SELECT instance, count(*) FROM queries GROUP BY 1"))
+    rows = dict(postgres_rows(url, "SELECT instance, sum(hits) FROM queries GROUP BY 1"))
     drops = dict(postgres_rows(url, "SELECT instance, sum(count) FROM drops GROUP BY 1"))
     return {
         "perf": [perf_result(o) for o in outs], "metrics": scraped, "rows": rows,
@@ -239,7 +239,7 @@ class Lookups:
                 f"site{site}\t{ts:.6f}\t10.{site}.{device // 250}.{device % 250}\tlab-{device}\t"
                 f"class-{profile}\t{name}\tA\tblocked\t{category}\t"
                 f"age band 13-15 blocks {category}\tblocked: {name} is in the {category} list\t"
-                f"shipped:{category}.txt.gz:{line}\tnxdomain\n"
+                f"shipped:{category}.txt.gz:{line}\tnxdomain\t1\n"
             )
         return "".join(lines)
 

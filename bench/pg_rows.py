@@ -39,7 +39,7 @@ def rows(count: int, start: float) -> list[list[object]]:
             "profile": f"class-{i % 40}", "name": name, "qtype": "A", "kind": "blocked",
             "category": category, "rule": f"age band 13-15 blocks {category}",
             "reason": f"blocked: {name} is in the {category} list",
-            "source": f"shipped:{category}.txt.gz:{i}", "response": "nxdomain",
+            "source": f"shipped:{category}.txt.gz:{i}", "response": "nxdomain", "hits": 1,
         }  # fmt: skip
         made.append([values[c] for c in pgschema.QUERY_COLUMNS])
     return made

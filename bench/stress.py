@@ -395,7 +395,9 @@ def _blocked_rows(db: Path) -> int:
         return 0
     with sqlite3.connect(db) as conn:
         return int(
-            conn.execute("SELECT count(*) FROM queries WHERE kind = 'blocked'").fetchone()[0]
+            conn.execute(  # lookups: a row holds the repeats within log.fold_window
+                "SELECT COALESCE(sum(hits), 0) FROM queries WHERE kind = 'blocked'"
+            ).fetchone()[0]
         )
 
 

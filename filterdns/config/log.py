@@ -15,8 +15,15 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from filterdns.config.fragments import string
-from filterdns.config.readers import ConfigReader, Key, Section, boolean_key, duration_key
+from filterdns.config.fragments import duration, string
+from filterdns.config.readers import (
+    ConfigReader,
+    Key,
+    Section,
+    boolean_key,
+    duration_key,
+    duration_text,
+)
 from filterdns.config.walker import Node, show
 
 URL_SCHEMES = ("postgresql", "postgres")
@@ -35,6 +42,8 @@ class LogConfig:
     retention: float = 90 * 86400.0
     log_allowed: bool = False
     anonymize_clients: bool = False
+    # Repeats of one lookup within this many seconds are one row with a count (0: a row each).
+    fold_window: float = 1.0
     # Set when `database` holds a postgresql:// URL: the query log and the shared state are
     # written there; `database` keeps its default path (the state directory is its folder).
     url: str | None = None
@@ -91,6 +100,19 @@ def _database(r: ConfigReader, node: Node, path: str) -> Path | None:
     return None
 
 
+def _fold_window(r: ConfigReader, node: Node, path: str) -> float | None:
+    """0, or a duration a minute holds a whole number of (so a row's hits share its minute)."""
+    seconds = r.duration(node, path)
+    if seconds is None or seconds == 0:
+        return seconds
+    parts = 60 / seconds
+    if seconds > 60 or abs(parts - round(parts)) > 1e-9:
+        r.problem(node, path, f"{show(node.value)} does not divide a minute: 0 (off) or a "
+                  "duration a minute holds a whole number of, e.g. 500ms, 1s, 5s, 1m")  # fmt: skip
+        return None
+    return seconds
+
+
 def _check(r: ConfigReader, found: Mapping[str, Node], value: LogConfig) -> LogConfig:
     """`url` from `database` when it holds a good URL; a path there turns the URL off."""
     node = found.get("database")
@@ -133,6 +155,11 @@ SECTION = LogSection(
         duration_key("retention", "Lookups older than this are deleted", positive=True),
         boolean_key("log_allowed", "Record allowed lookups too, not only blocked ones"),
         boolean_key("anonymize_clients", "Record lookups without the client's address"),
+        Key("fold_window", _fold_window, duration(
+            "Repeats of one lookup (same client, profile, name, type and outcome) within this "
+            "window are recorded as one row with a count (hits); 0 records a row per lookup. "
+            "A minute must hold a whole number of windows (500ms, 1s, 5s, 1m)"
+        ), show=duration_text),
     ),
     _check,
 )  # fmt: skip

@@ -51,11 +51,11 @@ def component_gauges(
     if query_log is not None:
         depth = query_log.depth
         out += [
-            ("filterdns_log_queue_depth", "Rows waiting to be written to the query log.", {},
+            ("filterdns_log_queue_depth", "Lookups waiting to be written to the query log.", {},
              depth),
-            ("filterdns_log_written_total", "Rows written to the query log.", {},
+            ("filterdns_log_written_total", "Lookups written to the query log.", {},
              query_log.stats.written),
-            ("filterdns_log_dropped_total", "Rows the query log lost.", {},
+            ("filterdns_log_dropped_total", "Lookups the query log lost.", {},
              query_log.stats.dropped),
         ]  # fmt: skip
     for server, health in sorted((upstreams or {}).items()):

@@ -26,6 +26,9 @@ Schema history (`meta.schema_version`):
      (the minutes a grant of kind budget adds)
   5  the web app's web_accounts, web_tokens and web_sessions; changes (who changed what, through
      which door); access_requests (a child's requests to unblock a name)
+  6  access_requests.instance (the instance a request came from on a shared PostgreSQL log)
+  7  queries.hits: the lookups a row stands for (repeats within log.fold_window folded into
+     one row; 1 on older rows)
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ def open_reader(path: Path) -> sqlite3.Connection:
         raise FilterDnsError(cannot(path, "read", exc)) from None
     try:
         inspect(conn, path)
+        _count_old_rows(conn)
     except FilterDnsError:
         conn.close()
         raise
@@ -148,6 +152,25 @@ def open_reader(path: Path) -> sqlite3.Connection:
         conn.close()
         raise FilterDnsError(cannot(path, "read", exc)) from None
     return conn
+
+
+def _count_old_rows(conn: sqlite3.Connection) -> None:
+    """On a file written before schema 7 (no server has migrated it yet), a temporary view
+    `queries` with `hits` 1 on every row: the readers' SQL counts `hits` on any file. A
+    temporary object comes first in name lookups, and the file itself is not written."""
+    columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(queries)")}
+    if columns and "hits" not in columns:
+        conn.execute(
+            f"CREATE TEMP VIEW queries AS SELECT {OLD_COLUMNS}, 1 AS hits FROM main.queries"
+        )
+
+
+# The columns of `queries` before schema 7, named: the view stays valid once the file is
+# migrated under a reader that made it.
+OLD_COLUMNS = (
+    "id, ts, client, client_name, profile, name, qtype, kind, category, rule, reason, source,"
+    " response"
+)
 
 
 def inspect(conn: sqlite3.Connection, path: Path) -> int:

@@ -15,10 +15,16 @@ from collections.abc import Iterator, Sequence
 
 import psycopg
 import psycopg.errors
+from psycopg import sql
 
 from filterdns.errors import FilterDnsError
 from filterdns.querylog.dbfile import SchemaError
-from filterdns.querylog.pgschema import MIGRATION_LOCK, MIGRATIONS, PG_SCHEMA_VERSION
+from filterdns.querylog.pgschema import (
+    MIGRATION_LOCK,
+    MIGRATIONS,
+    PG_SCHEMA_VERSION,
+    QUERY_COLUMNS,
+)
 
 log = logging.getLogger("filterdns.querylog.store")
 
@@ -52,11 +58,35 @@ def connect_reader(url: str) -> psycopg.Connection[tuple[object, ...]]:
         row = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
         if row and row[0]:
             found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            check_version(url, None if found is None else str(found[0]))
+            if check_version(url, None if found is None else str(found[0])) < HITS_VERSION:
+                _count_old_rows(conn)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+HITS_VERSION = 3  # the schema whose `queries` rows carry `hits`
+OLD_COLUMNS = (*QUERY_COLUMNS[:-1], "id")  # the columns before it: named, so the view stays
+# valid once a server migrates the log under a reader that made it
+
+
+def _count_old_rows(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """On a log no server has migrated to `hits` yet, a temporary view `queries` with `hits` 1
+    on every row (pg_temp comes first in name lookups), so the readers' SQL counts `hits`."""
+    row = conn.execute(
+        "SELECT current_schema(), to_regclass('queries') IS NOT NULL, EXISTS (SELECT 1 FROM"
+        " information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'queries' AND column_name = 'hits')"
+    ).fetchone()
+    if row is None or not row[1] or row[2]:
+        return
+    table = sql.Identifier(str(row[0]), "queries")
+    conn.execute(
+        sql.SQL("CREATE TEMP VIEW queries AS SELECT {}, 1 AS hits FROM {}").format(
+            sql.SQL(", ".join(OLD_COLUMNS)), table
+        )
+    )
 
 
 @contextlib.contextmanager

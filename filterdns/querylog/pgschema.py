@@ -15,7 +15,7 @@ import re
 import time
 from typing import Final
 
-PG_SCHEMA_VERSION = 2
+PG_SCHEMA_VERSION = 3
 DAY = 86400
 # pg_advisory_xact_lock keys: one for migrations, one for creating and dropping partitions.
 MIGRATION_LOCK = 0x46444E53_0001  # "FDNS" 1
@@ -23,7 +23,7 @@ PARTITION_LOCK = 0x46444E53_0002
 
 QUERY_COLUMNS: Final = (
     "instance", "ts", "client", "client_name", "profile", "name", "qtype", "kind", "category",
-    "rule", "reason", "source", "response",
+    "rule", "reason", "source", "response", "hits",
 )  # fmt: skip
 
 SCHEMA_V1: Final = (
@@ -154,7 +154,12 @@ ON grants FOR EACH STATEMENT EXECUTE FUNCTION filterdns_grants_changed()""",
     "CREATE INDEX IF NOT EXISTS access_requests_state_ts ON access_requests (state, ts)",
 )
 
-MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2}
+# A row stands for `hits` lookups, as in the SQLite file's schema 7 (the repeats of one lookup
+# within `log.fold_window` folded into one row); the partitions take the column with the table,
+# and a constant default rewrites none of them.
+SCHEMA_V3: Final = ("ALTER TABLE queries ADD COLUMN IF NOT EXISTS hits INTEGER NOT NULL DEFAULT 1",)
+
+MIGRATIONS: Final = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
 
 COPY_QUERIES: Final = f"COPY queries ({', '.join(QUERY_COLUMNS)}) FROM STDIN"
 INSERT_DROP: Final = "INSERT INTO drops (instance, ts, count, reason) VALUES (%s, %s, %s, %s)"

@@ -18,14 +18,15 @@ from filterdns.errors import FilterDnsError
 
 INSERT_QUERY = (
     "INSERT INTO queries (ts, client, client_name, profile, name, qtype, kind, category, rule,"
-    " reason, source, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " reason, source, response, hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# Rows go in by statements of many VALUES each: one statement per 80 rows costs SQLite and the
+COLUMNS = 13  # a stored row: a LogRecord's fields, then `hits`
+# Rows go in by statements of many VALUES each: one statement per 76 rows costs SQLite and the
 # sqlite3 module less than one per row (and the writer thread takes the interpreter's lock once
-# per statement, not once per row, from a loop that is busy answering). 80 rows are 960
+# per statement, not once per row, from a loop that is busy answering). 76 rows are 988
 # variables, under the oldest SQLite's limit of 999.
-ROWS_PER_INSERT = 80
-_ROW_VALUES = ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+ROWS_PER_INSERT = 76
+_ROW_VALUES = ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def insert_rows(count: int) -> str:
@@ -44,9 +45,9 @@ Drops = dict[str, tuple[float, int]]  # reason -> (time of the first, how many)
 
 
 class LogRecord(NamedTuple):
-    """One lookup as the resolver hands it to the log: the `queries` row itself, in the order
-    of its columns, so the writer hands a batch to `executemany` as it is (built per blocked
-    query from a plain tuple: a tuple is the cheapest value to build and to store)."""
+    """One lookup as the resolver hands it to the log: the `queries` row's columns in their
+    order but `hits`, which the writer adds when it folds repeats (`fold.take`) (built per
+    blocked query from a plain tuple: a tuple is the cheapest value to build and to store)."""
 
     ts: float  # unix time of the query
     client: str  # client address (replaced by a keyed hash when anonymize_clients)
@@ -66,8 +67,9 @@ class LogRecord(NamedTuple):
 class LogStats:
     """What the log did since it started."""
 
-    written: int = 0  # rows stored in `queries`
-    dropped: int = 0  # rows lost: queue full, database error, put after close
+    written: int = 0  # lookups stored in `queries` (a row holds `hits` of them)
+    dropped: int = 0  # lookups lost: queue full, database error, put after close
+    folded: int = 0  # lookups stored as a hit of an earlier one's row, not a row of their own
     errors: int = 0  # failed attempts to open or write the database
     pruned: int = 0  # rows deleted by retention (all tables)
 
@@ -109,7 +111,7 @@ async def _insert_queries(conn: aiosqlite.Connection, rows: list[tuple[object, .
     whole = len(rows) - len(rows) % ROWS_PER_INSERT
     if whole:
         flat = list(chain.from_iterable(rows[:whole]))
-        step = ROWS_PER_INSERT * 12
+        step = ROWS_PER_INSERT * COLUMNS
         await conn.executemany(INSERT_FULL, [flat[i : i + step] for i in range(0, len(flat), step)])
     if whole < len(rows):
         rest = rows[whole:]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 SCHEMA_V1: Final = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -140,6 +140,12 @@ SCHEMA_V5: Final = (
 # private addresses repeat from one site to the next; '' in the SQLite file of one).
 SCHEMA_V6: Final = ("ALTER TABLE access_requests ADD COLUMN instance TEXT NOT NULL DEFAULT ''",)
 
+# A row of `queries` stands for `hits` blocked (or allowed) lookups: the log folds the repeats of
+# one lookup (same client, profile, name, type and outcome) within `log.fold_window` into the
+# row of the first. Old rows stand for one lookup each, as they did.
+SCHEMA_V7: Final = ("ALTER TABLE queries ADD COLUMN hits INTEGER NOT NULL DEFAULT 1",)
+
 MIGRATIONS: Final = {
     1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4, 5: SCHEMA_V5, 6: SCHEMA_V6,
+    7: SCHEMA_V7,
 }  # fmt: skip

@@ -3,7 +3,8 @@
 The resolver hands each outcome to `QueryLog.put`, an append to a bounded queue that never
 waits for the disk: a full queue costs the row (counted), never the answer. One writer task
 collects rows (up to `batch_size`, or for `flush_interval` seconds after the first) and inserts
-them in one transaction; rows dropped for a full queue or a database error are recorded in the
+them in one transaction, the repeats of one lookup within `log.fold_window` folded into one row
+with a count (`fold`); lookups dropped for a full queue or a database error are recorded in the
 `drops` table with the next batch that succeeds. A clean `close()` writes every queued row.
 
 When the database cannot be written (locked, disk full, read-only, deleted, a bad path) the
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING
 from filterdns.config import LogConfig
 from filterdns.errors import FilterDnsError
 from filterdns.policy.budgets import BudgetMeter
-from filterdns.querylog import clientkey, dbfile, retention
+from filterdns.querylog import clientkey, dbfile, fold, retention
 from filterdns.querylog.clientkey import KEY_FILE
 from filterdns.querylog.dbfile import SchemaError
 from filterdns.querylog.logfile import LogFile, Unavailable
@@ -112,7 +113,7 @@ class QueryLog:
 
     @property
     def depth(self) -> int:
-        """Rows waiting to be written."""
+        """Lookups waiting to be written."""
         return len(self._rows)
 
     def put(self, record: LogRecord) -> bool:
@@ -258,7 +259,7 @@ class QueryLog:
                 if self._closing:
                     await self._flush_all()
                     return
-                await self._write(self._take(), final=False)
+                await self._write(*self._take(), final=False)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -284,14 +285,14 @@ class QueryLog:
     def _usage_due(self) -> bool:
         return self.usage is not None and self.usage.pending()
 
-    def _take(self) -> list[LogRecord]:
-        rows = self._rows
-        return [rows.popleft() for _ in range(min(len(rows), self.batch_size))]
+    def _take(self) -> tuple[list[fold.Row], int]:
+        """The next batch: up to batch_size rows, repeats folded; and the lookups it holds."""
+        return fold.take(self._rows, self.batch_size, self.config.fold_window)
 
     async def _flush_all(self) -> None:
         """Write everything still queued (nothing more can be queued), batch by batch."""
         while self._rows or self._drops or self._usage_due():
-            if not await self._write(self._take(), final=True):
+            if not await self._write(*self._take(), final=True):
                 rest = len(self._rows)
                 self._rows.clear()
                 self.stats.dropped += rest
@@ -300,8 +301,9 @@ class QueryLog:
                 return
             self._notify()
 
-    async def _write(self, batch: list[LogRecord], *, final: bool) -> bool:
-        """Insert `batch` and the pending drop counts in one transaction; False if dropped."""
+    async def _write(self, batch: list[fold.Row], lookups: int, *, final: bool) -> bool:
+        """Insert `batch` (rows holding `lookups`) and the pending drop counts in one
+        transaction; False if dropped."""
         drops = self._drops
         self._drops = {}
         # The meter's totals: a lost write is made good by the budget's next counted minute.
@@ -312,14 +314,15 @@ class QueryLog:
         except Exception as exc:
             for reason, (ts, count) in drops.items():
                 self._count_drop(reason, count, ts)
-            await self._dropped(batch, exc)
+            await self._dropped(lookups, exc)
             return False
-        self.stats.written += len(batch)
+        self.stats.written += lookups
+        self.stats.folded += lookups - len(batch)
         self._file.recovered()
         return True
 
-    async def _dropped(self, batch: list[LogRecord], exc: Exception) -> None:
-        """Count a batch the database did not take, and why."""
+    async def _dropped(self, lookups: int, exc: Exception) -> None:
+        """Count the lookups of a batch the database did not take, and why."""
         if isinstance(exc, Unavailable):
             reason = str(exc)
         else:
@@ -327,18 +330,18 @@ class QueryLog:
             self._file.failed(f"cannot write to {self.target}", exc)
             async with self._file.lock:
                 await self._file.disconnect()
-        if batch:
-            self.stats.dropped += len(batch)
-            self._file.lost += len(batch)
-            self._count_drop(f"database error: {reason}", len(batch))
+        if lookups:
+            self.stats.dropped += lookups
+            self._file.lost += lookups
+            self._count_drop(f"database error: {reason}", lookups)
 
-    def _stored(self, batch: list[LogRecord]) -> list[tuple[object, ...]]:
-        """The rows of `batch` as stored: the records themselves (each is its row's tuple),
-        with the keyed hash for the client address when anonymize_clients."""
+    def _stored(self, batch: list[fold.Row]) -> list[fold.Row]:
+        """The rows of `batch` as stored: with the keyed hash for the client address when
+        anonymize_clients."""
         if not self.config.anonymize_clients:
-            return batch  # type: ignore[return-value]  # a list of tuples: invariance only
+            return batch
         anonymize = self.anonymize
-        return [(r[0], anonymize(r[1]), *r[2:]) for r in batch]
+        return [(r[0], anonymize(str(r[1])), *r[2:]) for r in batch]
 
     def anonymize(self, client: str) -> str:
         """The keyed hash stored instead of a client address (16 hex digits)."""

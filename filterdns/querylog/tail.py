@@ -9,8 +9,10 @@ the lookups logged there since `tail` started. A read that finds the file damage
 few seconds for the server to replace it before it counts as an error.
 
 `table` (a live view of the last rows, for a terminal) and `line` (one plain or JSON line per
-row) format them, with the instance that logged each row when it comes from a PostgreSQL log
-(querylog.pgtail follows that one); the command line owns the Console and the loop.
+row) format them, a row that holds repeats of its lookup with their count after the name
+("example.com" and a multiplication sign before 3; `hits` in JSON), with the instance that
+logged each row when it comes from a PostgreSQL log (querylog.pgtail follows that one); the
+command line owns the Console and the loop.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from rich.table import Table
 from filterdns.errors import FilterDnsError
 from filterdns.querylog.dbfile import DamagedError, is_damage, open_reader
 
+TIMES = "\u00d7"  # the multiplication sign before a row's count of lookups
 REPLACE_GRACE = 3.0  # seconds a damaged file may stay in place before it is an error
 
-COLUMNS = "id, ts, client, client_name, profile, name, qtype, category, rule, reason"
+COLUMNS = "id, ts, client, client_name, profile, name, qtype, category, rule, reason, hits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,13 @@ class TailRow:
     category: str | None
     rule: str | None
     reason: str
+    hits: int = 1  # the lookups the row holds (repeats within log.fold_window)
     instance: str | None = None  # the instance that logged it (a PostgreSQL log only)
+
+    @property
+    def shown_name(self) -> str:
+        """The name, with the count of its lookups when the row holds more than one."""
+        return self.name if self.hits <= 1 else f"{self.name} {TIMES}{self.hits}"
 
 
 class TailReader:
@@ -180,7 +189,7 @@ def table(
             *((escape(row.instance or "-"),) if shared else ()),
             escape(shown(row.profile) if row.profile else "-"),
             escape(row.client_name or row.client),
-            escape(row.name),
+            escape(row.shown_name),
             escape(row.category or "-"),
             escape(row.reason),
         )
@@ -205,6 +214,7 @@ def line(row: TailRow, zone: ZoneInfo, as_json: bool, shown: Callable[[str], str
                 "category": row.category,
                 "rule": row.rule,
                 "reason": row.reason,
+                "hits": row.hits,
                 "instance": row.instance,
             }
         )
@@ -213,7 +223,7 @@ def line(row: TailRow, zone: ZoneInfo, as_json: bool, shown: Callable[[str], str
         *((row.instance,) if row.instance is not None else ()),
         shown(row.profile) if row.profile else "-",
         row.client_name or row.client,
-        row.name,
+        row.shown_name,
         row.category or "-",
         row.reason,
     )

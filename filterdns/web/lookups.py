@@ -99,7 +99,7 @@ def blocked_for(config: Config, key: str, since: float, limit: int = SHOWN) -> l
     here, more = _this_instance(config)
     rows = _read(
         config,
-        "SELECT name, max(ts), max(category), count(*) FROM queries"
+        "SELECT name, max(ts), max(category), sum(hits) FROM queries"
         f" WHERE client = ? AND kind = 'blocked' AND ts >= ?{here} GROUP BY name"
         " ORDER BY max(ts) DESC LIMIT ?",
         (key, since, *more, limit),

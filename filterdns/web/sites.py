@@ -88,7 +88,7 @@ def sites(config: Config, since: float, until: float, instance: str | None) -> S
 def blocked_at(log: LogSource, since: float, until: float, instance: str) -> dict[str, int]:
     """One instance's blocked lookups of [since, until) per profile (the home page's counts)."""
     rows = log.rows(
-        "SELECT profile, COUNT(*) FROM queries WHERE ts >= ? AND ts < ? AND instance = ?"
+        "SELECT profile, SUM(hits) FROM queries WHERE ts >= ? AND ts < ? AND instance = ?"
         " AND kind = 'blocked' AND profile IS NOT NULL GROUP BY profile",
         (since, until, instance),
     )

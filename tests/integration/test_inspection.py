@@ -83,9 +83,10 @@ async def upstream() -> FakeUpstream:
 
 
 def logged(tmp_path: Path) -> list[tuple[str, str, str | None, str]]:
-    """(name, kind, category, reason) of every logged lookup, in order."""
+    """(name, kind, category, reason) of every logged lookup, in order (a row once per hit)."""
     with sqlite3.connect(tmp_path / "filterdns.db") as db:
-        return list(db.execute("SELECT name, kind, category, reason FROM queries ORDER BY id"))
+        rows = db.execute("SELECT name, kind, category, reason, hits FROM queries ORDER BY id")
+        return [(n, k, c, r) for n, k, c, r, hits in rows for _ in range(hits)]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from filterdns.config import LogConfig
-from filterdns.querylog import pglog, pgschema
+from filterdns.querylog import pgconn, pglog, pgschema
 from filterdns.querylog.dbfile import SchemaError
 from filterdns.querylog.store import LogRecord, LogStats, QueryLog
 from tests.fakes.upstream import FakeUpstream
@@ -264,3 +264,55 @@ async def test_budget_minutes_are_kept_there_and_survive_a_restart(
     async with running_proxy(text, wall_clock=clock) as proxy:
         again = await proxy.query("play.example")
         assert again.rcode() == dns.rcode.NXDOMAIN  # a restart hands out no new minutes
+
+
+async def test_repeats_are_one_row_with_their_count_as_with_sqlite(
+    upstream: FakeUpstream, url: str
+) -> None:
+    async with running_proxy(proxy_config(upstream, url, "a")) as proxy:
+        for _ in range(3):
+            await blocked(proxy, "casino.example")
+        await blocked(proxy, "poker.example")
+        await written(proxy.app.querylog, 4)
+        folded = proxy.app.querylog.stats.folded
+    rows = select(url, "SELECT name, hits FROM queries ORDER BY id")
+    # Three lookups within a second are one row; across a second's edge, two rows.
+    assert sum(hits for name, hits in rows if name == "casino.example") == 3
+    assert 1 <= folded <= 2
+    assert len(rows) == 4 - folded
+    assert rows[-1] == ("poker.example", 1)
+
+
+async def test_a_schema_2_log_is_migrated_keeping_its_rows_as_one_lookup_each(
+    url: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for version in (1, 2):
+            for statement in pgschema.MIGRATIONS[version]:
+                conn.execute(statement)  # type: ignore[arg-type]
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+        day = pgschema.day_of(time.time())
+        conn.execute(pgschema.create_partition(day))  # type: ignore[arg-type]
+        columns = ", ".join(pgschema.QUERY_COLUMNS[:-1])
+        conn.execute(
+            f"INSERT INTO queries ({columns}) VALUES"  # type: ignore[arg-type]
+            " ('a', %s, '192.0.2.10', NULL, 'minh', 'old.example', 'A', 'blocked', NULL, NULL,"
+            " 'blocked', NULL, 'nxdomain')",
+            (time.time() - 60,),
+        )
+    # A reader before any server migrated it counts the old row as one lookup.
+    with pgconn.reading(url) as conn:
+        assert conn.execute("SELECT name, sum(hits) FROM queries GROUP BY 1").fetchall() == [
+            ("old.example", 1)
+        ]
+    log = QueryLog(LogConfig(database=tmp_path / "state.db", url=url), instance="a")
+    await log.start()
+    try:
+        for _ in range(2):
+            assert log.put(record(time.time()))
+    finally:
+        await log.close()
+    assert select(url, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    rows = select(url, "SELECT name, hits FROM queries ORDER BY id")
+    assert rows[0] == ("old.example", 1)
+    assert sum(hits for name, hits in rows if name == "casino.example") == 2

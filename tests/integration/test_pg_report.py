@@ -107,8 +107,9 @@ def copy_to_postgres(database: Path, url: str, instances: tuple[str, ...]) -> No
     columns = ", ".join(pgschema.QUERY_COLUMNS)
     marks = ", ".join(["%s"] * len(pgschema.QUERY_COLUMNS))
     with psycopg.connect(url, autocommit=True) as conn:
-        for statement in pgschema.SCHEMA_V1:
-            conn.execute(statement)  # type: ignore[arg-type]
+        for version in sorted(pgschema.MIGRATIONS):
+            for statement in pgschema.MIGRATIONS[version]:
+                conn.execute(statement)  # type: ignore[arg-type]
         for day in sorted({pgschema.day_of(row[0]) for row in queries}):
             conn.execute(pgschema.create_partition(day))  # type: ignore[arg-type]
         for instance in instances:

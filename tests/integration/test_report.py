@@ -23,12 +23,14 @@ from filterdns.cli.report import add_commands, report, tail
 from filterdns.config import Config, default_config, load_config_text
 from filterdns.querylog.dbfile import DamagedError
 from filterdns.querylog.report.collect import build_report, classify_bypass
-from filterdns.querylog.store import SCHEMA_V1
+from filterdns.querylog.schema import MIGRATIONS
 from filterdns.querylog.tail import TailReader
 from filterdns.querylog.translations import texts
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-SCHEMA = ";\n".join(SCHEMA_V1) + ";\n"  # the schema the server writes
+# The schema the server writes (every version's statements; no meta row, as a file the first
+# versions wrote).
+SCHEMA = ";\n".join(stmt for version in sorted(MIGRATIONS) for stmt in MIGRATIONS[version]) + ";\n"
 CONFIG = """\
 server: {{timezone: Asia/Ho_Chi_Minh}}
 log: {{database: "{database}"}}
@@ -512,7 +514,7 @@ def fresh_database(path: Path) -> None:
             Path(f"{path}{suffix}").rename(f"{path}.corrupt-20261123T120000Z{suffix}")
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
+        db.executescript(f"BEGIN;\n{SCHEMA}COMMIT;")  # in one transaction, as the server does
 
 
 def test_tail_follows_the_database_to_the_fresh_one(database: Path) -> None:

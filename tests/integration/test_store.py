@@ -107,6 +107,7 @@ async def test_a_burst_of_10000_lookups_is_stored_in_full(tmp_path: Path) -> Non
             "gambling for profile minh",
             "shipped:gambling.txt",
             "nxdomain",
+            1,
         )
     ]
     assert rows(path, "SELECT count(*) FROM drops") == [(0,)]

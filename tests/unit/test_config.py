@@ -327,6 +327,10 @@ def test_missing_keys_keep_their_defaults_next_to_given_ones() -> None:
         ),
         pytest.param("cache: {prefetch: false}", "cache.prefetch", False, id="bool-false"),
         pytest.param("log: {log_allowed: true}", "log.log_allowed", True, id="bool-true"),
+        pytest.param("log: {}", "log.fold_window", 1.0, id="fold-window-default"),
+        pytest.param("log: {fold_window: 0}", "log.fold_window", 0.0, id="fold-window-off"),
+        pytest.param("log: {fold_window: 500ms}", "log.fold_window", 0.5, id="fold-window-ms"),
+        pytest.param("log: {fold_window: 1m}", "log.fold_window", 60.0, id="fold-window-minute"),
         pytest.param("upstreams: {trust_ad: true}", "upstreams.trust_ad", True, id="trust-ad"),
         pytest.param(
             "log: {anonymize_clients: True}", "log.anonymize_clients", True, id="bool-capital"
@@ -599,7 +603,7 @@ SERVER_KEYS = (
             "log:\n  - database\n",
             "log",
             "expected a mapping with keys database, retention, log_allowed, "
-            "anonymize_clients, not a list",
+            "anonymize_clients, fold_window, not a list",
             2,
             id="section-list",
         ),
@@ -658,6 +662,22 @@ SERVER_KEYS = (
             '"all" is neither a whole number nor auto',
             2,
             id="workers-not-auto",
+        ),
+        pytest.param(
+            "log:\n  fold_window: 7s\n",
+            "log.fold_window",
+            '"7s" does not divide a minute: 0 (off) or a duration a minute holds a whole number'
+            " of, e.g. 500ms, 1s, 5s, 1m",
+            2,
+            id="fold-window-not-in-a-minute",
+        ),
+        pytest.param(
+            "log:\n  fold_window: 2m\n",
+            "log.fold_window",
+            '"2m" does not divide a minute: 0 (off) or a duration a minute holds a whole number'
+            " of, e.g. 500ms, 1s, 5s, 1m",
+            2,
+            id="fold-window-longer-than-a-minute",
         ),
     ],
 )
@@ -754,7 +774,8 @@ CACHE_KEYS = "max_entries, serve_stale, prefetch, min_ttl, max_ttl, negative_max
         pytest.param(
             "log:\n  colour: red\n",
             "log.colour",
-            "unknown key 'colour'; valid keys: database, retention, log_allowed, anonymize_clients",
+            "unknown key 'colour'; valid keys: database, retention, log_allowed, anonymize_clients,"
+            " fold_window",
             2,
             id="nothing-close",
         ),

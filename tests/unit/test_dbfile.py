@@ -42,7 +42,7 @@ def schema_1(path: Path, *, with_version: bool = True) -> None:
 def test_a_fresh_database_is_created_private_with_the_current_schema(tmp_path: Path) -> None:
     path = tmp_path / "state" / "filterdns.db"
     assert dbfile.prepare(path, now=NOW, repair=False) is None
-    assert version(path) == str(SCHEMA_VERSION) == "6"
+    assert version(path) == str(SCHEMA_VERSION) == "7"
     assert {"meta", "queries", "drops", "alerts", "grants", "budget_usage"} <= tables(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
@@ -55,11 +55,29 @@ def test_schema_1_is_migrated_keeping_its_rows(tmp_path: Path, with_version: boo
     path = tmp_path / "filterdns.db"
     schema_1(path, with_version=with_version)
     assert dbfile.prepare(path, now=NOW, repair=False) is None
-    assert version(path) == "6"
+    assert version(path) == "7"
     assert "grants" in tables(path)
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT name FROM queries").fetchall() == [("x.example",)]
+        # The old row stands for one lookup, as it did.
+        assert db.execute("SELECT name, hits FROM queries").fetchall() == [("x.example", 1)]
     assert dbfile.prepare(path, now=NOW, repair=False) is None  # twice: nothing more to do
+
+
+def test_a_reader_counts_the_rows_of_a_file_no_server_migrated_as_one_lookup_each(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "filterdns.db"
+    schema_1(path)
+    before = path.read_bytes()
+    reader = dbfile.open_reader(path)
+    try:
+        assert reader.execute("SELECT name, SUM(hits) FROM queries").fetchall() == [
+            ("x.example", 1)
+        ]
+    finally:
+        reader.close()
+    assert path.read_bytes() == before  # read as it is: the file is not migrated
+    assert version(path) == "1"
 
 
 def test_migrating_twice_at_once_is_safe(tmp_path: Path) -> None:
@@ -71,7 +89,7 @@ def test_migrating_twice_at_once_is_safe(tmp_path: Path) -> None:
     dbfile._migrate(second, path)  # reads the version again under the lock: a no-op
     first.close()
     second.close()
-    assert version(path) == "6"
+    assert version(path) == "7"
 
 
 def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
@@ -123,7 +141,7 @@ def test_an_empty_file_is_a_fresh_database(tmp_path: Path) -> None:
     path = tmp_path / "filterdns.db"
     path.write_bytes(b"")
     assert dbfile.prepare(path, now=NOW, repair=True) is None
-    assert version(path) == "6"
+    assert version(path) == "7"
 
 
 def test_repair_moves_the_file_and_its_companions_aside(tmp_path: Path) -> None:
@@ -137,7 +155,7 @@ def test_repair_moves_the_file_and_its_companions_aside(tmp_path: Path) -> None:
     assert replaced.moved_to.name == "filterdns.db.corrupt-20270115T080000Z-1"
     assert replaced.moved_to.read_bytes() == b"junk" * 100
     assert Path(f"{replaced.moved_to}-wal").read_bytes() == b"wal"
-    assert version(path) == "6"
+    assert version(path) == "7"
     assert stat.S_IMODE(replaced.moved_to.stat().st_mode) == 0o600
 
 

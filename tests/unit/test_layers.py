@@ -38,7 +38,7 @@ LAYERS = {
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
     "querylog.delivery": 4, "policy.grants": 4, "policy.legacy_grants": 4,
     "querylog.shareddb": 4, "querylog.pgshared": 4, "policy.pggrants": 4,
-    "querylog.changes": 4, "querylog.notices": 4, "querylog.firing": 4,
+    "querylog.changes": 4, "querylog.notices": 4, "querylog.firing": 4, "querylog.fold": 4,
     "ops.sdnotify": 4, "ops.privileges": 4, "ops.runstate": 4, "ops.fdlimit": 4, "ops.collector": 4,
     "web.accounts": 4, "web.asks": 4,  # the web app's stores (the rest of `web` is layer 7)
     "resolvers": 5, "actions": 5,

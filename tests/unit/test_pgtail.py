@@ -18,7 +18,7 @@ T0 = 1_800_000_000.0
 
 def row(id_: int, ts: float, instance: str = "a", profile: str = "minh") -> TailRow:
     return TailRow(id_, ts, "10.0.0.5", None, profile, f"n{id_}.example", "A", None, None,
-                   "blocked", instance)  # fmt: skip
+                   "blocked", 1, instance)  # fmt: skip
 
 
 class Clock:
@@ -56,7 +56,7 @@ class FakeDb:
     def fetchall(self) -> list[tuple[object, ...]]:
         return [
             (r.id, r.ts, r.client, r.client_name, r.profile, r.name, r.qtype, r.category, r.rule,
-             r.reason, r.instance)
+             r.reason, r.hits, r.instance)
             for r in self._found
         ]  # fmt: skip
 

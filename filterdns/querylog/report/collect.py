@@ -7,7 +7,9 @@ message), or, when `log.database` is a PostgreSQL URL, that database through
 queries are the same on both (querylog.report.source adapts them). `collect` counts the blocked
 lookups (`kind = 'blocked'`) of a period `[since, until)`, optionally of one profile or one
 device (the address as logged, or the client's name from `clients:`). The result is a plain
-`Report`; the renderers and `to_json` turn it into text.
+`Report`; the renderers and `to_json` turn it into text. Every count is of lookups, the sum of
+the rows' `hits` (a row holds the repeats of one lookup within `log.fold_window`, all in its
+minute), so folding changes no figure.
 
 - `top_names`: by count, then name; `category` is the one it was blocked for most often.
 - `heatmap`: hour of day 0-23 by weekday, in the report's time zone; its cells sum to
@@ -15,7 +17,7 @@ device (the address as logged, or the client's name from `clients:`). The result
 - `bypass_attempts`: see `classify_bypass`.
 - `bedtime`: per profile with a `block: all` schedule (its age band's bedtime or its own rules),
   the logged lookups whose time falls inside an occurrence of such a window, in the profile's
-  time zone: `lookups` counts every logged row (allowed ones are logged only with
+  time zone: `lookups` counts every logged lookup (allowed ones are logged only with
   `log.log_allowed`), `blocked` the blocked ones. With a profile filter, that profile only.
 - `paused`: per profile, the blocked lookups a pause or a block-all override blocked (told by
   the rule the log row holds, e.g. "paused by anna until 10:45, #4").
@@ -224,7 +226,7 @@ def _filters(
 
 def _count_profiles(db: LogSource, blocked: Where, result: Report) -> None:
     """Blocked lookups per profile and category, busiest first; the total."""
-    sql = f"SELECT profile, category, COUNT(*) FROM queries WHERE {blocked[0]} GROUP BY 1, 2"
+    sql = f"SELECT profile, category, SUM(hits) FROM queries WHERE {blocked[0]} GROUP BY 1, 2"
     rows = sorted(db.rows(sql, blocked[1]), key=lambda r: (-r[2], r[0] or "", r[1] or ""))
     categories: Counter[str] = Counter()
     for name, category, count in rows:
@@ -244,7 +246,7 @@ def _count_names(db: LogSource, blocked: Where, result: Report) -> None:
     The database keeps only the names blocked at least as often as the TOP_NAMES-th (ties
     included), so the order by count then name is still Python's, whatever its collation."""
     sql = (
-        "WITH per AS (SELECT name, category, COUNT(*) AS n FROM queries"
+        "WITH per AS (SELECT name, category, SUM(hits) AS n FROM queries"
         f" WHERE {blocked[0]} GROUP BY name, category),"
         " totals AS (SELECT name, SUM(n) AS total FROM per GROUP BY name)"
         " SELECT per.name, per.category, per.n FROM per JOIN totals ON totals.name = per.name"
@@ -264,7 +266,7 @@ def _count_names(db: LogSource, blocked: Where, result: Report) -> None:
 def _count_paused(db: LogSource, blocked: Where, result: Report) -> None:
     """Blocked lookups a pause or a block-all override blocked, per profile (by the rule)."""
     rules = " OR ".join("rule LIKE ?" for _ in PAUSE_RULES)
-    sql = f"SELECT profile, COUNT(*) FROM queries WHERE {blocked[0]} AND ({rules}) GROUP BY 1"
+    sql = f"SELECT profile, SUM(hits) FROM queries WHERE {blocked[0]} AND ({rules}) GROUP BY 1"
     params = [*blocked[1], *(f"{prefix}%" for prefix in PAUSE_RULES)]
     result.paused = {owner or NONE_KEY: int(count) for owner, count in db.rows(sql, params)}
 
@@ -272,7 +274,7 @@ def _count_paused(db: LogSource, blocked: Where, result: Report) -> None:
 def _count_hours(db: LogSource, blocked: Where, result: Report) -> None:
     """The heatmap, from the blocked lookups per minute: every zone's offset since 1972 is
     whole minutes, so a minute's lookups share their local hour."""
-    sql = f"SELECT {db.minute}, COUNT(*) FROM queries WHERE {blocked[0]} GROUP BY 1"
+    sql = f"SELECT {db.minute}, SUM(hits) FROM queries WHERE {blocked[0]} GROUP BY 1"
     for minute, count in db.rows(sql, blocked[1]):
         local = datetime.fromtimestamp(int(minute) * 60, result.zone)
         result.heatmap[local.weekday()][local.hour] += int(count)
@@ -280,7 +282,7 @@ def _count_hours(db: LogSource, blocked: Where, result: Report) -> None:
 
 def _count_bypass(db: LogSource, blocked: Where, result: Report) -> None:
     sql = (
-        "SELECT name, profile, rule, source, COUNT(*) FROM queries "
+        "SELECT name, profile, rule, source, SUM(hits) FROM queries "
         f"WHERE {blocked[0]} AND category = 'bypass' GROUP BY 1, 2, 3, 4"
     )
     attempts: Counter[tuple[str, str, str | None]] = Counter()
@@ -314,7 +316,7 @@ def _count_bedtime(
             continue
         inside = " OR ".join("(ts >= ? AND ts < ?)" for _ in spans)
         sql = (
-            "SELECT profile, COUNT(*), SUM(CASE WHEN kind = 'blocked' THEN 1 ELSE 0 END)"
+            "SELECT profile, SUM(hits), SUM(CASE WHEN kind = 'blocked' THEN hits ELSE 0 END)"
             f" FROM queries WHERE {where[0]} AND profile IN ({', '.join('?' for _ in names)})"
             f" AND ({inside}) GROUP BY profile"
         )
