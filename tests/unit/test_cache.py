@@ -325,6 +325,28 @@ async def test_the_least_recently_used_entry_is_evicted_when_full() -> None:
     assert sut.stats.entries == 2
 
 
+@pytest.mark.parametrize(
+    ("asked", "evicted"),
+    [
+        pytest.param("a b c d", "a", id="the-first-stored-goes-first"),
+        pytest.param("a b c a d", "b", id="a-hit-keeps-an-entry"),
+        pytest.param("a b c b a d", "c", id="hits-in-turn"),
+        pytest.param("a b c c d", "a", id="a-hit-on-the-newest-changes-nothing"),
+        pytest.param("a b c d b e", "a c", id="after-an-eviction"),
+    ],
+)
+async def test_eviction_follows_the_order_of_use(asked: str, evicted: str) -> None:
+    upstream, clock = Upstream(), FakeClock()
+    sut = _sut(upstream, clock, max_entries=3)
+    for name in asked.split():
+        await sut.resolve(_request(f"{name}.example"))
+    kinds = {name: sut.resolve_now(_request(f"{name}.example")) is not None for name in "abcde"}
+
+    kept = set(asked.split()) - set(evicted.split())
+    assert {name for name, hit in kinds.items() if hit} == kept
+    assert sut.stats.entries == len(sut) == 3
+
+
 async def test_max_entries_zero_disables_the_cache() -> None:
     upstream, clock = Upstream(), FakeClock()
     sut = _sut(upstream, clock, max_entries=0)
