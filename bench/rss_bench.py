@@ -1,6 +1,7 @@
 """Memory of `filterdns serve` under the bench's load, and the cached rate beside it.
 
     .venv/bin/python bench/rss_bench.py [--names 1000000] [--passes 3] [--miss 60000] [--rounds 2]
+        [--qps N]
         [--version LABEL=DIR ...] [--work DIR] [--tracemalloc] [--trim-probe] [--extra YAML]
         [--no-name-model]
 
@@ -21,6 +22,10 @@ tree is measured.
 `--no-name-model` serves with `blocking: {name_model: false}` (the name model's weights apart).
 `--tracemalloc` runs the working tree once with tracemalloc on and prints, after each workload,
 the lines holding the most memory (slow: read the sizes, not the rates).
+`--qps N` caps dnsperf's rate (`-Q N`) for every workload: what the server holds for a while
+(the answer memo's answers and questions of the last seconds, queries in flight, the log's
+queue) grows with the rate, so versions compared at whatever rate a busy machine allowed each
+differ by that too; at one rate they differ by what they keep.
 `--trim-probe` runs each server through a wrapper that, after each workload, calls glibc's
 `malloc_trim(0)` once and reports VmRSS and RssAnon before and after it ("trim" figures): how
 much of what the process holds is memory freed but kept by the allocator. The probe changes
@@ -139,6 +144,7 @@ class Setup:
     miss: int
     extra: str
     trim: bool = False
+    qps: int = 0
 
 
 def server(setup: Setup, tag: str, tree: str, trigger: Path | None) -> run.Server:
@@ -156,10 +162,11 @@ def server(setup: Setup, tag: str, tree: str, trigger: Path | None) -> run.Serve
     return srv
 
 
-def dnsperf(port: int, qfile: Path, passes: int) -> float:
-    """run.py's dnsperf command, `passes` times through `qfile`; the queries per second."""
+def dnsperf(port: int, qfile: Path, passes: int, qps: int = 0) -> float:
+    """run.py's dnsperf command, `passes` times through `qfile` (at most `qps` queries a second
+    when not 0); the queries per second."""
     argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile), "-n", str(passes)]
-    argv += ["-c", "10", "-q", "200", "-t", "1"]
+    argv += ["-c", "10", "-q", "200", "-t", "1"] + (["-Q", str(qps)] if qps else [])
     done = subprocess.run(run.pinned(1, argv), check=False, capture_output=True, text=True)
     found = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
     return float(found.group(1)) if found else 0.0
@@ -211,7 +218,7 @@ def measure(setup: Setup, tag: str, tree: str, trigger: Path | None = None) -> d
                 qfile, passes = run.miss_file(work, f"{tag}-{wl}", setup.miss), 1
             else:
                 qfile, passes = work / f"{wl}.q", setup.passes
-            out[f"{wl} qps"] = dnsperf(srv.port, qfile, passes)
+            out[f"{wl} qps"] = dnsperf(srv.port, qfile, passes, setup.qps)
             out[f"{wl} MB"] = sampler.now()
             out[f"{wl} anon"] = sampler.now("RssAnon")
             if setup.trim and trigger is not None:
@@ -245,6 +252,7 @@ def main() -> int:
     ap.add_argument("--work", help="work directory, kept (its list is reused)")
     ap.add_argument("--tracemalloc", action="store_true")
     ap.add_argument("--trim-probe", action="store_true", help="malloc_trim(0) after each workload")
+    ap.add_argument("--qps", type=int, default=0, help="dnsperf -Q, for every version")
     ap.add_argument("--extra", default="", help="YAML appended to the configuration")
     ap.add_argument("--no-name-model", action="store_true", help="blocking: {name_model: false}")
     args = ap.parse_args()
@@ -264,7 +272,7 @@ def main() -> int:
         where = subprocess.run(probe, env=env, check=True, capture_output=True, text=True)
         print(f"{label}: {where.stdout.strip()}", flush=True)
     up = upstream(work)
-    setup = Setup(work, up.port, args.passes, args.miss, args.extra, args.trim_probe)
+    setup = Setup(work, up.port, args.passes, args.miss, args.extra, args.trim_probe, args.qps)
     results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in versions}
     try:
         if args.tracemalloc:
