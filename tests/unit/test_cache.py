@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -654,3 +655,19 @@ async def test_the_default_cache_keeps_32768_answers() -> None:
     assert kinds == [Kind.CACHED, Kind.CACHED, Kind.RESOLVED]
     assert stub.calls == ["n0.example"]  # the oldest went when the 32,769th came
     assert sut.stats.entries == 32_768
+
+
+async def test_what_a_cached_answer_costs_in_memory() -> None:
+    """Under churn (every new name evicts the oldest): entry, bytes, its place in the LRU."""
+    upstream, clock = Upstream(), FakeClock()
+    sut = _sut(upstream, clock, max_entries=1024)
+    requests = [_request(f"n{n}.example") for n in range(4 * 1024)]  # keys not counted
+    tracemalloc.start()
+    for request in requests:
+        await sut.resolve(request)
+    upstream.calls.clear()  # the stub's record of what it was asked
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+
+    assert len(sut) == 1024
+    assert held / len(sut) <= 395  # 415 with an OrderedDict's nodes and pointer table beside it
