@@ -11,7 +11,7 @@ answer cache is not a memo: it is an LRU on purpose (`resolvers/cache.py`).
 
 `Lru` is the other kind, for the answer cache: least recently used first out, its order kept
 in links the entries carry themselves (`Linked`), not in an OrderedDict's nodes and table
-beside a dict (about 60 bytes an entry less under the cache's churn).
+beside a dict (about 40 bytes an entry less under the cache's churn).
 
 `CostMemo` bounds what a memo holds rather than how many entries: each entry counts the cost
 it is remembered with, so a memo whose values are mostly shared (cheap) and sometimes built for
@@ -84,8 +84,9 @@ class Linked:
 
 class Lru(dict[K, E]):
     """A dict of `Linked` entries in order of use: `put` and `use` make an entry the newest,
-    `pop_oldest` takes the least recently used out. Lookups are plain `dict.get`s; bounding
-    it is the owner's (it evicts what it must before it puts)."""
+    `pop_oldest` takes the least recently used out. Lookups are plain `dict.get`s; changes go
+    through these methods only (the dict's own would leave the ring behind); bounding it is
+    the owner's (it evicts what it must before it puts)."""
 
     __slots__ = ("_root",)
 
