@@ -1,7 +1,9 @@
 """Memory of `filterdns serve` under the bench's load, and the cached rate beside it.
 
     .venv/bin/python bench/rss_bench.py [--names 1000000] [--passes 3] [--miss 60000] [--rounds 2]
-        [--version LABEL=DIR ...] [--work DIR] [--tracemalloc] [--extra YAML] [--no-name-model]
+        [--qps N]
+        [--version LABEL=DIR ...] [--work DIR] [--tracemalloc] [--trim-probe] [--extra YAML]
+        [--no-name-model]
 
 The same server, configuration and workloads as `bench/run.py` (the full policy, the list as a
 category, a dnsmasq upstream answering every name, `dnsperf -c 10 -q 200 -t 1`, the server on
@@ -20,6 +22,15 @@ tree is measured.
 `--no-name-model` serves with `blocking: {name_model: false}` (the name model's weights apart).
 `--tracemalloc` runs the working tree once with tracemalloc on and prints, after each workload,
 the lines holding the most memory (slow: read the sizes, not the rates).
+`--qps N` caps dnsperf's rate (`-Q N`) for every workload: what the server holds for a while
+(the answer memo's answers and questions of the last seconds, queries in flight, the log's
+queue) grows with the rate, so versions compared at whatever rate a busy machine allowed each
+differ by that too; at one rate they differ by what they keep.
+`--trim-probe` runs each server through a wrapper that, after each workload, calls glibc's
+`malloc_trim(0)` once and reports VmRSS and RssAnon before and after it ("trim" figures): how
+much of what the process holds is memory freed but kept by the allocator. The probe changes
+what it measures (later workloads start from a trimmed heap), so compare versions that both
+ran with it.
 """
 
 from __future__ import annotations
@@ -58,6 +69,33 @@ def watch():
                 f.write(f"traced {current / 2**20:.1f} MB, peak {peak / 2**20:.1f} MB\\n")
                 for s in stats[:25]:
                     f.write(f"{s.size / 2**20:8.2f} MB {s.count:9,d}  {s.traceback}\\n")
+            os.unlink(trigger)
+threading.Thread(target=watch, daemon=True).start()
+from filterdns.cli.main import main
+sys.argv[0] = "filterdns"
+sys.exit(main())
+"""
+
+
+# Run as `python -c TRIMMER serve -c CFG`: whenever FILE appears, malloc_trim(0) once and write
+# "VmRSS RssAnon" (kB) before and after it to FILE.out.
+TRIMMER = """
+import ctypes, os, sys, threading, time
+trigger = os.environ["RSS_TRIGGER"]
+def status():
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return [int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon")]
+def watch():
+    trim = ctypes.CDLL("libc.so.6").malloc_trim
+    while True:
+        time.sleep(0.2)
+        if os.path.exists(trigger):
+            before = status()
+            trim(0)
+            after = status()
+            with open(trigger + ".out", "w") as f:
+                f.write(" ".join(map(str, before + after)))
             os.unlink(trigger)
 threading.Thread(target=watch, daemon=True).start()
 from filterdns.cli.main import main
@@ -105,6 +143,8 @@ class Setup:
     passes: int
     miss: int
     extra: str
+    trim: bool = False
+    qps: int = 0
 
 
 def server(setup: Setup, tag: str, tree: str, trigger: Path | None) -> run.Server:
@@ -115,16 +155,18 @@ def server(setup: Setup, tag: str, tree: str, trigger: Path | None) -> run.Serve
         with open(cfg, "a") as f:
             f.write(setup.extra + "\n")
     if trigger is not None:
-        srv.argv = [sys.executable, "-c", TRACER, "serve", "-c", cfg]
+        wrapper = TRIMMER if setup.trim else TRACER
+        srv.argv = [sys.executable, "-c", wrapper, "serve", "-c", cfg]
     elif tree:
         srv.argv = [sys.executable, "-m", "filterdns", "serve", "-c", cfg]
     return srv
 
 
-def dnsperf(port: int, qfile: Path, passes: int) -> float:
-    """run.py's dnsperf command, `passes` times through `qfile`; the queries per second."""
+def dnsperf(port: int, qfile: Path, passes: int, qps: int = 0) -> float:
+    """run.py's dnsperf command, `passes` times through `qfile` (at most `qps` queries a second
+    when not 0); the queries per second."""
     argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile), "-n", str(passes)]
-    argv += ["-c", "10", "-q", "200", "-t", "1"]
+    argv += ["-c", "10", "-q", "200", "-t", "1"] + (["-Q", str(qps)] if qps else [])
     done = subprocess.run(run.pinned(1, argv), check=False, capture_output=True, text=True)
     found = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
     return float(found.group(1)) if found else 0.0
@@ -137,6 +179,16 @@ def dump(trigger: Path, title: str) -> None:
         time.sleep(0.2)
     print(f"--- tracemalloc after {title}")
     print((trigger.parent / (trigger.name + ".out")).read_text())
+
+
+def trim(trigger: Path, out: dict[str, Any], title: str) -> None:
+    """Ask the server to malloc_trim(0) once; note VmRSS and RssAnon after it in MB."""
+    trigger.touch()
+    while trigger.exists():
+        time.sleep(0.2)
+    text = (trigger.parent / (trigger.name + ".out")).read_text()
+    figures = [int(v) / 1024 for v in text.split()]
+    out[f"{title} trimmed MB"], out[f"{title} trimmed anon"] = figures[2], figures[3]
 
 
 def measure(setup: Setup, tag: str, tree: str, trigger: Path | None = None) -> dict[str, Any]:
@@ -158,7 +210,7 @@ def measure(setup: Setup, tag: str, tree: str, trigger: Path | None = None) -> d
     assert srv.proc is not None
     sampler = Sampler(srv.proc.pid)
     out: dict[str, Any] = {"start": sampler.now(), "start anon": sampler.now("RssAnon")}
-    if trigger is not None:
+    if trigger is not None and not setup.trim:
         dump(trigger, "start-up")
     try:
         for wl in ORDER:
@@ -166,16 +218,19 @@ def measure(setup: Setup, tag: str, tree: str, trigger: Path | None = None) -> d
                 qfile, passes = run.miss_file(work, f"{tag}-{wl}", setup.miss), 1
             else:
                 qfile, passes = work / f"{wl}.q", setup.passes
-            out[f"{wl} qps"] = dnsperf(srv.port, qfile, passes)
+            out[f"{wl} qps"] = dnsperf(srv.port, qfile, passes, setup.qps)
             out[f"{wl} MB"] = sampler.now()
             out[f"{wl} anon"] = sampler.now("RssAnon")
-            if trigger is not None:
+            if setup.trim and trigger is not None:
+                trim(trigger, out, wl)
+            elif trigger is not None:
                 dump(trigger, wl)
     finally:
         sampler.stop()
         srv.stop()
-    out["max"] = max(sampler.peak, *(v for k, v in out.items() if k.endswith("MB")))
-    out["max anon"] = max(sampler.peak_anon, *(v for k, v in out.items() if k.endswith("anon")))
+    measured = [k for k in out if "trimmed" not in k]
+    out["max"] = max(sampler.peak, *(out[k] for k in measured if k.endswith("MB")))
+    out["max anon"] = max(sampler.peak_anon, *(out[k] for k in measured if k.endswith("anon")))
     return out
 
 
@@ -196,6 +251,8 @@ def main() -> int:
     ap.add_argument("--version", action="append", default=[], help="LABEL=DIR (PYTHONPATH)")
     ap.add_argument("--work", help="work directory, kept (its list is reused)")
     ap.add_argument("--tracemalloc", action="store_true")
+    ap.add_argument("--trim-probe", action="store_true", help="malloc_trim(0) after each workload")
+    ap.add_argument("--qps", type=int, default=0, help="dnsperf -Q, for every version")
     ap.add_argument("--extra", default="", help="YAML appended to the configuration")
     ap.add_argument("--no-name-model", action="store_true", help="blocking: {name_model: false}")
     args = ap.parse_args()
@@ -215,7 +272,7 @@ def main() -> int:
         where = subprocess.run(probe, env=env, check=True, capture_output=True, text=True)
         print(f"{label}: {where.stdout.strip()}", flush=True)
     up = upstream(work)
-    setup = Setup(work, up.port, args.passes, args.miss, args.extra)
+    setup = Setup(work, up.port, args.passes, args.miss, args.extra, args.trim_probe, args.qps)
     results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in versions}
     try:
         if args.tracemalloc:
@@ -224,7 +281,8 @@ def main() -> int:
         for r in range(args.rounds):
             order = versions if r % 2 == 0 else versions[::-1]
             for label, tree in order:
-                res = measure(setup, f"{label}-{r}", tree)
+                probe = work / f"trim-{label}" if args.trim_probe else None
+                res = measure(setup, f"{label}-{r}", tree, probe)
                 results[label].append(res)
                 figures = ", ".join(f"{k} {v:,.1f}" for k, v in res.items())
                 print(f"round {r + 1} {label}: {figures}", flush=True)

@@ -16,7 +16,7 @@ from filterdns.config.readers import (
 from filterdns.config.walker import Node, join
 
 MAX_CACHE_ENTRIES = 100_000_000
-# 32,768 answers, about 13 MB of the server: every allowed name of the household workload of the
+# 32,768 answers, about 12 MB of the server: every allowed name of the household workload of the
 # bench (100,000 queries, 30,768 distinct allowed names) stays until its TTL ends, so the cache
 # answers all the 62.0 % of the allowed queries that repeat a name (50,000, before: the same for
 # 21 MB). Smaller caches lose hits: 20,000 answer 60.0 % the first time through the workload
@@ -52,7 +52,7 @@ SECTION = Section(
     "Size, TTL clamps, serve-stale and prefetch",
     (
         whole_key("max_entries", 0, MAX_CACHE_ENTRIES,
-                  "Answers kept in memory (about 420 bytes each); 0 turns the cache off"),
+                  "Answers kept in memory (about 380 bytes each); 0 turns the cache off"),
         duration_key("serve_stale", "How long after expiry an answer may still be served while "
                      "every upstream fails (RFC 8767); 0 turns it off"),
         boolean_key("prefetch", "Refresh popular names shortly before they expire"),

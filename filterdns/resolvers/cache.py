@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -26,7 +25,7 @@ from filterdns.config import CacheConfig
 from filterdns.dns import wire
 from filterdns.dns.model import Kind, Request, Response
 from filterdns.dns.wire import Answer
-from filterdns.memo import Memo
+from filterdns.memo import Linked, Lru, Memo
 from filterdns.resolvers.answermemo import Note, Probe
 from filterdns.resolvers.base import Link, Resolver
 
@@ -77,10 +76,10 @@ def _patched(data: bytes, offsets: tuple[int, ...], ttls: tuple[int, ...]) -> by
     return bytes(buf)
 
 
-class _Entry:
-    """One stored answer: its bytes with TTLs already clamped, its shared layout, when it was
-    stored; hits counted up to what prefetch needs; the Response of the current second once the
-    answer is asked twice within it.
+class _Entry(Linked):
+    """One stored answer: its key and its neighbours in the order of use (`Linked`), its bytes
+    with TTLs already clamped, its shared layout, when it was stored; hits counted up to what
+    prefetch needs; the Response of the current second once the answer is asked twice within it.
 
     A cache holds tens of thousands of these, so an entry is one slotted object, the answer's
     bytes and one float: no Answer object, no expiry floats (they are sums of `stored_at` and
@@ -89,7 +88,8 @@ class _Entry:
 
     __slots__ = ("_aged", "_aged_for", "hits", "layout", "stored_at", "wire")
 
-    def __init__(self, answer: Answer, stored_at: float, lifetime: int):
+    def __init__(self, key: bytes, answer: Answer, stored_at: float, lifetime: int):
+        self.key = key
         self.wire = answer.wire
         self.layout = _layout(answer, lifetime)
         self.stored_at = stored_at
@@ -155,7 +155,7 @@ class CacheResolver(Link):
         self._clock = clock
         self._max_entries = config.max_entries
         self._serve_stale = max(0.0, config.serve_stale)
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._entries: Lru[bytes, _Entry] = Lru()
         self._prefetching: dict[bytes, asyncio.Task[None]] = {}
         self._closed = False
         self.probe = Probe()  # its chain's, shared with the policy link and the answer memo
@@ -194,7 +194,7 @@ class CacheResolver(Link):
         """Drop the least recently used entries until at most `room` are left."""
         entries = self._entries
         while len(entries) > room:
-            entries.popitem(last=False)
+            entries.pop_oldest()
             self.stats.evictions += 1
         self.stats.entries = len(entries)
 
@@ -213,7 +213,7 @@ class CacheResolver(Link):
         age = now - entry.stored_at
         lifetime = entry.layout[6]
         if age < lifetime:
-            entries.move_to_end(key)
+            entries.use(entry)
             self.stats.hits += 1
             hits = entry.hits
             if hits < PREFETCH_MIN_HITS:  # counted only as far as prefetch asks
@@ -229,7 +229,7 @@ class CacheResolver(Link):
                 note.cached(self, key, entry, self._same_until(entry, now))
             return entry.hit(int(age))
         if age >= lifetime + self._serve_stale:
-            del entries[key]
+            entries.drop(entry)
             self.stats.entries = len(entries)
         return None
 
@@ -255,9 +255,10 @@ class CacheResolver(Link):
 
     def touch(self, key: bytes, entry: object) -> None:
         """A hit on `entry` the answer memo answered: counted and kept recent, as `_fresh` does."""
-        self._entries.move_to_end(key)
-        if isinstance(entry, _Entry) and entry.hits < PREFETCH_MIN_HITS:
-            entry.hits += 1  # counted only as far as prefetch asks
+        if isinstance(entry, _Entry) and self._entries.get(key) is entry:
+            self._entries.use(entry)
+            if entry.hits < PREFETCH_MIN_HITS:
+                entry.hits += 1  # counted only as far as prefetch asks
         self.stats.hits += 1
 
     async def resolve(self, request: Request) -> Response:
@@ -326,11 +327,9 @@ class CacheResolver(Link):
         if clamped != ttls:
             answer = answer.with_ttls(clamped)
         entries = self._entries
-        if key in entries:
-            entries.move_to_end(key)
-        else:
+        if key not in entries:
             self._evict(self._max_entries - 1)
-        entries[key] = _Entry(answer, self._clock(), lifetime)
+        entries.put(_Entry(key, answer, self._clock(), lifetime))
         self.stats.entries = len(entries)
         return answer
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -325,6 +326,28 @@ async def test_the_least_recently_used_entry_is_evicted_when_full() -> None:
     assert sut.stats.entries == 2
 
 
+@pytest.mark.parametrize(
+    ("asked", "evicted"),
+    [
+        pytest.param("a b c d", "a", id="the-first-stored-goes-first"),
+        pytest.param("a b c a d", "b", id="a-hit-keeps-an-entry"),
+        pytest.param("a b c b a d", "c", id="hits-in-turn"),
+        pytest.param("a b c c d", "a", id="a-hit-on-the-newest-changes-nothing"),
+        pytest.param("a b c d b e", "a c", id="after-an-eviction"),
+    ],
+)
+async def test_eviction_follows_the_order_of_use(asked: str, evicted: str) -> None:
+    upstream, clock = Upstream(), FakeClock()
+    sut = _sut(upstream, clock, max_entries=3)
+    for name in asked.split():
+        await sut.resolve(_request(f"{name}.example"))
+    kinds = {name: sut.resolve_now(_request(f"{name}.example")) is not None for name in "abcde"}
+
+    kept = set(asked.split()) - set(evicted.split())
+    assert {name for name, hit in kinds.items() if hit} == kept
+    assert sut.stats.entries == len(sut) == 3
+
+
 async def test_max_entries_zero_disables_the_cache() -> None:
     upstream, clock = Upstream(), FakeClock()
     sut = _sut(upstream, clock, max_entries=0)
@@ -632,3 +655,19 @@ async def test_the_default_cache_keeps_32768_answers() -> None:
     assert kinds == [Kind.CACHED, Kind.CACHED, Kind.RESOLVED]
     assert stub.calls == ["n0.example"]  # the oldest went when the 32,769th came
     assert sut.stats.entries == 32_768
+
+
+async def test_what_a_cached_answer_costs_in_memory() -> None:
+    """Under churn (every new name evicts the oldest): entry, bytes, its place in the LRU."""
+    upstream, clock = Upstream(), FakeClock()
+    sut = _sut(upstream, clock, max_entries=1024)
+    requests = [_request(f"n{n}.example") for n in range(4 * 1024)]  # keys not counted
+    tracemalloc.start()
+    for request in requests:
+        await sut.resolve(request)
+    upstream.calls.clear()  # the stub's record of what it was asked
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+
+    assert len(sut) == 1024
+    assert held / len(sut) <= 395  # 415 with an OrderedDict's nodes and pointer table beside it
