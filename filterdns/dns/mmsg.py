@@ -178,19 +178,21 @@ class Batch:
             log.debug("UDP receive error: %s", exc)
             return
         peers, peer = self.peers, self.peer
-        for data, raw in got:
-            addr = peers.get(raw) or peer(raw)
-            if data is None:  # longer than a slot, so than any query: not read as if whole
-                stats["queries"] += 1
-                stats["dropped"] += 1
-                log.debug("dropped packet from %s: longer than %d bytes", addr[0], self.slot)
-                continue
-            out = handle(sock, data, addr, loop)
-            if out is not None and not self.queue(out, raw):
-                send_one(sock, out, addr)
-        if self.queued:
-            for client, error in self.flush():
-                log.debug("UDP send to %s failed: %s", client[0], error)
+        try:
+            for data, raw in got:
+                addr = peers.get(raw) or peer(raw)
+                if data is None:  # longer than a slot, so than any query: not read as if whole
+                    stats["queries"] += 1
+                    stats["dropped"] += 1
+                    log.debug("dropped packet from %s: longer than %d bytes", addr[0], self.slot)
+                    continue
+                out = handle(sock, data, addr, loop)
+                if out is not None and not self.queue(out, raw):
+                    send_one(sock, out, addr)
+        finally:  # a handler that raised (a bug, logged by the loop) holds up no other answer
+            if self.queued:
+                for client, error in self.flush():
+                    log.debug("UDP send to %s failed: %s", client[0], error)
 
     def receive(self) -> list[tuple[bytes | None, bytes]]:
         """The datagrams waiting (at most `size`), each as (its bytes, or None when it was

@@ -3,6 +3,7 @@ read, answered and sent on real loopback sockets, IPv4 and IPv6."""
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 from collections.abc import Iterator
@@ -169,3 +170,61 @@ def test_the_peer_table_starts_over_when_full() -> None:
         peers = [batch.peer(raw) for raw in raws]
     assert peers[-1] == ("10.0.0.1", 1099)
     assert len(batch.peers) < 1024
+
+
+def _answered(
+    pair: tuple[socket.socket, socket.socket],
+    sent: list[bytes],
+    handle: mmsg.Handler,
+    slot: int = 64,
+) -> tuple[dict[str, int], list[bytes], bool]:
+    """Send `sent`, let `Batch.answer` read them and answer with `handle`; the stats, what
+    the client got back (in order) and whether the handler's error came through."""
+    server, client = pair
+    batch = mmsg.Batch(server, size=8, slot=slot)
+    for data in sent:
+        client.sendto(data, server.getsockname())
+    _wait_readable(server)
+    stats = {"queries": 0, "dropped": 0}
+    loop = asyncio.new_event_loop()  # handed to the handler, never run
+    raised = False
+    try:
+        batch.answer(server, handle, stats, loop)
+    except RuntimeError:
+        raised = True  # to the loop's exception handler, as from the plain path
+    finally:
+        loop.close()
+    client.settimeout(0.5)
+    got = []
+    while True:
+        try:
+            got.append(client.recv(1000))
+        except TimeoutError:
+            return stats, got, raised
+
+
+def test_answer_sends_what_is_ready_in_the_batch_and_a_long_answer_alone(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    def handle(_sock: socket.socket, data: bytes, _addr: mmsg.Peer, _loop: object) -> bytes | None:
+        if data == b"later":  # a miss: a task answers it, not the batch
+            return None
+        return b"long " * 40 if data == b"long" else b"re " + data
+
+    stats, got, raised = _answered(pair, [b"a", b"later", b"long", b"b", b"x" * 100], handle)
+    assert not raised
+    assert sorted(got) == sorted([b"re a", b"re b", b"long " * 40])  # the long one by sendto
+    assert stats == {"queries": 1, "dropped": 1}  # the 100-byte datagram: longer than a slot
+
+
+def test_a_handler_that_raises_holds_up_no_answer_ready_before_it(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    def handle(_sock: socket.socket, data: bytes, _addr: mmsg.Peer, _loop: object) -> bytes | None:
+        if data == b"bug":
+            raise RuntimeError("a bug")
+        return b"re " + data
+
+    _stats, got, raised = _answered(pair, [b"a", b"b", b"bug", b"c"], handle)
+    assert raised
+    assert got == [b"re a", b"re b"]
