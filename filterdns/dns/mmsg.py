@@ -33,6 +33,7 @@ _PEERS = 1024  # raw sockaddrs remembered with their (ip, port) before the table
 _NAME = 32  # bytes per sockaddr slot: sockaddr_in6 is 28
 _RETRY = (errno.EINTR,)
 _EMPTY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+_TRUNC, _DONTWAIT = int(socket.MSG_TRUNC), int(socket.MSG_DONTWAIT)  # ints: flags are slow
 
 # (ip, port) as recvfrom gives it; for IPv6 (ip, port, flowinfo, scope_id), typed as the first
 # two (all the server reads) as the standard library's sockets leave it.
@@ -161,6 +162,9 @@ class Batch:
         self._in = _Slots(size, slot, self._namelen)
         self._out = _Slots(size, slot, self._namelen)
         self._heads: dict[int, struct.Struct] = {}
+        self._starts = [i * slot for i in range(size)]  # where each datagram and sender lands
+        self._names = [i * _NAME for i in range(size)]
+        self._iov_lens = [i * self._out.iovec_size + _IOV_LEN_AT for i in range(size)]
 
     def answer(
         self,
@@ -198,7 +202,7 @@ class Batch:
         """The datagrams waiting (at most `size`), each as (its bytes, or None when it was
         longer than a slot and cut; the sender's raw sockaddr). Raises OSError on an error."""
         slots = self._in  # the kernel writes msg_len and msg_flags; msg_namelen stays the family's
-        got = self._recv(self.fd, slots.address, self.size, socket.MSG_DONTWAIT, None)
+        got = self._recv(self.fd, slots.address, self.size, _DONTWAIT, None)
         if got <= 0:
             code = ctypes.get_errno()
             if got == 0 or code in _EMPTY:
@@ -208,15 +212,16 @@ class Batch:
         if head is None:
             head = self._heads[got] = _head(got)
         fields = head.unpack_from(slots.view)
-        data, names, slot, namelen = slots.data, slots.names, self.slot, self._namelen
-        out: list[tuple[bytes | None, bytes]] = []
-        for i in range(got):
-            flags, length = fields[2 * i], fields[2 * i + 1]
-            start = i * slot
-            raw = names[i * _NAME : i * _NAME + namelen].tobytes()
-            cut = flags & socket.MSG_TRUNC
-            out.append((None if cut else data[start : start + length].tobytes(), raw))
-        return out
+        data, names, namelen = slots.data, slots.names, self._namelen
+        return [
+            (
+                None if flags & _TRUNC else data[start : start + length].tobytes(),
+                names[name : name + namelen].tobytes(),
+            )
+            for flags, length, start, name in zip(
+                fields[::2], fields[1::2], self._starts, self._names, strict=False
+            )
+        ]
 
     def peer(self, raw: bytes) -> Peer:
         """(ip, port) or (ip, port, flowinfo, scope_id) of a raw sockaddr, as recvfrom gives."""
@@ -233,10 +238,10 @@ class Batch:
         at, size = self.queued, len(answer)
         if at >= self.size or size > self.slot:
             return False
-        slots = self._out
-        slots.data[at * self.slot : at * self.slot + size] = answer
-        slots.names[at * _NAME : at * _NAME + self._namelen] = raw
-        _IOV_LEN.pack_into(slots.iovecs, at * slots.iovec_size + _IOV_LEN_AT, size)
+        slots, start, name = self._out, self._starts[at], self._names[at]
+        slots.data[start : start + size] = answer
+        slots.names[name : name + len(raw)] = raw
+        _IOV_LEN.pack_into(slots.iovecs, self._iov_lens[at], size)
         self.queued = at + 1
         return True
 
