@@ -29,6 +29,7 @@ from typing import Any, cast
 log = logging.getLogger(__name__)
 
 SLOT = 4096  # bytes per datagram slot, each way: far above any real query; bigger answers: sendto
+_ALONE = 2  # up to this many answers ready in a batch go by sendto (measured: bench/PROFILE.md)
 _PEERS = 1024  # raw sockaddrs remembered with their (ip, port) before the table starts over
 _NAME = 32  # bytes per sockaddr slot: sockaddr_in6 is 28
 _RETRY = (errno.EINTR,)
@@ -175,13 +176,15 @@ class Batch:
     ) -> None:
         """Read the datagrams waiting, hand each to `handle` (the server's `_on_datagram`: the
         answer ready now, else None) and send the answers in one call (loop.add_reader's
-        callback, in place of a read loop of recvfrom and sendto)."""
+        callback, in place of a read loop of recvfrom and sendto). One or two answers go by
+        sendto: below three, sendmmsg's fixed cost (and ctypes') is more than it saves."""
         try:
             got = self.receive()
         except OSError as exc:
             log.debug("UDP receive error: %s", exc)
             return
         peers, peer = self.peers, self.peer
+        ready: list[tuple[bytes, bytes, Peer]] = []
         try:
             for data, raw in got:
                 addr = peers.get(raw) or peer(raw)
@@ -191,12 +194,22 @@ class Batch:
                     log.debug("dropped packet from %s: longer than %d bytes", addr[0], self.slot)
                     continue
                 out = handle(sock, data, addr, loop)
-                if out is not None and not self.queue(out, raw):
-                    send_one(sock, out, addr)
+                if out is not None:
+                    ready.append((out, raw, addr))
         finally:  # a handler that raised (a bug, logged by the loop) holds up no other answer
-            if self.queued:
-                for client, error in self.flush():
-                    log.debug("UDP send to %s failed: %s", client[0], error)
+            if len(ready) > _ALONE:
+                self._send_all(sock, ready)
+            else:
+                for out, _raw, addr in ready:
+                    send_one(sock, out, addr)
+
+    def _send_all(self, sock: socket.socket, ready: list[tuple[bytes, bytes, Peer]]) -> None:
+        queue = self.queue
+        for out, raw, addr in ready:
+            if not queue(out, raw):
+                send_one(sock, out, addr)
+        for client, error in self.flush():
+            log.debug("UDP send to %s failed: %s", client[0], error)
 
     def receive(self) -> list[tuple[bytes | None, bytes]]:
         """The datagrams waiting (at most `size`), each as (its bytes, or None when it was
@@ -208,11 +221,15 @@ class Batch:
             if got == 0 or code in _EMPTY:
                 return []
             raise OSError(code, os.strerror(code))
+        data, names, namelen = slots.data, slots.names, self._namelen
+        if got == 1:  # the usual case at low rates, kept short
+            flags, length = _ONE.unpack_from(slots.view)
+            cut = flags & _TRUNC
+            return [(None if cut else data[:length].tobytes(), names[:namelen].tobytes())]
         head = self._heads.get(got)
         if head is None:
             head = self._heads[got] = _head(got)
         fields = head.unpack_from(slots.view)
-        data, names, namelen = slots.data, slots.names, self._namelen
         return [
             (
                 None if flags & _TRUNC else data[start : start + length].tobytes(),
@@ -306,3 +323,6 @@ def _head(count: int) -> struct.Struct:
     """Reads (msg_flags, msg_len) of the first `count` headers in one call."""
     one = f"{_FLAGS_AT}xi{_LEN_AT - _FLAGS_AT - 4}xI{_STRIDE - _LEN_AT - 4}x"
     return struct.Struct("=" + one * count)
+
+
+_ONE = _head(1)

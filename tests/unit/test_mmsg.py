@@ -225,6 +225,18 @@ def test_a_handler_that_raises_holds_up_no_answer_ready_before_it(
             raise RuntimeError("a bug")
         return b"re " + data
 
-    _stats, got, raised = _answered(pair, [b"a", b"b", b"bug", b"c"], handle)
+    _stats, got, raised = _answered(pair, [b"a", b"b", b"c", b"bug", b"d"], handle)
     assert raised
-    assert got == [b"re a", b"re b"]
+    assert got == [b"re a", b"re b", b"re c"]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3], ids=["one", "two-by-sendto", "three-batched"])
+def test_every_query_of_a_small_batch_is_answered(
+    pair: tuple[socket.socket, socket.socket], count: int
+) -> None:
+    def handle(_sock: socket.socket, data: bytes, _addr: mmsg.Peer, _loop: object) -> bytes | None:
+        return b"re " + data
+
+    sent = [b"q%d" % n for n in range(count)]
+    _stats, got, _raised = _answered(pair, sent, handle)
+    assert got == [b"re " + data for data in sent]
