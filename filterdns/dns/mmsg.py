@@ -75,13 +75,17 @@ _calls: tuple[_Call, _Call] | None = None
 
 
 def _libc() -> tuple[_Call, _Call]:
-    """libc's recvmmsg and sendmmsg; OSError where there are none (not Linux, no libc)."""
+    """libc's recvmmsg and sendmmsg; OSError where there are none (not Linux, no libc).
+
+    Called holding the GIL (PyDLL): on a non-blocking socket they return at once, and letting
+    the log writer's thread take the GIL for each call would cost more than the call.
+    """
     global _calls  # noqa: PLW0603 - looked up once per process
     if _calls is None:
         if not sys.platform.startswith("linux"):
             raise OSError(errno.ENOSYS, "recvmmsg and sendmmsg are Linux system calls")
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
             recv, send = libc.recvmmsg, libc.sendmmsg
         except (OSError, AttributeError) as exc:
             raise OSError(errno.ENOSYS, f"no recvmmsg/sendmmsg in libc: {exc}") from exc
