@@ -1,4 +1,5 @@
-"""UDP and TCP listeners: the only code that touches client sockets.
+"""UDP and TCP listeners: the only code that touches client sockets (with `dns.mmsg`, its UDP
+calls).
 
 UDP sockets are read with `loop.add_reader` rather than a datagram protocol: on stock asyncio
 that is about four times cheaper per packet (measured in docs/architecture.md). On Linux one
