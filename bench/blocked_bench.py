@@ -92,7 +92,10 @@ async def one_pass(
         if at is not None and (ahead := began + at[start] - time.monotonic()) > 0:
             await asyncio.sleep(ahead)
         for offset, data in enumerate(batch[start : start + CHUNK]):
-            on_datagram(sock, data, ("127.0.0.1", 1024 + (start + offset) % 60000), loop)
+            addr = ("127.0.0.1", 1024 + (start + offset) % 60000)
+            # A tree whose listener batches returns the answer for its batch to send.
+            if (out := on_datagram(sock, data, addr, loop)) is not None:
+                sock.sendto(out, addr)
         await asyncio.sleep(0)
         while querylog.depth > BACKLOG:  # noqa: ASYNC110 - the writer sets no event per row
             await asyncio.sleep(0.001)

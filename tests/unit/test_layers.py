@@ -33,6 +33,7 @@ LAYERS = {
     "dns.transport": 4, "dns.streams": 4, "dns.doh": 4, "dns.ratelimit": 4, "dns.tcpslots": 4,
     "dns.udpsockets": 4,  # the shared UDP sockets to the upstreams, used by dns.transport
     "dns.listeners": 4,  # the listening sockets: bound by the server, or per worker by app.workers
+    "dns.mmsg": 4,  # the UDP listener's socket calls: recvmmsg/sendmmsg batches, sendto
     "querylog.dbfile": 4, "querylog.schema": 4, "querylog.rows": 4, "querylog.logfile": 4,
     "querylog.store": 4, "querylog.pglog": 4, "querylog.pgconn": 4, "querylog.pgschema": 4,
     "querylog.retention": 4, "querylog.clientkey": 4, "querylog.alerts": 4,
