@@ -94,8 +94,8 @@ async def one_pass(
         for offset, data in enumerate(batch[start : start + CHUNK]):
             addr = ("127.0.0.1", 1024 + (start + offset) % 60000)
             # A tree whose listener batches returns the answer for its batch to send.
-            if (out := on_datagram(sock, data, addr, loop)) is not None:
-                sock.sendto(out, addr)
+            if (answer := on_datagram(sock, data, addr, loop)) is not None:
+                sock.sendto(answer, addr)
         await asyncio.sleep(0)
         while querylog.depth > BACKLOG:  # noqa: ASYNC110 - the writer sets no event per row
             await asyncio.sleep(0.001)
@@ -321,9 +321,16 @@ def main() -> None:
             shown = "  ".join(f"{w} {v:.2f}" if w in WORKLOADS else f"{w} {v}"
                               for w, v in result.items())  # fmt: skip
             print(f"round {round_no + 1} {label:10} µs CPU per answer: {shown}", flush=True)
-    base = versions[0][0]
-    for workload in WORKLOADS:
-        for label, _ in versions:
+    print_medians(runs, [label for label, _ in versions], list(WORKLOADS))
+
+
+def print_medians(
+    runs: dict[str, dict[str, list[float]]], labels: list[str], workloads: list[str]
+) -> None:
+    """Each version's median per workload, and its ratio to the first version's (range)."""
+    base = labels[0]
+    for workload in workloads:
+        for label in labels:
             values = runs[label][workload]
             line = f"{workload:13} {label:10} median {statistics.median(values):6.2f} µs"
             if label != base:

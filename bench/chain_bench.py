@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # bench/run.py, beside this file
-from blocked_bench import NullSocket, packets, prepare
+from blocked_bench import NullSocket, packets, prepare, print_medians
 
 WORKLOADS = ("blocked_exact", "blocked_sub", "cached")
 
@@ -81,8 +80,8 @@ async def measure(work: Path, workloads: list[str], passes: int, edns: bool, mem
             for number, data in enumerate(batch):
                 addr = ("127.0.0.1", 1024 + number % 60000)
                 # A tree whose listener batches returns the answer for its batch to send.
-                if (out := on_datagram(sock, data, addr, loop)) is not None:
-                    sock.sendto(out, addr)
+                if (answer := on_datagram(sock, data, addr, loop)) is not None:
+                    sock.sendto(answer, addr)
             if index:
                 each.append((time.process_time() - cpu) / len(batch) * 1e6)
             await asyncio.sleep(1.05)
@@ -129,16 +128,7 @@ def main() -> None:
                 runs[label][workload].append(result[workload])
             shown = "  ".join(f"{w} {result[w]:.2f}" for w in workloads)
             print(f"round {round_no + 1} {label:10} µs CPU per answer: {shown}", flush=True)
-    base = versions[0][0]
-    for workload in workloads:
-        for label, _ in versions:
-            values = runs[label][workload]
-            line = f"{workload:13} {label:10} median {statistics.median(values):6.2f} µs"
-            if label != base:
-                ratios = [v / b for v, b in zip(values, runs[base][workload], strict=True)]
-                line += f"  /{base} {statistics.median(ratios):.3f}"
-                line += f" [{min(ratios):.3f}-{max(ratios):.3f}]"
-            print(line)
+    print_medians(runs, [label for label, _ in versions], workloads)
 
 
 if __name__ == "__main__":
