@@ -37,6 +37,7 @@ from filterdns.resolvers.base import Resolver
 log = logging.getLogger(__name__)
 
 _READ_BATCH = 64  # datagrams read per wake-up before yielding to the loop
+_LONGER = mmsg.SLOT + 1  # a datagram filling this is longer than a slot: not read as if whole
 # Whether UDP listeners read and answer with recvmmsg/sendmmsg where the system has them (tests
 # turn it off to keep the plain recvfrom/sendto path tested).
 UDP_BATCH = mmsg.available()
@@ -187,12 +188,17 @@ class DnsServer:
         # system call (it checks for a fork) on every call.
         for _ in range(_READ_BATCH):
             try:
-                data, addr = sock.recvfrom(65535)
+                data, addr = sock.recvfrom(_LONGER)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. ICMP port unreachable surfacing as ECONNREFUSED
                 log.debug("UDP receive error: %s", exc)
                 return
+            if len(data) == _LONGER:  # longer than any query: dropped, as the batched path does
+                self.stats["queries"] += 1
+                self.stats["dropped"] += 1
+                log.debug("dropped packet from %s: longer than %d bytes", addr[0], mmsg.SLOT)
+                continue
             out = self._on_datagram(sock, data, addr, loop)
             if out is not None:
                 mmsg.send_one(sock, out, addr)
