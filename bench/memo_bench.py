@@ -32,33 +32,14 @@ WORKLOADS = ("cached", "blocked_exact", "blocked_sub", "mix")
 TREE = Path(__file__).resolve().parent.parent  # this checkout
 
 
-def server(work: Path, up: int, tag: str, base: Path | None) -> run.Server:
-    """filterdns as `make bench` runs it; from `base` when given, else from this tree."""
-    made = run.filterdns_server(work, up, tag)
-    made.name = tag
-    made.argv = [sys.executable, "-m", "filterdns", *made.argv[1:]]
-    os.environ["PYTHONPATH"] = str(base if base is not None else TREE)
-    try:
-        made.start()
-    finally:
-        os.environ.pop("PYTHONPATH", None)
-    return made
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cost(one: run.Server, qfile: Path, secs: float) -> float:
     """µs of the server's CPU per query dnsperf got an answer to, over `secs` seconds."""
     assert one.proc is not None
     argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(one.port), "-d", str(qfile), "-l", str(secs)]
     argv += ["-c", "10", "-q", "200", "-t", "1"]
-    before = cpu_seconds(one.proc.pid)
+    before = run.cpu_seconds(one.proc.pid)
     out = subprocess.run(run.pinned(1, argv), check=False, capture_output=True, text=True).stdout
-    spent = cpu_seconds(one.proc.pid) - before
+    spent = run.cpu_seconds(one.proc.pid) - before
     done = re.search(r"Queries completed:\s+(\d+)", out)
     answered = int(done.group(1)) if done else 0
     return spent * 1e6 / answered if answered else float("inf")
@@ -84,8 +65,11 @@ def main() -> int:
     try:
         run.prepare(work, args.names, 2_000, min(20_000, args.names))
         upstream.start(30)
-        server(work, up_port, "cold", None).stop()  # builds the index once
-        servers = [server(work, up_port, "this", None), server(work, up_port, "base", base_tree)]
+        run.filterdns_from(work, up_port, "cold", TREE).stop()  # builds the index once
+        servers = [
+            run.filterdns_from(work, up_port, "this", TREE),
+            run.filterdns_from(work, up_port, "base", base_tree),
+        ]
         costs: dict[tuple[str, str], list[float]] = {}
         for workload in WORKLOADS:
             qfile = work / f"{workload}.q"

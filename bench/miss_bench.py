@@ -9,9 +9,9 @@ policy, the list as a category, blocked lookups logged); dnsperf `-c 10 -q 200` 
 asked before (a new file per run); servers on core 0, dnsperf and the upstream on core 1. In one
 run and in alternating rounds: this tree's filterdns, another tree's (`--base DIR`, run with
 `PYTHONPATH=DIR` and this virtualenv's Python, from a neutral working directory) and dnsmasq
-forwarding with no list. Printed per server: qps, and for filterdns the process's CPU time (user + system, every thread, from /proc)
-per answered query, which holds when others share the cores; then the median ratios per round.
-Last, the latency probe of `bench/run.py` at 200 qps (cached and miss names, each server and
+forwarding with no list. Printed per server: qps, and for filterdns the process's CPU time
+(user + system, every thread, from /proc) per answered query, which holds when others share
+the cores; then the median ratios per round. Last, the latency probe of `bench/run.py` at 200 qps (cached and miss names, each server and
 the upstream asked directly) and what each filterdns adds to the upstream's own p50 and p99.
 """
 
@@ -33,34 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # bench/run.py: the fake upstream, the configuration, pinning, the latency probe
 
 
-def filterdns(work: Path, up: int, tag: str, base: Path | None) -> run.Server:
-    """filterdns as `make bench` runs it; from `base` when given, else from this tree."""
-    made = run.filterdns_server(work, up, tag)
-    made.name = tag
-    made.argv = [sys.executable, "-m", "filterdns", *made.argv[1:]]
-    if base is not None:
-        os.environ["PYTHONPATH"] = str(base)
-    try:
-        made.start()
-    finally:
-        os.environ.pop("PYTHONPATH", None)
-    return made
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(one: run.Server, qfile: Path, secs: float) -> tuple[float, float]:
     """(qps, µs of the server's CPU per answered query) over `secs` seconds of dnsperf."""
     assert one.proc is not None
     argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(one.port), "-d", str(qfile), "-l", str(secs)]
     argv += ["-c", "10", "-q", "200", "-t", "1"]
-    before = cpu_seconds(one.proc.pid)
+    before = run.cpu_seconds(one.proc.pid)
     out = subprocess.run(run.pinned(1, argv), check=False, capture_output=True, text=True).stdout
-    spent = cpu_seconds(one.proc.pid) - before
+    spent = run.cpu_seconds(one.proc.pid) - before
     done = re.search(r"Queries completed:\s+(\d+)", out)
     qps = re.search(r"Queries per second:\s+([\d.]+)", out)
     answered = int(done.group(1)) if done else 0
@@ -71,10 +51,10 @@ def measure(one: run.Server, qfile: Path, secs: float) -> tuple[float, float]:
 
 def start_servers(work: Path, up: int, base: Path | None) -> list[run.Server]:
     """This tree's filterdns, the base's (if any) and a list-less forwarding dnsmasq."""
-    filterdns(work, up, "cold", None).stop()  # builds the index once
-    servers = [filterdns(work, up, "this", None)]
+    run.filterdns_from(work, up, "cold", None).stop()  # builds the index once
+    servers = [run.filterdns_from(work, up, "this", None)]
     if base is not None:
-        servers.append(filterdns(work, up, "base", base))
+        servers.append(run.filterdns_from(work, up, "base", base))
     if shutil.which("dnsmasq"):
         port = run.free_port()
         bare = run.Server(

@@ -429,6 +429,28 @@ log: {{database: {work / "b.db"}}}
     return Server(f"filterdns-{tag}", argv, port, work, ready=LISTS_READY)
 
 
+def filterdns_from(work: Path, up: int, tag: str, tree: Path | None) -> Server:
+    """filterdns as `make bench` runs it, started by `python -m filterdns` with `tree` on
+    PYTHONPATH (else the installed package); its work directory holds no `filterdns` package,
+    so the tree measured is the one imported."""
+    made = filterdns_server(work, up, tag)
+    made.name = tag
+    made.argv = [sys.executable, "-m", "filterdns", *made.argv[1:]]
+    if tree is not None:
+        os.environ["PYTHONPATH"] = str(tree)
+    try:
+        made.start()
+    finally:
+        os.environ.pop("PYTHONPATH", None)
+    return made
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def unbound_server(work: Path, up: int) -> Server:
     port = free_port()
     cfg = work / "unbound.conf"

@@ -29,7 +29,6 @@ import run  # bench/run.py, beside this file
 
 WORKLOADS = ("cached", "blocked_exact", "blocked_sub")
 SECTION = run.WORKERS_SECTION
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def unpinned(_core: int, argv: list[str]) -> list[str]:
@@ -47,11 +46,7 @@ def processes(pid: int) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User and system CPU time of `pids`."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / TICKS
+    return sum(run.cpu_seconds(pid) for pid in pids)
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
