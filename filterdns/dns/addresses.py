@@ -11,6 +11,9 @@ from __future__ import annotations
 import ipaddress
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# A datagram's peer as `recvfrom` gives it: (ip, port), or (ip, port, flowinfo, scope_id) for
+# IPv6. Both forms in the type: the compiled modules check a tuple's length against it.
+Peer = tuple[str, int] | tuple[str, int, int, int]
 
 
 def canonical_ip(text: str) -> IPAddress:

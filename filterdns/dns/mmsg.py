@@ -24,7 +24,9 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
+
+from filterdns.dns.addresses import Peer
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,6 @@ _NAME = 32  # bytes per sockaddr slot: sockaddr_in6 is 28
 _RETRY = (errno.EINTR,)
 _EMPTY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 _TRUNC, _DONTWAIT = int(socket.MSG_TRUNC), int(socket.MSG_DONTWAIT)  # ints: flags are slow
-
-# (ip, port) as recvfrom gives it; for IPv6 (ip, port, flowinfo, scope_id), typed as the first
-# two (all the server reads) as the standard library's sockets leave it.
-Peer = tuple[str, int]
 
 
 class _Iovec(ctypes.Structure):
@@ -111,8 +109,7 @@ def pack_peer(family: int, peer: Peer) -> bytes:
     ip, port = peer[0], peer[1]
     if family == socket.AF_INET:
         return struct.pack("=H", socket.AF_INET) + struct.pack("!H4s8x", port, socket.inet_aton(ip))
-    more = cast(tuple[Any, ...], peer)[2:]
-    flowinfo, scope = (more[0], more[1]) if len(more) == 2 else (0, 0)
+    flowinfo, scope = (peer[2], peer[3]) if len(peer) == 4 else (0, 0)
     if "%" in ip:
         ip, zone = ip.split("%", 1)
         scope = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
@@ -135,7 +132,7 @@ def unpack_peer(raw: bytes) -> Peer:
             ip += "%" + socket.if_indextoname(scope)
         except OSError:
             ip += f"%{scope}"
-    return cast(Peer, (ip, port, flowinfo, scope))
+    return ip, port, flowinfo, scope
 
 
 def batch_for(sock: socket.socket, size: int) -> Batch | None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 
 from filterdns.config import ListenAddress, RateLimit, ServerConfig
 from filterdns.dns import mmsg, wire
+from filterdns.dns.addresses import Peer
 from filterdns.dns.listeners import bind_pair
 from filterdns.dns.model import Request, Response, refused, servfail
 from filterdns.dns.ratelimit import RateLimiter
@@ -207,7 +208,7 @@ class DnsServer:
         self,
         sock: socket.socket,
         data: bytes,
-        addr: tuple[str, int],
+        addr: Peer,
         loop: asyncio.AbstractEventLoop,
     ) -> bytes | None:
         """The answer to send back at once; None when the datagram is dropped or a task
@@ -263,7 +264,7 @@ class DnsServer:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        peer: tuple[str, int],
+        peer: Peer,
         pending: set[asyncio.Task[None]],
     ) -> None:
         idle = self.config.tcp_idle_timeout
@@ -288,9 +289,7 @@ class DnsServer:
             if len(pending) >= _MAX_PIPELINE:
                 await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
 
-    def _on_frame(
-        self, data: bytes, peer: tuple[str, int], send: _Send, now: float
-    ) -> Request | None:
+    def _on_frame(self, data: bytes, peer: Peer, send: _Send, now: float) -> Request | None:
         """Answer one TCP query at once when it can be; the Request a task must answer, else
         None."""
         memo = self._memo
@@ -327,7 +326,7 @@ class DnsServer:
     # -- both ------------------------------------------------------------------------------
 
     def _request(
-        self, data: bytes, addr: tuple[str, int], protocol: str, now: float
+        self, data: bytes, addr: Peer, protocol: str, now: float
     ) -> Request | bytes | None:
         """The query as a Request received at `now` (loop time); for a malformed packet the
         FORMERR reply to send (bytes), or None when it is dropped (no readable id)."""

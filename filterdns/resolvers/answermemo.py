@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from filterdns.dns.addresses import Peer
 from filterdns.dns.model import Kind, Request, Response
 from filterdns.dns.wire import Query
 from filterdns.memo import Memo
@@ -253,7 +254,7 @@ class AnswerMemo:
         return cache is None or cache.holds(kept.cache_key, kept.cache_entry)
 
     def serve(
-        self, kept: Kept, data: bytes, addr: tuple[str, int], protocol: str, received_at: float
+        self, kept: Kept, data: bytes, addr: Peer, protocol: str, received_at: float
     ) -> bytes:
         """The bytes to send for a hit `find` returned, doing what the chain would have done."""
         self.hits += 1
