@@ -61,7 +61,15 @@ from filterdns.policy.state import (
     rules_at,
 )
 from filterdns.policy.timezones import zone_of
-from filterdns.policy.values import BLOCKING_ACTIONS, Action, Decision, Grant, Match
+from filterdns.policy.values import (
+    BLOCKING_ACTIONS,
+    NO_TRACE,
+    Action,
+    Decision,
+    Grant,
+    Match,
+    Trace,
+)
 
 BUDGET_TTL = 60  # seconds an allowed answer of a budgeted category may be cached
 RULE_MEMO = 1024  # rule texts shared by remembered decisions (a memo: cleared whole when full)
@@ -178,7 +186,7 @@ class Policy:
         """Decide and remember, the remembered decision holding no text twice: its `listed` is
         the name itself (the memo's key) when equal, its `rule` one string per rule (a blocked
         decision is a few hundred bytes; the memo holds tens of thousands)."""
-        decision = self._decide(profile, state, name, _NO_TRACE)
+        decision = self._decide(profile, state, name, NO_TRACE)
         if decision.listed == name:
             decision.listed = name
         rule = decision.rule
@@ -187,7 +195,7 @@ class Policy:
         cost = 1 if decision is profile.allowed else FRESH_DECISION_COST
         return state.decisions.remember(name, decision, cost)
 
-    def _decide(self, profile: Profile, state: State, name: str, trace: list[str]) -> Decision:
+    def _decide(self, profile: Profile, state: State, name: str, trace: Trace) -> Decision:
         """Steps 3 to 8 in order: the first that decides wins."""
         decision = steps.local_record(self.local, profile, name, trace) or steps.allowed(
             profile, state, name, trace
@@ -285,13 +293,3 @@ def _metered_rewrite(decision: Decision, metering: list[tuple[str, BudgetConfig]
     decision.budgets = tuple(b for _c, b in metering)
     decision.ttl_cap = BUDGET_TTL
     return decision
-
-
-class _Discard(list[str]):
-    """A trace that keeps nothing: deciding for a query costs no string formatting."""
-
-    def append(self, _item: str) -> None:
-        return None
-
-
-_NO_TRACE = _Discard()

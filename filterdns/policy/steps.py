@@ -19,10 +19,10 @@ from filterdns.policy.special import (
     safe_host,
 )
 from filterdns.policy.state import Profile, State
-from filterdns.policy.values import Action, Decision, Match, rule_label
+from filterdns.policy.values import Action, Decision, Match, Trace, rule_label
 
 
-def local_record(zone: LocalZone, profile: Profile, name: str, trace: list[str]) -> Decision | None:
+def local_record(zone: LocalZone, profile: Profile, name: str, trace: Trace) -> Decision | None:
     """3. A name of `local_records:` (or the reverse name of a local address): answered as given,
     for every profile, upstreams never asked."""
     if name not in zone.names:
@@ -33,7 +33,7 @@ def local_record(zone: LocalZone, profile: Profile, name: str, trace: list[str])
     return Decision(Action.ALLOW, profile.config.name, 3, reason, rule="local record")
 
 
-def allowed(profile: Profile, state: State, name: str, trace: list[str]) -> Decision | None:
+def allowed(profile: Profile, state: State, name: str, trace: Trace) -> Decision | None:
     """3. The profile's allow list, a domain grant, a `block: all` rule's own allow list."""
     p = profile.config.name
     for domain in profile.config.allow:
@@ -61,7 +61,7 @@ def allowed(profile: Profile, state: State, name: str, trace: list[str]) -> Deci
     return None
 
 
-def bypass(profile: Profile, name: str, matches: list[Match], trace: list[str]) -> Decision | None:
+def bypass(profile: Profile, name: str, matches: list[Match], trace: Trace) -> Decision | None:
     """4. Bypass protection: the canaries, DDR and the `bypass` category (every band but adult)."""
     p = profile.config.name
     if not profile.bypass_protection:
@@ -102,7 +102,7 @@ def bypass(profile: Profile, name: str, matches: list[Match], trace: list[str]) 
 
 
 def block_all(
-    profile: Profile, state: State, matches: list[Match], trace: list[str]
+    profile: Profile, state: State, matches: list[Match], trace: Trace
 ) -> Decision | None:
     """5. A pause, a block-all override or an active `block: all` rule blocks everything
     (keeping the category the name also matches)."""
@@ -137,7 +137,7 @@ def budget(
     profile: Profile,
     state: State,
     matches: list[Match],
-    trace: list[str],
+    trace: Trace,
     metering: list[tuple[str, BudgetConfig]],
 ) -> Decision | None:
     """5b. A budget spent today blocks its categories (those not blocked anyway); the budgets
@@ -172,7 +172,7 @@ def budget(
 
 
 def categories(
-    profile: Profile, state: State, name: str, matches: list[Match], trace: list[str]
+    profile: Profile, state: State, name: str, matches: list[Match], trace: Trace
 ) -> Decision | None:
     """6. A blocked category holding the name (unless an @@ exception), the profile's block list."""
     p = profile.config.name
@@ -218,7 +218,7 @@ def excepted(matches: list[Match], category: str) -> str | None:
     return None
 
 
-def rewrite(profile: Profile, name: str, trace: list[str]) -> Decision | None:
+def rewrite(profile: Profile, name: str, trace: Trace) -> Decision | None:
     """7. SafeSearch and YouTube: the search engines answered with their safe hosts."""
     target = safe_host(profile.safesearch, profile.youtube, name)
     if target is None:

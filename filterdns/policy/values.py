@@ -5,12 +5,36 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
+from typing import Protocol
 
 from filterdns.config import ScheduleRule
 from filterdns.config.budgets import BudgetConfig
 
 # (listed name, category, source, allow) for one list holding a name or a parent of it
 Match = tuple[str, str, str, bool]
+
+
+class Trace(Protocol):
+    """Where the decision's steps write what they found, for `explain`: a list, or `NO_TRACE`.
+
+    A protocol, not `list[str]`: compiled (filterdns.compiled), an append to a value typed as a
+    list is the list's own append, whatever a subclass defines, so a list that keeps nothing
+    kept every line of every decision.
+    """
+
+    def append(self, line: str, /) -> None: ...
+
+
+class _Discard:
+    """A trace that keeps nothing: deciding for a query costs no string formatting."""
+
+    __slots__ = ()
+
+    def append(self, line: str, /) -> None:
+        return None
+
+
+NO_TRACE: Trace = _Discard()
 
 
 class Action(StrEnum):

@@ -4,6 +4,7 @@ the memo holds fewer decisions of their own (blocked, with a reason) than shared
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 
 import pytest
 
@@ -62,3 +63,21 @@ def test_blocked_decisions_fill_the_memo_twice_as_fast_as_allowed_ones(
     sut.verdict("minh", "one-more.example.com", now)
     assert set(memo) == {"one-more.example.com"}
     assert [sut.verdict("minh", n, now)[0].action.value for n in blocked] == ["block"] * 4
+
+
+def test_deciding_keeps_nothing_but_the_remembered_decisions() -> None:
+    """The steps write their trace into one that keeps nothing (only `explain` keeps one): so
+    what deciding 2,000 new names leaves is the memo's decisions and their keys. Compiled, an
+    append to a list subclass that overrode it once kept every line (bench/PROFILE.md)."""
+    built = index()
+    sut = Policy(config(), lambda: built)
+    now = at(WHEN)
+    names = [f"host{i}.casino.example" for i in range(2000)]
+    sut.verdict("minh", "warm.casino.example", now)
+    tracemalloc.start()
+    for name in names:
+        sut.verdict("minh", name, now)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert sut.profiles["minh"].state.decisions.used == 2 * (len(names) + 1)  # type: ignore[union-attr]
+    assert held / len(names) < 600  # about 420: a Decision, its reason, the memo's slot
