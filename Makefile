@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit clean bench bench-web bench-pg stress generate lists-eval
+.PHONY: run test lint typecheck unit clean compiled bench bench-web bench-pg stress generate lists-eval
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## run: serve on the embedded defaults (127.0.0.1:5353 and [::1]:5353 when not root), or CONFIG=file
-run: $(STAMP)
+run: compiled
 	$(BIN)/filterdns serve $(if $(CONFIG),-c $(CONFIG))
 
 ## test: lint, strict types and the whole test suite (after writing the generated files)
-test: generate lint typecheck
+test: generate lint typecheck compiled
 	$(BIN)/python -m pytest -q
+
+## compiled: the hot modules compiled to C with mypyc (about a minute, once per change of them;
+## without a C compiler or Python's headers it says so and filterdns runs its Python modules)
+compiled: $(STAMP)
+	@$(BIN)/python scripts/compile.py
 
 ## generate: write the JSON Schema and default.yaml from the config section modules
 generate: $(STAMP)
@@ -48,7 +53,7 @@ lists-eval: $(STAMP)
 
 ## bench: filterdns against dnsmasq and unbound on loopback, then DNS while the web app is
 ## polled (bench-web; QUICK=1: under 5 minutes in all)
-bench: $(STAMP)
+bench: compiled
 	bash bench/setup.sh && $(BIN)/python bench/run.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/web_bench.py $(if $(QUICK),--secs 20 --rounds 1 --rows 20000)
 
@@ -66,8 +71,8 @@ bench-pg: $(STAMP)
 
 ## stress: a million hostile packets, a 10-minute soak with a 1M-name list, a 60 s upstream
 ## outage and a TCP connection hold (SOAK, PACKETS, OUTAGE=seconds, HOLD=connections)
-stress: $(STAMP)
+stress: compiled
 	bash bench/setup.sh && $(BIN)/python bench/stress.py $(if $(SOAK),--soak $(SOAK)) $(if $(PACKETS),--packets $(PACKETS)) $(if $(OUTAGE),--outage $(OUTAGE)) $(if $(HOLD),--hold $(HOLD))
 
 clean:
-	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) state filterdns/_compiled .pytest_cache .mypy_cache .ruff_cache

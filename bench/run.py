@@ -524,6 +524,13 @@ def version(argv: list[str]) -> str:
     return text[0] if text else "?"
 
 
+def filterdns_modules() -> str:
+    """Which modules the measured filterdns runs: compiled (`make compiled`) or Python."""
+    code = "from filterdns import compiled; print(compiled.state())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    return done.stdout.strip() or done.stderr.strip()[-200:]
+
+
 def machine() -> list[str]:
     model = "?"
     with open("/proc/cpuinfo") as f:
@@ -537,6 +544,7 @@ def machine() -> list[str]:
     return [
         f"- CPU: {model}, {os.cpu_count()} cores; memory {mem}; kernel {platform.release()}",
         f"- Python {platform.python_version()} ({sys.executable})",
+        f"- filterdns runs: {filterdns_modules()}",
         f"- dnsperf: {version(['dnsperf', '-h'])}",
         f"- dnsmasq: {version(['dnsmasq', '--version'])}",
         f"- unbound: {version(['unbound', '-V'])}",

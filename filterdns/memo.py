@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 K = TypeVar("K")
 V = TypeVar("V")
 E = TypeVar("E", bound="Linked")
 
 
+@mypyc_attr(native_class=False)  # a dict: an ordinary class when compiled
 class Memo(dict[K, V]):
     """A dict of at most `limit` entries, cleared whole when full (see the module docstring)."""
 
@@ -45,6 +48,7 @@ class Memo(dict[K, V]):
         return value
 
 
+@mypyc_attr(native_class=False)  # a dict: an ordinary class when compiled
 class CostMemo(Memo[K, V]):
     """A memo whose entries count `cost` units each, emptied when `limit` units would be
     exceeded (see the module docstring); a plain `get` is still the whole lookup."""
@@ -74,6 +78,7 @@ class Linked:
     """An entry of an `Lru`: its key and its neighbours in the order of use, held by itself."""
 
     __slots__ = ("key", "newer", "older")
+    __deletable__ = ("newer", "older")  # when compiled (_unlink)
 
     older: Linked
     newer: Linked
@@ -82,6 +87,7 @@ class Linked:
         self.key = key  # its neighbours are set when an LRU takes it in
 
 
+@mypyc_attr(native_class=False)  # a dict: an ordinary class when compiled
 class Lru(dict[K, E]):
     """A dict of `Linked` entries in order of use: `put` and `use` make an entry the newest,
     `pop_oldest` takes the least recently used out. Lookups are plain `dict.get`s; changes go

@@ -1,9 +1,14 @@
-"""Shared test setup: a private state directory for the whole session."""
+"""Shared test setup: the Python modules unless asked otherwise, a private state directory."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+
+# The suite runs the Python modules, whatever `make compiled` built (a test may patch them);
+# tests/integration/test_compiled.py runs chosen tests again on the compiled ones.
+# FILTERDNS_COMPILED=1 runs the suite on them. Set before filterdns is first imported.
+os.environ.setdefault("FILTERDNS_COMPILED", "0")
 
 import pytest
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filterdns import __version__
+from filterdns import __version__, compiled
 from filterdns.app import App
 from filterdns.config import Config, ListenAddress, default_config, find_config, load_config
 from filterdns.dns.listeners import addresses_text
@@ -238,11 +238,12 @@ def _serve(args: argparse.Namespace) -> int:
         origin = config.source or "embedded defaults"
         servers = ", ".join(str(s) for s in config.upstreams.servers)
         log.info(
-            "filterdns %s listening on %s (UDP and TCP); config: %s; upstreams: %s",
+            "filterdns %s listening on %s (UDP and TCP); config: %s; upstreams: %s; %s",
             __version__,
             addresses_text(bound),
             origin,
             servers,
+            compiled.state(),
         )
         if config.source is None:  # a first try: say how to ask it, on the port it really has
             log.info("try it: %s", dig_hint(bound))

@@ -1,0 +1,107 @@
+"""The compiled hot modules (`make compiled`) serve as the Python modules do.
+
+The rest of the suite runs the Python modules (tests/conftest.py); these tests run a real
+`filterdns serve` on the compiled ones, and the tests that cover the compiled modules most (the
+wire format byte for byte, the links, the answer memo, the cache, the decisions, the listener
+over IPv4 and IPv6, hostile packets) again in a child pytest on them. Without a build they skip;
+with FILTERDNS_REQUIRE_COMPILED=1 (CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import pytest
+
+from filterdns import compiled
+from tests.fakes.upstream import FakeUpstream
+from tests.integration.processes import ROOT, start_serve, stop
+
+# The tests run again on the compiled modules: those that reach them most (about a minute).
+# Not tests/unit/test_memo.py: its entries subclass `memo.Linked` in Python, which a compiled
+# class refuses (the cache's entries, compiled too, are tested through test_cache.py).
+AGAIN = (
+    "tests/unit/test_answer_bytes.py",
+    "tests/unit/test_wire.py",
+    "tests/unit/test_hostile_wire.py",
+    "tests/unit/test_dnssec_wire.py",
+    "tests/unit/test_model.py",
+    "tests/unit/test_cache.py",
+    "tests/unit/test_answermemo.py",
+    "tests/unit/test_access.py",
+    "tests/unit/test_clients.py",
+    "tests/unit/test_decision_memo.py",
+    "tests/unit/test_policy.py",
+    "tests/unit/test_links.py",
+    "tests/unit/test_fold.py",
+    "tests/unit/test_profile_schedules.py",
+    "tests/integration/test_proxy.py",
+    "tests/integration/test_udp_batch.py",
+    "tests/integration/test_hostile.py",
+    "tests/integration/test_inspection.py",
+    "tests/integration/test_answer_memo.py",
+    "tests/integration/test_log_folding.py",
+)
+
+
+def on_compiled() -> dict[str, str]:
+    """The environment of a process that runs the compiled modules; skip (or fail) without."""
+    locations, why = compiled.check(compiled.build_dir())
+    if locations is None:
+        if os.environ.get("FILTERDNS_REQUIRE_COMPILED") == "1":
+            pytest.fail(f"the compiled modules are required here: {why}")
+        pytest.skip(why)
+    return {**os.environ, compiled.ENV: "1"}
+
+
+def test_every_test_file_run_again_exists() -> None:
+    assert [f for f in AGAIN if not (ROOT / f).is_file()] == []
+
+
+async def test_filterdns_serve_runs_the_compiled_modules(tmp_path: Path) -> None:
+    env = on_compiled()
+    (tmp_path / "gambling.txt").write_text("casino.example\n")
+    async with FakeUpstream({("school.example", "A"): ["192.0.2.7"]}) as upstream:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            'server:\n  listen: ["127.0.0.1:0", "[::1]:0"]\n'
+            f'upstreams:\n  servers: ["{upstream.address}"]\n'
+            f"lists:\n  download_defaults: false\n  cache_dir: {tmp_path / 'lists'}\n"
+            f"log:\n  database: {tmp_path / 'filterdns.db'}\n"
+            f"categories: {{gambling: [{tmp_path / 'gambling.txt'}]}}\n"
+            "profiles: {kid: {age_band: 9-12}}\ndefault_profile: kid\n"
+        )
+        process, port, seen = await start_serve(config, env=env)
+        try:
+            assert f"compiled modules ({len(compiled.HOT)}, {compiled.tag()})" in seen[-1]
+            for ask in (dns.asyncquery.udp, dns.asyncquery.tcp):
+                blocked = await ask(dns.message.make_query("casino.example", "A"), "127.0.0.1",
+                                    port=port, timeout=5)  # fmt: skip
+                allowed = await ask(dns.message.make_query("school.example", "A"), "127.0.0.1",
+                                    port=port, timeout=5)  # fmt: skip
+                assert blocked.rcode() == dns.rcode.NXDOMAIN
+                assert allowed.rcode() == dns.rcode.NOERROR
+                assert allowed.answer[0][0].address == "192.0.2.7"
+        finally:
+            await stop(process)
+
+
+@pytest.mark.timeout(600)
+def test_the_tests_of_the_hot_path_pass_on_the_compiled_modules() -> None:
+    env = on_compiled()
+    probe = "import filterdns.dns.wire as w, filterdns.compiled as c; print(w.__file__, c.state())"
+    where = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout  # fmt: skip
+    assert where.split()[0].endswith(".so")
+    assert "compiled modules" in where
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *AGAIN]
+    done = subprocess.run(
+        argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=580, check=False
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
