@@ -16,6 +16,7 @@ start-up line and `/metrics`.
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import importlib.util
 import os
@@ -107,26 +108,48 @@ def check(directory: Path) -> tuple[dict[str, Path] | None, str]:
 
     try:
         manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        built = {
+            str(name): (str(e["file"]), str(e["sha256"])) for name, e in manifest["modules"].items()
+        }
+        library = (str(manifest["library"]["name"]), str(manifest["library"]["file"]))
+        built_for = manifest["tag"]
     except FileNotFoundError:
         return None, "Python modules (nothing compiled: make compiled)"
-    except (OSError, ValueError) as exc:
-        return None, f"Python modules (the compiled build's manifest is unreadable: {exc})"
-    modules = manifest.get("modules", {})
-    if manifest.get("tag") != tag():
-        return None, f"Python modules (compiled for {manifest.get('tag')}, not {tag()})"
-    if sorted(modules) != sorted(HOT):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return None, f"Python modules (the compiled build's manifest is unreadable: {exc!r})"
+    if built_for != tag():
+        return None, f"Python modules (compiled for {built_for}, not {tag()})"
+    if sorted(built) != sorted(HOT):
         return None, "Python modules (the compiled build holds other modules: make compiled)"
     locations: dict[str, Path] = {}
-    for name, entry in modules.items():
+    for name, (file, sha256) in built.items():
         path = source(name)
-        if not path.is_file() or digest(path) != entry["sha256"]:
+        try:
+            same = digest(path) == sha256
+        except OSError:  # gone, or not readable by this user
+            same = False
+        if not same:
             return None, f"Python modules ({path.name} changed since it was compiled)"
-        locations[name] = directory / entry["file"]
-    library = manifest["library"]
-    locations[library["name"]] = directory / library["file"]
+        locations[name] = directory / file
+    locations[library[0]] = directory / library[1]
     if not all(path.is_file() for path in locations.values()):
         return None, "Python modules (a compiled file is missing: make compiled)"
-    return locations, f"compiled modules ({len(modules)}, {directory.name})"
+    return locations, f"compiled modules ({len(built)}, {directory.name})"
+
+
+def install(locations: dict[str, Path], library: str) -> str | None:
+    """Place the finder first and load the shared library the compiled modules run in; on a
+    library that does not load (a damaged file, a missing C library), take the finder out
+    again and say why (the Python modules run)."""
+    finder = _Finder(locations)
+    sys.meta_path.insert(0, finder)
+    try:
+        importlib.import_module(library)
+    except (ImportError, OSError) as exc:
+        sys.meta_path.remove(finder)
+        sys.modules.pop(library, None)
+        return f"Python modules (the compiled build does not load: {exc})"
+    return None
 
 
 def use() -> None:
@@ -143,4 +166,5 @@ def use() -> None:
     if any(name in sys.modules for name in locations):
         _STATE = "Python modules (imported before the compiled ones could be placed)"
         return
-    sys.meta_path.insert(0, _Finder(locations))
+    library = next(name for name in locations if name not in HOT)
+    _STATE = install(locations, library) or _STATE

@@ -56,6 +56,7 @@ def test_one_source_edited_since_the_build_turns_every_compiled_module_off(
         ("other modules", "holds other modules"),
         ("a file missing", "a compiled file is missing"),
         ("a broken manifest", "manifest is unreadable"),
+        ("a manifest without its digests", "manifest is unreadable"),
     ],
 )
 def test_a_build_that_does_not_fit_leaves_the_python_modules(
@@ -71,6 +72,11 @@ def test_a_build_that_does_not_fit_leaves_the_python_modules(
     elif change == "a broken manifest":
         fake_build(tmp_path)
         (tmp_path / "manifest.json").write_text("{ not json")
+    elif change == "a manifest without its digests":
+        fake_build(tmp_path)
+        manifest = json.loads((tmp_path / "manifest.json").read_text())
+        del manifest["modules"]["filterdns.dns.wire"]["sha256"]
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     locations, why = compiled.check(tmp_path)
     assert locations is None
     assert why.startswith("Python modules (")
@@ -90,3 +96,14 @@ def test_the_switch_off_keeps_the_python_modules_whatever_is_built() -> None:
     file, state = done.stdout.strip().split(" ", 1)
     assert file.endswith("wire.py")
     assert state == "Python modules (FILTERDNS_COMPILED=0)"
+
+
+def test_a_library_that_does_not_load_leaves_the_python_modules(tmp_path: Path) -> None:
+    library = tmp_path / "filterdns_damaged__mypyc.so"
+    library.write_bytes(b"not an ELF file")
+    before = list(sys.meta_path)
+    why = compiled.install({"filterdns_damaged__mypyc": library}, "filterdns_damaged__mypyc")
+    assert why is not None
+    assert why.startswith("Python modules (the compiled build does not load: ")
+    assert sys.meta_path == before
+    assert "filterdns_damaged__mypyc" not in sys.modules
