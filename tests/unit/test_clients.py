@@ -522,26 +522,21 @@ def test_the_cache_is_bounded() -> None:
     assert len(sut._cache) <= 65536
 
 
-def test_unknown_address_with_100_cidr_rules_is_fast() -> None:
+def test_an_address_among_100_cidr_rules_costs_a_probe_per_prefix_length_and_is_remembered() -> (
+    None
+):
+    """What keeps matching cheap, checked as behaviour (the speed itself is bench/'s to measure):
+    100 rules of 9 prefix lengths are 9 probes, longest first; an address seen is remembered."""
     rules = [rule(f"net{i}", "p", cidr=f"10.{i}.0.0/{16 + i % 9}") for i in range(100)]
     sut = ClientDirectory(rules, "guests")
     assert sut.match("10.5.0.1").how == "cidr 10.5.0.0/21"
+    lengths = [bin(prefix.mask).count("1") for prefix in sut._prefixes[4]]
+    assert lengths == list(range(24, 15, -1))
+    assert sum(len(prefix.networks) for prefix in sut._prefixes[4]) == 100
     addresses = [f"172.16.{i >> 8}.{i & 255}" for i in range(2000)]
-    for ip in addresses:  # first sight: parse and probe every prefix length
-        assert sut.match(ip).how == "default"
-    start = time.perf_counter()
-    rounds = 20
-    for _ in range(rounds):
-        for ip in addresses:
-            sut.match(ip)
-    per_match = (time.perf_counter() - start) / (rounds * len(addresses))
-    assert per_match < 20e-6, f"{per_match * 1e6:.1f} µs per match"
-    fresh = ClientDirectory(rules, "guests")
-    start = time.perf_counter()
-    for ip in addresses:
-        fresh.match(ip)
-    per_miss = (time.perf_counter() - start) / len(addresses)
-    assert per_miss < 50e-6, f"{per_miss * 1e6:.1f} µs per uncached match"
+    assert {sut.match(ip).how for ip in addresses} == {"default"}
+    assert all(ip in sut._cache for ip in addresses)
+    assert ClientDirectory(rules, "guests").match("10.97.1.9").how == "cidr 10.97.0.0/23"
 
 
 # --- one device, one profile on IPv4 and IPv6 ---------------------------------------------------
