@@ -49,6 +49,7 @@ HOT = (
     "filterdns.resolvers.cache",
     "filterdns.dns.replies",
     "filterdns.querylog.rows",
+    "filterdns.querylog.fold",
 )
 ENV = "FILTERDNS_COMPILED"  # "0": the Python modules, whatever is built
 PACKAGE = Path(__file__).resolve().parent
