@@ -32,7 +32,8 @@ GROUP = "filterdns_hot"  # the shared library: filterdns_hot__mypyc.<suffix>
 
 def missing() -> str | None:
     """What the build needs and this machine lacks, in words; None when all is there."""
-    if shutil.which(sysconfig.get_config_var("CC").split()[0] or "cc") is None:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
         return "no C compiler (Debian: apt-get install gcc)"
     if not Path(sysconfig.get_paths()["include"], "Python.h").is_file():
         return "no Python headers (Debian: apt-get install python3-dev)"
