@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dnslib
 
@@ -32,7 +32,7 @@ class Kind(enum.Enum):
     LOCAL = "local"  # answered by the proxy itself (RFC 8482 ANY, NOTIMP, BADVERS)
 
 
-@dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
+@dataclass(slots=True, init=False)  # per query: not frozen (6x cheaper); __init__ below
 class Request:
     """One client query as it enters the chain (immutable)."""
 
@@ -41,8 +41,26 @@ class Request:
     client_port: int
     protocol: str  # "udp" or "tcp"
     received_at: float  # monotonic seconds
-    profile: str | None = None
-    client_name: str | None = None
+    profile: str | None
+    client_name: str | None
+
+    def __init__(  # noqa: PLR0917 - the fields' order, as the dataclass's would take them
+        self,
+        query: Query,
+        client_ip: str,
+        client_port: int,
+        protocol: str,
+        received_at: float,
+        profile: str | None = None,
+        client_name: str | None = None,
+    ) -> None:
+        self.query = query
+        self.client_ip = client_ip
+        self.client_port = client_port
+        self.protocol = protocol
+        self.received_at = received_at
+        self.profile = profile
+        self.client_name = client_name
 
     @property
     def limit(self) -> int:
@@ -52,7 +70,7 @@ class Request:
         return max(wire.MIN_UDP, min(self.query.udp_size, 65535)) if self.query.edns else 512
 
 
-@dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
+@dataclass(slots=True, init=False)  # per query: not frozen (6x cheaper); __init__ below
 class Response:
     """The outcome of resolving one Request.
 
@@ -63,16 +81,44 @@ class Response:
 
     kind: Kind
     answer: Answer
-    reason: str = ""
-    category: str | None = None
-    ttl_cap: int | None = None
-    ext_rcode: int = 0
-    edns_options: bytes = field(default=b"")
-    upstream: str | None = None
-    rule: str | None = None  # the policy rule that decided ("age band 9-12", "schedule ...")
-    source: str | None = None  # the list holding the name ("shipped:gambling.txt")
-    mode: str | None = None  # how a blocked name was answered: nxdomain, null, refused, custom, ...
-    silent: bool = False  # send nothing (a UDP source outside allow_clients may be forged)
+    reason: str
+    category: str | None
+    ttl_cap: int | None
+    ext_rcode: int
+    edns_options: bytes
+    upstream: str | None
+    rule: str | None  # the policy rule that decided ("age band 9-12", "schedule ...")
+    source: str | None  # the list holding the name ("shipped:gambling.txt")
+    mode: str | None  # how a blocked name was answered: nxdomain, null, refused, custom, ...
+    silent: bool  # send nothing (a UDP source outside allow_clients may be forged)
+
+    def __init__(  # noqa: PLR0917 - the fields' order, as the dataclass's would take them
+        self,
+        kind: Kind,
+        answer: Answer,
+        reason: str = "",
+        category: str | None = None,
+        ttl_cap: int | None = None,
+        ext_rcode: int = 0,
+        edns_options: bytes = b"",
+        upstream: str | None = None,
+        rule: str | None = None,
+        source: str | None = None,
+        mode: str | None = None,
+        silent: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.answer = answer
+        self.reason = reason
+        self.category = category
+        self.ttl_cap = ttl_cap
+        self.ext_rcode = ext_rcode
+        self.edns_options = edns_options
+        self.upstream = upstream
+        self.rule = rule
+        self.source = source
+        self.mode = mode
+        self.silent = silent
 
     def capped(self, cap: int | None) -> Response:
         """This response with every TTL at most `cap` seconds (itself when already so)."""

@@ -50,7 +50,7 @@ TEXT_MEMO = 8192  # names whose text form is kept (popular names are asked again
 _TEXTS: Memo[bytes, str] = Memo(TEXT_MEMO)
 
 
-@dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
+@dataclass(slots=True, init=False)  # per query: not frozen (6x cheaper); __init__ below
 class Query:
     """The parts of a client query the proxy needs, read without a full parse.
 
@@ -68,10 +68,36 @@ class Query:
     qtype: int
     qclass: int
     key: bytes
-    edns: bool = False
-    udp_size: int = MIN_UDP
-    dnssec_ok: bool = False
-    edns_version: int = 0
+    edns: bool
+    udp_size: int
+    dnssec_ok: bool
+    edns_version: int
+
+    def __init__(  # noqa: PLR0917 - the fields' order, as the dataclass's would take them
+        self,
+        msg_id: int,
+        flags: int,
+        qname: str,
+        qname_wire: bytes,
+        qtype: int,
+        qclass: int,
+        key: bytes,
+        edns: bool = False,
+        udp_size: int = MIN_UDP,
+        dnssec_ok: bool = False,
+        edns_version: int = 0,
+    ) -> None:
+        self.msg_id = msg_id
+        self.flags = flags
+        self.qname = qname
+        self.qname_wire = qname_wire
+        self.qtype = qtype
+        self.qclass = qclass
+        self.key = key
+        self.edns = edns
+        self.udp_size = udp_size
+        self.dnssec_ok = dnssec_ok
+        self.edns_version = edns_version
 
     @property
     def rd(self) -> bool:
@@ -79,7 +105,7 @@ class Query:
         return bool(self.flags & RD)
 
 
-@dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
+@dataclass(slots=True, init=False)  # per query: not frozen (6x cheaper); __init__ below
 class Answer:
     """A complete DNS message without an OPT record, and where its TTLs are.
 
@@ -94,12 +120,30 @@ class Answer:
     """
 
     wire: bytes
-    ttl_offsets: tuple[int, ...] = ()
-    ttls: tuple[int, ...] = ()
-    rcode: int = NOERROR
-    cache_ttl: int | None = None
-    targets: tuple[str, ...] = ()
-    private: bool = False
+    ttl_offsets: tuple[int, ...]
+    ttls: tuple[int, ...]
+    rcode: int
+    cache_ttl: int | None
+    targets: tuple[str, ...]
+    private: bool
+
+    def __init__(  # noqa: PLR0917 - the fields' order, as the dataclass's would take them
+        self,
+        wire: bytes,
+        ttl_offsets: tuple[int, ...] = (),
+        ttls: tuple[int, ...] = (),
+        rcode: int = NOERROR,
+        cache_ttl: int | None = None,
+        targets: tuple[str, ...] = (),
+        private: bool = False,
+    ) -> None:
+        self.wire = wire
+        self.ttl_offsets = ttl_offsets
+        self.ttls = ttls
+        self.rcode = rcode
+        self.cache_ttl = cache_ttl
+        self.targets = targets
+        self.private = private
 
     def with_ttls(self, ttls: tuple[int, ...]) -> Answer:
         """A copy whose TTL fields hold `ttls` (same length as `ttl_offsets`)."""

@@ -120,7 +120,7 @@ def grant_kind(kind: str | None, domain: str | None) -> GrantKind:
     return GrantKind.ALLOW_DOMAIN if domain is not None else GrantKind.ALLOW_CATEGORY
 
 
-@dataclass(slots=True)  # built per query: not frozen (6x cheaper), never mutated
+@dataclass(slots=True, init=False)  # per query: not frozen (6x cheaper); __init__ below
 class Decision:
     """What the policy decided for one query, and why."""
 
@@ -128,14 +128,42 @@ class Decision:
     profile: str
     step: int  # the step of the decision order that decided
     reason: str  # a sentence a parent can read
-    category: str | None = None
-    rule: str | None = None  # "schedule bedtime (profiles.minh.schedules[0], line 31)", ...
-    source: str | None = None  # the list that holds the name
-    listed: str | None = None  # the listed name that matched (the name itself or a parent)
-    target: str | None = None  # the safe host of a rewrite
-    ttl_cap: int | None = None  # seconds until this profile's decision may next change
-    trace: tuple[str, ...] = ()  # every step considered (filled when explaining)
-    budgets: tuple[BudgetConfig, ...] = ()  # the budgets an allowed lookup counts toward
+    category: str | None
+    rule: str | None  # "schedule bedtime (profiles.minh.schedules[0], line 31)", ...
+    source: str | None  # the list that holds the name
+    listed: str | None  # the listed name that matched (the name itself or a parent)
+    target: str | None  # the safe host of a rewrite
+    ttl_cap: int | None  # seconds until this profile's decision may next change
+    trace: tuple[str, ...]  # every step considered (filled when explaining)
+    budgets: tuple[BudgetConfig, ...]  # the budgets an allowed lookup counts toward
+
+    def __init__(  # noqa: PLR0917 - the fields' order, as the dataclass's would take them
+        self,
+        action: Action,
+        profile: str,
+        step: int,
+        reason: str,
+        category: str | None = None,
+        rule: str | None = None,
+        source: str | None = None,
+        listed: str | None = None,
+        target: str | None = None,
+        ttl_cap: int | None = None,
+        trace: tuple[str, ...] = (),
+        budgets: tuple[BudgetConfig, ...] = (),
+    ) -> None:
+        self.action = action
+        self.profile = profile
+        self.step = step
+        self.reason = reason
+        self.category = category
+        self.rule = rule
+        self.source = source
+        self.listed = listed
+        self.target = target
+        self.ttl_cap = ttl_cap
+        self.trace = trace
+        self.budgets = budgets
 
 
 def rule_label(rule: ScheduleRule) -> str:
