@@ -44,7 +44,6 @@ CLASS_IN = 1
 
 MIN_UDP = 512
 EDNS_SIZE = 1232  # what we advertise to clients and upstreams (DNS flag day 2020)
-_OPT_TYPE = b"\x00\x29"
 _DNSSEC_KEYS = (b"", b"\x01", b"\x02", b"\x03")  # key suffix: DO + 2 * CD
 TEXT_MEMO = 8192  # names whose text form is kept (popular names are asked again and again)
 _TEXTS: Memo[bytes, str] = Memo(TEXT_MEMO)
@@ -186,15 +185,20 @@ def parse_query(data: bytes) -> Query:
     if len(data) < 12:
         raise WireError("packet shorter than a DNS header")
     data = bytes(data)
-    msg_id, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
+    # The header's fields byte by byte: compiled, indexing bytes is C arithmetic, where each
+    # struct call is a Python call building a tuple.
+    msg_id, flags = data[0] << 8 | data[1], data[2] << 8 | data[3]
     if flags & QR:
         raise WireError("a response was sent to the query port")
-    if qdcount != 1:
+    if data[4] or data[5] != 1:
+        qdcount = data[4] << 8 | data[5]
         raise WireError(f"a query must hold exactly one question, not {qdcount}", msg_id)
+    ancount, nscount = data[6] << 8 | data[7], data[8] << 8 | data[9]
+    arcount = data[10] << 8 | data[11]
     qend = _question_name(data, 12, msg_id)
     if qend + 4 > len(data):
         raise WireError("question type and class are missing", msg_id)
-    qtype, qclass = TYPE_CLASS.unpack_from(data, qend)
+    qtype, qclass = data[qend] << 8 | data[qend + 1], data[qend + 2] << 8 | data[qend + 3]
     qname_wire = data[12:qend]
     lowered = qname_wire.lower()
     qname = _TEXTS.get(lowered)
@@ -209,13 +213,14 @@ def parse_query(data: bytes) -> Query:
         and nscount == 0
         and len(data) >= pos + 11
         and data[pos] == 0
-        and data[pos + 1 : pos + 3] == _OPT_TYPE
+        and data[pos + 1] == 0
+        and data[pos + 2] == TYPE_OPT
     ):
-        _rtype, rclass, ttl, rdlen = RR_FIXED.unpack_from(data, pos + 1)
+        rdlen = data[pos + 9] << 8 | data[pos + 10]
         if pos + 11 + rdlen > len(data):
             raise WireError("record data runs past the end of the packet", msg_id)
-        edns, udp_size, dnssec_ok = True, max(MIN_UDP, rclass), bool(ttl & 0x8000)
-        version = (ttl >> 16) & 0xFF
+        edns, udp_size = True, max(MIN_UDP, data[pos + 3] << 8 | data[pos + 4])
+        version, dnssec_ok = data[pos + 6], bool(data[pos + 7] & 0x80)
     else:
         edns, udp_size, dnssec_ok, version = _read_opt(
             data, pos, ancount + nscount, arcount, msg_id
