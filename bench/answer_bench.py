@@ -20,7 +20,7 @@ from pathlib import Path
 
 from filterdns.app import App
 from filterdns.config import load_config_text
-from filterdns.dns import replies, wire
+from filterdns.dns import outgoing, replies, wire
 from filterdns.dns.model import Request
 from filterdns.dns.names import text_to_wire
 
@@ -56,7 +56,7 @@ def reply(name: str, shape: str) -> wire.Answer:
 def requests(names: list[str]) -> list[Request]:
     out = []
     for index, name in enumerate(names):
-        packet = wire.make_query(text_to_wire(name), wire.TYPE_A, 1, index % 65536)
+        packet = outgoing.make_query(text_to_wire(name), wire.TYPE_A, 1, index % 65536)
         out.append(Request(wire.parse_query(packet), "127.0.0.1", 5353, "udp", 0.0))
     return out
 

@@ -29,7 +29,7 @@ from filterdns import actions
 from filterdns.cli.budget import top_up
 from filterdns.cli.pause import describe_row, who
 from filterdns.config import SHIPPED_PREFIX, Config
-from filterdns.dns import names, wire
+from filterdns.dns import names, outgoing, wire
 from filterdns.dns.model import Kind, Request, Response, answer_records
 from filterdns.dns.names import normalize_name
 from filterdns.dns.transport import Transport
@@ -178,7 +178,7 @@ async def _ask(config: Config, name: str, qtype: int) -> Response:
     transport = Transport()
     try:
         head = build_forwarder(config, transport)
-        packet = wire.make_query(names.text_to_wire(name), qtype, wire.CLASS_IN, 0)
+        packet = outgoing.make_query(names.text_to_wire(name), qtype, wire.CLASS_IN, 0)
         return await head.resolve(Request(wire.parse_query(packet), "", 0, "udp", 0.0))
     finally:
         await transport.close()

@@ -17,7 +17,7 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from filterdns.config import UpstreamServer
-from filterdns.dns import wire
+from filterdns.dns import outgoing
 from filterdns.errors import UpstreamError
 
 if TYPE_CHECKING:  # httpx (~5 MB) is imported on the first DNS-over-HTTPS exchange only
@@ -52,7 +52,7 @@ class DohClients:
                 raise UpstreamError(f"upstream {server}: TLS handshake failed: {tls}") from None
             what = "cannot connect" if isinstance(exc, httpx.ConnectError) else "HTTPS failed"
             raise UpstreamError(f"upstream {server}: {what}: {exc or type(exc).__name__}") from None
-        if not wire.is_reply_to(reply, 0, question):
+        if not outgoing.is_reply_to(reply, 0, question):
             raise UpstreamError(f"upstream {server} answered garbage")
         return reply
 

@@ -16,7 +16,7 @@ import ssl
 import struct
 
 from filterdns.config import UpstreamServer
-from filterdns.dns import wire
+from filterdns.dns import outgoing, wire
 from filterdns.errors import UpstreamError, WireError
 
 U16 = struct.Struct("!H")
@@ -111,7 +111,7 @@ class Connection:
             return True  # a late answer to an abandoned query, or junk with an unknown id
         future, question = entry
         try:
-            if wire.question_of(data) != question:
+            if outgoing.question_of(data) != question:
                 return True
         except (WireError, IndexError, struct.error):
             del self.pending[msg_id]

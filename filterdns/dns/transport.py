@@ -31,7 +31,7 @@ import struct
 from collections.abc import Callable
 
 from filterdns.config import UpstreamServer
-from filterdns.dns import wire
+from filterdns.dns import outgoing
 from filterdns.dns.doh import DohClients
 from filterdns.dns.streams import StreamPool
 from filterdns.dns.udpsockets import Destination, Notify, UdpPool, failure
@@ -100,7 +100,7 @@ class Transport:
             (family, (server.host, server.port)),
             future,
             budget=deadline - now,
-            build=lambda msg_id: wire.make_query(
+            build=lambda msg_id: outgoing.make_query(
                 qname_wire, qtype, qclass, msg_id, dnssec_ok=dnssec_ok, cd=cd
             ),
             question=qname_wire.lower() + _TYPE_CLASS.pack(qtype, qclass),
@@ -131,8 +131,10 @@ class Transport:
             raise UpstreamError(timed_out)
         msg_id = 0 if server.scheme == "https" else secrets.randbelow(65536)
         try:
-            query = wire.make_query(qname_wire, qtype, qclass, msg_id, dnssec_ok=dnssec_ok, cd=cd)
-            question = wire.question_of(query)
+            query = outgoing.make_query(
+                qname_wire, qtype, qclass, msg_id, dnssec_ok=dnssec_ok, cd=cd
+            )
+            question = outgoing.question_of(query)
             async with asyncio.timeout_at(deadline):
                 if server.scheme == "udp":
                     return await self._udp(
@@ -181,7 +183,7 @@ class Transport:
             destination,
             future,
             budget=budget,
-            build=lambda msg_id: wire.make_query(
+            build=lambda msg_id: outgoing.make_query(
                 qname_wire, qtype, qclass, msg_id, dnssec_ok=dnssec_ok, cd=cd
             ),
             question=qname_wire.lower() + _TYPE_CLASS.pack(qtype, qclass),

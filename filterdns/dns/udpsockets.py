@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from filterdns.config import UpstreamServer
-from filterdns.dns import wire
+from filterdns.dns import outgoing, wire
 from filterdns.errors import UpstreamError
 
 MAX_MESSAGE = 65535
@@ -247,7 +247,7 @@ class UdpPool:
             if entry.future.done():  # given up on (cancelled): the id is free again
                 del pending[msg_id]
                 continue
-            if not wire.is_reply_to(data, msg_id, entry.question):
+            if not outgoing.is_reply_to(data, msg_id, entry.question):
                 continue
             del pending[msg_id]
             if wire.ID_FLAGS.unpack_from(data)[1] & wire.TC:

@@ -273,30 +273,6 @@ def _read_opt(
     return found, size, dnssec_ok, version
 
 
-def make_query(
-    qname_wire: bytes,
-    qtype: int,
-    qclass: int,
-    msg_id: int,
-    *,
-    rd: bool = True,
-    dnssec_ok: bool = False,
-    cd: bool = False,
-) -> bytes:
-    """A query for upstreams: one question and an OPT record advertising 1232 bytes.
-
-    AD is always set (RFC 6840 5.7: we read the AD bit of the answer, and keep it for the
-    clients that ask); DO and CD are set when the client set them (DNSSEC passthrough).
-    """
-    flags = (RD if rd else 0) | AD | (CD if cd else 0)
-    return (
-        HEADER.pack(msg_id, flags, 1, 0, 0, 1)
-        + qname_wire.lower()
-        + TYPE_CLASS.pack(qtype, qclass)
-        + (_OPT_DO if dnssec_ok else _OPT_PLAIN)
-    )
-
-
 def question_key(
     qname_wire: bytes, qtype: int, qclass: int, *, dnssec_ok: bool = False, flags: int = 0
 ) -> bytes:
@@ -321,34 +297,6 @@ def opt_record(
 def edns_option(code: int, payload: bytes) -> bytes:
     """One EDNS option (code, length, payload), e.g. an Extended DNS Error (code 15)."""
     return U16.pack(code) + U16.pack(len(payload)) + payload
-
-
-def question_of(data: bytes) -> bytes:
-    """The question section (name + type + class) of a message with one question, lower-cased name.
-
-    Used to check that an upstream reply answers the question that was asked.
-    """
-    qdcount = U16.unpack_from(data, 4)[0]
-    if qdcount != 1:
-        raise WireError(f"reply holds {qdcount} questions")
-    end = skip_name(data, 12)
-    if data[12] & 0xC0 or end + 4 > len(data):
-        raise WireError("reply question is malformed")
-    return data[12:end].lower() + data[end : end + 4]
-
-
-def is_reply_to(data: bytes, msg_id: int, question: bytes) -> bool:
-    """Whether `data` is a response with `msg_id` to `question` (`question_of` a query): the
-    check that keeps spoofed and stray answers out."""
-    if len(data) < 12:
-        return False
-    reply_id, flags = ID_FLAGS.unpack_from(data)
-    if reply_id != msg_id or not flags & QR:
-        return False
-    try:
-        return question_of(data) == question
-    except (WireError, IndexError, struct.error):
-        return False
 
 
 def finish(

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from filterdns.config.localrecords import LocalRecord
-from filterdns.dns import names, replies, wire
+from filterdns.dns import names, outgoing, replies, wire
 from filterdns.dns.model import nodata
 from filterdns.dns.wire import Answer
 from filterdns.memo import Memo
@@ -80,7 +80,7 @@ class LocalZone:
         records = self._records(name, qtype)
         qname_wire = names.text_to_wire(name)
         if not records:
-            query = wire.parse_query(wire.make_query(qname_wire, qtype, wire.CLASS_IN, 0))
+            query = wire.parse_query(outgoing.make_query(qname_wire, qtype, wire.CLASS_IN, 0))
             return nodata(query, self._ttl(name))
         header = wire.HEADER.pack(0, wire.QR | wire.RA, 1, len(records), 0, 0)
         body = [qname_wire + wire.TYPE_CLASS.pack(qtype, wire.CLASS_IN)]

@@ -11,7 +11,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from filterdns.dns import model, names, replies, wire
+from filterdns.dns import model, names, outgoing, replies, wire
 
 
 def _query(
@@ -105,7 +105,7 @@ def test_an_untrusted_ad_bit_reaches_nobody() -> None:
 @pytest.mark.parametrize(("do", "cd"), [(False, False), (True, False), (False, True), (True, True)])
 def test_upstream_queries_carry_the_clients_do_and_cd_and_always_ad(do: bool, cd: bool) -> None:
     sut = dns.message.from_wire(
-        wire.make_query(names.text_to_wire("example.com"), 1, 1, 7, dnssec_ok=do, cd=cd)
+        outgoing.make_query(names.text_to_wire("example.com"), 1, 1, 7, dnssec_ok=do, cd=cd)
     )
     assert bool(sut.ednsflags & dns.flags.DO) is do
     assert bool(sut.flags & dns.flags.CD) is cd

@@ -11,7 +11,7 @@ import dnslib
 import pytest
 from dnslib import EDNS0, QTYPE, RR, DNSRecord
 
-from filterdns.dns import names, replies, wire
+from filterdns.dns import names, outgoing, replies, wire
 from filterdns.dns.addresses import is_private_address
 from filterdns.errors import WireError
 
@@ -162,7 +162,7 @@ def test_with_ttls_patches_every_record() -> None:
 
 
 def test_make_query_is_a_valid_edns_query() -> None:
-    sut = DNSRecord.parse(wire.make_query(names.text_to_wire("Example.com"), 28, 1, 4242))
+    sut = DNSRecord.parse(outgoing.make_query(names.text_to_wire("Example.com"), 28, 1, 4242))
     assert (sut.header.id, str(sut.q.qname), sut.q.qtype, sut.header.rd) == (
         4242, "example.com.", QTYPE.AAAA, 1,
     )  # fmt: skip
@@ -181,9 +181,9 @@ def test_text_to_wire_rejects_invalid_names(name: str) -> None:
 
 def test_question_of_rejects_compressed_question() -> None:
     reply = bytearray(_reply(_query(), "example.com. 300 A 1.2.3.4"))
-    assert wire.question_of(bytes(reply)) == wire.parse_query(_query()).key
+    assert outgoing.question_of(bytes(reply)) == wire.parse_query(_query()).key
     with pytest.raises(WireError):
-        wire.question_of(bytes(reply[:4]) + b"\x00\x02" + bytes(reply[6:]))
+        outgoing.question_of(bytes(reply[:4]) + b"\x00\x02" + bytes(reply[6:]))
 
 
 def test_dnslib_is_only_a_test_oracle_here() -> None:
