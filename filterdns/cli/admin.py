@@ -30,8 +30,9 @@ from filterdns.cli.budget import top_up
 from filterdns.cli.pause import describe_row, who
 from filterdns.config import SHIPPED_PREFIX, Config
 from filterdns.dns import names, outgoing, wire
-from filterdns.dns.model import Kind, Request, Response, answer_records
+from filterdns.dns.model import Kind, Request, Response
 from filterdns.dns.names import normalize_name
+from filterdns.dns.rich import answer_records
 from filterdns.dns.transport import Transport
 from filterdns.errors import FilterDnsError
 from filterdns.lists import namemodel

@@ -1,8 +1,8 @@
 """The values that travel along the resolver chain: Request in, Response out.
 
 Answers are bytes handled by `wire`; the synthetic records (RFC 8482 ANY, blocked answers) are
-small enough to write by hand. dnslib, where a link needs rich records (SafeSearch CNAME chains),
-is imported here only.
+small enough to write by hand. Where a link needs rich records (SafeSearch CNAME chains), dnslib
+writes them in `dns.rich`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import dnslib
-
-from filterdns.dns import names, replies, wire
+from filterdns.dns import replies, wire
 from filterdns.dns.wire import Answer, Query
-from filterdns.errors import WireError
 
 
 class Kind(enum.Enum):
@@ -180,7 +177,7 @@ EDE_BLOCKED = 15  # INFO-CODE "Blocked"
 EDE_FILTERED = 17  # INFO-CODE "Filtered"
 EDE_TEXT_MAX = 200  # bytes of EXTRA-TEXT kept
 
-_QUESTION_PTR = b"\xc0\x0c"
+QUESTION_PTR = b"\xc0\x0c"  # an owner name pointing at the question (dns.rich writes one too)
 _MAX_TTL = 0x7FFFFFFF  # RFC 2181 8
 # SOA RDATA up to the MINIMUM field: MNAME "filterdns.", RNAME "blocked.filterdns." (both written
 # whole, so the bytes do not depend on where the record sits), serial 1, refresh 3600, retry 600,
@@ -214,7 +211,7 @@ def clamped_ttl(ttl: int) -> int:
     return min(max(ttl, 0), _MAX_TTL)
 
 
-def _record_class(query: Query) -> int:
+def record_class(query: Query) -> int:
     """The class of synthesised records: the query's, IN for the meta classes NONE and ANY."""
     return query.qclass if query.qclass < 254 else wire.CLASS_IN
 
@@ -247,14 +244,14 @@ def _message(
 
 def _soa(query: Query, ttl: int) -> bytes:
     """The SOA for negative answers: owner the queried name, TTL and MINIMUM both `ttl`."""
-    fixed = wire.RR_FIXED.pack(wire.TYPE_SOA, _record_class(query), ttl, _SOA_RDLEN)
-    return _QUESTION_PTR + fixed + _SOA_HEAD + wire.U32.pack(ttl)
+    fixed = wire.RR_FIXED.pack(wire.TYPE_SOA, record_class(query), ttl, _SOA_RDLEN)
+    return QUESTION_PTR + fixed + _SOA_HEAD + wire.U32.pack(ttl)
 
 
 def _address(query: Query, rdata: bytes, ttl: int) -> bytes:
     """An A or AAAA record (by the query's type) for the queried name."""
-    fixed = wire.RR_FIXED.pack(query.qtype, _record_class(query), ttl, len(rdata))
-    return _QUESTION_PTR + fixed + rdata
+    fixed = wire.RR_FIXED.pack(query.qtype, record_class(query), ttl, len(rdata))
+    return QUESTION_PTR + fixed + rdata
 
 
 def blocked_nxdomain(query: Query, ttl: int) -> Answer:
@@ -329,74 +326,3 @@ def blocked_custom(
 def refused_answer(query: Query) -> Answer:
     """REFUSED with no records, echoing the question."""
     return error_answer(query, wire.REFUSED)
-
-
-def cname_answer(query: Query, target: str, resolved: Answer | None, ttl: int) -> Answer:
-    """A substitute name (SafeSearch): "<qname> CNAME <target>", then the target's records.
-
-    `resolved` is the upstream answer for `target` with the same type; the records of its answer
-    section owned by `target` or a name of its CNAME chain are copied, names decompressed and
-    written again, TTLs kept. When `resolved` is None, not NOERROR or unreadable, the answer is
-    the CNAME alone. The CNAME's own TTL is `ttl`. Not a hot path: dnslib does the work.
-    """
-    ttl = clamped_ttl(ttl)
-    target_wire = names.text_to_wire(target)
-    flags = wire.QR | wire.RA | (query.flags & wire.RD)
-    question = query.qname_wire + wire.TYPE_CLASS.pack(query.qtype, query.qclass)
-    prefix = wire.HEADER.pack(query.msg_id, flags, 1, 1, 0, 0) + question
-    cname = wire.RR_FIXED.pack(wire.TYPE_CNAME, _record_class(query), ttl, len(target_wire))
-    alone = prefix + _QUESTION_PTR + cname + target_wire
-    copied = _chain_records(target_wire, resolved)
-    if not copied:
-        return replies.analyse(alone)
-    record = dnslib.DNSRecord.parse(alone)
-    for rr in copied:
-        record.add_answer(rr)
-    try:
-        return replies.analyse(bytes(record.pack()))
-    except WireError:  # dnslib wrote a record as no strict parser reads it: never send that
-        return replies.analyse(alone)
-
-
-def _chain_records(target_wire: bytes, resolved: Answer | None) -> list[object]:
-    """The answer records of `resolved` owned by the target or a name its CNAMEs lead to."""
-    if resolved is None or resolved.rcode != wire.NOERROR:
-        return []
-    try:
-        parsed = dnslib.DNSRecord.parse(resolved.wire)
-    except (dnslib.DNSError, ValueError, IndexError, UnicodeError):
-        return []
-    names = {dnslib.DNSLabel(_wire_labels(target_wire))}
-    records = list(parsed.rr)
-    chosen: set[int] = set()
-    grew = True
-    while grew:  # the chain may be listed out of order
-        grew = False
-        for index, rr in enumerate(records):
-            if index not in chosen and rr.rname in names:
-                chosen.add(index)
-                grew = True
-                if rr.rtype == wire.TYPE_CNAME:
-                    names.add(rr.rdata.label)
-    return [records[index] for index in sorted(chosen)]
-
-
-def _wire_labels(name_wire: bytes) -> list[bytes]:
-    """The labels of an uncompressed wire name."""
-    labels = []
-    pos = 0
-    while name_wire[pos]:
-        length = name_wire[pos]
-        labels.append(name_wire[pos + 1 : pos + 1 + length])
-        pos += 1 + length
-    return labels
-
-
-def answer_records(answer: Answer) -> list[str]:
-    """The answer section of `answer` as presentation lines ("a.example. 300 IN CNAME b."), for
-    `explain`. Not a hot path: dnslib does the work; an unreadable message gives none."""
-    try:
-        parsed = dnslib.DNSRecord.parse(answer.wire)
-    except (dnslib.DNSError, ValueError, IndexError, UnicodeError):
-        return []
-    return [rr.toZone().replace("\t", " ") for rr in parsed.rr]

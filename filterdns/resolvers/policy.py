@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from filterdns.config import BlockingConfig
-from filterdns.dns import model, names, wire
+from filterdns.dns import model, names, rich, wire
 from filterdns.dns.model import Kind, Request, Response
 from filterdns.memo import Memo
 from filterdns.policy.answers import AnswerJudge
@@ -220,7 +220,7 @@ class PolicyResolver(Link):
         key = (query.key, decision.target, ttl, None if copied is None else copied.wire)
         answer = self._rewrites.get(key)
         if answer is None:
-            answer = model.cname_answer(query, decision.target, copied, ttl)
+            answer = rich.cname_answer(query, decision.target, copied, ttl)
             self._rewrites.remember(key, answer)
         return Response(
             Kind.REWRITTEN,

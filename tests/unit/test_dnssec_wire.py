@@ -11,7 +11,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from filterdns.dns import model, names, outgoing, replies, wire
+from filterdns.dns import model, names, outgoing, replies, rich, wire
 
 
 def _query(
@@ -126,7 +126,7 @@ def test_a_rewrite_for_a_dnssec_client_keeps_the_targets_signatures() -> None:
     query = wire.parse_query(
         dns.message.make_query("www.google.com", "A", want_dnssec=True).to_wire()
     )
-    answer = model.cname_answer(query, target, replies.analyse(upstream.to_wire()), 300)
+    answer = rich.cname_answer(query, target, replies.analyse(upstream.to_wire()), 300)
     sut = _client_view(wire.finish(answer, query, limit=1232))
     assert [dns.rdatatype.to_text(rrset.rdtype) for rrset in sut.answer] == ["CNAME", "A", "RRSIG"]
     assert sut.ednsflags & dns.flags.DO

@@ -16,7 +16,7 @@ LAYERS = {
     "": 0,  # the package itself: its version
     "errors": 0, "memo": 0, "regexes": 0, "wheel": 0, "compiled": 0,
     "dns.model": 0, "dns.names": 0, "dns.wire": 0, "dns.addresses": 0, "dns.records": 0,
-    "dns.replies": 0, "dns.outgoing": 0,
+    "dns.replies": 0, "dns.outgoing": 0, "dns.rich": 0,
     "policy.schedule": 1, "policy.timezones": 1, "config.duration": 1,
     "querylog.translations": 1,
     "config": 2, "config.walker": 2, "config.values": 2, "config.fragments": 2,
@@ -61,7 +61,7 @@ LAYERS = {
 
 # Each third-party library lives in one place.
 THIRD_PARTY = {
-    "dnslib": {"dns.model"},
+    "dnslib": {"dns.rich"},
     "yaml": {"config.walker"},  # the section modules see YAML nodes only through the Walker
     # aiosqlite: the query log's writer; its rows and statements, and its connection to the file
     "aiosqlite": {"querylog.rows", "querylog.logfile"},

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filterdns.dns import model, replies, wire
+from filterdns.dns import model, replies, rich, wire
 from filterdns.dns.wire import Answer, Query
 
 TTL = 300
@@ -152,7 +152,7 @@ def test_blocked_answer_as_the_client_reads_it(
         pytest.param(lambda q: model.blocked_null(q, 42), id="null"),
         pytest.param(lambda q: model.blocked_custom(q, ["192.0.2.1"], 42), id="custom"),
         pytest.param(lambda q: model.nodata(q, 42), id="nodata"),
-        pytest.param(lambda q: model.cname_answer(q, "safe.example", None, 42), id="cname"),
+        pytest.param(lambda q: rich.cname_answer(q, "safe.example", None, 42), id="cname"),
     ],
 )
 def test_policy_answer_is_cached_for_its_ttl_and_its_ttls_can_be_capped(build: Builder) -> None:
@@ -171,7 +171,7 @@ def test_policy_answer_is_cached_for_its_ttl_and_its_ttls_can_be_capped(build: B
     [
         pytest.param(lambda q: model.blocked_nxdomain(q, TTL), id="nxdomain"),
         pytest.param(lambda q: model.blocked_null(q, TTL), id="null"),
-        pytest.param(lambda q: model.cname_answer(q, "safe.example", None, TTL), id="cname"),
+        pytest.param(lambda q: rich.cname_answer(q, "safe.example", None, TTL), id="cname"),
     ],
 )
 def test_owner_of_the_first_record_points_at_the_question(build: Builder) -> None:
@@ -190,7 +190,7 @@ def test_owner_of_the_first_record_points_at_the_question(build: Builder) -> Non
         pytest.param(lambda q: model.blocked_null(q, TTL), id="null"),
         pytest.param(lambda q: model.nodata(q, TTL), id="nodata"),
         pytest.param(lambda q: model.refused_answer(q), id="refused"),
-        pytest.param(lambda q: model.cname_answer(q, "safe.example", None, TTL), id="cname"),
+        pytest.param(lambda q: rich.cname_answer(q, "safe.example", None, TTL), id="cname"),
     ],
 )
 def test_flags_are_a_recursive_non_authoritative_reply(build: Builder, rd: bool) -> None:
@@ -316,7 +316,7 @@ def test_cname_answer_as_the_client_reads_it(
 ) -> None:
     query = _query("WwW.GooGle.com", qtype, edns=edns)
 
-    sut = _client_view(model.cname_answer(query, SAFE, resolved, 3600), query)
+    sut = _client_view(rich.cname_answer(query, SAFE, resolved, 3600), query)
 
     assert sut.rcode() == dns.rcode.NOERROR
     assert sut.question[0].name.to_text() == "WwW.GooGle.com."
@@ -331,7 +331,7 @@ def test_cname_answer_falls_back_to_the_cname_alone_when_the_copy_is_unreadable(
     monkeypatch.setattr(dnslib.DNSRecord, "pack", lambda self: packed(self) + b"\x00")
     query = _query("www.google.com", "A")
 
-    sut = _client_view(model.cname_answer(query, SAFE, _resolved(SAFE, "A", CHAIN), 3600), query)
+    sut = _client_view(rich.cname_answer(query, SAFE, _resolved(SAFE, "A", CHAIN), 3600), query)
 
     assert _records(sut) == [("www.google.com.", CNAME, "forcesafesearch.google.com.", 3600)]
 
@@ -339,7 +339,7 @@ def test_cname_answer_falls_back_to_the_cname_alone_when_the_copy_is_unreadable(
 def test_cname_answer_is_cached_for_its_shortest_ttl() -> None:
     query = _query("www.google.com", "A")
 
-    sut = model.cname_answer(query, SAFE, _resolved(SAFE, "A", CHAIN), 3600)
+    sut = rich.cname_answer(query, SAFE, _resolved(SAFE, "A", CHAIN), 3600)
 
     assert sut.ttls == (3600, 600, 120, 120)
     assert sut.cache_ttl == 120
@@ -373,8 +373,8 @@ def test_every_builder_output_parses(
         model.blocked_custom(query, ips, ttl),
         model.nodata(query, ttl),
         model.refused_answer(query),
-        model.cname_answer(query, target, None, ttl),
-        model.cname_answer(query, target, resolved, ttl),
+        rich.cname_answer(query, target, None, ttl),
+        rich.cname_answer(query, target, resolved, ttl),
     ]
     option = model.ede_option(model.EDE_FILTERED, text)
 
