@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 run: compiled
 	$(BIN)/filterdns serve $(if $(CONFIG),-c $(CONFIG))
 
-## test: lint, strict types and the whole test suite (after writing the generated files)
+## test: lint, strict types and the whole test suite (after writing the generated files), in one
+## process per core and one more: the tests wait on servers and subprocesses half their time
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: generate lint typecheck compiled
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 ## compiled: the hot modules compiled to C with mypyc (about a minute, once per change of them;
 ## without a C compiler or Python's headers it says so and filterdns runs its Python modules)
