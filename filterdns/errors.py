@@ -14,6 +14,7 @@ e.g. "upstream 9.9.9.9:53 timed out after 2.0 s". Only `cli` turns them into exi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -73,3 +74,13 @@ class ServerError(FilterDnsError):
 
 class ControlError(FilterDnsError):
     """The running server could not be found or told something (no pid file, not permitted)."""
+
+
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice most like `word` for a "did you mean" hint, or None when none is close."""
+    # Imported here: only a message about a mistyped name needs it, and every server would
+    # otherwise hold difflib (about 0.2 MB) from start-up.
+    import difflib  # noqa: PLC0415
+
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return found[0] if found else None

@@ -10,7 +10,6 @@ one keeps the default it is given), then runs the section's own checks across ke
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +41,7 @@ from filterdns.config.values import (
     parse_entry,
 )
 from filterdns.config.walker import Node, Walker, is_null, join, line_of, show
+from filterdns.errors import closest
 from filterdns.policy.schedule import Calendar
 from filterdns.policy.timezones import parse_timezone
 
@@ -172,9 +172,9 @@ class ConfigReader(Walker):
         message = f"{show(text)} is not a category; valid categories: " + ", ".join(
             self.known_categories
         )
-        close = difflib.get_close_matches(name, self.known_categories, n=1)
+        close = closest(name, self.known_categories)
         if close:
-            message += f" (did you mean {close[0]!r}?)"
+            message += f" (did you mean {close!r}?)"
         raise ValueError(message)
 
     def category_list(self, node: Node, path: str) -> tuple[str, ...] | None:

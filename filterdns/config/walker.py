@@ -14,7 +14,6 @@ Walker and the small predicates below (`is_mapping`, `is_null`, `scalar_text`, .
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -25,7 +24,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from filterdns.config.duration import parse_duration
-from filterdns.errors import Problem
+from filterdns.errors import Problem, closest
 
 __all__ = [
     "DURATION_HINT",
@@ -250,9 +249,9 @@ class Walker:
                 found[key] = value_node
                 continue
             message = f"unknown key {key!r}; valid keys: {valid}"
-            close = difflib.get_close_matches(key, keys, n=1)
+            close = closest(key, keys)
             if close:
-                message += f" (did you mean {close[0]!r}?)"
+                message += f" (did you mean {close!r}?)"
             note = (notes or {}).get(key)
             if note:
                 message += f" ({note})"

@@ -16,7 +16,6 @@ closest spelling, GMT+0, is seven hours off). So:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import os
 import re
@@ -24,6 +23,8 @@ import zoneinfo
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+
+from filterdns.errors import closest
 
 # Names people use that are not IANA zones (or are old links), and the zone they mean.
 ALIASES = {
@@ -84,9 +85,9 @@ def parse_timezone(text: str) -> str:
     if offset is not None:
         raise ValueError(_offset_hint(text, offset))
     message = f"{_show(text)} is not an IANA time zone like Europe/Berlin or Asia/Ho_Chi_Minh"
-    close = difflib.get_close_matches(key, _zone_names(), n=1, cutoff=0.8)
+    close = closest(key, _zone_names(), cutoff=0.8)
     if close:
-        zone = ALIASES.get(close[0].lower(), close[0])
+        zone = ALIASES.get(close.lower(), close)
         message += f" (did you mean {_show(zone)}, {_utc_offset(zone)} now?)"
     raise ValueError(message)
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import functools
 import tomllib
 from collections.abc import Mapping
-from importlib import resources
-from importlib.resources.abc import Traversable
+from pathlib import Path
 from types import MappingProxyType
 
 from filterdns.errors import FilterDnsError
@@ -23,8 +22,10 @@ REFERENCE = "en"  # the catalogue that holds every key
 SUFFIX = ".toml"
 
 
-def _folder() -> Traversable:
-    return resources.files("filterdns.querylog").joinpath("locale")
+def _folder() -> Path:
+    # Beside this module, as the shipped lists are (lists/shipped.py): importlib.resources would
+    # load zipfile into every server (about 0.5 MB) for a package that is never run zipped.
+    return Path(__file__).resolve().parent / "locale"
 
 
 @functools.cache
