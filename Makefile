@@ -39,8 +39,8 @@ generate: $(STAMP)
 	  || { mv filterdns/config/default.yaml.new filterdns/config/default.yaml; echo "wrote filterdns/config/default.yaml"; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check filterdns tests
-	$(BIN)/ruff format --check filterdns tests
+	$(BIN)/ruff check filterdns tests bench scripts
+	$(BIN)/ruff format --check filterdns tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

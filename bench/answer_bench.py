@@ -82,15 +82,19 @@ async def timed(on: bool, shape: str, names: list[str], state: Path, passes: int
     return seconds / (passes * len(batch)) * 1e6
 
 
-async def main() -> None:
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--names", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--passes", type=int, default=20)
     args = ap.parse_args()
-    names = [f"site{i}.example.com" for i in range(args.names)]
     state = Path("state/answer-bench")
     state.mkdir(parents=True, exist_ok=True)
+    asyncio.run(measure(args, state))
+
+
+async def measure(args: argparse.Namespace, state: Path) -> None:
+    names = [f"site{i}.example.com" for i in range(args.names)]
     for shape in ("plain", "cdn"):
         runs: dict[bool, list[float]] = {True: [], False: []}
         for _ in range(args.rounds):
@@ -101,4 +105,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -11,8 +11,9 @@ run and in alternating rounds: this tree's filterdns, another tree's (`--base DI
 `PYTHONPATH=DIR` and this virtualenv's Python, from a neutral working directory) and dnsmasq
 forwarding with no list. Printed per server: qps, and for filterdns the process's CPU time
 (user + system, every thread, from /proc) per answered query, which holds when others share
-the cores; then the median ratios per round. Last, the latency probe of `bench/run.py` at 200 qps (cached and miss names, each server and
-the upstream asked directly) and what each filterdns adds to the upstream's own p50 and p99.
+the cores; then the median ratios per round. Last, the latency probe of `bench/run.py` at 200
+qps (cached and miss names, each server and the upstream asked directly) and what each
+filterdns adds to the upstream's own p50 and p99.
 """
 
 from __future__ import annotations

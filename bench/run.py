@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import multiprocessing
 import os
 import platform
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -527,7 +529,9 @@ def version(argv: list[str]) -> str:
 def filterdns_modules() -> str:
     """Which modules the measured filterdns runs: compiled (`make compiled`) or Python."""
     code = "from filterdns import compiled; print(compiled.state())"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     return done.stdout.strip() or done.stderr.strip()[-200:]
 
 
@@ -555,230 +559,299 @@ def machine() -> list[str]:
 # ---------------------------------------------------------------- main
 
 
+@dataclass
+class Run:
+    """One bench run: its settings, the servers started so far (stopped at the end) and what
+    was measured."""
+
+    quick: bool
+    work: Path
+    info: dict[str, Any] = field(default_factory=dict)
+    servers: list[Server] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    upstream: Server | multiprocessing.Process | None = None
+    up_port: int = 0
+    up_kind: str = ""
+    cold: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # startup, log line, lists
+    results: dict[str, dict[str, list[dict[str, float]]]] = field(default_factory=dict)
+    lat: dict[str, dict[str, float]] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def mode(self) -> str:
+        return "quick" if self.quick else "full"
+
+    @property
+    def rounds(self) -> int:
+        return 2 if self.quick else 4
+
+    @property
+    def secs(self) -> int:
+        return 3 if self.quick else 15
+
+    @property
+    def lat_secs(self) -> int:
+        return 3 if self.quick else 10
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop()
+        if isinstance(self.upstream, Server):
+            self.upstream.stop()
+        elif self.upstream is not None:
+            self.upstream.terminate()
+
+
+def start_upstream(run: Run) -> None:
+    """The fake upstream every server forwards to: dnsmasq answering every name, else Python."""
+    run.up_port = free_port()
+    if shutil.which("dnsmasq"):
+        upstream = fake_upstream(run.work, run.up_port)
+        upstream.start(30)
+        run.upstream, run.up_kind = upstream, "dnsmasq address=/#/"
+    else:
+        process = multiprocessing.Process(target=python_upstream, args=(run.up_port,))
+        process.start()
+        run.upstream = process
+        while not answers(run.up_port):
+            time.sleep(0.05)
+        run.up_kind = "Python asyncio responder (dnsmasq missing)"
+    log(f"fake upstream on 127.0.0.1:{run.up_port}: {run.up_kind}")
+
+
+def start_filterdns(run: Run) -> Server:
+    """filterdns cold (the index built), stopped, then started again on the stored index."""
+    cold = filterdns_server(run.work, run.up_port, "cold")
+    cold.start()
+    run.cold = (cold.startup, cold.listening_line, cold.lists_ready)
+    cold.stop()
+    fdns = filterdns_server(run.work, run.up_port, "warm")
+    fdns.name = "filterdns"
+    fdns.start()
+    log(
+        f"filterdns: cold start {run.cold[0]:.2f} s (list index in at {run.cold[2]:.2f} s), "
+        f"restart {fdns.startup:.2f} s"
+    )
+    run.servers.append(fdns)
+    return fdns
+
+
+def start_peers(run: Run) -> None:
+    """dnsmasq with the list, dnsmasq without one (the miss workload's reference), unbound."""
+    work, up_port = run.work, run.up_port
+    if shutil.which("dnsmasq"):
+        p = free_port()
+        conf = f"--conf-file={work / 'dnsmasq-list.conf'}"
+        dm = Server("dnsmasq", dnsmasq_argv(p, [f"--server=127.0.0.1#{up_port}", conf]), p, work)
+        dm.argv = [a for a in dm.argv if a != "--conf-file=/dev/null"]
+        dm.start()
+        run.servers.append(dm)
+        log(f"dnsmasq: start {dm.startup:.2f} s")
+        p = free_port()
+        bare = Server(NOLIST, dnsmasq_argv(p, [f"--server=127.0.0.1#{up_port}"]), p, work)
+        bare.start()
+        run.servers.append(bare)
+    else:
+        run.skipped.append("dnsmasq (not installed)")
+    if shutil.which("unbound"):
+        ub = unbound_server(work, up_port)
+        try:
+            ub.start()
+            run.servers.append(ub)
+            log(f"unbound: start {ub.startup:.2f} s")
+        except RuntimeError as e:
+            log(f"unbound skipped: {e}")
+            run.skipped.append("unbound (failed to start)")
+    else:
+        run.skipped.append("unbound (not installed)")
+    for s in run.skipped:
+        log(f"peer skipped: {s}")
+
+
+def run_workloads(run: Run) -> None:
+    """Every workload, servers alternating (A-B-A-B), dnsperf for `secs` per round."""
+    run.results = {wl: {s.name: [] for s in run.servers} for wl in WORKLOADS}
+    for wl in WORKLOADS:
+        runners = [s for s in run.servers if s.name != NOLIST or wl == "miss"]
+        if wl in WARM:  # one whole pass through the file: every name cached
+            for s in runners:
+                dnsperf(s.port, run.work / f"{wl}.q", 0)
+        for r in range(run.rounds):
+            for s in runners if r % 2 == 0 else runners[::-1]:
+                if wl == "miss":
+                    qfile = miss_file(run.work, f"{s.name}-{r}", 120_000 * run.secs)
+                else:
+                    qfile = run.work / f"{wl}.q"
+                run.results[wl][s.name].append(dnsperf(s.port, qfile, run.secs))
+                s.sample_rss()
+                if wl == "miss":
+                    qfile.unlink()
+            line = ", ".join(f"{s.name} {run.results[wl][s.name][-1]['qps']:,.0f}" for s in runners)
+            log(f"{wl} round {r + 1}: {line} qps")
+
+
+def run_latency(run: Run, fdns: Server) -> None:
+    """p50/p99 at 200 qps: cached and miss, through filterdns and to the upstream directly."""
+    log("latency at 200 qps")
+    # The miss workload's unique names have pushed the cached names out of every bounded
+    # cache (filterdns' 32,768 answers, dnsmasq's 10,000): one pass first, so "cached"
+    # measures cached answers, as the throughput rounds do.
+    for s in run.servers:
+        if s.name != NOLIST:
+            dnsperf(s.port, run.work / "cached.q", 0)
+    rate, secs, up_port = 200, run.lat_secs, run.up_port
+    cached_names = run.info["cached"]
+    rng = random.Random(11)
+    miss_names = [f"l{i}.{word(rng)}.latbench.net" for i in range(rate * secs)]
+    miss_names2 = [f"l{i}.{word(rng)}.latbench.net" for i in range(rate * secs)]
+    lat = run.lat
+    lat["cached via upstream directly"] = latency(up_port, cached_names, rate, secs)
+    lat["cached via filterdns"] = latency(fdns.port, cached_names, rate, secs)
+    lat["miss via upstream directly"] = latency(up_port, miss_names, rate, secs)
+    lat["miss via filterdns"] = latency(fdns.port, miss_names2, rate, secs)
+    # The fake upstream shares core 1 with the client; the servers sit on core 0, and waking
+    # an idle core costs time too. The peers, on core 0 like filterdns, show that part.
+    for peer in run.servers:
+        if peer.name in ("dnsmasq", "unbound"):
+            lat[f"cached via {peer.name} (core 0)"] = latency(peer.port, cached_names, rate, secs)
+    for s in run.servers:
+        s.sample_rss()
+
+
+def report(run: Run) -> str:
+    """The run as markdown: settings, throughput, latency, memory and start-up."""
+    info, names = run.info, [s.name for s in run.servers]
+    out = [
+        f"# filterdns benchmark ({run.mode}, {datetime.now(UTC):%Y-%m-%d %H:%M UTC})",
+        "",
+        *machine(),
+        f"- blocklist: {info['names']:,} names ({info['real']:,} from ../shared/data "
+        f"blocklists, {info['names'] - info['real']:,} synthetic); fake upstream: {run.up_kind}",
+        f"- dnsperf -c 10 -q 200 -t 1; {run.rounds} rounds x {run.secs} s per server and "
+        "workload, alternating order (A-B-A-B); cached and mix warmed by one whole pass first",
+        f"- cached: {len(info['cached']):,} Umbrella names not listed; mix: {info['mix']:,} "
+        f"queries ({info['mix_blocked']:,} blocked); miss: unique names, new file per run",
+        f"- {NOLIST}: dnsmasq forwarding with no list (same cache), measured on"
+        " miss only (the reference of the miss target)",
+    ]
+    if run.skipped:
+        out.append(f"- skipped peers: {', '.join(run.skipped)}")
+    out += throughput_table(run, names)
+    out += latency_table(run)
+    out += memory_table(run)
+    out += ["", f"Total run time: {time.monotonic() - run.started:.0f} s.", ""]
+    return "\n".join(out)
+
+
+def throughput_table(run: Run, names: list[str]) -> list[str]:
+    peers = [n for n in names if n != "filterdns"]
+    head = "| workload | " + " | ".join(f"{n} qps" for n in names)
+    head += "".join(f" | filterdns/{p}" for p in peers) + " | loss % (max) |"
+    out = ["", "## Throughput (qps median [min-max])", "", head]
+    out.append("|" + "---|" * (2 + len(names) + len(peers)))
+    for wl in WORKLOADS:
+        results = run.results[wl]
+        row = [wl] + [fmt_range([x["qps"] for x in results[n]]) or "-" for n in names]
+        for p in peers:
+            ratios = [
+                a["qps"] / b["qps"]
+                for a, b in zip(results["filterdns"], results[p], strict=False)
+                if b["qps"]
+            ]
+            row.append(fmt_range(ratios, 2) + "x" if ratios else "-")
+        loss = max(x["lost"] for n in names for x in results[n] or [{"lost": 0.0}])
+        row.append(f"{loss:.2f}")
+        out.append("| " + " | ".join(row) + " |")
+    return out
+
+
+def latency_table(run: Run) -> list[str]:
+    out = ["", "## Latency at 200 qps (Python UDP client, ms)", ""]
+    out += ["| path | p50 | p99 | answers |", "|---|---|---|---|"]
+    for k, v in run.lat.items():
+        out.append(f"| {k} | {v['p50']:.3f} | {v['p99']:.3f} | {v['n']:,.0f} |")
+    for kind in ("cached", "miss"):
+        a, b = run.lat[f"{kind} via filterdns"], run.lat[f"{kind} via upstream directly"]
+        out.append(
+            f"| **{kind}: added by filterdns** | {a['p50'] - b['p50']:+.3f} | "
+            f"{a['p99'] - b['p99']:+.3f} | |"
+        )
+    return out
+
+
+def memory_table(run: Run) -> list[str]:
+    out = ["", "## Memory and startup", ""]
+    out += [
+        "| server | RSS after start-up (MB) | RSS max seen under load (MB) "
+        "| startup to first answer (s) |",
+        "|---|---|---|---|",
+    ]
+    cold_startup, cold_line, cold_ready = run.cold
+    out.append(
+        f"| filterdns, first start (index built) | - | - | {cold_startup:.2f} "
+        f"(log line 'listening on' at {cold_line:.2f}; the list's index in at "
+        f"{cold_ready:.2f}) |"
+    )
+    for s in run.servers:
+        label = "filterdns, restart (index cached)" if s.name == "filterdns" else s.name
+        extra = f" (log line at {s.listening_line:.2f})" if s.name == "filterdns" else ""
+        out.append(f"| {label} | {s.rss_start:.1f} | {s.rss_mb:.1f} | {s.startup:.2f}{extra} |")
+    out += [
+        "",
+        "RSS after start-up: the list loaded, nothing asked yet. Under load the answer cache,"
+        " the per-profile decisions and the log queue fill up to their bounds.",
+    ]
+    return out
+
+
+def write_results(text: str, mode: str) -> None:
+    """bench/results/<time>-<mode>.md, and bench/RESULTS.md keeping the other benches' parts."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{mode}.md"
+    path.write_text(text)
+    latest = ROOT / "bench" / "RESULTS.md"
+    before = latest.read_text() if latest.exists() else ""
+    sections = (WEB_SECTION, PG_SECTION, WORKERS_SECTION)
+    kept = "".join(section_of(before, title) for title in sections)
+    latest.write_text(
+        "# Latest benchmark results\n\nWritten by `make bench` (`bench/run.py`); "
+        f"a copy of `bench/results/{path.name}`.\n\n" + text + (f"\n{kept}" if kept else "")
+    )
+    log(f"written {path} and bench/RESULTS.md")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100k names, 2 rounds of 4 s")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
-    quick = args.quick
-    total = 100_000 if quick else 1_000_000
-    cached_n = 2_000 if quick else 10_000
-    rounds, secs, lat_secs = (2, 3, 3) if quick else (4, 15, 10)
-    mode = "quick" if quick else "full"
     if TASKSET:
         os.sched_setaffinity(0, {1})
     if not shutil.which("dnsperf"):
         log("dnsperf is not installed: run bench/setup.sh")
         return 1
-    work = Path(tempfile.mkdtemp(prefix="filterdns-bench-"))
-    servers: list[Server] = []
-    upstream_proc: Any = None
-    started = time.monotonic()
+    run = Run(args.quick, Path(tempfile.mkdtemp(prefix="filterdns-bench-")))
+    total = 100_000 if run.quick else 1_000_000
     try:
-        log(f"mode {mode}: preparing {total:,} names in {work}")
-        info = prepare(work, total, cached_n, min(20_000, total))
+        log(f"mode {run.mode}: preparing {total:,} names in {run.work}")
+        run.info = prepare(run.work, total, 2_000 if run.quick else 10_000, min(20_000, total))
         log(
-            f"{info['names']:,} names ({info['real']:,} real); mix {info['mix']:,} queries, "
-            f"{info['mix_blocked']:,} of them blocked"
+            f"{run.info['names']:,} names ({run.info['real']:,} real); mix "
+            f"{run.info['mix']:,} queries, {run.info['mix_blocked']:,} of them blocked"
         )
-
-        up_port = free_port()
-        if shutil.which("dnsmasq"):
-            upstream = fake_upstream(work, up_port)
-            upstream.start(30)
-            upstream_proc = upstream
-            up_kind = "dnsmasq address=/#/"
-        else:
-            upstream_proc = multiprocessing.Process(target=python_upstream, args=(up_port,))
-            upstream_proc.start()
-            while not answers(up_port):
-                time.sleep(0.05)
-            up_kind = "Python asyncio responder (dnsmasq missing)"
-        log(f"fake upstream on 127.0.0.1:{up_port}: {up_kind}")
-
-        skipped: list[str] = []
-        # filterdns cold start (index built), then stopped and started again on the cache.
-        cold = filterdns_server(work, up_port, "cold")
-        cold.start()
-        cold_startup, cold_line, cold_ready = cold.startup, cold.listening_line, cold.lists_ready
-        cold.stop()
-        fdns = filterdns_server(work, up_port, "warm")
-        fdns.name = "filterdns"
-        fdns.start()
-        log(
-            f"filterdns: cold start {cold_startup:.2f} s (list index in at {cold_ready:.2f} s), "
-            f"restart {fdns.startup:.2f} s"
-        )
-        servers.append(fdns)
-        if shutil.which("dnsmasq"):
-            p = free_port()
-            conf = f"--conf-file={work / 'dnsmasq-list.conf'}"
-            dm = Server(
-                "dnsmasq", dnsmasq_argv(p, [f"--server=127.0.0.1#{up_port}", conf]), p, work
-            )
-            dm.argv = [a for a in dm.argv if a != "--conf-file=/dev/null"]
-            dm.start()
-            servers.append(dm)
-            log(f"dnsmasq: start {dm.startup:.2f} s")
-            # The miss workload's reference: a plain forwarding dnsmasq, no list at all.
-            p = free_port()
-            bare = Server(NOLIST, dnsmasq_argv(p, [f"--server=127.0.0.1#{up_port}"]), p, work)
-            bare.start()
-            servers.append(bare)
-        else:
-            skipped.append("dnsmasq (not installed)")
-        if shutil.which("unbound"):
-            ub = unbound_server(work, up_port)
-            try:
-                ub.start()
-                servers.append(ub)
-                log(f"unbound: start {ub.startup:.2f} s")
-            except RuntimeError as e:
-                log(f"unbound skipped: {e}")
-                skipped.append("unbound (failed to start)")
-        else:
-            skipped.append("unbound (not installed)")
-        for s in skipped:
-            log(f"peer skipped: {s}")
-
-        results: dict[str, dict[str, list[dict[str, float]]]] = {
-            wl: {s.name: [] for s in servers} for wl in WORKLOADS
-        }
-        for wl in WORKLOADS:
-            runners = [s for s in servers if s.name != NOLIST or wl == "miss"]
-            if wl in WARM:  # one whole pass through the file: every name cached
-                for s in runners:
-                    dnsperf(s.port, work / f"{wl}.q", 0)
-            for r in range(rounds):
-                order = runners if r % 2 == 0 else runners[::-1]
-                for s in order:
-                    if wl == "miss":
-                        qfile = miss_file(work, f"{s.name}-{r}", 120_000 * secs)
-                    else:
-                        qfile = work / f"{wl}.q"
-                    res = dnsperf(s.port, qfile, secs)
-                    results[wl][s.name].append(res)
-                    s.sample_rss()
-                    if wl == "miss":
-                        qfile.unlink()
-                line = ", ".join(f"{s.name} {results[wl][s.name][-1]['qps']:,.0f}" for s in runners)
-                log(f"{wl} round {r + 1}: {line} qps")
-
-        log("latency at 200 qps")
-        # The miss workload's unique names have pushed the cached names out of every bounded
-        # cache (filterdns' 32,768 answers, dnsmasq's 10,000): one pass first, so "cached"
-        # measures cached answers, as the throughput rounds do.
-        for s in servers:
-            if s.name != NOLIST:
-                dnsperf(s.port, work / "cached.q", 0)
-        lat_rate = 200
-        lat: dict[str, dict[str, float]] = {}
-        cached_names = info["cached"]
-        rng = random.Random(11)
-        miss_names = [f"l{i}.{word(rng)}.latbench.net" for i in range(lat_rate * lat_secs)]
-        miss_names2 = [f"l{i}.{word(rng)}.latbench.net" for i in range(lat_rate * lat_secs)]
-        lat["cached via upstream directly"] = latency(up_port, cached_names, lat_rate, lat_secs)
-        lat["cached via filterdns"] = latency(fdns.port, cached_names, lat_rate, lat_secs)
-        lat["miss via upstream directly"] = latency(up_port, miss_names, lat_rate, lat_secs)
-        lat["miss via filterdns"] = latency(fdns.port, miss_names2, lat_rate, lat_secs)
-        # The fake upstream shares core 1 with the client; the servers sit on core 0, and waking
-        # an idle core costs time too. The peers, on core 0 like filterdns, show that part.
-        for peer in servers:
-            if peer.name in ("dnsmasq", "unbound"):
-                lat[f"cached via {peer.name} (core 0)"] = latency(
-                    peer.port, cached_names, lat_rate, lat_secs
-                )
-        for s in servers:
-            s.sample_rss()
-
-        # ------------------------------------------------------------ report
-        names = [s.name for s in servers]
-        peers = [n for n in names if n != "filterdns"]
-        out = [
-            f"# filterdns benchmark ({mode}, {datetime.now(UTC):%Y-%m-%d %H:%M UTC})",
-            "",
-            *machine(),
-            f"- blocklist: {info['names']:,} names ({info['real']:,} from ../shared/data "
-            f"blocklists, {info['names'] - info['real']:,} synthetic); fake upstream: {up_kind}",
-            f"- dnsperf -c 10 -q 200 -t 1; {rounds} rounds x {secs} s per server and workload, "
-            f"alternating order (A-B-A-B); cached and mix warmed by one whole pass first",
-            f"- cached: {len(cached_names):,} Umbrella names not listed; mix: {info['mix']:,} "
-            f"queries ({info['mix_blocked']:,} blocked); miss: unique names, new file per run",
-            f"- {NOLIST}: dnsmasq forwarding with no list (same cache), measured on"
-            " miss only (the reference of the miss target)",
-        ]
-        if skipped:
-            out.append(f"- skipped peers: {', '.join(skipped)}")
-        head = "| workload | " + " | ".join(f"{n} qps" for n in names)
-        head += "".join(f" | filterdns/{p}" for p in peers) + " | loss % (max) |"
-        out += ["", "## Throughput (qps median [min-max])", "", head]
-        out.append("|" + "---|" * (2 + len(names) + len(peers)))
-        for wl in WORKLOADS:
-            row = [wl] + [fmt_range([x["qps"] for x in results[wl][n]]) or "-" for n in names]
-            for p in peers:
-                ratios = [
-                    a["qps"] / b["qps"]
-                    for a, b in zip(results[wl]["filterdns"], results[wl][p], strict=False)
-                    if b["qps"]
-                ]
-                row.append(fmt_range(ratios, 2) + "x" if ratios else "-")
-            loss = max(x["lost"] for n in names for x in results[wl][n] or [{"lost": 0.0}])
-            row.append(f"{loss:.2f}")
-            out.append("| " + " | ".join(row) + " |")
-        out += ["", "## Latency at 200 qps (Python UDP client, ms)", ""]
-        out += ["| path | p50 | p99 | answers |", "|---|---|---|---|"]
-        for k, v in lat.items():
-            out.append(f"| {k} | {v['p50']:.3f} | {v['p99']:.3f} | {v['n']:,.0f} |")
-        for kind in ("cached", "miss"):
-            a, b = lat[f"{kind} via filterdns"], lat[f"{kind} via upstream directly"]
-            out.append(
-                f"| **{kind}: added by filterdns** | {a['p50'] - b['p50']:+.3f} | "
-                f"{a['p99'] - b['p99']:+.3f} | |"
-            )
-        out += ["", "## Memory and startup", ""]
-        out += [
-            "| server | RSS after start-up (MB) | RSS max seen under load (MB) "
-            "| startup to first answer (s) |",
-            "|---|---|---|---|",
-        ]
-        out.append(
-            f"| filterdns, first start (index built) | - | - | {cold_startup:.2f} "
-            f"(log line 'listening on' at {cold_line:.2f}; the list's index in at "
-            f"{cold_ready:.2f}) |"
-        )
-        for s in servers:
-            label = "filterdns, restart (index cached)" if s.name == "filterdns" else s.name
-            extra = f" (log line at {s.listening_line:.2f})" if s.name == "filterdns" else ""
-            out.append(f"| {label} | {s.rss_start:.1f} | {s.rss_mb:.1f} | {s.startup:.2f}{extra} |")
-        out += [
-            "",
-            "RSS after start-up: the list loaded, nothing asked yet. Under load the answer cache,"
-            " the per-profile decisions and the log queue fill up to their bounds.",
-        ]
-        out += ["", f"Total run time: {time.monotonic() - started:.0f} s.", ""]
-        text = "\n".join(out)
+        start_upstream(run)
+        fdns = start_filterdns(run)
+        start_peers(run)
+        run_workloads(run)
+        run_latency(run, fdns)
+        text = report(run)
         print(text)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{mode}.md"
-        path.write_text(text)
-        latest = ROOT / "bench" / "RESULTS.md"
-        before = latest.read_text() if latest.exists() else ""
-        kept = "".join(section_of(before, title) for title in (WEB_SECTION, PG_SECTION, WORKERS_SECTION))
-        latest.write_text(
-            "# Latest benchmark results\n\nWritten by `make bench` (`bench/run.py`); "
-            f"a copy of `bench/results/{path.name}`.\n\n" + text + (f"\n{kept}" if kept else "")
-        )
-        log(f"written {path} and bench/RESULTS.md")
+        write_results(text, run.mode)
         return 0
     finally:
-        for s in servers:
-            s.stop()
-        if isinstance(upstream_proc, Server):
-            upstream_proc.stop()
-        elif upstream_proc is not None:
-            upstream_proc.terminate()
+        run.stop()
         if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(run.work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -240,7 +240,46 @@ def soak_run(
     ]  # fmt: skip
 
 
-def main() -> int:
+def fuzz_phase(port: int, metrics: int, packets: int, work: Path, failures: list[str]) -> list[str]:
+    """Hostile packets at the server and its parsers, a good query after every burst; the
+    report's rows (failures appended to `failures`)."""
+    t0 = time.monotonic()
+    fuzz = fuzz_server(port, packets)
+    fuzz_secs = time.monotonic() - t0
+    server_log = (work / "filterdns.log").read_text(errors="replace")
+    tracebacks = server_log.count("Traceback")
+    errors = len(re.findall(r" ERROR ", server_log))
+    malformed = _metric(metrics, "filterdns_malformed_total")
+    read = _metric(metrics, "filterdns_packets_total")
+    log(f"fuzz: {fuzz} in {fuzz_secs:.0f} s; read {read:,.0f}; malformed {malformed:,.0f}")
+    parsers = fuzz_parsers(max(1000, packets // 10))
+    log(f"parsers: {parsers}")
+    if fuzz["alive"] != fuzz["good"]:
+        failures.append(f"{fuzz['good'] - fuzz['alive']} good queries went unanswered")
+    if tracebacks or errors:
+        failures.append(f"{tracebacks} tracebacks and {errors} errors in the server's log")
+    if parsers["crashes"]:
+        failures.append(f"{parsers['crashes']} parser crashes")
+    if not good_query(port):
+        failures.append("the server does not answer after the fuzz campaign")
+    return [
+        "## Fuzz campaign",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| hostile packets sent (UDP, one in ten as TCP frames) | {fuzz['sent']:,} ({fuzz['tcp_frames']:,} TCP) |",
+        f"| time | {fuzz_secs:.0f} s |",
+        f"| good queries answered, one after every {BURST} | {fuzz['alive']:,}/{fuzz['good']:,} |",
+        f"| packets and frames the server read (good queries included) | {read:,.0f} |",
+        f"| packets counted malformed (FORMERR or dropped) | {malformed:,.0f} |",
+        f"| errors / tracebacks in the server's log | {errors} / {tracebacks} |",
+        f"| config loader inputs (loaded / located problems / crashes) | {parsers['config_inputs']:,} ({parsers['config_loaded']:,} / {parsers['config_problems']:,} / {parsers['crashes']}) |",
+        f"| list parser lines | {parsers['list_lines']:,} |",
+        "",
+    ]  # fmt: skip
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--soak", type=float, default=600.0, help="seconds of steady load (0: none)")
@@ -259,7 +298,11 @@ def main() -> int:
     ap.add_argument(
         "--hold-secs", type=float, default=20.0, help="seconds each hold lasts at least"
     )
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     if not shutil.which("dnsperf") or not shutil.which("dnsmasq"):
         log("dnsperf and dnsmasq are needed: run bench/setup.sh")
         return 1
@@ -295,25 +338,7 @@ def main() -> int:
         log(f"filterdns up in {fdns.startup:.2f} s")
 
         # -- 1. fuzz -----------------------------------------------------------------------
-        t0 = time.monotonic()
-        fuzz = fuzz_server(port, args.packets)
-        fuzz_secs = time.monotonic() - t0
-        server_log = (work / "filterdns.log").read_text(errors="replace")
-        tracebacks = server_log.count("Traceback")
-        errors = len(re.findall(r" ERROR ", server_log))
-        malformed = _metric(metrics, "filterdns_malformed_total")
-        read = _metric(metrics, "filterdns_packets_total")
-        log(f"fuzz: {fuzz} in {fuzz_secs:.0f} s; read {read:,.0f}; malformed {malformed:,.0f}")
-        parsers = fuzz_parsers(max(1000, args.packets // 10))
-        log(f"parsers: {parsers}")
-        if fuzz["alive"] != fuzz["good"]:
-            failures.append(f"{fuzz['good'] - fuzz['alive']} good queries went unanswered")
-        if tracebacks or errors:
-            failures.append(f"{tracebacks} tracebacks and {errors} errors in the server's log")
-        if parsers["crashes"]:
-            failures.append(f"{parsers['crashes']} parser crashes")
-        if not good_query(port):
-            failures.append("the server does not answer after the fuzz campaign")
+        fuzzed = fuzz_phase(port, metrics, args.packets, work, failures)
 
         # -- 2. soak -----------------------------------------------------------------------
         soaked = soak_run(args, fdns, port, work, failures) if args.soak > 0 else []
@@ -336,19 +361,7 @@ def main() -> int:
             f"- blocklist: {info['names']:,} names; workload: {bench.MIX.name} "
             f"({info['mix']:,} queries, {info['mix_blocked']:,} blocked)",
             "",
-            "## Fuzz campaign",
-            "",
-            "| figure | value |",
-            "|---|---|",
-            f"| hostile packets sent (UDP, one in ten as TCP frames) | {fuzz['sent']:,} ({fuzz['tcp_frames']:,} TCP) |",
-            f"| time | {fuzz_secs:.0f} s |",
-            f"| good queries answered, one after every {BURST} | {fuzz['alive']:,}/{fuzz['good']:,} |",
-            f"| packets and frames the server read (good queries included) | {read:,.0f} |",
-            f"| packets counted malformed (FORMERR or dropped) | {malformed:,.0f} |",
-            f"| errors / tracebacks in the server's log | {errors} / {tracebacks} |",
-            f"| config loader inputs (loaded / located problems / crashes) | {parsers['config_inputs']:,} ({parsers['config_loaded']:,} / {parsers['config_problems']:,} / {parsers['crashes']}) |",
-            f"| list parser lines | {parsers['list_lines']:,} |",
-            "",
+            *fuzzed,
             *soaked,
             *outage,
             *held,
