@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 LEGACY_FILE = "grants.json"
 LEGACY_LOCK = "grants.lock"
 POLL_INTERVAL = 0.25  # seconds between two looks at the database: a grant applies within 1 s
+# A look whose files (the database, its write-ahead log, grants.json) are as they were skips
+# the worker thread, up to this long since the last full look (which catches a commit written
+# within the file system's timestamp granularity of the look before it).
+FULL_LOOK = 1.0
 COLUMNS = "id, profile, expires_at, domain, category, reason, kind, created_by, minutes"
 V3_COLUMNS = "id, profile, expires_at, domain, category, reason, kind, created_by, 0"  # schema 3
 OLD_COLUMNS = "id, profile, expires_at, domain, category, reason, '', '', 0"  # schema 2
@@ -78,6 +83,8 @@ class GrantStore:
         self._seen: tuple[object, ...] | None = None
         self._legacy_seen: tuple[int, ...] | None = None
         self._problem = ""
+        self._files: tuple[object, ...] | None = None  # the files' stamps at the last full look
+        self._looked = -math.inf  # when (monotonic) the last full look started
         # The reader is used by the watch's worker thread and closed by the server's thread at
         # shutdown: closing a connection while another thread runs a statement on it crashes
         # the interpreter, so both hold this lock.
@@ -143,7 +150,8 @@ class GrantStore:
         """Keep the grants current (and import a legacy file) until cancelled."""
         while True:
             try:
-                await asyncio.to_thread(self._poll)
+                if not self._unchanged():
+                    await asyncio.to_thread(self._poll)
             except DamagedError as exc:
                 self._say(f"cannot read grants: {exc}")
                 if on_damage is not None:
@@ -153,8 +161,26 @@ class GrantStore:
             await asyncio.sleep(POLL_INTERVAL)
 
     def _poll(self) -> None:
+        self._looked = time.monotonic()
+        before = self._stamps()  # before reading: a commit after this shows at the next look
         self.import_if_changed()
         self.reload_if_changed()
+        # Opening the reader or importing may write the files themselves: the next look is
+        # full again, and finds them still.
+        self._files = before if self._stamps() == before else None
+
+    def _unchanged(self) -> bool:
+        """Whether the files are as the last full look found them, less than FULL_LOOK ago.
+
+        Three `stat` calls on the event loop's thread, instead of two switches to a worker
+        thread and back four times a second while nothing happens (an idle core woken for
+        each: the answers around it waited)."""
+        if self._problem or time.monotonic() - self._looked >= FULL_LOOK:
+            return False
+        return self._files is not None and self._stamps() == self._files
+
+    def _stamps(self) -> tuple[object, ...]:
+        return tuple(_file_stamp(p) for p in (self.path, _wal(self.path), self.legacy))
 
     def close(self) -> None:
         """Close the server's read connection."""
@@ -378,3 +404,15 @@ def _stamp(now: float) -> str:
 
 def _reason(exc: BaseException) -> str:
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _wal(database: Path) -> Path:
+    return database.with_name(database.name + "-wal")
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size

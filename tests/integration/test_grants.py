@@ -22,6 +22,7 @@ import pytest
 
 from filterdns.cli.main import main
 from filterdns.errors import FilterDnsError
+from filterdns.policy import grants
 from filterdns.policy.grants import LEGACY_FILE, GrantError, GrantStore
 from filterdns.querylog.schema import SCHEMA_V1
 from tests.fakes.upstream import FakeUpstream
@@ -76,6 +77,36 @@ def test_the_server_reads_a_grant_another_process_made(tmp_path: Path) -> None:
     assert reader.current() is seen  # the policy recomputes nothing
     writer.revoke(made.id)
     assert reader.reload_if_changed() is True and reader.current() == ()
+    reader.close()
+
+
+def test_the_server_looks_in_a_worker_thread_only_when_a_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four looks a second while nothing changes would each wake a worker thread and the server
+    with it: a look goes there only when the database, its write-ahead log or grants.json
+    changed, or when the last full look is a second old."""
+    path = tmp_path / "filterdns.db"
+    reader, writer = GrantStore(path), GrantStore(path)
+    writer.add("minh", HOUR, domain="youtube.com")
+    clock = [1000.0]
+    monkeypatch.setattr(grants.time, "monotonic", lambda: clock[0])
+    assert not reader._unchanged()  # never looked
+    reader._poll()  # opens the reader, which may write the write-ahead log: looked again
+    reader._poll()
+    clock[0] += 0.25
+    assert reader._unchanged()
+    made = writer.add("minh", HOUR, category="games")  # another process commits
+    assert not reader._unchanged()
+    reader._poll()
+    assert made in reader.current()
+    clock[0] += 0.25
+    assert reader._unchanged()
+    clock[0] += grants.FULL_LOOK  # a commit the file system's clock could not tell apart
+    assert not reader._unchanged()
+    reader._poll()
+    (tmp_path / LEGACY_FILE).write_text("[]")  # an old grants file to import
+    assert not reader._unchanged()
     reader.close()
 
 
