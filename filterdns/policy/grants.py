@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filterdns.errors import FilterDnsError
-from filterdns.policy.legacy_grants import insert_legacy, read_legacy, reserve_ids
+from filterdns.policy.legacy_grants import LEGACY_FILE, move_into
 from filterdns.policy.values import Grant, GrantKind, grant_kind
 from filterdns.querylog import dbfile
 from filterdns.querylog.dbfile import DamagedError
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LEGACY_FILE = "grants.json"
-LEGACY_LOCK = "grants.lock"
 POLL_INTERVAL = 0.25  # seconds between two looks at the database: a grant applies within 1 s
 # A look whose files (the database, its write-ahead log, grants.json) are as they were skips
 # the worker thread, up to this long since the last full look (which catches a commit written
@@ -328,37 +326,9 @@ class GrantStore:
         dbfile.prepare(self.path, now=now, repair=False)
         conn = dbfile.connect(self.path)
         try:
-            return self._import(conn, now)
+            return move_into(conn, self.legacy, now)
         finally:
             conn.close()
-
-    def _import(self, conn: sqlite3.Connection, now: float) -> int:
-        if not self.legacy.exists():
-            return 0
-        moved = self.legacy.with_name(f"{LEGACY_FILE}.imported-{_stamp(now)}")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if not self.legacy.exists():  # another process imported it meanwhile
-                conn.execute("ROLLBACK")
-                return 0
-            grants, next_id = read_legacy(self.legacy)
-            kept = [g for g in grants if g.expires_at > now]
-            for grant in kept:
-                insert_legacy(conn, grant, now)
-            reserve_ids(conn, next_id - 1)
-            # Renamed inside the transaction: a second importer waiting for the lock then finds
-            # no file, and a failed commit puts it back.
-            self.legacy.rename(moved)
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if moved.exists() and not self.legacy.exists():
-                moved.rename(self.legacy)
-            raise
-        self.legacy.with_name(LEGACY_LOCK).unlink(missing_ok=True)
-        log.info("grants: imported %d grants from %s (now %s)", len(kept), self.legacy, moved)
-        return len(kept)
 
 
 def _select(conn: Conn, sql: str, params: tuple[object, ...] = ()) -> tuple[Grant, ...]:
@@ -396,10 +366,6 @@ def grants_of(rows: Sequence[Sequence[Any]]) -> tuple[Grant, ...]:
         )
         for i, profile, expires, domain, category, reason, kind, by, minutes in rows
     )
-
-
-def _stamp(now: float) -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
 
 
 def _reason(exc: BaseException) -> str:

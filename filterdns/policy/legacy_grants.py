@@ -4,10 +4,49 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
+import time
 from pathlib import Path
 
 from filterdns.policy.values import Grant, grant_kind
+
+log = logging.getLogger("filterdns.policy.grants")  # the grants' log lines, as before
+
+LEGACY_FILE = "grants.json"
+LEGACY_LOCK = "grants.lock"
+
+
+def move_into(conn: sqlite3.Connection, legacy: Path, now: float) -> int:
+    """Move the grants of `legacy` (a grants.json) still in force into the database of `conn`
+    in one transaction, keeping their ids, and rename the file aside; how many were moved."""
+    if not legacy.exists():
+        return 0
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    moved = legacy.with_name(f"{LEGACY_FILE}.imported-{stamp}")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not legacy.exists():  # another process imported it meanwhile
+            conn.execute("ROLLBACK")
+            return 0
+        grants, next_id = read_legacy(legacy)
+        kept = [g for g in grants if g.expires_at > now]
+        for grant in kept:
+            insert_legacy(conn, grant, now)
+        reserve_ids(conn, next_id - 1)
+        # Renamed inside the transaction: a second importer waiting for the lock then finds
+        # no file, and a failed commit puts it back.
+        legacy.rename(moved)
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        if moved.exists() and not legacy.exists():
+            moved.rename(legacy)
+        raise
+    legacy.with_name(LEGACY_LOCK).unlink(missing_ok=True)
+    log.info("grants: imported %d grants from %s (now %s)", len(kept), legacy, moved)
+    return len(kept)
 
 
 def read_legacy(path: Path) -> tuple[list[Grant], int]:
