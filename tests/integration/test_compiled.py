@@ -85,7 +85,8 @@ async def test_filterdns_serve_runs_the_compiled_modules(tmp_path: Path) -> None
             f"lists:\n  download_defaults: false\n  cache_dir: {tmp_path / 'lists'}\n"
             f"log:\n  database: {tmp_path / 'filterdns.db'}\n"
             f"categories: {{gambling: [{tmp_path / 'gambling.txt'}]}}\n"
-            "profiles: {kid: {age_band: 9-12}}\ndefault_profile: kid\n"
+            # No bedtime: the allowed name must be allowed whatever the hour the suite runs at
+            "profiles: {kid: {age_band: 9-12, band_schedules: false}}\ndefault_profile: kid\n"
         )
         process, port, seen = await start_serve(config, env=env)
         try:
