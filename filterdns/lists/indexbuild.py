@@ -79,7 +79,7 @@ def give_back_freed_memory() -> None:
     A build makes and drops an object or two per name it parses, and the allocator keeps the
     space they took for later use. A server that builds in its own process (the shipped lists
     on a first start, a small configuration on every change) held it for the rest of its life:
-    13 MB more than a restart on the shipped lists, 7 of them handed back here. A few
+    13 MB more than a restart on the shipped lists, 6 of them handed back here. A few
     milliseconds after a build that took a second.
     """
     trim = _malloc_trim()
