@@ -298,13 +298,9 @@ class GrantStore:
 
     def import_if_changed(self, now: float | None = None) -> int:
         """Import `grants.json` when it exists and changed since the last attempt (the server)."""
-        try:
-            st = os.stat(self.legacy)
-        except OSError:
-            self._legacy_seen = None
-            return 0
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-        if stamp == self._legacy_seen:
+        stamp = _file_stamp(self.legacy)
+        if stamp is None or stamp == self._legacy_seen:
+            self._legacy_seen = stamp
             return 0
         self._legacy_seen = stamp
         try:
