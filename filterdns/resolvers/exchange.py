@@ -124,10 +124,14 @@ class Exchange:
     def finish(self, response: Response) -> None:
         """Answer every asking query; give up the attempts still running.
 
-        What the answer holds is let go of here: the deadline's wheel keeps this object until
-        its deadline (seconds, thousands of them at a high rate of new names)."""
+        What the answer holds is let go of here, and the wheels are told that this object no
+        longer needs its moments (they drop such objects in batches, `DelayWheel.settled`)."""
         self.over = True
-        self.resolver.forget(self.query.key, self)
+        resolver = self.resolver
+        resolver.forget(self.query.key, self)
+        resolver.deadlines.settled()
+        if self.turn_at:
+            resolver.staggers.settled()
         waiters, self.waiters = self.waiters, []
         for waiter in waiters:
             if not waiter.done():  # not given up on

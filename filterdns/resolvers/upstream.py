@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -217,8 +218,9 @@ class UpstreamResolver:
         # Every query's deadline and next stagger lie the same time after they are set: one
         # timer each for all of them (`wheel`), not one per query.
         self.stagger = max(MIN_STAGGER, timeout / len(self.servers))
-        self.deadlines: DelayWheel[Exchange] = DelayWheel(timeout, Exchange.expire)
-        self.staggers: DelayWheel[Exchange] = DelayWheel(self.stagger, Exchange.next_turn)
+        over = operator.attrgetter("over")  # an answered exchange: its moments are not needed
+        self.deadlines: DelayWheel[Exchange] = DelayWheel(timeout, Exchange.expire, over)
+        self.staggers: DelayWheel[Exchange] = DelayWheel(self.stagger, Exchange.next_turn, over)
 
     def resolve_now(self, request: Request) -> Response | None:
         """Never ready without waiting: the upstreams must be asked."""

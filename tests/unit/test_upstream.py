@@ -21,6 +21,7 @@ from filterdns.dns.model import Kind, Request, Response
 from filterdns.errors import UpstreamError
 from filterdns.resolvers.conditional import ConditionalResolver
 from filterdns.resolvers.upstream import Outstanding, UpstreamResolver, backoff_pause
+from filterdns.wheel import SWEEP_AT
 
 A = UpstreamServer("udp", "192.0.2.1", 53)
 B = UpstreamServer("udp", "192.0.2.2", 53)
@@ -530,3 +531,16 @@ async def test_every_exchange_gives_its_room_back_however_it_ends(
     responses = await asyncio.gather(*(sut.resolve(request(f"r{i}.example")) for i in range(3)))
     assert all((r.kind is Kind.RESOLVED) == answered for r in responses)
     assert (caps.in_flight, caps.by_server) == (0, {})  # nothing left counted, at once
+
+
+async def test_answered_exchanges_do_not_wait_for_their_deadlines() -> None:
+    # Every answered query stayed in the deadline's wheel for the whole timeout: at a high rate
+    # of new names, tens of thousands of finished exchanges, each holding its question.
+    transport = ScriptedTransport({A: answers("10.0.0.1"), B: answers("10.0.0.2")})
+    sut = resolver(transport, timeout=30.0)
+    for batch in range(20):
+        names_ = [f"n{batch}-{i}.example" for i in range(100)]
+        responses = await asyncio.gather(*(sut.resolve(request(n)) for n in names_))
+        assert all(r.kind is Kind.RESOLVED for r in responses)
+    assert len(sut.deadlines) < 100 + SWEEP_AT  # not the 2,000 answered
+    assert len(sut.staggers) < 100 + SWEEP_AT
