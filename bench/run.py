@@ -324,6 +324,8 @@ class Server:
         self.listening_line = float("nan")
         self.rss_mb = 0.0
         self.rss_start = 0.0
+        self.private_mb = 0.0  # RssAnon, most seen
+        self.private_start = 0.0
 
     def start(self, timeout: float = 300) -> None:
         logf = (self.work / f"{self.name}.log").open("wb")
@@ -348,16 +350,21 @@ class Server:
             ):
                 self.lists_ready = time.monotonic() - t0
                 self.rss_start = self.sample_rss()
+                self.private_start = self.private_mb
                 return
             time.sleep(0.02)
         raise RuntimeError(f"{self.name} did not answer (or get ready) within {timeout}s")
 
     def sample_rss(self) -> float:
+        """Take VmRSS and RssAnon (private: VmRSS less the pages of mapped files, the
+        program's, its libraries' and a memory-mapped list's) now; keeps the most of each."""
         assert self.proc is not None
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     self.rss_mb = max(self.rss_mb, int(line.split()[1]) / 1024)
+                elif line.startswith("RssAnon:"):
+                    self.private_mb = max(self.private_mb, int(line.split()[1]) / 1024)
         return self.rss_mb
 
     def stop(self) -> None:
@@ -574,7 +581,7 @@ class Run:
     up_kind: str = ""
     cold: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # startup, log line, lists
     results: dict[str, dict[str, list[dict[str, float]]]] = field(default_factory=dict)
-    lat: dict[str, dict[str, float]] = field(default_factory=dict)
+    lat: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # path: per round
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -591,7 +598,12 @@ class Run:
 
     @property
     def lat_secs(self) -> int:
-        return 3 if self.quick else 10
+        """Seconds per latency round and path."""
+        return 2 if self.quick else 4
+
+    @property
+    def lat_rounds(self) -> int:
+        return 2 if self.quick else 5
 
     def stop(self) -> None:
         for s in self.servers:
@@ -691,29 +703,44 @@ def run_workloads(run: Run) -> None:
 
 
 def run_latency(run: Run, fdns: Server) -> None:
-    """p50/p99 at 200 qps: cached and miss, through filterdns and to the upstream directly."""
-    log("latency at 200 qps")
+    """p50/p99 at 200 qps: cached and miss, through filterdns, the upstream directly and the
+    peers, in rounds that take every path in turn (the order reversed every other round), so a
+    few seconds' disturbance of a shared machine lands in one round, not on one path."""
+    log(f"latency at 200 qps: {run.lat_rounds} rounds of {run.lat_secs} s per path")
     # The miss workload's unique names have pushed the cached names out of every bounded
     # cache (filterdns' 32,768 answers, dnsmasq's 10,000): one pass first, so "cached"
     # measures cached answers, as the throughput rounds do.
     for s in run.servers:
         if s.name != NOLIST:
             dnsperf(s.port, run.work / "cached.q", 0)
-    rate, secs, up_port = 200, run.lat_secs, run.up_port
-    cached_names = run.info["cached"]
+    rate, secs = 200, run.lat_secs
+    per_round = rate * secs
+    cached_names: list[str] = run.info["cached"]
     rng = random.Random(11)
-    miss_names = [f"l{i}.{word(rng)}.latbench.net" for i in range(rate * secs)]
-    miss_names2 = [f"l{i}.{word(rng)}.latbench.net" for i in range(rate * secs)]
-    lat = run.lat
-    lat["cached via upstream directly"] = latency(up_port, cached_names, rate, secs)
-    lat["cached via filterdns"] = latency(fdns.port, cached_names, rate, secs)
-    lat["miss via upstream directly"] = latency(up_port, miss_names, rate, secs)
-    lat["miss via filterdns"] = latency(fdns.port, miss_names2, rate, secs)
+    paths = [
+        ("cached via upstream directly", run.up_port, "cached"),
+        ("cached via filterdns", fdns.port, "cached"),
+        *[
+            (f"cached via {peer.name} (core 0)", peer.port, "cached")
+            for peer in run.servers
+            if peer.name in ("dnsmasq", "unbound")
+        ],
+        ("miss via upstream directly", run.up_port, "miss"),
+        ("miss via filterdns", fdns.port, "miss"),
+    ]
+    for r in range(run.lat_rounds):
+        # Each round its own slice of the cached names (asked once in the pass above, not
+        # again within the answer memo's second) and new names for the misses.
+        start = r * per_round % len(cached_names)
+        cached = (cached_names[start:] + cached_names[:start])[:per_round]
+        for label, port, kind in paths if r % 2 == 0 else paths[::-1]:
+            if kind == "cached":
+                names = cached
+            else:
+                names = [f"l{r}-{i}.{word(rng)}.latbench.net" for i in range(per_round)]
+            run.lat.setdefault(label, []).append(latency(port, names, rate, secs))
     # The fake upstream shares core 1 with the client; the servers sit on core 0, and waking
     # an idle core costs time too. The peers, on core 0 like filterdns, show that part.
-    for peer in run.servers:
-        if peer.name in ("dnsmasq", "unbound"):
-            lat[f"cached via {peer.name} (core 0)"] = latency(peer.port, cached_names, rate, secs)
     for s in run.servers:
         s.sample_rss()
 
@@ -766,23 +793,47 @@ def throughput_table(run: Run, names: list[str]) -> list[str]:
 
 
 def latency_table(run: Run) -> list[str]:
+    rounds = len(next(iter(run.lat.values()), []))
     out = ["", "## Latency at 200 qps (Python UDP client, ms)", ""]
-    out += ["| path | p50 | p99 | answers |", "|---|---|---|---|"]
-    for k, v in run.lat.items():
-        out.append(f"| {k} | {v['p50']:.3f} | {v['p99']:.3f} | {v['n']:,.0f} |")
-    for kind in ("cached", "miss"):
-        a, b = run.lat[f"{kind} via filterdns"], run.lat[f"{kind} via upstream directly"]
+    out += [
+        f"Medians of {rounds} rounds [min-max]; a round asks every path in turn for "
+        f"{run.lat_secs} s (the order reversed every other round); the added latency is taken "
+        "within each round against the upstream asked directly.",
+        "",
+        "| path | p50 | p99 | answers |",
+        "|---|---|---|---|",
+    ]
+    for k, got in run.lat.items():
         out.append(
-            f"| **{kind}: added by filterdns** | {a['p50'] - b['p50']:+.3f} | "
-            f"{a['p99'] - b['p99']:+.3f} | |"
+            f"| {k} | {spread([g['p50'] for g in got])} | {spread([g['p99'] for g in got])} "
+            f"| {sum(g['n'] for g in got):,.0f} |"
+        )
+    for kind in ("cached", "miss"):
+        ours, direct = run.lat[f"{kind} via filterdns"], run.lat[f"{kind} via upstream directly"]
+        p50 = [a["p50"] - b["p50"] for a, b in zip(ours, direct, strict=True)]
+        p99 = [a["p99"] - b["p99"] for a, b in zip(ours, direct, strict=True)]
+        out.append(
+            f"| **{kind}: added by filterdns** | {spread(p50, signed=True)} | "
+            f"{spread(p99, signed=True)} | |"
         )
     return out
+
+
+def spread(values: list[float], signed: bool = False) -> str:
+    """`median [min-max]` of per-round figures, in ms to three places."""
+    fmt = "+.3f" if signed else ".3f"
+    if len(values) == 1:
+        return format(values[0], fmt)
+    return (
+        f"{format(statistics.median(values), fmt)} "
+        f"[{format(min(values), fmt)} to {format(max(values), fmt)}]"
+    )
 
 
 def memory_table(run: Run) -> list[str]:
     out = ["", "## Memory and startup", ""]
     out += [
-        "| server | RSS after start-up (MB) | RSS max seen under load (MB) "
+        "| server | RSS after start-up (MB; private) | RSS max seen under load (MB; private) "
         "| startup to first answer (s) |",
         "|---|---|---|---|",
     ]
@@ -795,11 +846,17 @@ def memory_table(run: Run) -> list[str]:
     for s in run.servers:
         label = "filterdns, restart (index cached)" if s.name == "filterdns" else s.name
         extra = f" (log line at {s.listening_line:.2f})" if s.name == "filterdns" else ""
-        out.append(f"| {label} | {s.rss_start:.1f} | {s.rss_mb:.1f} | {s.startup:.2f}{extra} |")
+        out.append(
+            f"| {label} | {s.rss_start:.1f}; {s.private_start:.1f} | {s.rss_mb:.1f}; "
+            f"{s.private_mb:.1f} | {s.startup:.2f}{extra} |"
+        )
     out += [
         "",
         "RSS after start-up: the list loaded, nothing asked yet. Under load the answer cache,"
-        " the per-profile decisions and the log queue fill up to their bounds.",
+        " the per-profile decisions and the log queue fill up to their bounds. Private:"
+        " RssAnon, the RSS less the pages of mapped files (the program and its libraries,"
+        " shared with other processes; filterdns' memory-mapped list index, about 12 MB for"
+        " 1M names, clean pages the kernel can drop and read again).",
     ]
     return out
 
