@@ -291,14 +291,14 @@ async def test_a_schema_2_log_is_migrated_keeping_its_rows_as_one_lookup_each(
             for statement in pgschema.MIGRATIONS[version]:
                 conn.execute(statement)  # type: ignore[arg-type]
         conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
-        day = pgschema.day_of(time.time())
-        conn.execute(pgschema.create_partition(day))  # type: ignore[arg-type]
+        a_minute_ago = time.time() - 60  # yesterday in the first minute of a day: its partition
+        conn.execute(pgschema.create_partition(pgschema.day_of(a_minute_ago)))  # type: ignore[arg-type]
         columns = ", ".join(pgschema.QUERY_COLUMNS[:-1])
         conn.execute(
             f"INSERT INTO queries ({columns}) VALUES"  # type: ignore[arg-type]
             " ('a', %s, '192.0.2.10', NULL, 'minh', 'old.example', 'A', 'blocked', NULL, NULL,"
             " 'blocked', NULL, 'nxdomain')",
-            (time.time() - 60,),
+            (a_minute_ago,),
         )
     # A reader before any server migrated it counts the old row as one lookup.
     with pgconn.reading(url) as conn:

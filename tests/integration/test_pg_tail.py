@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from filterdns.cli.main import main
+from filterdns.querylog import pgschema
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.harness import running_proxy
 from tests.integration.postgres import PgServer
@@ -88,8 +89,10 @@ async def tailing(config: Path, url: str, *options: str) -> AsyncIterator[Tail]:
 
 
 def insert(url: str, instance: str, name: str, ts: float) -> None:
-    """A blocked lookup written as an instance's writer writes it."""
+    """A blocked lookup written as an instance's writer writes it (into yesterday's partition
+    when `ts` is from before midnight: the servers made today's and tomorrow's)."""
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(pgschema.create_partition(pgschema.day_of(ts)))  # type: ignore[arg-type]
         conn.execute(
             "INSERT INTO queries (instance, ts, client, profile, name, qtype, kind, reason)"
             " VALUES (%s, %s, '10.1.2.3', 'minh', %s, 'A', 'blocked', 'late batch')",
