@@ -514,11 +514,13 @@ def dnsperf(port: int, qfile: Path, secs: float, qps: int = 0) -> dict[str, floa
     }
 
 
-def fmt_range(xs: list[float], digits: int = 0) -> str:
+def fmt_range(xs: list[float], digits: int = 0, signed: bool = False) -> str:
+    """`median [min-max]`; signed, with the sign and `[min to max]` (the bounds may be < 0)."""
     if not xs:
         return "-"
-    f = f"{{:,.{digits}f}}"
-    return f"{f.format(statistics.median(xs))} [{f.format(min(xs))}-{f.format(max(xs))}]"
+    f = f"{{:{'+' if signed else ''},.{digits}f}}"
+    sep = " to " if signed else "-"
+    return f"{f.format(statistics.median(xs))} [{f.format(min(xs))}{sep}{f.format(max(xs))}]"
 
 
 def version(argv: list[str]) -> str:
@@ -805,7 +807,8 @@ def latency_table(run: Run) -> list[str]:
     ]
     for k, got in run.lat.items():
         out.append(
-            f"| {k} | {spread([g['p50'] for g in got])} | {spread([g['p99'] for g in got])} "
+            f"| {k} | {fmt_range([g['p50'] for g in got], 3)} | "
+            f"{fmt_range([g['p99'] for g in got], 3)} "
             f"| {sum(g['n'] for g in got):,.0f} |"
         )
     for kind in ("cached", "miss"):
@@ -813,21 +816,10 @@ def latency_table(run: Run) -> list[str]:
         p50 = [a["p50"] - b["p50"] for a, b in zip(ours, direct, strict=True)]
         p99 = [a["p99"] - b["p99"] for a, b in zip(ours, direct, strict=True)]
         out.append(
-            f"| **{kind}: added by filterdns** | {spread(p50, signed=True)} | "
-            f"{spread(p99, signed=True)} | |"
+            f"| **{kind}: added by filterdns** | {fmt_range(p50, 3, signed=True)} | "
+            f"{fmt_range(p99, 3, signed=True)} | |"
         )
     return out
-
-
-def spread(values: list[float], signed: bool = False) -> str:
-    """`median [min-max]` of per-round figures, in ms to three places."""
-    fmt = "+.3f" if signed else ".3f"
-    if len(values) == 1:
-        return format(values[0], fmt)
-    return (
-        f"{format(statistics.median(values), fmt)} "
-        f"[{format(min(values), fmt)} to {format(max(values), fmt)}]"
-    )
 
 
 def memory_table(run: Run) -> list[str]:

@@ -38,7 +38,7 @@ class DelayWheel(Generic[T]):
         self.delay = delay
         self._fire = fire
         self._done = done  # an item that no longer needs its moment (see `settled`)
-        self._settled = 0  # `settled` calls since the last sweep: at least the items it names
+        self._settled = 0  # `settled` calls since the last sweep (some items may have fired)
         self._due: deque[tuple[float, T]] = deque()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -57,8 +57,8 @@ class DelayWheel(Generic[T]):
         """One more item no longer needs its moment; once they may be half of what is held
         (and at least `SWEEP_AT` items are), drop every item `done` names, in one pass.
 
-        A pass costs a look at each item, and comes after at least as many `settled` calls
-        as it leaves items behind: a constant cost per item, whatever the rate."""
+        A pass looks at each of the n items held, and comes only after n / 2 `settled` calls
+        or more since the last one: at most two looks per call, whatever the rate."""
         self._settled += 1
         due = self._due
         if self._settled * 2 < len(due) or len(due) < SWEEP_AT or self._done is None:
