@@ -544,3 +544,21 @@ async def test_answered_exchanges_do_not_wait_for_their_deadlines() -> None:
         assert all(r.kind is Kind.RESOLVED for r in responses)
     assert len(sut.deadlines) < 100 + SWEEP_AT  # not the 2,000 answered
     assert len(sut.staggers) < 100 + SWEEP_AT
+
+
+async def test_queries_still_waiting_reach_their_deadline_through_the_sweeps() -> None:
+    # Answered exchanges are swept out around the silent ones; those must still time out.
+    async def some_silent(qname_wire: bytes, qtype: int) -> bytes:
+        if qname_wire.startswith(b"\x06silent"):
+            await asyncio.Event().wait()
+        return reply_for(qname_wire, qtype, "10.0.0.1")
+
+    transport = ScriptedTransport({A: some_silent})
+    sut = resolver(transport, A, timeout=0.5, outstanding=Outstanding(2000, 2000))  # no cap
+    names_ = [f"silent.n{i}.example" if i % 50 == 7 else f"n{i}.example" for i in range(1000)]
+    responses = await asyncio.gather(*(sut.resolve(request(n)) for n in names_))
+    kinds = {n: r.kind for n, r in zip(names_, responses, strict=True)}
+    assert {n for n, k in kinds.items() if k is not Kind.RESOLVED} == {
+        n for n in names_ if n.startswith("silent.")
+    }  # the 20 silent ones failed at their deadline, every other one was answered
+    assert len(sut.deadlines) < SWEEP_AT  # swept along the way: not the 1,000 asked
