@@ -50,6 +50,16 @@ HOT = (
     "filterdns.dns.replies",
     "filterdns.querylog.rows",
     "filterdns.querylog.fold",
+    "filterdns.resolvers.upstream",
+    "filterdns.resolvers.exchange",
+    "filterdns.dns.transport",
+    "filterdns.dns.udpsockets",
+    "filterdns.dns.outgoing",
+    "filterdns.wheel",
+    "filterdns.lists.index",
+    "filterdns.policy.special",
+    "filterdns.policy.answers",
+    "filterdns.dns.addresses",
 )
 ENV = "FILTERDNS_COMPILED"  # "0": the Python modules, whatever is built
 PACKAGE = Path(__file__).resolve().parent

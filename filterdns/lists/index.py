@@ -71,12 +71,16 @@ from filterdns.lists.indexfile import (
 from filterdns.regexes import compile_rule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)  # per listed name asked: not frozen; __init__ below
 class Match:
     """One hit: the listed name (a suffix of the query, or the query itself) and its list."""
 
     name: str
     list_id: int
+
+    def __init__(self, name: str, list_id: int) -> None:
+        self.name = name
+        self.list_id = list_id
 
 
 class DomainIndex:

@@ -3,7 +3,8 @@
 The rest of the suite runs the Python modules (tests/conftest.py); these tests run a real
 `filterdns serve` on the compiled ones, and the tests that cover the compiled modules most (the
 wire format byte for byte, the links, the answer memo, the cache, the decisions, the listener
-over IPv4 and IPv6, hostile packets) again in a child pytest on them. Without a build they skip;
+over IPv4 and IPv6, hostile packets, the upstream exchange and its sockets, the list index)
+again in a child pytest on them. Without a build they skip;
 with FILTERDNS_REQUIRE_COMPILED=1 (CI) they fail instead.
 """
 
@@ -24,7 +25,7 @@ from tests.fakes.upstream import FakeUpstream
 from tests.integration.processes import ROOT, start_serve, stop
 
 # The tests run again on the compiled modules: those that reach them most (about half a
-# minute of child pytest in all), in three groups that separate workers of the suite can take.
+# minute of child pytest in all), in four groups that separate workers of the suite can take.
 AGAIN = {
     "wire": (
         "tests/unit/test_memo.py",  # the memos' own overrides (CostMemo.clear), but for SKIPPED
@@ -52,6 +53,15 @@ AGAIN = {
         "tests/integration/test_inspection.py",
         "tests/integration/test_answer_memo.py",
         "tests/integration/test_log_folding.py",
+    ),
+    "upstream": (
+        "tests/unit/test_upstream.py",
+        "tests/unit/test_wheel.py",
+        "tests/unit/test_udp_ids.py",
+        "tests/unit/test_index.py",
+        "tests/unit/test_special.py",
+        "tests/unit/test_protection.py",
+        "tests/integration/test_transport.py",
     ),
 }
 
@@ -124,6 +134,7 @@ NOT_PER_QUERY = {
     "filterdns.policy.values.Grant",
     "filterdns.querylog.alerts._Window",
     "filterdns.querylog.rows.LogStats",
+    "filterdns.resolvers.upstream.Health",
 }
 
 INTERPRETED_INITS = """
