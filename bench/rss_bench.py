@@ -21,7 +21,10 @@ tree is measured.
 
 `--no-name-model` serves with `blocking: {name_model: false}` (the name model's weights apart).
 `--tracemalloc` runs the working tree once with tracemalloc on and prints, after each workload,
-the lines holding the most memory (slow: read the sizes, not the rates).
+the lines holding the most memory (slow: read the sizes, not the rates). It runs the Python
+modules (`FILTERDNS_COMPILED=0` unless set): compiled code has no Python frames, so what it
+allocates would be put on the nearest interpreted caller (the event loop's `run_forever`, the
+UDP batch) rather than on its own lines.
 `--qps N` caps dnsperf's rate (`-Q N`) for every workload: what the server holds for a while
 (the answer memo's answers and questions of the last seconds, queries in flight, the log's
 queue) grows with the rate, so versions compared at whatever rate a busy machine allowed each
@@ -56,6 +59,7 @@ ORDER = ["cached", "blocked_exact", "blocked_sub", "mix", "miss"]
 # allocation sites to FILE.out whenever FILE appears.
 TRACER = """
 import os, sys, threading, time, tracemalloc
+os.environ.setdefault("FILTERDNS_COMPILED", "0")  # allocation sites on their own lines
 tracemalloc.start(int(os.environ.get("RSS_FRAMES", "1")))
 trigger = os.environ["RSS_TRIGGER"]
 def watch():
