@@ -24,7 +24,7 @@ from filterdns import compiled
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.processes import ROOT, start_serve, stop
 
-# The tests run again on the compiled modules: those that reach them most (about half a
+# The tests run again on the compiled modules: those that reach them most (about a
 # minute of child pytest in all), in four groups that separate workers of the suite can take.
 AGAIN = {
     "wire": (
