@@ -60,6 +60,8 @@ HOT = (
     "filterdns.policy.special",
     "filterdns.policy.answers",
     "filterdns.dns.addresses",
+    "filterdns.dns.ratelimit",
+    "filterdns.dns.records",
 )
 ENV = "FILTERDNS_COMPILED"  # "0": the Python modules, whatever is built
 PACKAGE = Path(__file__).resolve().parent
