@@ -410,11 +410,16 @@ def test_a_build_in_the_server_process_hands_back_what_it_freed(tmp_path: Path) 
     goes back to the system instead of staying with the server for its whole life.
 
     Measured (12 runs, three at a time): 1.6-2.0 MB held after the build; 3.0-6.8 MB (mostly
-    about 5) when the allocator kept what was freed."""
-    done = subprocess.run(
-        [sys.executable, "-c", GROWTH_PROBE], capture_output=True, text=True, check=True,
-        cwd=tmp_path,
-    )  # fmt: skip
-    kib, names = map(int, done.stdout.split())
+    about 5) when the allocator kept what was freed. One run in three or four may hold a MB
+    more (2.2-3.3 MB seen on a machine running the suite), so the least of three counts."""
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", GROWTH_PROBE], capture_output=True, text=True, check=True,
+            cwd=tmp_path,
+        ).stdout.split()
+        for _ in range(3)
+    ]  # fmt: skip
+    kib = min(int(run[0]) for run in runs)
+    names = int(runs[0][1])
     assert names > 500_000  # the shipped lists, whole
     assert kib < 2.5 * 1024
